@@ -1,0 +1,16 @@
+//! snap: content-addressed snapshots of build outputs, stored like git and shipped as OCI
+//! artifacts.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod digest;
+pub mod fs;
+pub mod lock;
+pub mod object;
+pub mod oci;
+pub mod pack;
+pub mod store;
+pub mod timestamp;
+
+pub use digest::Digest;

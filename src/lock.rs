@@ -1,0 +1,279 @@
+//! Locks: `<path>.lock` files for compare-and-swap, and the store-wide advisory lock.
+//!
+//! * [`LockFile`] is a `#[must_use]` guard for `<path>.lock`, created with `O_EXCL`. It holds
+//!   the new content of `<path>` while the caller decides; [`LockFile::commit`] renames it over
+//!   `<path>`, and dropping it removes it (a complete rollback). Lock files survive a
+//!   `SIGKILL`: [`Error::Locked`] names the file so a person can remove a stale one.
+//! * [`StoreLock`] is an advisory `flock` on one file: shared for readers and writers of
+//!   objects, exclusive for maintenance. The kernel drops it when the process dies.
+//!
+//! This module decides no retry policy beyond the timeout it is given.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::fs;
+
+/// A held `<path>.lock` file. Drop it to roll back, [`LockFile::commit`] it to apply.
+#[must_use = "dropping a lock file releases it without applying anything"]
+pub struct LockFile {
+    file: Option<File>,
+    lock_path: PathBuf,
+    target: PathBuf,
+}
+
+impl LockFile {
+    /// Creates `<target>.lock`, retrying with backoff until `timeout` has passed.
+    ///
+    /// # Errors
+    /// [`Error::Locked`] if the lock file still exists after `timeout`; [`Error::Io`] otherwise.
+    pub fn acquire(target: &Path, timeout: Duration) -> Result<LockFile, Error> {
+        let lock_path = lock_path_for(target);
+        let start = Instant::now();
+        let mut wait = Duration::from_millis(1);
+        loop {
+            match fs::create_new(&lock_path) {
+                Ok(file) => {
+                    return Ok(LockFile {
+                        file: Some(file),
+                        lock_path,
+                        target: target.to_owned(),
+                    });
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    if start.elapsed() >= timeout {
+                        return Err(Error::Locked { lock_path });
+                    }
+                    // Jitter from the clock's low bits spreads out racing processes.
+                    let jitter = u64::from(start.elapsed().subsec_nanos() % 1000);
+                    std::thread::sleep(wait + Duration::from_micros(jitter));
+                    wait = (wait * 2).min(Duration::from_millis(50));
+                }
+                Err(source) => {
+                    return Err(Error::Io {
+                        path: lock_path,
+                        source,
+                    });
+                }
+            }
+        }
+    }
+
+    /// The lock file's path.
+    #[must_use]
+    pub fn lock_path(&self) -> &Path {
+        &self.lock_path
+    }
+
+    /// The path this lock protects.
+    #[must_use]
+    pub fn target(&self) -> &Path {
+        &self.target
+    }
+
+    /// Writes `bytes` into the lock file and fsyncs it (the staged new content).
+    ///
+    /// # Errors
+    /// Any I/O error.
+    pub fn write_content(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        let path = self.lock_path.clone();
+        let io = |source| Error::Io {
+            path: path.clone(),
+            source,
+        };
+        let file = self.file.as_mut().ok_or_else(|| {
+            io(io::Error::other("lock file already consumed"))
+        })?;
+        file.write_all(bytes).map_err(io)?;
+        file.sync_all().map_err(io)
+    }
+
+    /// Renames the lock file over its target and fsyncs the directory.
+    ///
+    /// # Errors
+    /// Any I/O error; the lock file is then removed and the target unchanged.
+    pub fn commit(mut self) -> Result<(), Error> {
+        self.file = None;
+        let res = std::fs::rename(&self.lock_path, &self.target);
+        if let Err(source) = res {
+            return Err(Error::Io {
+                path: self.target.clone(),
+                source,
+            });
+        }
+        if let Some(dir) = self.target.parent() {
+            fs::sync_dir(dir).map_err(|source| Error::Io {
+                path: dir.to_owned(),
+                source,
+            })?;
+        }
+        // Nothing left to remove on drop.
+        self.lock_path = PathBuf::new();
+        Ok(())
+    }
+
+    /// Removes the target (a deletion) and then the lock file.
+    ///
+    /// # Errors
+    /// Any I/O error other than the target being absent.
+    pub fn commit_delete(self) -> Result<(), Error> {
+        match std::fs::remove_file(&self.target) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(Error::Io {
+                path: self.target.clone(),
+                source: e,
+            }),
+            _ => {
+                if let Some(dir) = self.target.parent() {
+                    fs::sync_dir(dir).map_err(|source| Error::Io {
+                        path: dir.to_owned(),
+                        source,
+                    })?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Drop for LockFile {
+    fn drop(&mut self) {
+        self.file = None;
+        if !self.lock_path.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.lock_path);
+        }
+    }
+}
+
+/// `<target>.lock`.
+#[must_use]
+pub fn lock_path_for(target: &Path) -> PathBuf {
+    let mut s = target.as_os_str().to_owned();
+    s.push(".lock");
+    PathBuf::from(s)
+}
+
+/// A held advisory lock on a file; released on drop or when the process dies.
+pub struct StoreLock {
+    _file: File,
+}
+
+/// How a [`StoreLock`] is held.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LockMode {
+    /// Many holders at once: everyone who reads or writes objects.
+    Shared,
+    /// One holder and nobody else: maintenance that deletes objects.
+    Exclusive,
+}
+
+impl StoreLock {
+    /// Takes the lock on `path` (creating the file), waiting for it if `wait`, else failing
+    /// with [`Error::Locked`] when another process holds a conflicting lock.
+    ///
+    /// # Errors
+    /// [`Error::Locked`] or [`Error::Io`].
+    pub fn acquire(path: &Path, mode: LockMode, wait: bool) -> Result<StoreLock, Error> {
+        let io = |source| Error::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(io)?;
+        let res = match (mode, wait) {
+            (LockMode::Shared, true) => file.lock_shared().map_err(io),
+            (LockMode::Exclusive, true) => file.lock().map_err(io),
+            (LockMode::Shared, false) => try_lock(file.try_lock_shared(), path),
+            (LockMode::Exclusive, false) => try_lock(file.try_lock(), path),
+        };
+        res.map(|()| StoreLock { _file: file })
+    }
+}
+
+fn try_lock(res: Result<(), std::fs::TryLockError>, path: &Path) -> Result<(), Error> {
+    match res {
+        Ok(()) => Ok(()),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked {
+            lock_path: path.to_owned(),
+        }),
+        Err(std::fs::TryLockError::Error(source)) => Err(Error::Io {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// Lock errors.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Another process holds the lock (or a crashed one left its lock file behind).
+    #[error("{} is locked by another process", lock_path.display())]
+    Locked {
+        /// The lock file.
+        lock_path: PathBuf,
+    },
+    /// An I/O error on a lock file.
+    #[error("lock file {}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_acquire_times_out_with_the_lock_path() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let target = dir.path().join("r");
+        let _held = LockFile::acquire(&target, Duration::ZERO)?;
+        match LockFile::acquire(&target, Duration::from_millis(20)) {
+            Err(Error::Locked { lock_path }) => assert_eq!(lock_path, dir.path().join("r.lock")),
+            other => panic!("expected Locked, got {:?}", other.map(|_| ())),
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn drop_rolls_back_and_commit_renames() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let target = dir.path().join("r");
+        {
+            let mut l = LockFile::acquire(&target, Duration::ZERO)?;
+            l.write_content(b"x")?;
+        }
+        assert!(!target.exists() && !dir.path().join("r.lock").exists());
+        let mut l = LockFile::acquire(&target, Duration::ZERO)?;
+        l.write_content(b"y")?;
+        l.commit()?;
+        assert_eq!(std::fs::read(&target)?, b"y");
+        assert!(!dir.path().join("r.lock").exists());
+        Ok(())
+    }
+
+    #[test]
+    fn exclusive_store_lock_excludes_shared() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let p = dir.path().join("LOCK");
+        let shared = StoreLock::acquire(&p, LockMode::Shared, false)?;
+        let _shared2 = StoreLock::acquire(&p, LockMode::Shared, false)?;
+        assert!(matches!(
+            StoreLock::acquire(&p, LockMode::Exclusive, false),
+            Err(Error::Locked { .. })
+        ));
+        drop(shared);
+        Ok(())
+    }
+}

@@ -1,0 +1,226 @@
+//! The `.store/` directory: the only owner of its layout (see the store format reference).
+//!
+//! [`Store`] finds, creates and opens a store and holds its shared advisory lock for as long
+//! as it lives, so maintenance that takes the lock exclusively never runs beside it. Objects
+//! live in [`objects`], refs in [`refs`], reflogs in [`reflog`].
+//!
+//! This module uses neither git, the network nor tar, and never prints.
+
+pub mod objects;
+pub mod reflog;
+pub mod refs;
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::digest::Digest;
+use crate::fs;
+use crate::lock::{self, LockMode, StoreLock};
+
+pub use objects::Objects;
+pub use refs::{Expected, RefEdit, RefKind, RefName, Refs};
+
+/// The store directory's usual name.
+pub const STORE_DIR_NAME: &str = ".store";
+/// The format version this code reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+const FORMAT_FILE: &str = "format";
+
+/// An open store.
+pub struct Store {
+    dir: PathBuf,
+    root: PathBuf,
+    /// Objects.
+    pub objects: Objects,
+    /// Refs and reflogs.
+    pub refs: Refs,
+    _lock: StoreLock,
+}
+
+impl Store {
+    /// Creates a store at `dir` (the `.store` directory itself). Creating an existing store is
+    /// a no-op that opens it.
+    ///
+    /// # Errors
+    /// [`Error::Io`], or [`Error::UnsupportedFormat`] if `dir` is a store of another version.
+    pub fn init(dir: &Path) -> Result<(Store, bool), Error> {
+        if dir.join(FORMAT_FILE).exists() {
+            return Ok((Store::open(dir)?, false));
+        }
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| Error::Io { path, source }
+        };
+        for sub in [
+            "objects/sha256",
+            "packs",
+            "refs/heads",
+            "refs/tags",
+            "logs/heads",
+            "logs/tags",
+        ] {
+            let p = dir.join(sub);
+            fs::create_dir_all(&p).map_err(io(&p))?;
+        }
+        fs::write_atomic(&dir.join(".gitignore"), b"*\n").map_err(io(dir))?;
+        // The format file goes last: its presence is what makes the directory a store.
+        fs::write_atomic(
+            &dir.join(FORMAT_FILE),
+            format!("snap-store {FORMAT_VERSION}\n").as_bytes(),
+        )
+        .map_err(io(dir))?;
+        if let Some(parent) = dir.parent() {
+            let _ = fs::sync_dir(parent);
+        }
+        Ok((Store::open(dir)?, true))
+    }
+
+    /// Opens the store at `dir` (the `.store` directory itself), taking its shared lock
+    /// (waiting while maintenance holds it exclusively).
+    ///
+    /// # Errors
+    /// [`Error::NotAStore`], [`Error::UnsupportedFormat`] or [`Error::Io`].
+    pub fn open(dir: &Path) -> Result<Store, Error> {
+        let format_path = dir.join(FORMAT_FILE);
+        let text = match std::fs::read_to_string(&format_path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::NotAStore {
+                    path: dir.to_owned(),
+                });
+            }
+            Err(source) => {
+                return Err(Error::Io {
+                    path: format_path,
+                    source,
+                });
+            }
+        };
+        if text.trim_end() != format!("snap-store {FORMAT_VERSION}") {
+            return Err(Error::UnsupportedFormat {
+                path: format_path,
+                found: text.trim_end().chars().take(40).collect(),
+            });
+        }
+        let dir = std::path::absolute(dir).map_err(|source| Error::Io {
+            path: dir.to_owned(),
+            source,
+        })?;
+        let lock = StoreLock::acquire(&dir.join("LOCK"), LockMode::Shared, true)?;
+        let root = dir.parent().map_or_else(|| dir.clone(), Path::to_path_buf);
+        Ok(Store {
+            objects: Objects::new(&dir),
+            refs: Refs::new(&dir),
+            dir,
+            root,
+            _lock: lock,
+        })
+    }
+
+    /// Finds the store by walking up from `start`: the first directory holding `.store/format`.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] naming `start`, or as [`Store::open`].
+    pub fn discover(start: &Path) -> Result<Store, Error> {
+        let start = std::path::absolute(start).map_err(|source| Error::Io {
+            path: start.to_owned(),
+            source,
+        })?;
+        match Self::find(&start) {
+            Some(dir) => Store::open(&dir),
+            None => Err(Error::NotFound { start }),
+        }
+    }
+
+    /// The `.store` directory above `start`, if any.
+    #[must_use]
+    pub fn find(start: &Path) -> Option<PathBuf> {
+        start
+            .ancestors()
+            .map(|d| d.join(STORE_DIR_NAME))
+            .find(|d| d.join(FORMAT_FILE).is_file())
+    }
+
+    /// The store directory.
+    #[must_use]
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The directory that holds the store: recorded paths are relative to it.
+    #[must_use]
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Moves a ref by compare-and-swap, checking its new snapshot is stored.
+    ///
+    /// # Errors
+    /// See [`Refs::update`].
+    pub fn update_ref(&self, edit: &RefEdit) -> Result<(), refs::Error> {
+        self.refs.update(edit, |d: &Digest| self.objects.contains(d))
+    }
+
+    /// Leftover temp files (`.tmp-*`) anywhere in the store.
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn temp_files(&self) -> Result<Vec<PathBuf>, Error> {
+        let mut out = Vec::new();
+        let mut stack = vec![self.dir.clone()];
+        while let Some(d) = stack.pop() {
+            let rd = std::fs::read_dir(&d).map_err(|source| Error::Io {
+                path: d.clone(),
+                source,
+            })?;
+            for e in rd.filter_map(Result::ok) {
+                let p = e.path();
+                if e.file_name().to_string_lossy().starts_with(fs::TEMP_PREFIX) {
+                    out.push(p);
+                } else if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    stack.push(p);
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+}
+
+/// Store errors.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No store above the starting directory.
+    #[error("no snap store found in {} or any parent directory", start.display())]
+    NotFound {
+        /// Where the search started.
+        start: PathBuf,
+    },
+    /// The directory is not a store.
+    #[error("{} is not a snap store (no `format` file)", path.display())]
+    NotAStore {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// A store of a version this snap does not know.
+    #[error("{} says `{found}`; this snap reads `snap-store {FORMAT_VERSION}`", path.display())]
+    UnsupportedFormat {
+        /// The format file.
+        path: PathBuf,
+        /// Its content.
+        found: String,
+    },
+    /// The store lock.
+    #[error(transparent)]
+    Lock(#[from] lock::Error),
+    /// An I/O error.
+    #[error("{}", path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+}

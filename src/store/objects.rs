@@ -1,0 +1,725 @@
+//! Objects in the store: loose objects, packs, and the index over every pack.
+//!
+//! Format: store format §4 (loose) and §5 (packs). Invariants: an object file is written
+//! once via temp + fsync + rename and made read-only; every read verifies the digest (and the
+//! size, where one is recorded). A pack without its `.idx` is still a valid blob (a layer),
+//! but its objects are not found until the index is written.
+//!
+//! This module never moves refs.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use rayon::prelude::*;
+
+use crate::digest::{Digest, HashingReader};
+use crate::fs::{self, AtomicFile};
+use crate::pack::{self, IndexEntry, PackIndex};
+
+/// Read-only mode of object files.
+const OBJECT_MODE: u32 = 0o444;
+
+/// Objects of one store.
+pub struct Objects {
+    loose_dir: PathBuf,
+    packs_dir: PathBuf,
+    index: RwLock<Option<Arc<PackSet>>>,
+}
+
+/// Where an object's bytes are.
+#[derive(Clone, Debug)]
+pub enum Location {
+    /// A loose object file (zstd frames).
+    Loose(PathBuf),
+    /// A pack file; the object is the pack itself (a layer).
+    Pack(PathBuf),
+    /// Inside a pack, found through its index.
+    InPack {
+        /// The pack file.
+        pack: PathBuf,
+        /// Where in the pack.
+        entry: IndexEntry,
+    },
+}
+
+/// Every pack's index, merged.
+#[derive(Clone, Default)]
+struct PackSet {
+    packs: Vec<PathBuf>,
+    objects: HashMap<Digest, (u32, IndexEntry)>,
+}
+
+impl Objects {
+    pub(crate) fn new(store_dir: &Path) -> Self {
+        Objects {
+            loose_dir: store_dir.join("objects").join("sha256"),
+            packs_dir: store_dir.join("packs"),
+            index: RwLock::new(None),
+        }
+    }
+
+    /// The directory holding packs.
+    #[must_use]
+    pub fn packs_dir(&self) -> &Path {
+        &self.packs_dir
+    }
+
+    /// The path a loose object has (whether or not it exists).
+    #[must_use]
+    pub fn loose_path(&self, digest: &Digest) -> PathBuf {
+        let hex = digest.hex();
+        self.loose_dir.join(&hex[..2]).join(&hex[2..])
+    }
+
+    /// The path of the pack whose digest is `digest`.
+    #[must_use]
+    pub fn pack_path(&self, digest: &Digest) -> PathBuf {
+        self.packs_dir.join(format!("{}.pack", digest.hex()))
+    }
+
+    fn idx_path(&self, digest: &Digest) -> PathBuf {
+        self.packs_dir.join(format!("{}.idx", digest.hex()))
+    }
+
+    /// Stores `bytes` as a loose object (if not already present) and returns its digest.
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn put(&self, bytes: &[u8]) -> Result<Digest, Error> {
+        let digest = Digest::of(bytes);
+        if self.contains(&digest) {
+            return Ok(digest);
+        }
+        let target = self.loose_path(&digest);
+        let dir = target.parent().expect("loose paths have a fan-out parent");
+        fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+        let mut tmp = AtomicFile::new_in(dir).map_err(|e| io_err(dir, e))?;
+        for chunk in chunks_or_empty(bytes) {
+            let frame = pack::compress_frame(chunk).map_err(|e| io_err(tmp.path(), e))?;
+            tmp.write_all(&frame).map_err(|e| io_err(&target, e))?;
+        }
+        tmp.persist_new(&target, Some(OBJECT_MODE))
+            .map_err(|e| io_err(&target, e))?;
+        fs::sync_dir(dir).map_err(|e| io_err(dir, e))?;
+        Ok(digest)
+    }
+
+    /// Streams `reader` into a loose object, compressing [`pack::FRAME_SIZE`] chunks on all
+    /// cores with bounded memory, and returns its digest and size.
+    ///
+    /// # Errors
+    /// [`Error::Io`], naming `source_path` for read errors.
+    pub fn put_stream(&self, reader: &mut dyn Read, source_path: &Path) -> Result<(Digest, u64), Error> {
+        fs::create_dir_all(&self.loose_dir).map_err(|e| io_err(&self.loose_dir, e))?;
+        let mut tmp = AtomicFile::new_in(&self.loose_dir).map_err(|e| io_err(&self.loose_dir, e))?;
+        let tmp_path = tmp.path().to_owned();
+        let (digest, size) = {
+            let mut out = BufWriter::new(&mut tmp);
+            let res = compress_stream(reader, &mut out, false)
+                .map_err(|e| stream_err(e, source_path, &tmp_path))?;
+            out.flush().map_err(|e| io_err(&tmp_path, e))?;
+            res
+        };
+        let target = self.loose_path(&digest);
+        if target.exists() {
+            return Ok((digest, size));
+        }
+        let dir = target.parent().expect("loose paths have a fan-out parent");
+        fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+        tmp.persist_new(&target, Some(OBJECT_MODE))
+            .map_err(|e| io_err(&target, e))?;
+        fs::sync_dir(dir).map_err(|e| io_err(dir, e))?;
+        Ok((digest, size))
+    }
+
+    /// Starts a pack file in the packs directory.
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn begin_pack(&self) -> Result<pack::PackWriter<BufWriter<AtomicFile>>, Error> {
+        let tmp = AtomicFile::new_in(&self.packs_dir).map_err(|e| io_err(&self.packs_dir, e))?;
+        Ok(pack::PackWriter::new(BufWriter::with_capacity(1 << 20, tmp)))
+    }
+
+    /// Finishes a pack: persists it under its digest, then its index. Returns the digest,
+    /// the pack's length and whether it was new.
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn finish_pack(
+        &self,
+        writer: pack::PackWriter<BufWriter<AtomicFile>>,
+    ) -> Result<(Digest, u64, bool), Error> {
+        let dir = self.packs_dir.clone();
+        let (digest, len, index, out) = writer.finish().map_err(|e| io_err(&dir, e))?;
+        let tmp = out.into_inner().map_err(|e| io_err(&dir, e.into_error()))?;
+        let pack_path = self.pack_path(&digest);
+        let new = tmp
+            .persist_new(&pack_path, Some(OBJECT_MODE))
+            .map_err(|e| io_err(&pack_path, e))?;
+        let idx_path = self.idx_path(&digest);
+        if !idx_path.exists() {
+            let mut itmp = AtomicFile::new_in(&dir).map_err(|e| io_err(&dir, e))?;
+            itmp.write_all(&index.encode()).map_err(|e| io_err(&idx_path, e))?;
+            itmp.persist_new(&idx_path, Some(OBJECT_MODE))
+                .map_err(|e| io_err(&idx_path, e))?;
+        }
+        self.add_to_index(&pack_path, &index);
+        Ok((digest, len, new))
+    }
+
+    /// Fsyncs the packs directory (once after writing many packs).
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn sync_packs_dir(&self) -> Result<(), Error> {
+        fs::sync_dir(&self.packs_dir).map_err(|e| io_err(&self.packs_dir, e))
+    }
+
+    fn add_to_index(&self, pack_path: &Path, index: &PackIndex) {
+        let mut guard = self.index.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(set) = guard.as_mut() {
+            let set = Arc::make_mut(set);
+            let id = u32::try_from(set.packs.len()).unwrap_or(u32::MAX);
+            set.packs.push(pack_path.to_owned());
+            for e in index.entries() {
+                set.objects.entry(e.digest).or_insert((id, *e));
+            }
+        }
+    }
+
+    fn pack_set(&self) -> Arc<PackSet> {
+        if let Some(set) = self
+            .index
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+        {
+            return Arc::clone(set);
+        }
+        let set = Arc::new(self.load_pack_set());
+        let mut guard = self.index.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        Arc::clone(guard.get_or_insert(set))
+    }
+
+    /// Loads every readable `.idx`; damaged ones are skipped here and reported by fsck.
+    fn load_pack_set(&self) -> PackSet {
+        let mut set = PackSet::default();
+        let Ok(dir) = std::fs::read_dir(&self.packs_dir) else {
+            return set;
+        };
+        let mut names: Vec<PathBuf> = dir
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "idx"))
+            .collect();
+        names.sort();
+        for idx_path in names {
+            let pack_path = idx_path.with_extension("pack");
+            let Ok(index) = self.read_index(&idx_path, &pack_path) else {
+                continue;
+            };
+            let id = u32::try_from(set.packs.len()).unwrap_or(u32::MAX);
+            set.packs.push(pack_path);
+            for e in index.entries() {
+                set.objects.entry(e.digest).or_insert((id, *e));
+            }
+        }
+        set
+    }
+
+    /// Reads and validates a pack index.
+    ///
+    /// # Errors
+    /// [`Error::Io`] or [`Error::CorruptIndex`].
+    pub fn read_index(&self, idx_path: &Path, pack_path: &Path) -> Result<PackIndex, Error> {
+        let pack_len = std::fs::metadata(pack_path)
+            .map_err(|e| io_err(pack_path, e))?
+            .len();
+        let bytes = std::fs::read(idx_path).map_err(|e| io_err(idx_path, e))?;
+        PackIndex::decode(&bytes, pack_len).map_err(|reason| Error::CorruptIndex {
+            path: idx_path.to_owned(),
+            reason,
+        })
+    }
+
+    /// Where `digest` is stored, if anywhere.
+    #[must_use]
+    pub fn locate(&self, digest: &Digest) -> Option<Location> {
+        let loose = self.loose_path(digest);
+        if loose.exists() {
+            return Some(Location::Loose(loose));
+        }
+        let pack = self.pack_path(digest);
+        if pack.exists() {
+            return Some(Location::Pack(pack));
+        }
+        let set = self.pack_set();
+        set.objects.get(digest).map(|(id, entry)| Location::InPack {
+            pack: set.packs[*id as usize].clone(),
+            entry: *entry,
+        })
+    }
+
+    /// Whether `digest` is stored.
+    #[must_use]
+    pub fn contains(&self, digest: &Digest) -> bool {
+        self.locate(digest).is_some()
+    }
+
+    /// Reads a whole object into memory, verified; refuses objects over `limit` bytes.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`], [`Error::TooLarge`], [`Error::Corrupt`] or [`Error::Io`].
+    pub fn read(&self, digest: &Digest, limit: u64) -> Result<Vec<u8>, Error> {
+        let mut r = self.open(digest)?;
+        let mut out = Vec::new();
+        (&mut r).take(limit.saturating_add(1)).read_to_end(&mut out).map_err(|e| r.error(e))?;
+        if out.len() as u64 > limit {
+            return Err(Error::TooLarge {
+                digest: *digest,
+                limit,
+            });
+        }
+        r.finish()?;
+        Ok(out)
+    }
+
+    /// Opens an object for streaming. The reader verifies the digest when it reaches the end
+    /// and fails the final `read` on mismatch; call [`ObjectReader::finish`] to be sure it
+    /// was read to the end and verified.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] or [`Error::Io`].
+    pub fn open(&self, digest: &Digest) -> Result<ObjectReader, Error> {
+        let location = self.locate(digest).ok_or(Error::NotFound(*digest))?;
+        ObjectReader::open(*digest, location)
+    }
+
+    /// Digests of loose objects whose hex starts with `prefix` (at least 2 hex digits).
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn loose_with_prefix(&self, prefix: &str) -> Result<Vec<Digest>, Error> {
+        let Some(fan) = prefix.get(..2) else {
+            return Ok(Vec::new());
+        };
+        let dir = self.loose_dir.join(fan);
+        let rd = match std::fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_err(&dir, e)),
+        };
+        let mut out = Vec::new();
+        for entry in rd {
+            let entry = entry.map_err(|e| io_err(&dir, e))?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if let Ok(d) = Digest::from_hex(&format!("{fan}{name}"))
+                && d.has_hex_prefix(prefix)
+            {
+                out.push(d);
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Every loose object file and its digest (by name), plus stray files found there.
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn list_loose(&self) -> Result<(Vec<(Digest, PathBuf)>, Vec<PathBuf>), Error> {
+        let mut objects = Vec::new();
+        let mut strays = Vec::new();
+        let rd = match std::fs::read_dir(&self.loose_dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((objects, strays)),
+            Err(e) => return Err(io_err(&self.loose_dir, e)),
+        };
+        for fan in rd {
+            let fan = fan.map_err(|e| io_err(&self.loose_dir, e))?;
+            let fan_name = fan.file_name().to_string_lossy().into_owned();
+            if !fan.path().is_dir() {
+                strays.push(fan.path());
+                continue;
+            }
+            for obj in std::fs::read_dir(fan.path()).map_err(|e| io_err(&fan.path(), e))? {
+                let obj = obj.map_err(|e| io_err(&fan.path(), e))?;
+                let name = obj.file_name().to_string_lossy().into_owned();
+                match Digest::from_hex(&format!("{fan_name}{name}")) {
+                    Ok(d) => objects.push((d, obj.path())),
+                    Err(_) => strays.push(obj.path()),
+                }
+            }
+        }
+        objects.sort();
+        Ok((objects, strays))
+    }
+
+    /// Every pack (by name) with its index path, plus stray files in the packs directory.
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn list_packs(&self) -> Result<(Vec<(Digest, PathBuf, PathBuf)>, Vec<PathBuf>), Error> {
+        let mut packs = Vec::new();
+        let mut strays = Vec::new();
+        let rd = match std::fs::read_dir(&self.packs_dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((packs, strays)),
+            Err(e) => return Err(io_err(&self.packs_dir, e)),
+        };
+        for entry in rd {
+            let entry = entry.map_err(|e| io_err(&self.packs_dir, e))?;
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(hex) = name.strip_suffix(".pack")
+                && let Ok(d) = Digest::from_hex(hex)
+            {
+                packs.push((d, path.clone(), path.with_extension("idx")));
+            } else if name
+                .strip_suffix(".idx")
+                .is_some_and(|hex| Digest::from_hex(hex).is_ok())
+            {
+                // Listed with its pack; an index without a pack is a stray.
+                if !path.with_extension("pack").exists() {
+                    strays.push(path);
+                }
+            } else {
+                strays.push(path);
+            }
+        }
+        packs.sort();
+        Ok((packs, strays))
+    }
+}
+
+fn chunks_or_empty(bytes: &[u8]) -> Vec<&[u8]> {
+    if bytes.is_empty() {
+        vec![bytes]
+    } else {
+        bytes.chunks(pack::FRAME_SIZE).collect()
+    }
+}
+
+/// Where a streaming compression failed.
+#[derive(Debug)]
+pub enum StreamError {
+    /// Reading the source failed.
+    Read(io::Error),
+    /// Writing the output failed.
+    Write(io::Error),
+}
+
+fn stream_err(e: StreamError, source: &Path, out: &Path) -> Error {
+    match e {
+        StreamError::Read(e) => io_err(source, e),
+        StreamError::Write(e) => io_err(out, e),
+    }
+}
+
+/// Reads `reader` to the end in [`pack::FRAME_SIZE`] chunks, compresses batches of chunks in
+/// parallel, and writes the frames in order. With `pad`, the tar padding goes into the last
+/// frame. Returns the digest and size of the input. Memory: a few chunks at a time.
+///
+/// # Errors
+/// [`StreamError`] saying whether reading or writing failed.
+pub fn compress_stream(
+    reader: &mut dyn Read,
+    out: &mut dyn Write,
+    pad: bool,
+) -> Result<(Digest, u64), StreamError> {
+    let batch = rayon::current_num_threads().clamp(1, 8);
+    let mut hashing = HashingReader::new(reader);
+    let mut pending: Option<Vec<u8>> = None;
+    let mut wrote_any = false;
+    loop {
+        let mut chunks = Vec::with_capacity(batch + 1);
+        if let Some(p) = pending.take() {
+            chunks.push(p);
+        }
+        let mut eof = false;
+        while chunks.len() < batch + 1 {
+            let chunk = read_chunk(&mut hashing).map_err(StreamError::Read)?;
+            if chunk.is_empty() {
+                eof = true;
+                break;
+            }
+            chunks.push(chunk);
+        }
+        // Keep one chunk back unless at the end, so padding lands in the true last frame.
+        if !eof && let Some(last) = chunks.pop() {
+            pending = Some(last);
+        }
+        if eof && pad && let Some(last) = chunks.last_mut() {
+            let total = hashing.len();
+            last.resize(last.len() + crate::pack::tar::padding(total), 0);
+        }
+        if eof && chunks.is_empty() && !wrote_any && !pad {
+            // An empty object is one empty frame.
+            chunks.push(Vec::new());
+        }
+        let frames: Vec<io::Result<Vec<u8>>> = chunks.par_iter().map(|c| pack::compress_frame(c)).collect();
+        for f in frames {
+            let f = f.map_err(StreamError::Write)?;
+            out.write_all(&f).map_err(StreamError::Write)?;
+            wrote_any = true;
+        }
+        if eof {
+            break;
+        }
+    }
+    let (digest, len, _) = hashing.finish();
+    Ok((digest, len))
+}
+
+fn read_chunk(r: &mut dyn Read) -> io::Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(pack::FRAME_SIZE);
+    r.take(pack::FRAME_SIZE as u64).read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+/// A verified streaming reader of one object.
+pub struct ObjectReader {
+    digest: Digest,
+    path: PathBuf,
+    inner: HashingReader<Box<dyn Read + Send>>,
+    expected_size: Option<u64>,
+    verified: bool,
+}
+
+impl ObjectReader {
+    fn open(digest: Digest, location: Location) -> Result<Self, Error> {
+        let (path, inner, expected_size): (PathBuf, Box<dyn Read + Send>, Option<u64>) =
+            match location {
+                Location::Loose(path) => {
+                    let f = File::open(&path).map_err(|e| io_err(&path, e))?;
+                    let d = zstd::stream::read::Decoder::new(f).map_err(|e| io_err(&path, e))?;
+                    (path, Box::new(d), None)
+                }
+                Location::Pack(path) => {
+                    let f = File::open(&path).map_err(|e| io_err(&path, e))?;
+                    (path, Box::new(io::BufReader::with_capacity(1 << 20, f)), None)
+                }
+                Location::InPack { pack, entry } => {
+                    let mut f = File::open(&pack).map_err(|e| io_err(&pack, e))?;
+                    f.seek(io::SeekFrom::Start(entry.offset))
+                        .map_err(|e| io_err(&pack, e))?;
+                    let frames = f.take(entry.length);
+                    let d = zstd::stream::read::Decoder::new(frames).map_err(|e| io_err(&pack, e))?;
+                    (pack, Box::new(d.take(entry.size)), Some(entry.size))
+                }
+            };
+        Ok(ObjectReader {
+            digest,
+            path,
+            inner: HashingReader::new(inner),
+            expected_size,
+            verified: false,
+        })
+    }
+
+    /// The file the object is read from.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Turns an I/O error from reading into the right [`Error`]: corruption if the data was
+    /// bad, I/O otherwise.
+    #[must_use]
+    pub fn error(&self, e: io::Error) -> Error {
+        if e.kind() == io::ErrorKind::InvalidData || e.kind() == io::ErrorKind::UnexpectedEof {
+            Error::Corrupt {
+                digest: self.digest,
+                path: self.path.clone(),
+                reason: e.to_string(),
+            }
+        } else if let Some(inner) = e.get_ref().and_then(|i| i.downcast_ref::<Error>()) {
+            Error::Corrupt {
+                digest: self.digest,
+                path: self.path.clone(),
+                reason: inner.to_string(),
+            }
+        } else {
+            io_err(&self.path, e)
+        }
+    }
+
+    /// Reads any rest and checks the digest.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] or [`Error::Io`].
+    pub fn finish(mut self) -> Result<(), Error> {
+        if !self.verified {
+            io::copy(&mut self, &mut io::sink()).map_err(|e| self.error(e))?;
+        }
+        Ok(())
+    }
+
+    fn check(&mut self) -> io::Result<()> {
+        let (digest, len) = {
+            let h = std::mem::replace(&mut self.inner, HashingReader::new(Box::new(io::empty())));
+            let (d, n, _) = h.finish();
+            (d, n)
+        };
+        self.verified = true;
+        if let Some(size) = self.expected_size
+            && size != len
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("object {} is {len} bytes, expected {size}", self.digest),
+            ));
+        }
+        if digest != self.digest {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("object {} hashes to {digest}", self.digest),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Read for ObjectReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.verified {
+            return Ok(0);
+        }
+        let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            self.check()?;
+        }
+        Ok(n)
+    }
+}
+
+fn io_err(path: &Path, source: io::Error) -> Error {
+    Error::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Object errors.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No object with this digest.
+    #[error("object {0} is not in the store")]
+    NotFound(Digest),
+    /// Stored bytes do not match their digest (or cannot be decompressed).
+    #[error("object {digest} is corrupt ({}): {reason}", path.display())]
+    Corrupt {
+        /// The object.
+        digest: Digest,
+        /// The file it was read from.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A pack index that cannot be used.
+    #[error("pack index {} is corrupt: {reason}", path.display())]
+    CorruptIndex {
+        /// The index file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An object larger than the caller accepts.
+    #[error("object {digest} is larger than {limit} bytes")]
+    TooLarge {
+        /// The object.
+        digest: Digest,
+        /// The limit.
+        limit: u64,
+    },
+    /// An I/O error.
+    #[error("{}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn objects() -> io::Result<(tempfile::TempDir, Objects)> {
+        let dir = tempfile::tempdir()?;
+        std::fs::create_dir_all(dir.path().join("objects/sha256"))?;
+        std::fs::create_dir_all(dir.path().join("packs"))?;
+        let o = Objects::new(dir.path());
+        Ok((dir, o))
+    }
+
+    #[test]
+    fn put_then_read_verifies_and_dedupes() -> Result<(), Box<dyn std::error::Error>> {
+        let (_d, o) = objects()?;
+        let a = o.put(b"hello")?;
+        assert_eq!(a, Digest::of(b"hello"));
+        assert_eq!(o.put(b"hello")?, a);
+        assert_eq!(o.read(&a, 100)?, b"hello");
+        assert!(matches!(o.read(&a, 2), Err(Error::TooLarge { .. })));
+        assert!(matches!(o.read(&Digest::of(b"x"), 9), Err(Error::NotFound(_))));
+        let empty = o.put(b"")?;
+        assert_eq!(o.read(&empty, 0)?, b"");
+        Ok(())
+    }
+
+    #[test]
+    fn put_stream_matches_put_for_multi_frame_objects() -> Result<(), Box<dyn std::error::Error>> {
+        let (_d, o) = objects()?;
+        let data: Vec<u8> = (0..(pack::FRAME_SIZE * 2 + 77)).map(|i| (i % 251) as u8).collect();
+        let (d, n) = o.put_stream(&mut &data[..], Path::new("src"))?;
+        assert_eq!((d, n), (Digest::of(&data), data.len() as u64));
+        let on_disk = std::fs::read(o.loose_path(&d))?;
+        let (d2, _) = {
+            let (_d2dir, o2) = objects()?;
+            let d2 = o2.put(&data)?;
+            (d2, std::fs::read(o2.loose_path(&d2))? == on_disk)
+        };
+        assert_eq!(d2, d);
+        assert_eq!(o.read(&d, u64::MAX)?, data);
+        let (e, _) = o.put_stream(&mut io::empty(), Path::new("empty"))?;
+        assert_eq!(o.read(&e, 0)?, b"");
+        Ok(())
+    }
+
+    #[test]
+    fn corrupt_loose_object_is_reported_not_returned() -> Result<(), Box<dyn std::error::Error>> {
+        let (_d, o) = objects()?;
+        let a = o.put(b"some content that compresses")?;
+        let p = o.loose_path(&a);
+        let mut bytes = std::fs::read(&p)?;
+        let n = bytes.len();
+        bytes[n - 2] ^= 0x55;
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
+        std::fs::write(&p, &bytes)?;
+        assert!(matches!(o.read(&a, 1000), Err(Error::Corrupt { .. })));
+        Ok(())
+    }
+
+    #[test]
+    fn packed_objects_are_found_and_verified() -> Result<(), Box<dyn std::error::Error>> {
+        let (_d, o) = objects()?;
+        let mut w = o.begin_pack()?;
+        w.add(&pack::encode_member("a", pack::MemberKind::File { size: 3, executable: false }, None, Some(b"abc"))?)?;
+        let (pd, len, new) = o.finish_pack(w)?;
+        assert!(new && len > 0);
+        assert!(matches!(o.locate(&pd), Some(Location::Pack(_))));
+        assert_eq!(o.read(&Digest::of(b"abc"), 10)?, b"abc");
+        // A fresh handle loads the index from disk.
+        let o2 = Objects::new(_d.path());
+        assert_eq!(o2.read(&Digest::of(b"abc"), 10)?, b"abc");
+        Ok(())
+    }
+}

@@ -1,0 +1,163 @@
+//! Reflog lines (store format §6.3): `<old|-> <new|-> <unix-seconds> +0000\t<message>\n`.
+//!
+//! Lines are appended with one `write` each, under the ref's lock, before the ref moves.
+//! This module only encodes, decodes and appends; ordering is the caller's (refs.rs).
+
+use std::path::Path;
+
+use crate::digest::Digest;
+use crate::timestamp::Timestamp;
+
+/// One ref change.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ReflogEntry {
+    /// The value before (`None`: the ref did not exist).
+    pub old: Option<Digest>,
+    /// The value after (`None`: the ref was deleted).
+    pub new: Option<Digest>,
+    /// When, in seconds since the epoch (wall clock; the reflog is local history).
+    pub time: i64,
+    /// What happened, e.g. `commit: nightly`.
+    pub message: String,
+}
+
+impl ReflogEntry {
+    /// The line, with its newline.
+    ///
+    /// # Errors
+    /// A reason if the message contains a newline.
+    pub fn encode(&self) -> Result<String, String> {
+        if self.message.contains(['\n', '\r']) {
+            return Err("reflog messages cannot contain newlines".into());
+        }
+        let d = |d: &Option<Digest>| d.map_or_else(|| "-".to_owned(), |d| d.to_string());
+        Ok(format!(
+            "{} {} {} +0000\t{}\n",
+            d(&self.old),
+            d(&self.new),
+            self.time,
+            self.message
+        ))
+    }
+
+    /// Parses one line (without its newline).
+    ///
+    /// # Errors
+    /// A reason naming what is malformed.
+    pub fn parse(line: &str) -> Result<Self, String> {
+        let (head, message) = line
+            .split_once('\t')
+            .ok_or_else(|| "missing tab before the message".to_owned())?;
+        let mut parts = head.split(' ');
+        let mut digest = |what: &str| -> Result<Option<Digest>, String> {
+            match parts.next() {
+                Some("-") => Ok(None),
+                Some(s) => s.parse().map(Some).map_err(|e| format!("{what}: {e}")),
+                None => Err(format!("missing {what}")),
+            }
+        };
+        let old = digest("old value")?;
+        let new = digest("new value")?;
+        let time = parts
+            .next()
+            .and_then(|t| t.parse::<i64>().ok())
+            .ok_or_else(|| "missing or invalid time".to_owned())?;
+        let tz = parts.next().ok_or_else(|| "missing time zone".to_owned())?;
+        if tz.len() != 5 || !(tz.starts_with('+') || tz.starts_with('-')) || parts.next().is_some() {
+            return Err(format!("invalid time zone `{tz}`"));
+        }
+        Ok(ReflogEntry {
+            old,
+            new,
+            time,
+            message: message.to_owned(),
+        })
+    }
+
+    /// The time as a [`Timestamp`].
+    #[must_use]
+    pub fn timestamp(&self) -> Timestamp {
+        Timestamp(self.time)
+    }
+}
+
+/// Reads a reflog, oldest line first. A missing file is an empty log. Malformed lines are
+/// returned as errors with their 1-based line numbers, after the good ones.
+///
+/// # Errors
+/// An I/O error reading the file.
+pub fn read(path: &Path) -> std::io::Result<(Vec<ReflogEntry>, Vec<(usize, String)>)> {
+    let text = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    let text = String::from_utf8_lossy(&text);
+    let mut entries = Vec::new();
+    let mut bad = Vec::new();
+    let mut lines = text.split('\n').peekable();
+    let mut n = 0;
+    while let Some(line) = lines.next() {
+        n += 1;
+        if line.is_empty() && lines.peek().is_none() {
+            break;
+        }
+        match ReflogEntry::parse(line) {
+            Ok(e) => entries.push(e),
+            Err(reason) => bad.push((n, reason)),
+        }
+    }
+    if !text.is_empty() && !text.ends_with('\n') {
+        bad.push((n, "last line is incomplete (no newline)".into()));
+    }
+    Ok((entries, bad))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encode_then_parse_round_trips() -> Result<(), String> {
+        let e = ReflogEntry {
+            old: None,
+            new: Some(Digest::of(b"x")),
+            time: 1_700_000_000,
+            message: "commit: first\tof many".into(),
+        };
+        let line = e.encode()?;
+        assert!(line.starts_with("- sha256:"));
+        assert_eq!(ReflogEntry::parse(line.trim_end_matches('\n'))?, e);
+        Ok(())
+    }
+
+    #[test]
+    fn newlines_in_messages_are_refused() {
+        let e = ReflogEntry {
+            old: None,
+            new: None,
+            time: 0,
+            message: "a\nb".into(),
+        };
+        assert!(e.encode().is_err());
+    }
+
+    #[test]
+    fn malformed_lines_are_reported_with_numbers() -> std::io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let p = dir.path().join("log");
+        let good = ReflogEntry {
+            old: None,
+            new: Some(Digest::of(b"x")),
+            time: 5,
+            message: "m".into(),
+        }
+        .encode()
+        .map_err(std::io::Error::other)?;
+        std::fs::write(&p, format!("{good}garbage\n{good}half"))?;
+        let (entries, bad) = read(&p)?;
+        assert_eq!(entries.len(), 2);
+        assert_eq!(bad.iter().map(|b| b.0).collect::<Vec<_>>(), [2, 4, 4]);
+        Ok(())
+    }
+}
