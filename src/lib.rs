@@ -9,8 +9,13 @@ pub mod fs;
 pub mod lock;
 pub mod object;
 pub mod oci;
+pub mod ops;
 pub mod pack;
+pub mod provenance;
+pub mod rev;
+pub mod snapshot;
 pub mod store;
 pub mod timestamp;
+pub mod worktree;
 
 pub use digest::Digest;

@@ -83,9 +83,10 @@ impl LockFile {
             path: path.clone(),
             source,
         };
-        let file = self.file.as_mut().ok_or_else(|| {
-            io(io::Error::other("lock file already consumed"))
-        })?;
+        let file = self
+            .file
+            .as_mut()
+            .ok_or_else(|| io(io::Error::other("lock file already consumed")))?;
         file.write_all(bytes).map_err(io)?;
         file.sync_all().map_err(io)
     }

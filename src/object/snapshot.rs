@@ -175,8 +175,19 @@ mod tests {
             trees: BTreeMap::new(),
         };
         let s = String::from_utf8(cfg.encode())?;
-        let keys = ["\"root\"", "\"parents\"", "\"message\"", "\"created\"", "\"provenance\"", "\"stats\""];
-        let pos: Vec<_> = keys.iter().map(|k| s.find(k)).collect::<Option<_>>().ok_or("all keys")?;
+        let keys = [
+            "\"root\"",
+            "\"parents\"",
+            "\"message\"",
+            "\"created\"",
+            "\"provenance\"",
+            "\"stats\"",
+        ];
+        let pos: Vec<_> = keys
+            .iter()
+            .map(|k| s.find(k))
+            .collect::<Option<_>>()
+            .ok_or("all keys")?;
         assert!(pos.windows(2).all(|w| w[0] < w[1]), "{s}");
         Ok(())
     }

@@ -240,7 +240,9 @@ impl Tree {
 #[non_exhaustive]
 pub enum Error {
     /// A name that cannot be a directory entry.
-    #[error("invalid entry name {name:?}: names must be non-empty UTF-8 without `/` or NUL, and not `.` or `..`")]
+    #[error(
+        "invalid entry name {name:?}: names must be non-empty UTF-8 without `/` or NUL, and not `.` or `..`"
+    )]
     InvalidName {
         /// The name.
         name: String,

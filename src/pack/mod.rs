@@ -318,12 +318,19 @@ impl PackIndex {
             .checked_mul(IDX_ENTRY)
             .and_then(|n| n.checked_add(16));
         if expected != Some(body.len()) {
-            return Err(format!("pack index claims {count} entries but has {} bytes", body.len()));
+            return Err(format!(
+                "pack index claims {count} entries but has {} bytes",
+                body.len()
+            ));
         }
         let mut entries = Vec::with_capacity(count as usize);
         for chunk in body[16..].chunks_exact(IDX_ENTRY) {
             let u = |r: std::ops::Range<usize>| {
-                u64::from_le_bytes(chunk[r].try_into().expect("8-byte slice of a 56-byte chunk"))
+                u64::from_le_bytes(
+                    chunk[r]
+                        .try_into()
+                        .expect("8-byte slice of a 56-byte chunk"),
+                )
             };
             let mut d = [0u8; 32];
             d.copy_from_slice(&chunk[..32]);
@@ -333,10 +340,16 @@ impl PackIndex {
                 length: u(40..48),
                 size: u(48..56),
             };
-            if e.offset.checked_add(e.length).is_none_or(|end| end > pack_len) {
+            if e.offset
+                .checked_add(e.length)
+                .is_none_or(|end| end > pack_len)
+            {
                 return Err(format!("entry {} lies outside the pack", e.digest));
             }
-            if entries.last().is_some_and(|p: &IndexEntry| p.digest >= e.digest) {
+            if entries
+                .last()
+                .is_some_and(|p: &IndexEntry| p.digest >= e.digest)
+            {
                 return Err("pack index entries are not sorted and unique".into());
             }
             entries.push(e);
@@ -374,7 +387,9 @@ mod tests {
     use super::*;
     use std::io::Read;
 
-    fn build(members: &[(&str, MemberKind, Option<&str>, Option<&[u8]>)]) -> io::Result<(Vec<u8>, PackIndex)> {
+    fn build(
+        members: &[(&str, MemberKind, Option<&str>, Option<&[u8]>)],
+    ) -> io::Result<(Vec<u8>, PackIndex)> {
         let mut w = PackWriter::new(Vec::new());
         for (p, k, l, c) in members {
             w.add(&encode_member(p, *k, *l, *c)?)?;
@@ -390,9 +405,33 @@ mod tests {
         let big = vec![42u8; FRAME_SIZE + 1000];
         let (pack, idx) = build(&[
             ("d", MemberKind::Dir, None, None),
-            ("d/a", MemberKind::File { size: 5, executable: false }, None, Some(b"hello")),
-            ("d/big", MemberKind::File { size: big.len() as u64, executable: true }, None, Some(&big)),
-            ("d/empty", MemberKind::File { size: 0, executable: false }, None, Some(b"")),
+            (
+                "d/a",
+                MemberKind::File {
+                    size: 5,
+                    executable: false,
+                },
+                None,
+                Some(b"hello"),
+            ),
+            (
+                "d/big",
+                MemberKind::File {
+                    size: big.len() as u64,
+                    executable: true,
+                },
+                None,
+                Some(&big),
+            ),
+            (
+                "d/empty",
+                MemberKind::File {
+                    size: 0,
+                    executable: false,
+                },
+                None,
+                Some(b""),
+            ),
             ("d/l", MemberKind::Symlink, Some("a"), None),
         ])?;
         // As a whole: one zstd stream holding a tar.
@@ -405,10 +444,22 @@ mod tests {
             e.read_to_end(&mut v)?;
             names.push((e.path()?.to_string_lossy().into_owned(), v.len()));
         }
-        assert_eq!(names, [("d/".into(), 0), ("d/a".into(), 5), ("d/big".into(), big.len()), ("d/empty".into(), 0), ("d/l".into(), 0)]);
+        assert_eq!(
+            names,
+            [
+                ("d/".into(), 0),
+                ("d/a".into(), 5),
+                ("d/big".into(), big.len()),
+                ("d/empty".into(), 0),
+                ("d/l".into(), 0)
+            ]
+        );
         // Alone: through the index.
         assert_eq!(idx.entries().len(), 2, "empty files are not indexed");
-        for (content, digest) in [(&b"hello"[..], Digest::of(b"hello")), (&big[..], Digest::of(&big))] {
+        for (content, digest) in [
+            (&b"hello"[..], Digest::of(b"hello")),
+            (&big[..], Digest::of(&big)),
+        ] {
             let e = idx.find(&digest).ok_or_else(|| invalid("indexed"))?;
             let frames = &pack[e.offset as usize..(e.offset + e.length) as usize];
             assert_eq!(read_object(frames, e)?, content);
@@ -418,8 +469,15 @@ mod tests {
 
     #[test]
     fn packs_are_deterministic() -> io::Result<()> {
-        let m: &[(&str, MemberKind, Option<&str>, Option<&[u8]>)] =
-            &[("x", MemberKind::File { size: 3, executable: false }, None, Some(b"abc"))];
+        let m: &[(&str, MemberKind, Option<&str>, Option<&[u8]>)] = &[(
+            "x",
+            MemberKind::File {
+                size: 3,
+                executable: false,
+            },
+            None,
+            Some(b"abc"),
+        )];
         assert_eq!(build(m)?.0, build(m)?.0);
         Ok(())
     }
@@ -427,32 +485,78 @@ mod tests {
     #[test]
     fn index_round_trips_and_rejects_damage() -> io::Result<()> {
         let (pack, idx) = build(&[
-            ("a", MemberKind::File { size: 1, executable: false }, None, Some(b"1")),
-            ("b", MemberKind::File { size: 1, executable: false }, None, Some(b"2")),
-            ("c", MemberKind::File { size: 1, executable: false }, None, Some(b"1")),
+            (
+                "a",
+                MemberKind::File {
+                    size: 1,
+                    executable: false,
+                },
+                None,
+                Some(b"1"),
+            ),
+            (
+                "b",
+                MemberKind::File {
+                    size: 1,
+                    executable: false,
+                },
+                None,
+                Some(b"2"),
+            ),
+            (
+                "c",
+                MemberKind::File {
+                    size: 1,
+                    executable: false,
+                },
+                None,
+                Some(b"1"),
+            ),
         ])?;
         assert_eq!(idx.entries().len(), 2, "duplicates indexed once");
         let bytes = idx.encode();
-        assert_eq!(PackIndex::decode(&bytes, pack.len() as u64), Ok(idx.clone()));
+        assert_eq!(
+            PackIndex::decode(&bytes, pack.len() as u64),
+            Ok(idx.clone())
+        );
         for i in [0, 9, 20, bytes.len() - 1] {
             let mut bad = bytes.clone();
             bad[i] ^= 1;
-            assert!(PackIndex::decode(&bad, pack.len() as u64).is_err(), "flip at {i}");
+            assert!(
+                PackIndex::decode(&bad, pack.len() as u64).is_err(),
+                "flip at {i}"
+            );
         }
-        assert!(PackIndex::decode(&bytes, 10).is_err(), "entries beyond a short pack");
+        assert!(
+            PackIndex::decode(&bytes, 10).is_err(),
+            "entries beyond a short pack"
+        );
         assert!(PackIndex::decode(&bytes[..40], 1000).is_err());
         Ok(())
     }
 
     #[test]
     fn read_object_detects_corrupt_frames() -> io::Result<()> {
-        let (pack, idx) = build(&[("a", MemberKind::File { size: 11, executable: false }, None, Some(b"hello world"))])?;
-        let e = *idx.find(&Digest::of(b"hello world")).ok_or_else(|| invalid("indexed"))?;
+        let (pack, idx) = build(&[(
+            "a",
+            MemberKind::File {
+                size: 11,
+                executable: false,
+            },
+            None,
+            Some(b"hello world"),
+        )])?;
+        let e = *idx
+            .find(&Digest::of(b"hello world"))
+            .ok_or_else(|| invalid("indexed"))?;
         let mut frames = pack[e.offset as usize..(e.offset + e.length) as usize].to_vec();
         let last = frames.len() - 3;
         frames[last] ^= 0xff;
         assert!(read_object(&frames, &e).is_err());
-        let wrong = IndexEntry { digest: Digest::of(b"other"), ..e };
+        let wrong = IndexEntry {
+            digest: Digest::of(b"other"),
+            ..e
+        };
         let good = &pack[e.offset as usize..(e.offset + e.length) as usize];
         assert!(read_object(good, &wrong).is_err());
         Ok(())

@@ -190,11 +190,43 @@ mod tests {
         let long_target = "t".repeat(150);
         let bytes = archive(&[
             ("a", MemberKind::Dir, None, b""),
-            ("a/hello.txt", MemberKind::File { size: 6, executable: false }, None, b"hello\n"),
-            ("a/run", MemberKind::File { size: 3, executable: true }, None, b"#!\n"),
+            (
+                "a/hello.txt",
+                MemberKind::File {
+                    size: 6,
+                    executable: false,
+                },
+                None,
+                b"hello\n",
+            ),
+            (
+                "a/run",
+                MemberKind::File {
+                    size: 3,
+                    executable: true,
+                },
+                None,
+                b"#!\n",
+            ),
             ("a/link", MemberKind::Symlink, Some("hello.txt"), b""),
-            (&long_file, MemberKind::File { size: 1, executable: false }, None, b"1"),
-            (&very_long, MemberKind::File { size: 2, executable: false }, None, b"22"),
+            (
+                &long_file,
+                MemberKind::File {
+                    size: 1,
+                    executable: false,
+                },
+                None,
+                b"1",
+            ),
+            (
+                &very_long,
+                MemberKind::File {
+                    size: 2,
+                    executable: false,
+                },
+                None,
+                b"22",
+            ),
             ("a/far", MemberKind::Symlink, Some(&long_target), b""),
         ]);
         let mut ar = tar::Archive::new(&bytes[..]);
@@ -210,7 +242,10 @@ mod tests {
         }
         assert_eq!(seen.len(), 7);
         assert_eq!(seen[0].0, "a/", "directories end in a slash");
-        assert_eq!(seen[1], ("a/hello.txt".into(), 0o644, None, b"hello\n".to_vec()));
+        assert_eq!(
+            seen[1],
+            ("a/hello.txt".into(), 0o644, None, b"hello\n".to_vec())
+        );
         assert_eq!(seen[2].1, 0o755);
         assert_eq!(seen[3].2.as_deref(), Some("hello.txt"));
         assert_eq!(seen[4].0, long_file);
@@ -232,9 +267,29 @@ mod tests {
 
     #[test]
     fn headers_are_deterministic_and_checksummed() {
-        let a = header("x/y", MemberKind::File { size: 10, executable: false }, None);
-        assert_eq!(a, header("x/y", MemberKind::File { size: 10, executable: false }, None));
-        assert!(a[148..154].iter().all(|b| (b'0'..=b'7').contains(b)), "6 octal digits");
+        let a = header(
+            "x/y",
+            MemberKind::File {
+                size: 10,
+                executable: false,
+            },
+            None,
+        );
+        assert_eq!(
+            a,
+            header(
+                "x/y",
+                MemberKind::File {
+                    size: 10,
+                    executable: false
+                },
+                None
+            )
+        );
+        assert!(
+            a[148..154].iter().all(|b| (b'0'..=b'7').contains(b)),
+            "6 octal digits"
+        );
         assert_eq!(&a[154..156], b"\0 ", "then NUL and space");
     }
 }

@@ -158,7 +158,8 @@ impl Store {
     /// # Errors
     /// See [`Refs::update`].
     pub fn update_ref(&self, edit: &RefEdit) -> Result<(), refs::Error> {
-        self.refs.update(edit, |d: &Digest| self.objects.contains(d))
+        self.refs
+            .update(edit, |d: &Digest| self.objects.contains(d))
     }
 
     /// Leftover temp files (`.tmp-*`) anywhere in the store.

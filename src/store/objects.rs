@@ -49,7 +49,34 @@ pub enum Location {
 #[derive(Clone, Default)]
 struct PackSet {
     packs: Vec<PathBuf>,
+    /// The first copy of each object, by pack name order.
     objects: HashMap<Digest, (u32, IndexEntry)>,
+    /// Further copies (the same file in several packs), tried when a copy is corrupt.
+    more: HashMap<Digest, Vec<(u32, IndexEntry)>>,
+}
+
+impl PackSet {
+    fn add(&mut self, pack_path: &Path, index: &PackIndex) {
+        let id = u32::try_from(self.packs.len()).unwrap_or(u32::MAX);
+        self.packs.push(pack_path.to_owned());
+        for e in index.entries() {
+            match self.objects.entry(e.digest) {
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert((id, *e));
+                }
+                std::collections::hash_map::Entry::Occupied(_) => {
+                    self.more.entry(e.digest).or_default().push((id, *e));
+                }
+            }
+        }
+    }
+
+    fn location(&self, (id, entry): (u32, IndexEntry)) -> Location {
+        Location::InPack {
+            pack: self.packs[id as usize].clone(),
+            entry,
+        }
+    }
 }
 
 impl Objects {
@@ -112,9 +139,14 @@ impl Objects {
     ///
     /// # Errors
     /// [`Error::Io`], naming `source_path` for read errors.
-    pub fn put_stream(&self, reader: &mut dyn Read, source_path: &Path) -> Result<(Digest, u64), Error> {
+    pub fn put_stream(
+        &self,
+        reader: &mut dyn Read,
+        source_path: &Path,
+    ) -> Result<(Digest, u64), Error> {
         fs::create_dir_all(&self.loose_dir).map_err(|e| io_err(&self.loose_dir, e))?;
-        let mut tmp = AtomicFile::new_in(&self.loose_dir).map_err(|e| io_err(&self.loose_dir, e))?;
+        let mut tmp =
+            AtomicFile::new_in(&self.loose_dir).map_err(|e| io_err(&self.loose_dir, e))?;
         let tmp_path = tmp.path().to_owned();
         let (digest, size) = {
             let mut out = BufWriter::new(&mut tmp);
@@ -141,7 +173,10 @@ impl Objects {
     /// [`Error::Io`].
     pub fn begin_pack(&self) -> Result<pack::PackWriter<BufWriter<AtomicFile>>, Error> {
         let tmp = AtomicFile::new_in(&self.packs_dir).map_err(|e| io_err(&self.packs_dir, e))?;
-        Ok(pack::PackWriter::new(BufWriter::with_capacity(1 << 20, tmp)))
+        Ok(pack::PackWriter::new(BufWriter::with_capacity(
+            1 << 20,
+            tmp,
+        )))
     }
 
     /// Finishes a pack: persists it under its digest, then its index. Returns the digest,
@@ -163,7 +198,8 @@ impl Objects {
         let idx_path = self.idx_path(&digest);
         if !idx_path.exists() {
             let mut itmp = AtomicFile::new_in(&dir).map_err(|e| io_err(&dir, e))?;
-            itmp.write_all(&index.encode()).map_err(|e| io_err(&idx_path, e))?;
+            itmp.write_all(&index.encode())
+                .map_err(|e| io_err(&idx_path, e))?;
             itmp.persist_new(&idx_path, Some(OBJECT_MODE))
                 .map_err(|e| io_err(&idx_path, e))?;
         }
@@ -180,14 +216,12 @@ impl Objects {
     }
 
     fn add_to_index(&self, pack_path: &Path, index: &PackIndex) {
-        let mut guard = self.index.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut guard = self
+            .index
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(set) = guard.as_mut() {
-            let set = Arc::make_mut(set);
-            let id = u32::try_from(set.packs.len()).unwrap_or(u32::MAX);
-            set.packs.push(pack_path.to_owned());
-            for e in index.entries() {
-                set.objects.entry(e.digest).or_insert((id, *e));
-            }
+            Arc::make_mut(set).add(pack_path, index);
         }
     }
 
@@ -201,7 +235,10 @@ impl Objects {
             return Arc::clone(set);
         }
         let set = Arc::new(self.load_pack_set());
-        let mut guard = self.index.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut guard = self
+            .index
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         Arc::clone(guard.get_or_insert(set))
     }
 
@@ -222,11 +259,7 @@ impl Objects {
             let Ok(index) = self.read_index(&idx_path, &pack_path) else {
                 continue;
             };
-            let id = u32::try_from(set.packs.len()).unwrap_or(u32::MAX);
-            set.packs.push(pack_path);
-            for e in index.entries() {
-                set.objects.entry(e.digest).or_insert((id, *e));
-            }
+            set.add(&pack_path, &index);
         }
         set
     }
@@ -246,22 +279,33 @@ impl Objects {
         })
     }
 
-    /// Where `digest` is stored, if anywhere.
+    /// Where `digest` is stored, if anywhere (the preferred copy).
     #[must_use]
     pub fn locate(&self, digest: &Digest) -> Option<Location> {
+        self.locate_all(digest).into_iter().next()
+    }
+
+    /// Every stored copy of `digest`, preferred first: loose, a pack that is the object,
+    /// then copies inside packs.
+    #[must_use]
+    pub fn locate_all(&self, digest: &Digest) -> Vec<Location> {
+        let mut out = Vec::new();
         let loose = self.loose_path(digest);
         if loose.exists() {
-            return Some(Location::Loose(loose));
+            out.push(Location::Loose(loose));
         }
         let pack = self.pack_path(digest);
         if pack.exists() {
-            return Some(Location::Pack(pack));
+            out.push(Location::Pack(pack));
         }
         let set = self.pack_set();
-        set.objects.get(digest).map(|(id, entry)| Location::InPack {
-            pack: set.packs[*id as usize].clone(),
-            entry: *entry,
-        })
+        if let Some(first) = set.objects.get(digest) {
+            out.push(set.location(*first));
+            for more in set.more.get(digest).into_iter().flatten() {
+                out.push(set.location(*more));
+            }
+        }
+        out
     }
 
     /// Whether `digest` is stored.
@@ -275,9 +319,27 @@ impl Objects {
     /// # Errors
     /// [`Error::NotFound`], [`Error::TooLarge`], [`Error::Corrupt`] or [`Error::Io`].
     pub fn read(&self, digest: &Digest, limit: u64) -> Result<Vec<u8>, Error> {
-        let mut r = self.open(digest)?;
+        let mut first_error = None;
+        for location in self.locate_all(digest) {
+            match self.read_at(digest, location, limit) {
+                Ok(bytes) => return Ok(bytes),
+                // A damaged copy: another copy may be intact.
+                Err(e @ Error::Corrupt { .. }) => {
+                    first_error.get_or_insert(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(first_error.unwrap_or(Error::NotFound(*digest)))
+    }
+
+    fn read_at(&self, digest: &Digest, location: Location, limit: u64) -> Result<Vec<u8>, Error> {
+        let mut r = self.open_at(digest, location)?;
         let mut out = Vec::new();
-        (&mut r).take(limit.saturating_add(1)).read_to_end(&mut out).map_err(|e| r.error(e))?;
+        (&mut r)
+            .take(limit.saturating_add(1))
+            .read_to_end(&mut out)
+            .map_err(|e| r.error(e))?;
         if out.len() as u64 > limit {
             return Err(Error::TooLarge {
                 digest: *digest,
@@ -297,6 +359,25 @@ impl Objects {
     pub fn open(&self, digest: &Digest) -> Result<ObjectReader, Error> {
         let location = self.locate(digest).ok_or(Error::NotFound(*digest))?;
         ObjectReader::open(*digest, location)
+    }
+
+    /// Opens the copy of `digest` at `location` (for checking one specific copy).
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn open_at(&self, digest: &Digest, location: Location) -> Result<ObjectReader, Error> {
+        ObjectReader::open(*digest, location)
+    }
+
+    /// Reads the copy of `digest` at `location` to the end, verifying it; returns its size.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] or [`Error::Io`].
+    pub fn verify_at(&self, digest: &Digest, location: Location) -> Result<u64, Error> {
+        let mut r = self.open_at(digest, location)?;
+        let n = io::copy(&mut r, &mut io::sink()).map_err(|e| r.error(e))?;
+        r.finish()?;
+        Ok(n)
     }
 
     /// Digests of loose objects whose hex starts with `prefix` (at least 2 hex digits).
@@ -454,7 +535,10 @@ pub fn compress_stream(
         if !eof && let Some(last) = chunks.pop() {
             pending = Some(last);
         }
-        if eof && pad && let Some(last) = chunks.last_mut() {
+        if eof
+            && pad
+            && let Some(last) = chunks.last_mut()
+        {
             let total = hashing.len();
             last.resize(last.len() + crate::pack::tar::padding(total), 0);
         }
@@ -462,7 +546,8 @@ pub fn compress_stream(
             // An empty object is one empty frame.
             chunks.push(Vec::new());
         }
-        let frames: Vec<io::Result<Vec<u8>>> = chunks.par_iter().map(|c| pack::compress_frame(c)).collect();
+        let frames: Vec<io::Result<Vec<u8>>> =
+            chunks.par_iter().map(|c| pack::compress_frame(c)).collect();
         for f in frames {
             let f = f.map_err(StreamError::Write)?;
             out.write_all(&f).map_err(StreamError::Write)?;
@@ -502,14 +587,19 @@ impl ObjectReader {
                 }
                 Location::Pack(path) => {
                     let f = File::open(&path).map_err(|e| io_err(&path, e))?;
-                    (path, Box::new(io::BufReader::with_capacity(1 << 20, f)), None)
+                    (
+                        path,
+                        Box::new(io::BufReader::with_capacity(1 << 20, f)),
+                        None,
+                    )
                 }
                 Location::InPack { pack, entry } => {
                     let mut f = File::open(&pack).map_err(|e| io_err(&pack, e))?;
                     f.seek(io::SeekFrom::Start(entry.offset))
                         .map_err(|e| io_err(&pack, e))?;
                     let frames = f.take(entry.length);
-                    let d = zstd::stream::read::Decoder::new(frames).map_err(|e| io_err(&pack, e))?;
+                    let d =
+                        zstd::stream::read::Decoder::new(frames).map_err(|e| io_err(&pack, e))?;
                     (pack, Box::new(d.take(entry.size)), Some(entry.size))
                 }
             };
@@ -532,17 +622,13 @@ impl ObjectReader {
     /// bad, I/O otherwise.
     #[must_use]
     pub fn error(&self, e: io::Error) -> Error {
-        if e.kind() == io::ErrorKind::InvalidData || e.kind() == io::ErrorKind::UnexpectedEof {
+        // Errors that did not come from the operating system come from decoding (zstd
+        // reports bad frames as `Other`) or from verification: the stored bytes are bad.
+        if e.raw_os_error().is_none() {
             Error::Corrupt {
                 digest: self.digest,
                 path: self.path.clone(),
                 reason: e.to_string(),
-            }
-        } else if let Some(inner) = e.get_ref().and_then(|i| i.downcast_ref::<Error>()) {
-            Error::Corrupt {
-                digest: self.digest,
-                path: self.path.clone(),
-                reason: inner.to_string(),
             }
         } else {
             io_err(&self.path, e)
@@ -669,7 +755,10 @@ mod tests {
         assert_eq!(o.put(b"hello")?, a);
         assert_eq!(o.read(&a, 100)?, b"hello");
         assert!(matches!(o.read(&a, 2), Err(Error::TooLarge { .. })));
-        assert!(matches!(o.read(&Digest::of(b"x"), 9), Err(Error::NotFound(_))));
+        assert!(matches!(
+            o.read(&Digest::of(b"x"), 9),
+            Err(Error::NotFound(_))
+        ));
         let empty = o.put(b"")?;
         assert_eq!(o.read(&empty, 0)?, b"");
         Ok(())
@@ -678,7 +767,9 @@ mod tests {
     #[test]
     fn put_stream_matches_put_for_multi_frame_objects() -> Result<(), Box<dyn std::error::Error>> {
         let (_d, o) = objects()?;
-        let data: Vec<u8> = (0..(pack::FRAME_SIZE * 2 + 77)).map(|i| (i % 251) as u8).collect();
+        let data: Vec<u8> = (0..(pack::FRAME_SIZE * 2 + 77))
+            .map(|i| (i % 251) as u8)
+            .collect();
         let (d, n) = o.put_stream(&mut &data[..], Path::new("src"))?;
         assert_eq!((d, n), (Digest::of(&data), data.len() as u64));
         let on_disk = std::fs::read(o.loose_path(&d))?;
@@ -712,7 +803,15 @@ mod tests {
     fn packed_objects_are_found_and_verified() -> Result<(), Box<dyn std::error::Error>> {
         let (_d, o) = objects()?;
         let mut w = o.begin_pack()?;
-        w.add(&pack::encode_member("a", pack::MemberKind::File { size: 3, executable: false }, None, Some(b"abc"))?)?;
+        w.add(&pack::encode_member(
+            "a",
+            pack::MemberKind::File {
+                size: 3,
+                executable: false,
+            },
+            None,
+            Some(b"abc"),
+        )?)?;
         let (pd, len, new) = o.finish_pack(w)?;
         assert!(new && len > 0);
         assert!(matches!(o.locate(&pd), Some(Location::Pack(_))));

@@ -63,7 +63,8 @@ impl ReflogEntry {
             .and_then(|t| t.parse::<i64>().ok())
             .ok_or_else(|| "missing or invalid time".to_owned())?;
         let tz = parts.next().ok_or_else(|| "missing time zone".to_owned())?;
-        if tz.len() != 5 || !(tz.starts_with('+') || tz.starts_with('-')) || parts.next().is_some() {
+        if tz.len() != 5 || !(tz.starts_with('+') || tz.starts_with('-')) || parts.next().is_some()
+        {
             return Err(format!("invalid time zone `{tz}`"));
         }
         Ok(ReflogEntry {

@@ -18,7 +18,9 @@ use crate::store::reflog::{self, ReflogEntry};
 use crate::timestamp::Timestamp;
 
 /// The namespace of a ref.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum RefKind {
     /// Moved by commits (`refs/heads/`).
@@ -276,6 +278,38 @@ impl Refs {
         Ok(out)
     }
 
+    /// Every ref name, without reading the values (so a corrupt ref is still listed).
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn names(&self) -> Result<Vec<RefName>, Error> {
+        let mut out = Vec::new();
+        for kind in [RefKind::Head, RefKind::Tag] {
+            let base = self.refs_dir.join(kind.dir());
+            let mut names = Vec::new();
+            walk_files(&base, &base, &mut names)?;
+            names.sort();
+            out.extend(names.iter().filter_map(|n| RefName::new(kind, n).ok()));
+        }
+        Ok(out)
+    }
+
+    /// Names of every reflog file, so logs of deleted refs are checked too.
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn log_names(&self) -> Result<Vec<RefName>, Error> {
+        let mut out = Vec::new();
+        for kind in [RefKind::Head, RefKind::Tag] {
+            let base = self.logs_dir.join(kind.dir());
+            let mut names = Vec::new();
+            walk_files(&base, &base, &mut names)?;
+            names.sort();
+            out.extend(names.iter().filter_map(|n| RefName::new(kind, n).ok()));
+        }
+        Ok(out)
+    }
+
     /// Lock files present under `refs/` (stale if no snap process is running).
     ///
     /// # Errors
@@ -294,7 +328,10 @@ impl Refs {
     ///
     /// # Errors
     /// [`Error::Io`].
-    pub fn reflog(&self, name: &RefName) -> Result<(Vec<ReflogEntry>, Vec<(usize, String)>), Error> {
+    pub fn reflog(
+        &self,
+        name: &RefName,
+    ) -> Result<(Vec<ReflogEntry>, Vec<(usize, String)>), Error> {
         let p = self.log_path(name);
         reflog::read(&p).map_err(|source| Error::Io { path: p, source })
     }
@@ -305,7 +342,11 @@ impl Refs {
     /// # Errors
     /// [`Error::Lock`] if the lock is held, [`Error::OutOfDate`] if the ref moved,
     /// [`Error::MissingTarget`], [`Error::Corrupt`], [`Error::Io`].
-    pub fn update(&self, edit: &RefEdit, target_exists: impl Fn(&Digest) -> bool) -> Result<(), Error> {
+    pub fn update(
+        &self,
+        edit: &RefEdit,
+        target_exists: impl Fn(&Digest) -> bool,
+    ) -> Result<(), Error> {
         let path = self.path(&edit.name);
         let log_path = self.log_path(&edit.name);
         for dir in [path.parent(), log_path.parent()].into_iter().flatten() {
@@ -321,7 +362,8 @@ impl Refs {
             message: edit.message.clone(),
         };
         // Refuse bad messages before taking the lock.
-        line.encode().map_err(|reason| Error::InvalidMessage { reason })?;
+        line.encode()
+            .map_err(|reason| Error::InvalidMessage { reason })?;
 
         // 1. Lock.
         let mut lock = LockFile::acquire(&path, self.lock_timeout)?;
@@ -349,9 +391,12 @@ impl Refs {
             lock.write_content(format!("{new}\n").as_bytes())?;
         }
         // 6. Reflog before ref: a log line without a ref move is recoverable, the reverse is not.
-        let line = ReflogEntry { old: actual, ..line }
-            .encode()
-            .map_err(|reason| Error::InvalidMessage { reason })?;
+        let line = ReflogEntry {
+            old: actual,
+            ..line
+        }
+        .encode()
+        .map_err(|reason| Error::InvalidMessage { reason })?;
         fs::append_line(&log_path, line.as_bytes()).map_err(|source| Error::Io {
             path: log_path.clone(),
             source,
@@ -408,10 +453,12 @@ fn read_ref(path: &Path) -> Result<Option<Digest>, Error> {
         reason: "not UTF-8".into(),
     })?;
     let s = s.strip_suffix('\n').unwrap_or(s);
-    s.parse().map(Some).map_err(|e: crate::digest::Error| Error::Corrupt {
-        path: path.to_owned(),
-        reason: e.to_string(),
-    })
+    s.parse()
+        .map(Some)
+        .map_err(|e: crate::digest::Error| Error::Corrupt {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })
 }
 
 /// Ref errors.
@@ -512,7 +559,9 @@ mod tests {
 
     #[test]
     fn ref_names_are_validated() {
-        for bad in ["", "a//b", "/a", "a/", ".hidden", "a/.b", "x.lock", "a b", "a\\b", "ü", "..", "a/../b"] {
+        for bad in [
+            "", "a//b", "/a", "a/", ".hidden", "a/.b", "x.lock", "a b", "a\\b", "ü", "..", "a/../b",
+        ] {
             assert!(RefName::head(bad).is_err(), "{bad:?} must be refused");
         }
         for good in ["latest", "ci/main", "v1.2.3", "a_b-c"] {
@@ -534,7 +583,10 @@ mod tests {
         assert_eq!(r.get(&n)?, Some(b));
         let (log, bad) = r.reflog(&n)?;
         assert!(bad.is_empty());
-        assert_eq!(log.iter().map(|e| (e.old, e.new)).collect::<Vec<_>>(), [(None, Some(a)), (Some(a), Some(b))]);
+        assert_eq!(
+            log.iter().map(|e| (e.old, e.new)).collect::<Vec<_>>(),
+            [(None, Some(a)), (Some(a), Some(b))]
+        );
         r.update(&edit(&n, Expected::Is(b), None), |_| true)?;
         assert_eq!(r.get(&n)?, None);
         assert_eq!(r.reflog(&n)?.0.len(), 3, "deletion is logged");
@@ -556,7 +608,8 @@ mod tests {
     }
 
     #[test]
-    fn racing_updates_with_the_same_expectation_have_one_winner() -> Result<(), Box<dyn std::error::Error>> {
+    fn racing_updates_with_the_same_expectation_have_one_winner()
+    -> Result<(), Box<dyn std::error::Error>> {
         let (_d, r) = refs()?;
         let r = Arc::new(r);
         let n = RefName::head("race")?;
@@ -566,7 +619,9 @@ mod tests {
                 let (r, n, barrier) = (Arc::clone(&r), n.clone(), Arc::clone(&barrier));
                 std::thread::spawn(move || {
                     barrier.wait();
-                    r.update(&edit(&n, Expected::Absent, Some(Digest::of(&[i]))), |_| true)
+                    r.update(&edit(&n, Expected::Absent, Some(Digest::of(&[i]))), |_| {
+                        true
+                    })
                 })
             })
             .collect();
@@ -584,12 +639,19 @@ mod tests {
     }
 
     #[test]
-    fn find_prefers_qualified_names_and_reports_ambiguity() -> Result<(), Box<dyn std::error::Error>> {
+    fn find_prefers_qualified_names_and_reports_ambiguity() -> Result<(), Box<dyn std::error::Error>>
+    {
         let (_d, r) = refs()?;
         let a = Digest::of(b"a");
-        r.update(&edit(&RefName::head("x")?, Expected::Absent, Some(a)), |_| true)?;
+        r.update(
+            &edit(&RefName::head("x")?, Expected::Absent, Some(a)),
+            |_| true,
+        )?;
         assert_eq!(r.find("x")?.map(|f| f.1), Some(a));
-        r.update(&edit(&RefName::tag("x")?, Expected::Absent, Some(a)), |_| true)?;
+        r.update(
+            &edit(&RefName::tag("x")?, Expected::Absent, Some(a)),
+            |_| true,
+        )?;
         assert!(matches!(r.find("x"), Err(Error::Ambiguous { .. })));
         assert_eq!(r.find("tags/x")?.map(|f| f.0.kind()), Some(RefKind::Tag));
         assert_eq!(r.list()?.len(), 2);

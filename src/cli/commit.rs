@@ -1,0 +1,95 @@
+//! `snap commit PATH...`
+
+use std::path::PathBuf;
+
+use snap::ops::{self, CommitOptions, Update};
+use snap::worktree::build::NoProgress;
+
+use crate::cli::Context;
+use crate::cli::error::ExitStatus;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Files and directories to record (relative to the store's directory, or to -C DIR).
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    /// The snapshot's message.
+    #[arg(short, long, default_value = "", value_name = "MSG")]
+    message: String,
+    /// The head to move.
+    #[arg(
+        long = "ref",
+        default_value = "latest",
+        value_name = "NAME",
+        env = "SNAP_REF"
+    )]
+    ref_name: String,
+    /// Add a manifest annotation (repeatable).
+    #[arg(long = "annotation", value_name = "KEY=VALUE")]
+    annotations: Vec<String>,
+    /// Record the git state of these input paths, to judge freshness by them (repeatable).
+    #[arg(long, value_name = "PATH", num_args = 1..)]
+    inputs: Vec<PathBuf>,
+    /// Record paths relative to DIR instead of the store's directory.
+    #[arg(short = 'C', value_name = "DIR")]
+    base: Option<PathBuf>,
+}
+
+pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {
+    let (store, created) = ops::open_or_create(ctx.store_arg(), &ctx.cwd)?;
+    if let Some(dir) = created {
+        ctx.printer.status(
+            "Created",
+            format!(
+                "snap store in {} (ignored by git through its own .gitignore)",
+                dir.display()
+            ),
+        );
+    }
+    let opts = CommitOptions {
+        paths: args.paths.clone(),
+        message: args.message.clone(),
+        ref_name: args.ref_name.clone(),
+        annotations: args.annotations.clone(),
+        inputs: args.inputs.clone(),
+        base: args.base.clone(),
+        cwd: ctx.cwd.clone(),
+    };
+    let out = ops::commit(&store, &opts, &NoProgress)?;
+    if ctx.printer.json() {
+        ctx.printer.json_value(&out)?;
+        return Ok(ExitStatus::Success);
+    }
+    let summary = format!(
+        "{} files, {} ({})",
+        out.files,
+        human_bytes(out.bytes),
+        out.ref_name
+    );
+    match out.update {
+        Update::Unchanged => ctx
+            .printer
+            .status("Unchanged", format!("{} {summary}", out.digest.short())),
+        _ => ctx
+            .printer
+            .status("Committed", format!("{} {summary}", out.digest.short())),
+    }
+    ctx.printer.line(out.digest)?;
+    Ok(ExitStatus::Success)
+}
+
+/// `1.5 MiB` style sizes.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}

@@ -1,0 +1,149 @@
+//! Turning failures into exit codes, messages and hints — in one place.
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 0 | done (also when nothing changed) |
+//! | 1 | the answer is "no": `diff` found differences, `fsck` found problems |
+//! | 2 | failed: usage, missing store, bad input, I/O, corruption |
+//! | 3 | conflict: a lock is held or a ref moved; safe to retry |
+
+use std::process::ExitCode;
+
+use snap::ops::{self, ErrorKind};
+
+use crate::cli::output::Printer;
+
+/// Where the book's troubleshooting page lives.
+const TROUBLESHOOTING: &str = "book/src/troubleshooting.md";
+
+/// The process exit status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// 0.
+    Success,
+    /// 1: ran fine, the answer is "no".
+    Negative,
+    /// 2: failed.
+    Error,
+    /// 3: lost a race; safe to retry.
+    Conflict,
+}
+
+impl From<ExitStatus> for ExitCode {
+    fn from(s: ExitStatus) -> ExitCode {
+        ExitCode::from(match s {
+            ExitStatus::Success => 0,
+            ExitStatus::Negative => 1,
+            ExitStatus::Error => 2,
+            ExitStatus::Conflict => 3,
+        })
+    }
+}
+
+/// Renders `err` on stderr and returns the exit status it deserves.
+pub fn report(printer: &Printer, err: &anyhow::Error) -> ExitStatus {
+    // A closed stdout (`snap log | head`) is not an error.
+    if err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    }) {
+        return ExitStatus::Success;
+    }
+    let op = err.chain().find_map(|e| e.downcast_ref::<ops::Error>());
+    printer.error(err);
+    // Print each cause once: thiserror's transparent wrappers repeat their inner text.
+    let mut last = err.to_string();
+    for cause in err.chain().skip(1) {
+        let text = cause.to_string();
+        if text != last && !last.ends_with(&text) {
+            printer.error_detail("  caused by", &text);
+        }
+        last = text;
+    }
+    if let Some(op) = op {
+        if let Some((hint, anchor)) = hint_for(op) {
+            printer.error_detail("hint", hint);
+            printer.error_detail("  see", format!("{TROUBLESHOOTING}#{anchor}"));
+        }
+        match op.kind() {
+            ErrorKind::Conflict => ExitStatus::Conflict,
+            _ => ExitStatus::Error,
+        }
+    } else {
+        ExitStatus::Error
+    }
+}
+
+/// A next step for the user, and the troubleshooting anchor that explains it.
+fn hint_for(err: &ops::Error) -> Option<(String, &'static str)> {
+    use snap::lock;
+    use snap::rev;
+    use snap::store;
+    use snap::store::refs;
+    let lock_hint = |lock_path: &std::path::Path| {
+        Some((
+            format!(
+                "another snap process holds {}; if none is running, delete that file and retry",
+                lock_path.display()
+            ),
+            "ref-locked",
+        ))
+    };
+    match err {
+        ops::Error::Store(store::Error::NotFound { .. }) => Some((
+            "run `snap init` here, commit with `snap commit PATH` (which creates the store), or pass --store DIR".into(),
+            "no-store",
+        )),
+        ops::Error::Store(store::Error::UnsupportedFormat { .. }) => Some((
+            "this store was written by another version of snap; use that version".into(),
+            "unsupported-format",
+        )),
+        ops::Error::Refs(refs::Error::Lock(lock::Error::Locked { lock_path }))
+        | ops::Error::Store(store::Error::Lock(lock::Error::Locked { lock_path })) => lock_hint(lock_path),
+        ops::Error::Refs(refs::Error::OutOfDate { .. }) | ops::Error::TooManyRetries { .. } => Some((
+            "another snap process moved the ref first; run the command again".into(),
+            "ref-moved",
+        )),
+        ops::Error::Rev(rev::Error::Unknown { .. }) => Some((
+            "list refs with `snap refs` and snapshots with `snap log`".into(),
+            "unknown-revision",
+        )),
+        ops::Error::Rev(rev::Error::Ambiguous { candidates, .. }) => Some((
+            format!(
+                "give more hex digits; candidates: {}",
+                candidates.iter().map(|d| d.short()).collect::<Vec<_>>().join(", ")
+            ),
+            "ambiguous-prefix",
+        )),
+        ops::Error::Rev(rev::Error::TooShort { .. }) => Some((
+            "give at least 7 hex digits, or a ref name".into(),
+            "ambiguous-prefix",
+        )),
+        ops::Error::Refs(refs::Error::Ambiguous { name }) => Some((
+            format!("say `heads/{name}` or `tags/{name}`"),
+            "ambiguous-ref",
+        )),
+        ops::Error::Refs(refs::Error::InvalidName { .. }) => Some((
+            "ref names use ASCII letters, digits, `.`, `_`, `-` and `/`".into(),
+            "invalid-ref-name",
+        )),
+        ops::Error::Restore(snap::worktree::restore::Error::NotEmpty { .. }) => Some((
+            "restore into a new or empty directory, or pass --force to overwrite".into(),
+            "destination-not-empty",
+        )),
+        ops::Error::TagExists { .. } => Some(("pass --force to move the tag".into(), "tag-exists")),
+        ops::Error::CommitToTag { .. } => Some((
+            "commit to another head with --ref NAME, or delete the tag with `snap ref delete tags/NAME`".into(),
+            "commit-to-tag",
+        )),
+        ops::Error::PathNotFound { .. } | ops::Error::Scan(snap::worktree::scan::Error::Missing { .. }) => Some((
+            "check the path; relative paths are resolved against the current directory".into(),
+            "path-not-found",
+        )),
+        e if e.kind() == ErrorKind::Corrupt => Some((
+            "run `snap fsck` to list every damaged object and the snapshots that need it".into(),
+            "corrupt-object",
+        )),
+        _ => None,
+    }
+}

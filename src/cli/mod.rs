@@ -1,0 +1,128 @@
+//! The command line: flags, dispatch, and the context every command gets.
+//!
+//! Each command lives in its own module with an `Args` struct and a `run` function that
+//! returns the exit status; failures go to [`error::report`]. This layer sees only the
+//! library's public API.
+
+mod commit;
+mod error;
+mod fsck;
+mod init;
+mod output;
+mod refs;
+mod restore;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use self::error::ExitStatus;
+use self::output::{ColorChoice, Printer};
+
+const AFTER_HELP: &str = "\
+Exit status: 0 done; 1 the answer is \"no\" (diff found differences, fsck found problems);
+2 failed; 3 conflict (a lock is held or a ref moved: safe to retry).
+
+SNAP names a snapshot: a ref (latest, tags/v1), a digest or a unique prefix of at least
+7 hex digits, optionally followed by ~N or ^ (first parent).";
+
+/// Content-addressed snapshots of build outputs, versioned like git, shipped as OCI artifacts.
+#[derive(Parser, Debug)]
+#[command(name = "snap", version, about, after_help = AFTER_HELP, max_term_width = 100)]
+pub struct Cli {
+    /// The store directory to use (default: the `.store` found from the current directory up).
+    #[arg(long, global = true, env = "SNAP_STORE", value_name = "DIR")]
+    store: Option<PathBuf>,
+    /// Print machine-readable JSON on stdout.
+    #[arg(long, global = true, env = "SNAP_JSON")]
+    json: bool,
+    /// Print less (-q: no status lines; -qq: errors only).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    quiet: u8,
+    /// Print more detail.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// When to use colours.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "auto",
+        env = "SNAP_COLOR",
+        value_name = "WHEN"
+    )]
+    color: ColorChoice,
+    /// Never draw progress bars.
+    #[arg(long, global = true, env = "SNAP_NO_PROGRESS")]
+    no_progress: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create an empty store.
+    Init(init::Args),
+    /// Record files and directories as a new snapshot on a ref.
+    Commit(commit::Args),
+    /// Write a snapshot's files into a directory, byte for byte.
+    Restore(restore::Args),
+    /// List refs.
+    Refs(refs::ListArgs),
+    /// Point a tag at a snapshot (tags never move without --force).
+    Tag(refs::TagArgs),
+    /// Manage refs.
+    Ref(refs::RefArgs),
+    /// Verify every object, pack, ref and reflog.
+    Fsck(fsck::Args),
+}
+
+/// What every command gets.
+pub struct Context {
+    pub printer: Printer,
+    pub store: Option<PathBuf>,
+    pub cwd: PathBuf,
+}
+
+impl Context {
+    /// Opens the store (explicit or discovered).
+    pub fn open_store(&self) -> anyhow::Result<snap::store::Store> {
+        Ok(snap::ops::open(self.store.as_deref(), &self.cwd)?)
+    }
+
+    /// The explicit store flag, if any.
+    pub fn store_arg(&self) -> Option<&Path> {
+        self.store.as_deref()
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let printer = Printer::new(cli.quiet, cli.verbose, cli.json, cli.color, cli.no_progress);
+    let cwd = match std::env::current_dir() {
+        Ok(c) => c,
+        Err(e) => {
+            printer.error(format!("cannot read the current directory: {e}"));
+            return ExitStatus::Error.into();
+        }
+    };
+    let ctx = Context {
+        printer,
+        store: cli.store,
+        cwd,
+    };
+    let result = match &cli.command {
+        Command::Init(a) => init::run(&ctx, a),
+        Command::Commit(a) => commit::run(&ctx, a),
+        Command::Restore(a) => restore::run(&ctx, a),
+        Command::Refs(a) => refs::list(&ctx, a),
+        Command::Tag(a) => refs::tag(&ctx, a),
+        Command::Ref(a) => refs::manage(&ctx, a),
+        Command::Fsck(a) => fsck::run(&ctx, a),
+    };
+    match result {
+        Ok(status) => status.into(),
+        Err(e) => error::report(&ctx.printer, &e).into(),
+    }
+}

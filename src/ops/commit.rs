@@ -1,0 +1,388 @@
+//! `snap commit`: record paths as a snapshot on a ref.
+//!
+//! Order: scan, store files and trees (durable), then per attempt: read the ref, build config
+//! and manifest on it as parent, store them, and move the ref by compare-and-swap. If another
+//! process moved the ref first, the snapshot is rebuilt on the winner (re-parented) and the
+//! swap retried: no reported commit is ever lost.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::digest::Digest;
+use crate::object::{Provenance, SnapshotConfig, Stats};
+use crate::oci::{self, Descriptor, MEDIA_TYPE_CONFIG, MEDIA_TYPE_EMPTY, artifact};
+use crate::ops::Error;
+use crate::provenance;
+use crate::snapshot::Snapshot;
+use crate::store::{Expected, RefEdit, RefName, Store};
+use crate::timestamp::Timestamp;
+use crate::worktree::build::{self, Progress};
+use crate::worktree::scan::{self, Root};
+
+/// How many times a commit re-parents before giving up.
+pub const MAX_ATTEMPTS: u32 = 32;
+
+/// What to commit.
+#[derive(Clone, Debug, Default)]
+pub struct CommitOptions {
+    /// Paths to record (relative to `cwd` or absolute).
+    pub paths: Vec<PathBuf>,
+    /// The message.
+    pub message: String,
+    /// The head to move (`latest` if empty).
+    pub ref_name: String,
+    /// Extra manifest annotations, `KEY=VALUE`.
+    pub annotations: Vec<String>,
+    /// Input paths whose git state is recorded.
+    pub inputs: Vec<PathBuf>,
+    /// Resolve and record paths relative to this directory instead of the store root (`-C`).
+    pub base: Option<PathBuf>,
+    /// The directory relative paths are resolved against.
+    pub cwd: PathBuf,
+}
+
+/// How the ref changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Update {
+    /// The ref was created.
+    Inserted,
+    /// The ref moved.
+    Replaced,
+    /// Nothing changed: the ref's snapshot already records this.
+    Unchanged,
+}
+
+/// What a commit did.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct CommitOutcome {
+    /// The snapshot id (for `unchanged`, the existing snapshot).
+    pub digest: Digest,
+    /// The ref (short name).
+    #[serde(rename = "ref")]
+    pub ref_name: String,
+    /// The previous snapshot on the ref.
+    pub parent: Option<Digest>,
+    /// How the ref changed.
+    pub update: Update,
+    /// Files recorded.
+    pub files: u64,
+    /// Directories recorded.
+    pub dirs: u64,
+    /// Symlinks recorded.
+    pub symlinks: u64,
+    /// Bytes of file contents recorded.
+    pub bytes: u64,
+    /// Layers in the manifest.
+    pub layers: usize,
+    /// Bytes of the manifest.
+    pub manifest_bytes: usize,
+    /// Attempts the ref update took (more than 1 when another commit won a race).
+    pub attempts: u32,
+}
+
+/// Commits `opts.paths` to a head in `store`.
+///
+/// # Errors
+/// `InvalidInput` for bad paths, annotations or ref names; `NotFound` for missing paths;
+/// `Conflict` when the ref's lock stays held; `Io` for filesystem failures.
+pub fn commit(
+    store: &Store,
+    opts: &CommitOptions,
+    progress: &dyn Progress,
+) -> Result<CommitOutcome, Error> {
+    if opts.paths.is_empty() {
+        return Err(Error::NothingToCommit);
+    }
+    let name = RefName::head(if opts.ref_name.is_empty() {
+        "latest"
+    } else {
+        &opts.ref_name
+    })?;
+    if store.refs.get(&RefName::tag(name.short())?)?.is_some() {
+        return Err(Error::CommitToTag {
+            name: name.short().to_owned(),
+        });
+    }
+    let user_annotations = parse_annotations(&opts.annotations)?;
+
+    let base = match &opts.base {
+        Some(b) => canonical(&opts.cwd.join(b))?,
+        None => store
+            .root()
+            .canonicalize()
+            .map_err(|_| Error::PathNotFound {
+                path: store.root().to_owned(),
+            })?,
+    };
+    let mut roots = Vec::new();
+    for p in &opts.paths {
+        // With -C, paths are given relative to that directory (as with `tar -C`).
+        let from = if opts.base.is_some() {
+            &base
+        } else {
+            &opts.cwd
+        };
+        let abs = canonical_keep_last(&from.join(p))?;
+        let recorded = match abs.strip_prefix(&base) {
+            Ok(rel) => rel
+                .components()
+                .map(|c| c.as_os_str().to_str().map(str::to_owned))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| scan::Error::InvalidPath { path: abs.clone() })?
+                .join("/"),
+            Err(_) => abs
+                .file_name()
+                .and_then(|n| n.to_str())
+                .ok_or_else(|| scan::Error::InvalidPath { path: abs.clone() })?
+                .to_owned(),
+        };
+        roots.push(Root {
+            recorded,
+            source: abs,
+        });
+    }
+
+    let git_anchor = roots
+        .first()
+        .map(|r| r.source.parent().unwrap_or(&r.source).to_owned())
+        .unwrap_or_else(|| base.clone());
+    let inputs: Vec<PathBuf> = opts.inputs.iter().map(|i| opts.cwd.join(i)).collect();
+    let provenance = provenance::collect(&git_anchor, &inputs)?.unwrap_or_default();
+    let created = Timestamp::from_source_date_epoch()
+        .map(|t| t.to_string())
+        .or_else(|| provenance.git.as_ref().and_then(|g| g.time.clone()));
+
+    let entries = scan::scan(&roots, &[store.dir().to_owned()])?;
+    let built = build::build(&store.objects, &entries, progress)?;
+    let mut layers = built.layers;
+    if layers.is_empty() {
+        let d = store.objects.put(oci::EMPTY_BLOB)?;
+        layers.push(Descriptor::new(
+            MEDIA_TYPE_EMPTY,
+            d,
+            oci::EMPTY_BLOB.len() as u64,
+        ));
+    }
+    let annotations = manifest_annotations(&provenance, created.as_deref(), &user_annotations);
+
+    let message = opts.message.clone();
+    let mut inline_trees = built.inline_trees;
+    for attempt in 1..=MAX_ATTEMPTS {
+        let parent = store.refs.get(&name)?;
+        if let Some(p) = parent {
+            let prev = Snapshot::load(store, &p)?;
+            let same_user_annotations =
+                user_keys(&prev.manifest.manifest().annotations) == user_annotations;
+            if prev.config.root == built.root
+                && prev.config.provenance == provenance
+                && same_user_annotations
+            {
+                return Ok(outcome(
+                    &name,
+                    p,
+                    prev.parent(),
+                    Update::Unchanged,
+                    &prev.config.stats,
+                    &prev,
+                    attempt,
+                ));
+            }
+        }
+        let config = SnapshotConfig {
+            root: built.root,
+            parents: parent.into_iter().collect(),
+            message: message.clone(),
+            created: created.clone(),
+            provenance: provenance.clone(),
+            stats: built.stats,
+            trees: std::mem::take(&mut inline_trees),
+        };
+        let config_bytes = config.encode();
+        inline_trees = config.trees;
+        let config_digest = store.objects.put(&config_bytes)?;
+        let manifest = artifact::snapshot_manifest(
+            Descriptor::new(MEDIA_TYPE_CONFIG, config_digest, config_bytes.len() as u64),
+            layers.clone(),
+            annotations.clone(),
+        );
+        let id = store.objects.put(manifest.bytes())?;
+        let edit = RefEdit {
+            name: name.clone(),
+            expected: parent.map_or(Expected::Absent, Expected::Is),
+            new: Some(id),
+            message: reflog_message(parent.is_none(), &message),
+        };
+        match store.update_ref(&edit) {
+            Ok(()) => {
+                let update = if parent.is_some() {
+                    Update::Replaced
+                } else {
+                    Update::Inserted
+                };
+                return Ok(CommitOutcome {
+                    digest: id,
+                    ref_name: name.short().to_owned(),
+                    parent,
+                    update,
+                    files: built.stats.files,
+                    dirs: built.stats.dirs,
+                    symlinks: built.stats.symlinks,
+                    bytes: built.stats.bytes,
+                    layers: manifest.manifest().layers.len(),
+                    manifest_bytes: manifest.bytes().len(),
+                    attempts: attempt,
+                });
+            }
+            // Another commit won: rebuild on top of it.
+            Err(crate::store::refs::Error::OutOfDate { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(Error::TooManyRetries {
+        name,
+        attempts: MAX_ATTEMPTS,
+    })
+}
+
+fn outcome(
+    name: &RefName,
+    id: Digest,
+    parent: Option<Digest>,
+    update: Update,
+    stats: &Stats,
+    snap: &Snapshot,
+    attempts: u32,
+) -> CommitOutcome {
+    CommitOutcome {
+        digest: id,
+        ref_name: name.short().to_owned(),
+        parent,
+        update,
+        files: stats.files,
+        dirs: stats.dirs,
+        symlinks: stats.symlinks,
+        bytes: stats.bytes,
+        layers: snap.manifest.manifest().layers.len(),
+        manifest_bytes: snap.manifest.bytes().len(),
+        attempts,
+    }
+}
+
+fn reflog_message(initial: bool, message: &str) -> String {
+    let first = message.lines().next().unwrap_or("");
+    let kind = if initial {
+        "commit (initial)"
+    } else {
+        "commit"
+    };
+    if first.is_empty() {
+        kind.to_owned()
+    } else {
+        format!("{kind}: {first}")
+    }
+}
+
+/// Annotation keys snap sets itself.
+const RESERVED: &[&str] = &[
+    oci::ANNOTATION_CREATED,
+    oci::ANNOTATION_REVISION,
+    oci::ANNOTATION_SOURCE,
+    oci::ANNOTATION_BRANCH,
+    oci::ANNOTATION_DIRTY,
+];
+
+fn parse_annotations(raw: &[String]) -> Result<BTreeMap<String, String>, Error> {
+    let mut out = BTreeMap::new();
+    for a in raw {
+        let (k, v) = a
+            .split_once('=')
+            .ok_or_else(|| Error::InvalidAnnotation { input: a.clone() })?;
+        if k.is_empty() {
+            return Err(Error::InvalidAnnotation { input: a.clone() });
+        }
+        if RESERVED.contains(&k) {
+            return Err(Error::ReservedAnnotation { key: k.to_owned() });
+        }
+        out.insert(k.to_owned(), v.to_owned());
+    }
+    Ok(out)
+}
+
+fn user_keys(all: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    all.iter()
+        .filter(|(k, _)| !RESERVED.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+fn manifest_annotations(
+    provenance: &Provenance,
+    created: Option<&str>,
+    user: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut a = user.clone();
+    if let Some(c) = created {
+        a.insert(oci::ANNOTATION_CREATED.into(), c.to_owned());
+    }
+    if let Some(g) = &provenance.git {
+        a.insert(oci::ANNOTATION_REVISION.into(), g.commit.clone());
+        if let Some(r) = &g.remote {
+            a.insert(oci::ANNOTATION_SOURCE.into(), r.clone());
+        }
+        if let Some(b) = &g.branch {
+            a.insert(oci::ANNOTATION_BRANCH.into(), b.clone());
+        }
+        a.insert(oci::ANNOTATION_DIRTY.into(), g.dirty.to_string());
+    }
+    a
+}
+
+fn canonical(p: &Path) -> Result<PathBuf, Error> {
+    p.canonicalize()
+        .map_err(|_| Error::PathNotFound { path: p.to_owned() })
+}
+
+/// Canonicalizes the parent and keeps the last component as is, so a symlink given as a path
+/// is recorded as a symlink.
+fn canonical_keep_last(p: &Path) -> Result<PathBuf, Error> {
+    let name = p.file_name().filter(|n| *n != "." && *n != "..");
+    match (name, p.parent()) {
+        (Some(name), Some(parent)) if !parent.as_os_str().is_empty() => {
+            let abs = canonical(parent)?.join(name);
+            if std::fs::symlink_metadata(&abs).is_err() {
+                return Err(Error::PathNotFound { path: p.to_owned() });
+            }
+            Ok(abs)
+        }
+        _ => canonical(p),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn annotations_are_parsed_and_reserved_keys_refused() {
+        assert!(parse_annotations(&["a=b=c".into()]).is_ok_and(|m| m["a"] == "b=c"));
+        assert!(matches!(
+            parse_annotations(&["novalue".into()]),
+            Err(Error::InvalidAnnotation { .. })
+        ));
+        assert!(matches!(
+            parse_annotations(&["=x".into()]),
+            Err(Error::InvalidAnnotation { .. })
+        ));
+        assert!(matches!(
+            parse_annotations(&["org.opencontainers.image.revision=x".into()]),
+            Err(Error::ReservedAnnotation { .. })
+        ));
+    }
+
+    #[test]
+    fn reflog_messages_use_the_first_line() {
+        assert_eq!(reflog_message(true, "a\nb"), "commit (initial): a");
+        assert_eq!(reflog_message(false, ""), "commit");
+    }
+}

@@ -1,0 +1,436 @@
+//! `snap fsck`: verify every object, pack, index, ref and reflog, and name the snapshots that
+//! depend on anything damaged.
+//!
+//! Read-only. Every loose object and every object inside a pack is decompressed and hashed;
+//! every pack is hashed as a whole (it is a layer blob); every snapshot reachable from a ref
+//! or a reflog entry is walked down to its files.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use rayon::prelude::*;
+
+use crate::digest::Digest;
+use crate::object::{EntryKind, Tree};
+use crate::ops::Error;
+use crate::snapshot::{MAX_METADATA_BYTES, Snapshot};
+use crate::store::Store;
+use crate::store::objects::Location;
+
+/// Lock files older than this are reported as stale.
+pub const STALE_LOCK_AGE: Duration = Duration::from_secs(60);
+
+/// What kind of problem fsck found.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProblemKind {
+    /// An object's bytes do not match its digest.
+    CorruptObject,
+    /// A pack's bytes do not match its name.
+    CorruptPack,
+    /// A pack index is unreadable.
+    CorruptIndex,
+    /// A pack has no index.
+    MissingIndex,
+    /// An object a snapshot needs is not stored.
+    MissingObject,
+    /// A snapshot's manifest, config or tree cannot be read.
+    BrokenSnapshot,
+    /// A ref file is not a digest.
+    CorruptRef,
+    /// A ref points at a snapshot that is not stored.
+    DanglingRef,
+    /// A reflog line cannot be parsed.
+    CorruptReflog,
+    /// A `.lock` file left behind.
+    StaleLock,
+    /// A `.tmp-*` file left behind.
+    LeftoverTemp,
+    /// A file that does not belong in the store.
+    StrayFile,
+}
+
+/// One problem.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Problem {
+    /// What kind.
+    pub kind: ProblemKind,
+    /// The file concerned.
+    pub path: Option<PathBuf>,
+    /// The object concerned.
+    pub object: Option<Digest>,
+    /// What is wrong, in a sentence.
+    pub message: String,
+    /// Snapshots that depend on the damaged object.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub snapshots: Vec<Digest>,
+}
+
+/// The fsck report.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FsckReport {
+    /// Loose objects verified.
+    pub loose_objects: u64,
+    /// Packs verified.
+    pub packs: u64,
+    /// Objects inside packs verified.
+    pub packed_objects: u64,
+    /// Refs checked.
+    pub refs: u64,
+    /// Snapshots walked.
+    pub snapshots: u64,
+    /// Problems found (empty when the store is healthy).
+    pub problems: Vec<Problem>,
+}
+
+impl FsckReport {
+    /// Whether no problem was found.
+    #[must_use]
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+fn problem(
+    kind: ProblemKind,
+    path: Option<PathBuf>,
+    object: Option<Digest>,
+    message: String,
+) -> Problem {
+    Problem {
+        kind,
+        path,
+        object,
+        message,
+        snapshots: Vec::new(),
+    }
+}
+
+/// Checks the whole store.
+///
+/// # Errors
+/// Only when the store cannot be listed at all; damage is reported in the report.
+pub fn fsck(store: &Store) -> Result<FsckReport, Error> {
+    let mut report = FsckReport::default();
+    let objects = &store.objects;
+    // Digests with at least one bad copy, and with at least one good copy.
+    let mut bad: HashMap<Digest, Problem> = HashMap::new();
+    let mut good: HashSet<Digest> = HashSet::new();
+
+    // 1. Loose objects.
+    let (loose, strays) = objects.list_loose()?;
+    report.loose_objects = loose.len() as u64;
+    let results: Vec<(Digest, PathBuf, Result<u64, String>)> = loose
+        .into_par_iter()
+        .map(|(d, p)| {
+            let r = objects
+                .verify_at(&d, Location::Loose(p.clone()))
+                .map_err(|e| e.to_string());
+            (d, p, r)
+        })
+        .collect();
+    for (d, p, r) in results {
+        match r {
+            Ok(_) => {
+                good.insert(d);
+            }
+            Err(msg) => {
+                bad.insert(
+                    d,
+                    problem(ProblemKind::CorruptObject, Some(p), Some(d), msg),
+                );
+            }
+        }
+    }
+    for s in strays {
+        if !is_temp(&s) {
+            report.problems.push(problem(
+                ProblemKind::StrayFile,
+                Some(s),
+                None,
+                "unexpected file among loose objects".into(),
+            ));
+        }
+    }
+
+    // 2. Packs and their indexes.
+    let (packs, strays) = objects.list_packs()?;
+    report.packs = packs.len() as u64;
+    for (pd, pack_path, idx_path) in packs {
+        match objects.verify_at(&pd, Location::Pack(pack_path.clone())) {
+            Ok(_) => {
+                good.insert(pd);
+            }
+            Err(e) => {
+                bad.insert(
+                    pd,
+                    problem(
+                        ProblemKind::CorruptPack,
+                        Some(pack_path.clone()),
+                        Some(pd),
+                        e.to_string(),
+                    ),
+                );
+            }
+        }
+        if !idx_path.exists() {
+            report.problems.push(problem(
+                ProblemKind::MissingIndex,
+                Some(idx_path),
+                Some(pd),
+                format!("pack {pd} has no index; its objects cannot be found"),
+            ));
+            continue;
+        }
+        let index = match objects.read_index(&idx_path, &pack_path) {
+            Ok(i) => i,
+            Err(e) => {
+                report.problems.push(problem(
+                    ProblemKind::CorruptIndex,
+                    Some(idx_path),
+                    Some(pd),
+                    e.to_string(),
+                ));
+                continue;
+            }
+        };
+        report.packed_objects += index.entries().len() as u64;
+        let results: Vec<(Digest, Result<u64, String>)> = index
+            .entries()
+            .par_iter()
+            .map(|e| {
+                let loc = Location::InPack {
+                    pack: pack_path.clone(),
+                    entry: *e,
+                };
+                (
+                    e.digest,
+                    objects
+                        .verify_at(&e.digest, loc)
+                        .map_err(|err| err.to_string()),
+                )
+            })
+            .collect();
+        for (d, r) in results {
+            match r {
+                Ok(_) => {
+                    good.insert(d);
+                }
+                Err(msg) => {
+                    bad.entry(d).or_insert_with(|| {
+                        problem(
+                            ProblemKind::CorruptObject,
+                            Some(pack_path.clone()),
+                            Some(d),
+                            msg,
+                        )
+                    });
+                }
+            }
+        }
+    }
+    for s in strays {
+        if !is_temp(&s) {
+            report.problems.push(problem(
+                ProblemKind::StrayFile,
+                Some(s),
+                None,
+                "unexpected file among packs".into(),
+            ));
+        }
+    }
+
+    // 3. Refs and reflogs: the snapshots to walk.
+    let mut roots: BTreeSet<Digest> = BTreeSet::new();
+    for name in store.refs.names()? {
+        report.refs += 1;
+        match store.refs.get(&name) {
+            Ok(Some(d)) => {
+                if objects.contains(&d) {
+                    roots.insert(d);
+                } else {
+                    report.problems.push(problem(
+                        ProblemKind::DanglingRef,
+                        Some(store.refs.path(&name)),
+                        Some(d),
+                        format!("ref `{name}` points at {d}, which is not in the store"),
+                    ));
+                }
+            }
+            Ok(None) => {}
+            Err(e) => report.problems.push(problem(
+                ProblemKind::CorruptRef,
+                Some(store.refs.path(&name)),
+                None,
+                e.to_string(),
+            )),
+        }
+    }
+    for name in store.refs.log_names()? {
+        let (entries, malformed) = store.refs.reflog(&name)?;
+        for (line, reason) in malformed {
+            report.problems.push(problem(
+                ProblemKind::CorruptReflog,
+                Some(store.refs.log_path(&name)),
+                None,
+                format!("reflog of `{name}`, line {line}: {reason}"),
+            ));
+        }
+        roots.extend(
+            entries
+                .iter()
+                .filter_map(|e| e.new)
+                .filter(|d| objects.contains(d)),
+        );
+    }
+
+    // 4. Walk snapshots (and their stored ancestors) down to every file.
+    let damaged: HashMap<Digest, Problem> =
+        bad.into_iter().filter(|(d, _)| !good.contains(d)).collect();
+    let mut affected: HashMap<Digest, BTreeSet<Digest>> = HashMap::new();
+    let mut missing: HashMap<Digest, BTreeSet<Digest>> = HashMap::new();
+    let mut tree_memo: HashMap<Digest, Vec<Digest>> = HashMap::new();
+    let mut seen = HashSet::new();
+    let mut queue: Vec<Digest> = roots.into_iter().collect();
+    while let Some(id) = queue.pop() {
+        if !seen.insert(id) {
+            continue;
+        }
+        report.snapshots += 1;
+        let snap = match Snapshot::load(store, &id) {
+            Ok(s) => s,
+            Err(e) => {
+                report.problems.push(problem(
+                    ProblemKind::BrokenSnapshot,
+                    None,
+                    Some(id),
+                    e.to_string(),
+                ));
+                continue;
+            }
+        };
+        queue.extend(snap.config.parents.iter().filter(|p| objects.contains(p)));
+        let mut needed: Vec<Digest> = vec![snap.manifest.manifest().config.digest];
+        needed.extend(snap.manifest.manifest().layers.iter().map(|l| l.digest));
+        needed.extend(walk_tree(
+            store,
+            &snap.config.root,
+            &mut tree_memo,
+            &mut report,
+        ));
+        for d in needed {
+            if damaged.contains_key(&d) {
+                affected.entry(d).or_default().insert(id);
+            } else if !objects.contains(&d) {
+                missing.entry(d).or_default().insert(id);
+            }
+        }
+    }
+
+    for (d, mut p) in damaged {
+        p.snapshots = affected
+            .remove(&d)
+            .map(|s| s.into_iter().collect())
+            .unwrap_or_default();
+        report.problems.push(p);
+    }
+    for (d, snaps) in missing {
+        report.problems.push(Problem {
+            kind: ProblemKind::MissingObject,
+            path: None,
+            object: Some(d),
+            message: format!("object {d} is needed but not stored"),
+            snapshots: snaps.into_iter().collect(),
+        });
+    }
+
+    // 5. Leftovers.
+    let now = SystemTime::now();
+    for lock in store.refs.lock_files()? {
+        let age = std::fs::metadata(&lock)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| now.duration_since(t).ok())
+            .unwrap_or_default();
+        if age >= STALE_LOCK_AGE {
+            report.problems.push(problem(
+                ProblemKind::StaleLock,
+                Some(lock.clone()),
+                None,
+                format!(
+                    "lock file {} is {}s old; remove it if no snap process is running",
+                    lock.display(),
+                    age.as_secs()
+                ),
+            ));
+        }
+    }
+    for tmp in store.temp_files()? {
+        report.problems.push(problem(
+            ProblemKind::LeftoverTemp,
+            Some(tmp.clone()),
+            None,
+            format!(
+                "leftover temp file {} from an interrupted write",
+                tmp.display()
+            ),
+        ));
+    }
+    report
+        .problems
+        .sort_by(|a, b| (a.kind, &a.path, a.object).cmp(&(b.kind, &b.path, b.object)));
+    Ok(report)
+}
+
+/// Every object below `tree` (trees included), memoized per tree.
+fn walk_tree(
+    store: &Store,
+    tree: &Digest,
+    memo: &mut HashMap<Digest, Vec<Digest>>,
+    report: &mut FsckReport,
+) -> Vec<Digest> {
+    if let Some(v) = memo.get(tree) {
+        return v.clone();
+    }
+    let mut out = vec![*tree];
+    let parsed = store
+        .objects
+        .read(tree, MAX_METADATA_BYTES)
+        .map_err(|e| e.to_string())
+        .and_then(|b| Tree::decode(&b).map_err(|e| e.to_string()));
+    match parsed {
+        Ok(t) => {
+            for e in t.entries() {
+                match &e.kind {
+                    EntryKind::File { digest, size, .. } if *size > 0 => out.push(*digest),
+                    EntryKind::Dir { digest } => {
+                        let sub = walk_tree(store, digest, memo, report);
+                        out.extend(sub);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Err(msg) if store.objects.contains(tree) => {
+            report.problems.push(problem(
+                ProblemKind::BrokenSnapshot,
+                None,
+                Some(*tree),
+                format!("tree {tree}: {msg}"),
+            ));
+        }
+        Err(_) => {}
+    }
+    out.sort();
+    out.dedup();
+    memo.insert(*tree, out.clone());
+    out
+}
+
+fn is_temp(p: &std::path::Path) -> bool {
+    p.file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with(crate::fs::TEMP_PREFIX))
+}

@@ -1,0 +1,61 @@
+//! Finding, opening and creating stores.
+//!
+//! A store is given explicitly (`--store DIR` / `SNAP_STORE`, naming the store directory
+//! itself) or found by walking up from the current directory. `snap commit` without a store
+//! creates one at the git work tree's root, or in the current directory outside git.
+
+use std::path::{Path, PathBuf};
+
+use crate::ops::Error;
+use crate::provenance;
+use crate::store::{self, STORE_DIR_NAME, Store};
+
+/// Opens the store named by `explicit`, or the one found above `cwd`.
+///
+/// # Errors
+/// `NotFound` when there is none.
+pub fn open(explicit: Option<&Path>, cwd: &Path) -> Result<Store, Error> {
+    match explicit {
+        Some(dir) => Ok(Store::open(&cwd.join(dir))?),
+        None => Ok(Store::discover(cwd)?),
+    }
+}
+
+/// Creates a store in `dir` (a directory to hold `.store/`), or at `explicit` (the store
+/// directory itself). Returns the store and whether it was created.
+///
+/// # Errors
+/// `Io` if it cannot be created.
+pub fn init(explicit: Option<&Path>, dir: &Path) -> Result<(Store, bool), Error> {
+    let store_dir = match explicit {
+        Some(e) => dir.join(e),
+        None => dir.join(STORE_DIR_NAME),
+    };
+    Ok(Store::init(&store_dir)?)
+}
+
+/// Opens the store as [`open`] does, creating one if there is none: at the root of the git
+/// work tree holding `cwd`, else in `cwd`. Returns the store and the created directory, if any.
+///
+/// # Errors
+/// As [`open`] and [`init`].
+pub fn open_or_create(
+    explicit: Option<&Path>,
+    cwd: &Path,
+) -> Result<(Store, Option<PathBuf>), Error> {
+    match open(explicit, cwd) {
+        Ok(s) => Ok((s, None)),
+        Err(Error::Store(store::Error::NotFound { .. } | store::Error::NotAStore { .. })) => {
+            let (store, created) = match explicit {
+                Some(e) => init(Some(e), cwd)?,
+                None => {
+                    let base = provenance::worktree_root(cwd).unwrap_or_else(|| cwd.to_owned());
+                    init(None, &base)?
+                }
+            };
+            let dir = created.then(|| store.dir().to_owned());
+            Ok((store, dir))
+        }
+        Err(e) => Err(e),
+    }
+}

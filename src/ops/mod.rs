@@ -1,0 +1,195 @@
+//! Use cases: one function per thing a user does (`…Options` in, `…Outcome` out), and the
+//! library's top-level [`Error`] with its [`ErrorKind`].
+//!
+//! All writes to a store or a user's directory go through here, in the order the store
+//! format requires: objects, then the directories holding them are synced, then refs move by
+//! compare-and-swap with a reflog line. This module never prints, parses flags or exits.
+
+pub mod commit;
+pub mod fsck;
+pub mod init;
+pub mod refs;
+pub mod restore;
+
+use std::path::PathBuf;
+
+use crate::digest::Digest;
+use crate::store::{self, RefName};
+use crate::{provenance, rev, snapshot, worktree};
+
+pub use commit::{CommitOptions, CommitOutcome, Update, commit};
+pub use fsck::{FsckReport, fsck};
+pub use init::{init, open, open_or_create};
+pub use refs::{delete_ref, tag};
+pub use restore::{RestoreOptions, RestoreOutcome, restore};
+
+/// The broad class of an error, for exit codes and hints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// Bad arguments or input.
+    InvalidInput,
+    /// Something named does not exist.
+    NotFound,
+    /// Lost a race or would overwrite: a lock is held or a ref moved. Safe to retry.
+    Conflict,
+    /// Stored data does not match its digest.
+    Corrupt,
+    /// The operating system failed.
+    Io,
+    /// The network failed.
+    Network,
+}
+
+/// Errors of snap's use cases.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Opening or finding the store.
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    /// Reading or writing objects.
+    #[error(transparent)]
+    Objects(#[from] store::objects::Error),
+    /// Refs.
+    #[error(transparent)]
+    Refs(#[from] store::refs::Error),
+    /// Reading snapshots.
+    #[error(transparent)]
+    Snapshot(#[from] snapshot::Error),
+    /// Resolving a revision.
+    #[error(transparent)]
+    Rev(#[from] rev::Error),
+    /// Scanning paths to commit.
+    #[error(transparent)]
+    Scan(#[from] worktree::scan::Error),
+    /// Storing files.
+    #[error(transparent)]
+    Build(#[from] worktree::build::Error),
+    /// Restoring.
+    #[error(transparent)]
+    Restore(#[from] worktree::restore::Error),
+    /// Reading git.
+    #[error(transparent)]
+    Provenance(#[from] provenance::Error),
+    /// `commit` without paths.
+    #[error("nothing to commit: give at least one path")]
+    NothingToCommit,
+    /// A path given to commit does not exist.
+    #[error("{} does not exist", path.display())]
+    PathNotFound {
+        /// The path.
+        path: PathBuf,
+    },
+    /// `--annotation` without `=`, or an empty key.
+    #[error("invalid annotation `{input}`: expected KEY=VALUE")]
+    InvalidAnnotation {
+        /// The input.
+        input: String,
+    },
+    /// `--annotation` for a key snap sets itself.
+    #[error("annotation `{key}` is set by snap and cannot be given")]
+    ReservedAnnotation {
+        /// The key.
+        key: String,
+    },
+    /// Committing to a name that is a tag.
+    #[error("`{name}` is a tag; tags do not move with commits")]
+    CommitToTag {
+        /// The tag.
+        name: String,
+    },
+    /// A tag exists and `--force` was not given.
+    #[error("tag `{name}` already exists and points at {target}")]
+    TagExists {
+        /// The tag.
+        name: RefName,
+        /// Its value.
+        target: Digest,
+    },
+    /// A ref to delete does not exist.
+    #[error("no ref named `{name}`")]
+    RefNotFound {
+        /// The name.
+        name: String,
+    },
+    /// Commits kept losing the ref race.
+    #[error(
+        "gave up committing to `{name}` after {attempts} attempts: other processes kept moving it"
+    )]
+    TooManyRetries {
+        /// The ref.
+        name: RefName,
+        /// Attempts made.
+        attempts: u32,
+    },
+}
+
+impl Error {
+    /// The broad class of this error.
+    #[must_use]
+    pub fn kind(&self) -> ErrorKind {
+        use store::refs::Error as R;
+        match self {
+            Error::Store(store::Error::NotFound { .. } | store::Error::NotAStore { .. }) => {
+                ErrorKind::NotFound
+            }
+            Error::Store(store::Error::UnsupportedFormat { .. }) => ErrorKind::InvalidInput,
+            Error::Store(store::Error::Lock(crate::lock::Error::Locked { .. })) => {
+                ErrorKind::Conflict
+            }
+            Error::Store(_) => ErrorKind::Io,
+            Error::Objects(o) | Error::Snapshot(snapshot::Error::Object(o)) => objects_kind(o),
+            Error::Restore(worktree::restore::Error::Objects(o))
+            | Error::Build(worktree::build::Error::Objects(o)) => objects_kind(o),
+            Error::Snapshot(_) => ErrorKind::Corrupt,
+            Error::Refs(R::OutOfDate { .. } | R::Lock(crate::lock::Error::Locked { .. })) => {
+                ErrorKind::Conflict
+            }
+            Error::Refs(R::InvalidName { .. } | R::Ambiguous { .. } | R::InvalidMessage { .. }) => {
+                ErrorKind::InvalidInput
+            }
+            Error::Refs(R::MissingTarget { .. }) => ErrorKind::NotFound,
+            Error::Refs(R::Corrupt { .. }) => ErrorKind::Corrupt,
+            Error::Refs(_) => ErrorKind::Io,
+            Error::Rev(rev::Error::Unknown { .. }) => ErrorKind::NotFound,
+            Error::Rev(rev::Error::Snapshot(s)) => match s {
+                snapshot::Error::Object(o) => objects_kind(o),
+                _ => ErrorKind::Corrupt,
+            },
+            Error::Rev(rev::Error::Refs(R::Corrupt { .. })) => ErrorKind::Corrupt,
+            Error::Rev(_) => ErrorKind::InvalidInput,
+            Error::Scan(worktree::scan::Error::Missing { .. })
+            | Error::PathNotFound { .. }
+            | Error::RefNotFound { .. } => ErrorKind::NotFound,
+            Error::Scan(worktree::scan::Error::Io { .. }) | Error::Build(_) => ErrorKind::Io,
+            Error::Scan(_) => ErrorKind::InvalidInput,
+            Error::Restore(
+                worktree::restore::Error::NotEmpty { .. }
+                | worktree::restore::Error::NotADirectory { .. },
+            ) => ErrorKind::InvalidInput,
+            Error::Restore(worktree::restore::Error::Tree { .. }) => ErrorKind::Corrupt,
+            Error::Restore(_) => ErrorKind::Io,
+            Error::Provenance(provenance::Error::InputOutsideRepo { .. }) => {
+                ErrorKind::InvalidInput
+            }
+            Error::Provenance(_) => ErrorKind::Io,
+            Error::NothingToCommit
+            | Error::InvalidAnnotation { .. }
+            | Error::ReservedAnnotation { .. }
+            | Error::CommitToTag { .. } => ErrorKind::InvalidInput,
+            Error::TagExists { .. } | Error::TooManyRetries { .. } => ErrorKind::Conflict,
+        }
+    }
+}
+
+fn objects_kind(e: &store::objects::Error) -> ErrorKind {
+    match e {
+        store::objects::Error::NotFound(_) => ErrorKind::NotFound,
+        store::objects::Error::Corrupt { .. } | store::objects::Error::CorruptIndex { .. } => {
+            ErrorKind::Corrupt
+        }
+        store::objects::Error::TooLarge { .. } => ErrorKind::Corrupt,
+        _ => ErrorKind::Io,
+    }
+}

@@ -1,0 +1,66 @@
+//! `snap tag` and `snap ref delete`: ref changes that are not commits.
+
+use crate::digest::Digest;
+use crate::ops::Error;
+use crate::rev;
+use crate::store::{Expected, RefEdit, RefName, Store, refs};
+
+/// Points tag `name` at `rev`. An existing tag moves only with `force`.
+///
+/// # Errors
+/// `Conflict` ([`Error::TagExists`]) if the tag exists and `force` is off; `NotFound` for an
+/// unknown revision; `InvalidInput` for a bad name.
+pub fn tag(
+    store: &Store,
+    name: &str,
+    rev: &str,
+    force: bool,
+) -> Result<(RefName, Digest, Option<Digest>), Error> {
+    let name = RefName::tag(name)?;
+    let target = rev::resolve(store, rev)?;
+    let current = store.refs.get(&name)?;
+    if current == Some(target) {
+        return Ok((name, target, current));
+    }
+    if let (Some(existing), false) = (current, force) {
+        return Err(Error::TagExists {
+            name,
+            target: existing,
+        });
+    }
+    let edit = RefEdit {
+        name: name.clone(),
+        expected: current.map_or(Expected::Absent, Expected::Is),
+        new: Some(target),
+        message: format!("tag: {}", rev),
+    };
+    match store.update_ref(&edit) {
+        Ok(()) => Ok((name, target, current)),
+        Err(refs::Error::OutOfDate {
+            actual: Some(existing),
+            ..
+        }) if !force => Err(Error::TagExists {
+            name,
+            target: existing,
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Deletes ref `name` (`heads/x`, `tags/x`, or a bare name), logging the deletion.
+///
+/// # Errors
+/// `NotFound` if no such ref; `InvalidInput` if ambiguous; `Conflict` if it moved meanwhile.
+pub fn delete_ref(store: &Store, name: &str) -> Result<(RefName, Digest), Error> {
+    let (name, current) = store.refs.find(name)?.ok_or_else(|| Error::RefNotFound {
+        name: name.to_owned(),
+    })?;
+    let edit = RefEdit {
+        name: name.clone(),
+        expected: Expected::Is(current),
+        new: None,
+        message: "delete".into(),
+    };
+    store.update_ref(&edit)?;
+    Ok((name, current))
+}

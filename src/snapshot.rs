@@ -1,0 +1,175 @@
+//! Stored snapshots, read side: a snapshot's manifest, config and trees, loaded from the store
+//! and verified.
+//!
+//! Every object read here goes through [`crate::store::Objects::read`], which verifies digests;
+//! sizes recorded in descriptors are checked too. Nothing here writes.
+
+use crate::digest::Digest;
+use crate::object::{SnapshotConfig, Tree};
+use crate::oci::RawManifest;
+use crate::store::{Store, objects};
+
+/// The most bytes a manifest, config or tree may have.
+pub const MAX_METADATA_BYTES: u64 = 256 << 20;
+
+/// A snapshot loaded from the store.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// The snapshot id (the manifest's digest).
+    pub id: Digest,
+    /// The manifest, with its exact bytes.
+    pub manifest: RawManifest,
+    /// The config's exact bytes.
+    pub config_bytes: Vec<u8>,
+    /// The parsed config.
+    pub config: SnapshotConfig,
+}
+
+impl Snapshot {
+    /// Loads and verifies snapshot `id`.
+    ///
+    /// # Errors
+    /// [`Error::Object`] if missing or corrupt, [`Error::NotASnapshot`] if the object is not a
+    /// snap snapshot, [`Error::Malformed`] if its config cannot be read.
+    pub fn load(store: &Store, id: &Digest) -> Result<Snapshot, Error> {
+        let bytes = store.objects.read(id, MAX_METADATA_BYTES)?;
+        let manifest = RawManifest::from_bytes(bytes).map_err(|e| Error::NotASnapshot {
+            id: *id,
+            reason: e.to_string(),
+        })?;
+        if !manifest.manifest().is_snapshot() {
+            return Err(Error::NotASnapshot {
+                id: *id,
+                reason: format!(
+                    "artifactType is {}",
+                    manifest
+                        .manifest()
+                        .artifact_type
+                        .as_deref()
+                        .unwrap_or("absent")
+                ),
+            });
+        }
+        let desc = &manifest.manifest().config;
+        let config_bytes = store.objects.read(&desc.digest, MAX_METADATA_BYTES)?;
+        if config_bytes.len() as u64 != desc.size {
+            return Err(Error::Malformed {
+                id: *id,
+                reason: format!(
+                    "config {} is {} bytes, the manifest says {}",
+                    desc.digest,
+                    config_bytes.len(),
+                    desc.size
+                ),
+            });
+        }
+        let config = SnapshotConfig::decode(&config_bytes).map_err(|e| Error::Malformed {
+            id: *id,
+            reason: e.to_string(),
+        })?;
+        Ok(Snapshot {
+            id: *id,
+            manifest,
+            config_bytes,
+            config,
+        })
+    }
+
+    /// The first parent, if any.
+    #[must_use]
+    pub fn parent(&self) -> Option<Digest> {
+        self.config.parents.first().copied()
+    }
+
+    /// The root tree's digest.
+    #[must_use]
+    pub fn root(&self) -> Digest {
+        self.config.root
+    }
+
+    /// The `created` time, if recorded.
+    #[must_use]
+    pub fn created(&self) -> Option<&str> {
+        self.config.created.as_deref()
+    }
+}
+
+/// Reads and decodes tree `digest`.
+///
+/// # Errors
+/// [`Error::Object`] if missing or corrupt, [`Error::MalformedTree`] if not a tree.
+pub fn read_tree(store: &Store, digest: &Digest) -> Result<Tree, Error> {
+    let bytes = store.objects.read(digest, MAX_METADATA_BYTES)?;
+    Tree::decode(&bytes).map_err(|e| Error::MalformedTree {
+        digest: *digest,
+        reason: e.to_string(),
+    })
+}
+
+/// Finds the tree entry at `path` (`/`-separated, relative to the root; empty for the root
+/// itself) below tree `root`. Returns `None` if absent.
+///
+/// # Errors
+/// As [`read_tree`].
+pub fn lookup(
+    store: &Store,
+    root: &Digest,
+    path: &str,
+) -> Result<Option<crate::object::EntryKind>, Error> {
+    let path = path.trim_matches('/');
+    if path.is_empty() || path == "." {
+        return Ok(Some(crate::object::EntryKind::Dir { digest: *root }));
+    }
+    let mut current = *root;
+    let comps: Vec<&str> = path
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect();
+    for (i, comp) in comps.iter().enumerate() {
+        let tree = read_tree(store, &current)?;
+        let Some(entry) = tree.get(comp) else {
+            return Ok(None);
+        };
+        if i + 1 == comps.len() {
+            return Ok(Some(entry.kind.clone()));
+        }
+        match &entry.kind {
+            crate::object::EntryKind::Dir { digest } => current = *digest,
+            _ => return Ok(None),
+        }
+    }
+    Ok(None)
+}
+
+/// Errors reading snapshots.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The object store failed.
+    #[error(transparent)]
+    Object(#[from] objects::Error),
+    /// The object is not a snap snapshot.
+    #[error("{id} is not a snap snapshot: {reason}")]
+    NotASnapshot {
+        /// The object.
+        id: Digest,
+        /// Why.
+        reason: String,
+    },
+    /// The snapshot's config cannot be used.
+    #[error("snapshot {id} is malformed: {reason}")]
+    Malformed {
+        /// The snapshot.
+        id: Digest,
+        /// Why.
+        reason: String,
+    },
+    /// A tree object that is not a canonical tree.
+    #[error("tree {digest} is malformed: {reason}")]
+    MalformedTree {
+        /// The tree.
+        digest: Digest,
+        /// Why.
+        reason: String,
+    },
+}

@@ -1,0 +1,436 @@
+//! Materializing a tree into a directory, byte for byte.
+//!
+//! A restore is planned first (every tree read and verified), then applied:
+//!
+//! * into a new or empty destination, everything is written into a staging directory next to
+//!   it (`.tmp-restore-*`), the filesystem is synced, and the staging directory (or its
+//!   children, for an existing empty destination) is renamed into place: an interrupted
+//!   restore leaves no partial destination;
+//! * with `force` into a non-empty destination, each file is written to a temp file beside
+//!   its final path and renamed over it, so no final path ever holds a partial file.
+//!
+//! Every file's digest is verified before its final rename. Symlinks are created, never
+//! followed: anything in the way of a recorded directory (a symlink, a file) is replaced only
+//! with `force`. Files are created with mode 0666 or 0777 minus the umask.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rayon::prelude::*;
+
+use crate::digest::Digest;
+use crate::object::{EntryKind, Tree};
+use crate::store::objects::{self, Location, Objects};
+
+/// What to restore, flattened in pre-order.
+#[derive(Debug, Default)]
+pub struct RestorePlan {
+    /// Directories, parents first (relative paths).
+    pub dirs: Vec<String>,
+    /// Files: relative path, digest, size, executable.
+    pub files: Vec<PlannedFile>,
+    /// Symlinks: relative path and target.
+    pub symlinks: Vec<(String, String)>,
+}
+
+/// One file to write.
+#[derive(Clone, Debug)]
+pub struct PlannedFile {
+    /// Relative path.
+    pub path: String,
+    /// Content digest.
+    pub digest: Digest,
+    /// Size.
+    pub size: u64,
+    /// Executable bit.
+    pub executable: bool,
+}
+
+impl RestorePlan {
+    /// Total bytes of files.
+    #[must_use]
+    pub fn bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.size).sum()
+    }
+}
+
+/// Reads every tree below `root` (verifying each) into a plan.
+///
+/// # Errors
+/// [`Error::Objects`] if a tree is missing or corrupt; [`Error::Tree`] if malformed.
+pub fn plan(objects: &Objects, root: &Digest) -> Result<RestorePlan, Error> {
+    let mut plan = RestorePlan::default();
+    let mut stack = vec![(String::new(), *root)];
+    // Depth-first, pre-order: pop the last pushed, push children in reverse.
+    while let Some((prefix, digest)) = stack.pop() {
+        let bytes = objects.read(&digest, crate::snapshot::MAX_METADATA_BYTES)?;
+        let tree = Tree::decode(&bytes).map_err(|e| Error::Tree {
+            digest,
+            reason: e.to_string(),
+        })?;
+        let mut subdirs = Vec::new();
+        for e in tree.entries() {
+            let path = if prefix.is_empty() {
+                e.name.as_str().to_owned()
+            } else {
+                format!("{prefix}/{}", e.name)
+            };
+            match &e.kind {
+                EntryKind::File {
+                    size,
+                    digest,
+                    executable,
+                } => plan.files.push(PlannedFile {
+                    path,
+                    digest: *digest,
+                    size: *size,
+                    executable: *executable,
+                }),
+                EntryKind::Dir { digest } => {
+                    plan.dirs.push(path.clone());
+                    subdirs.push((path, *digest));
+                }
+                EntryKind::Symlink { target } => plan.symlinks.push((path, target.clone())),
+            }
+        }
+        stack.extend(subdirs.into_iter().rev());
+    }
+    Ok(plan)
+}
+
+/// Counts of what a restore wrote.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct RestoreStats {
+    /// Files written.
+    pub files: u64,
+    /// Directories created.
+    pub dirs: u64,
+    /// Symlinks created.
+    pub symlinks: u64,
+    /// Bytes written.
+    pub bytes: u64,
+}
+
+/// Applies `plan` under `dest`.
+///
+/// # Errors
+/// [`Error::NotEmpty`] if `dest` has entries and `force` is off; [`Error::Objects`] if an
+/// object is missing or corrupt (nothing is renamed into place then); [`Error::Io`].
+pub fn apply(
+    objects: &Objects,
+    plan: &RestorePlan,
+    dest: &Path,
+    force: bool,
+) -> Result<RestoreStats, Error> {
+    let state = match fs::symlink_metadata(dest) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => DestState::Missing,
+        Err(source) => return Err(io_err(dest, source)),
+        Ok(m) if m.is_dir() => {
+            let mut rd = fs::read_dir(dest).map_err(|e| io_err(dest, e))?;
+            if rd.next().is_none() {
+                DestState::Empty
+            } else {
+                DestState::NonEmpty
+            }
+        }
+        Ok(_) => {
+            return Err(Error::NotADirectory {
+                path: dest.to_owned(),
+            });
+        }
+    };
+    match state {
+        DestState::NonEmpty if !force => Err(Error::NotEmpty {
+            path: dest.to_owned(),
+        }),
+        DestState::NonEmpty => apply_in_place(objects, plan, dest),
+        DestState::Missing | DestState::Empty => apply_staged(objects, plan, dest, state),
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum DestState {
+    Missing,
+    Empty,
+    NonEmpty,
+}
+
+/// Removes a staging directory unless disarmed.
+struct Staging(Option<PathBuf>);
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = fs::remove_dir_all(p);
+        }
+    }
+}
+
+fn apply_staged(
+    objects: &Objects,
+    plan: &RestorePlan,
+    dest: &Path,
+    state: DestState,
+) -> Result<RestoreStats, Error> {
+    let dest = std::path::absolute(dest).map_err(|e| io_err(dest, e))?;
+    let parent = dest
+        .parent()
+        .ok_or_else(|| Error::NotADirectory { path: dest.clone() })?;
+    crate::fs::create_dir_all(parent).map_err(|e| io_err(parent, e))?;
+    let stage_path = parent.join(format!(
+        "{}restore-{}-{}",
+        crate::fs::TEMP_PREFIX,
+        std::process::id(),
+        unique()
+    ));
+    fs::create_dir(&stage_path).map_err(|e| io_err(&stage_path, e))?;
+    let mut staging = Staging(Some(stage_path.clone()));
+
+    let stats = write_all(objects, plan, &stage_path, false)?;
+    sync_filesystem(&stage_path)?;
+
+    match state {
+        DestState::Missing => {
+            fs::rename(&stage_path, &dest).map_err(|e| io_err(&dest, e))?;
+            staging.0 = None;
+        }
+        _ => {
+            for entry in fs::read_dir(&stage_path).map_err(|e| io_err(&stage_path, e))? {
+                let entry = entry.map_err(|e| io_err(&stage_path, e))?;
+                let target = dest.join(entry.file_name());
+                fs::rename(entry.path(), &target).map_err(|e| io_err(&target, e))?;
+            }
+            crate::fs::sync_dir(&dest).map_err(|e| io_err(&dest, e))?;
+        }
+    }
+    crate::fs::sync_dir(parent).map_err(|e| io_err(parent, e))?;
+    Ok(stats)
+}
+
+fn apply_in_place(
+    objects: &Objects,
+    plan: &RestorePlan,
+    dest: &Path,
+) -> Result<RestoreStats, Error> {
+    let stats = write_all(objects, plan, dest, true)?;
+    sync_filesystem(dest)?;
+    Ok(stats)
+}
+
+/// Writes the plan under `base`. With `replace`, existing entries in the way are replaced
+/// (files and symlinks atomically; a non-directory where a directory goes is removed).
+fn write_all(
+    objects: &Objects,
+    plan: &RestorePlan,
+    base: &Path,
+    replace: bool,
+) -> Result<RestoreStats, Error> {
+    let mut stats = RestoreStats::default();
+    for d in &plan.dirs {
+        let p = base.join(d);
+        match fs::symlink_metadata(&p) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) if replace => {
+                fs::remove_file(&p).map_err(|e| io_err(&p, e))?;
+                fs::create_dir(&p).map_err(|e| io_err(&p, e))?;
+                stats.dirs += 1;
+            }
+            _ => {
+                fs::create_dir(&p).map_err(|e| io_err(&p, e))?;
+                stats.dirs += 1;
+            }
+        }
+    }
+    let bytes = AtomicU64::new(0);
+    plan.files.par_iter().try_for_each(|f| {
+        let n = write_file(objects, f, &base.join(&f.path), replace)?;
+        bytes.fetch_add(n, Ordering::Relaxed);
+        Ok::<(), Error>(())
+    })?;
+    stats.files = plan.files.len() as u64;
+    stats.bytes = bytes.into_inner();
+    for (path, target) in &plan.symlinks {
+        let p = base.join(path);
+        if replace {
+            let tmp = temp_sibling(&p);
+            symlink(target, &tmp).map_err(|e| io_err(&p, e))?;
+            if let Ok(m) = fs::symlink_metadata(&p)
+                && m.is_dir()
+            {
+                fs::remove_dir_all(&p).map_err(|e| io_err(&p, e))?;
+            }
+            fs::rename(&tmp, &p).map_err(|e| io_err(&p, e))?;
+        } else {
+            symlink(target, &p).map_err(|e| io_err(&p, e))?;
+        }
+        stats.symlinks += 1;
+    }
+    Ok(stats)
+}
+
+/// Writes one file: directly (staging) or via a temp file and rename (`replace`). A corrupt
+/// copy of the object is skipped in favour of another copy, if the store has one.
+fn write_file(
+    objects: &Objects,
+    f: &PlannedFile,
+    path: &Path,
+    replace: bool,
+) -> Result<u64, Error> {
+    let target = if replace {
+        temp_sibling(path)
+    } else {
+        path.to_owned()
+    };
+    let locations = objects.locate_all(&f.digest);
+    if locations.is_empty() {
+        return Err(Error::Objects(objects::Error::NotFound(f.digest)));
+    }
+    let mut last = None;
+    for location in locations {
+        match write_copy(objects, f, location, path, &target, replace) {
+            Ok(n) => return Ok(n),
+            Err(e) => {
+                let _ = fs::remove_file(&target);
+                let corrupt = matches!(e, Error::Objects(objects::Error::Corrupt { .. }));
+                last = Some(e);
+                if !corrupt {
+                    break;
+                }
+            }
+        }
+    }
+    Err(last.expect("at least one location was tried"))
+}
+
+fn write_copy(
+    objects: &Objects,
+    f: &PlannedFile,
+    location: Location,
+    path: &Path,
+    target: &Path,
+    replace: bool,
+) -> Result<u64, Error> {
+    let mut out = create_file(target, f.executable).map_err(|e| io_err(target, e))?;
+    let mut reader = objects.open_at(&f.digest, location)?;
+    let mut buf = vec![0u8; 256 << 10];
+    let mut n = 0u64;
+    loop {
+        let k =
+            io::Read::read(&mut reader, &mut buf).map_err(|e| Error::Objects(reader.error(e)))?;
+        if k == 0 {
+            break;
+        }
+        out.write_all(&buf[..k]).map_err(|e| io_err(target, e))?;
+        n += k as u64;
+    }
+    reader.finish()?;
+    if n != f.size {
+        return Err(Error::Objects(objects::Error::Corrupt {
+            digest: f.digest,
+            path: target.to_owned(),
+            reason: format!("object is {n} bytes, the tree says {}", f.size),
+        }));
+    }
+    if replace {
+        out.sync_data().map_err(|e| io_err(target, e))?;
+        if let Ok(m) = fs::symlink_metadata(path)
+            && m.is_dir()
+        {
+            fs::remove_dir_all(path).map_err(|e| io_err(path, e))?;
+        }
+        fs::rename(target, path).map_err(|e| io_err(path, e))?;
+    }
+    Ok(n)
+}
+
+fn create_file(path: &Path, executable: bool) -> io::Result<File> {
+    let mut o = OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(if executable { 0o777 } else { 0o666 });
+    }
+    #[cfg(not(unix))]
+    let _ = executable;
+    o.open(path)
+}
+
+#[cfg(unix)]
+fn symlink(target: &str, path: &Path) -> io::Result<()> {
+    std::os::unix::fs::symlink(target, path)
+}
+
+#[cfg(not(unix))]
+fn symlink(_target: &str, _path: &Path) -> io::Result<()> {
+    Err(io::Error::other("symlinks are supported on Unix only"))
+}
+
+fn unique() -> u64 {
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+fn temp_sibling(path: &Path) -> PathBuf {
+    let name = format!(
+        "{}{}-{}",
+        crate::fs::TEMP_PREFIX,
+        std::process::id(),
+        unique()
+    );
+    path.with_file_name(name)
+}
+
+/// Flushes everything written on `path`'s filesystem (one `syncfs` instead of an fsync per
+/// file).
+fn sync_filesystem(path: &Path) -> Result<(), Error> {
+    let f = File::open(path).map_err(|e| io_err(path, e))?;
+    rustix::fs::syncfs(&f).map_err(|e| io_err(path, e.into()))
+}
+
+fn io_err(path: &Path, source: io::Error) -> Error {
+    Error::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Restore errors.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The destination has entries and `force` was not given.
+    #[error("{} is not empty", path.display())]
+    NotEmpty {
+        /// The destination.
+        path: PathBuf,
+    },
+    /// The destination exists and is not a directory.
+    #[error("{} exists and is not a directory", path.display())]
+    NotADirectory {
+        /// The destination.
+        path: PathBuf,
+    },
+    /// A tree that cannot be decoded.
+    #[error("tree {digest} is malformed: {reason}")]
+    Tree {
+        /// The tree.
+        digest: Digest,
+        /// Why.
+        reason: String,
+    },
+    /// An object is missing or corrupt.
+    #[error(transparent)]
+    Objects(#[from] objects::Error),
+    /// An I/O error.
+    #[error("{}", path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+}

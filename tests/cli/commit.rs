@@ -1,0 +1,136 @@
+use snap::ops::{CommitOutcome, Update};
+
+use crate::harness::{Env, Result, stderr};
+
+#[test]
+fn commit_records_paths_relative_to_the_store_root_and_prints_the_digest() -> Result {
+    let env = Env::new()?;
+    env.fixture("demo", "demo")?;
+    env.ok(&["init"])?;
+    let out: CommitOutcome = env.json(&["commit", "demo", "-m", "first"])?;
+    assert_eq!(out.update, Update::Inserted);
+    assert_eq!(out.ref_name, "latest");
+    assert_eq!(out.parent, None);
+    assert_eq!(
+        (out.files, out.symlinks, out.dirs),
+        (5, 1, 4),
+        "demo/, bin, graph, graph/shards"
+    );
+    let plain = env.ok(&["commit", "demo", "-m", "first"])?;
+    assert_eq!(
+        plain.trim(),
+        out.digest.to_string(),
+        "stdout is the digest alone"
+    );
+    Ok(())
+}
+
+#[test]
+fn committing_identical_content_again_reports_unchanged_and_creates_nothing() -> Result {
+    let env = Env::new()?;
+    env.fixture("demo", "demo")?;
+    let first: CommitOutcome = env.json(&["commit", "demo"])?;
+    let files_before = env.sh("find .store -type f | sort")?;
+    let again = env.snap().args(["commit", "demo"]).output()?;
+    assert!(again.status.success());
+    assert!(stderr(&again).contains("Unchanged"), "{}", stderr(&again));
+    let second: CommitOutcome = env.json(&["commit", "demo"])?;
+    assert_eq!(second.update, Update::Unchanged);
+    assert_eq!(second.digest, first.digest);
+    assert_eq!(
+        env.sh("find .store -type f | sort")?,
+        files_before,
+        "no new files in the store"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_change_makes_a_child_snapshot() -> Result {
+    let env = Env::new()?;
+    env.fixture("demo", "demo")?;
+    let first: CommitOutcome = env.json(&["commit", "demo"])?;
+    env.write("demo/graph/meta.json", "{\"nodes\": 4}\n")?;
+    let second: CommitOutcome = env.json(&["commit", "demo", "-m", "more nodes"])?;
+    assert_eq!(second.update, Update::Replaced);
+    assert_eq!(second.parent, Some(first.digest));
+    Ok(())
+}
+
+#[test]
+fn the_same_tree_in_two_stores_has_the_same_digest() -> Result {
+    let a = Env::new()?;
+    let b = Env::new()?;
+    a.fixture("demo", "demo")?;
+    b.fixture("demo", "demo")?;
+    // Different mtimes must not matter.
+    b.sh("touch -d 2001-01-01 demo/README.txt demo/graph/edges.tsv")?;
+    let da: CommitOutcome = a.json(&["commit", "demo", "-m", "m"])?;
+    let db: CommitOutcome = b.json(&["commit", "demo", "-m", "m"])?;
+    assert_eq!(da.digest, db.digest);
+    Ok(())
+}
+
+#[test]
+fn commit_creates_a_store_at_the_git_root_and_says_so() -> Result {
+    let env = Env::new()?;
+    env.sh("git init -q -b main . && mkdir -p sub/out && echo x > sub/out/f && git add -A && git commit -qm init")?;
+    let out = env
+        .snap_in(&env.join("sub"))
+        .args(["commit", "out"])
+        .output()?;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("Created"), "{}", stderr(&out));
+    assert!(
+        env.join(".store/format").exists(),
+        "store at the git work tree root"
+    );
+    assert_eq!(
+        std::fs::read_to_string(env.join(".store/.gitignore"))?,
+        "*\n"
+    );
+    assert_eq!(
+        env.sh("git status --porcelain --ignored .store")?,
+        "!! .store/\n",
+        "git ignores the store"
+    );
+    Ok(())
+}
+
+#[test]
+fn minus_c_makes_a_directorys_contents_the_root() -> Result {
+    let env = Env::new()?;
+    env.fixture("demo", "demo")?;
+    env.ok(&["commit", "-C", "demo", "."])?;
+    env.ok(&["restore", "latest", "out"])?;
+    assert!(env.join("out/graph/meta.json").exists());
+    assert!(!env.join("out/demo").exists());
+    Ok(())
+}
+
+#[test]
+fn a_path_outside_the_store_root_is_recorded_under_its_base_name() -> Result {
+    let env = Env::new()?;
+    let outside = Env::new()?;
+    outside.fixture("demo", "index")?;
+    env.ok(&["init"])?;
+    env.ok(&["commit", outside.join("index").to_str().ok_or("utf8")?])?;
+    env.ok(&["restore", "latest", "out"])?;
+    assert!(env.join("out/index/graph/meta.json").exists());
+    Ok(())
+}
+
+#[test]
+fn a_large_tree_uses_few_layers_and_a_small_manifest() -> Result {
+    let env = Env::new()?;
+    // 3,000 small files in 30 directories, plus one large file.
+    env.sh("for d in $(seq 1 30); do mkdir -p t/d$d; for f in $(seq 1 100); do echo \"file $d $f $(seq 1 $f)\" > t/d$d/f$f.txt; done; done")?;
+    env.sh("head -c 20000000 /dev/urandom > t/big.bin")?;
+    let out: CommitOutcome = env.json(&["commit", "t"])?;
+    assert_eq!(out.files, 3001);
+    assert!(out.layers >= 2 && out.layers <= 20, "{} layers", out.layers);
+    assert!(out.manifest_bytes < 8_000, "{} bytes", out.manifest_bytes);
+    env.ok(&["restore", "latest", "out"])?;
+    env.sh("diff -r t out/t")?;
+    Ok(())
+}

@@ -1,0 +1,71 @@
+use snap::ops::CommitOutcome;
+
+use crate::harness::{Env, Result, stderr};
+
+#[test]
+fn tags_never_move_without_force() -> Result {
+    let env = Env::new()?;
+    env.write("d/a", "1")?;
+    let first: CommitOutcome = env.json(&["commit", "d"])?;
+    env.ok(&["tag", "v1", "latest"])?;
+    env.write("d/a", "2")?;
+    let second: CommitOutcome = env.json(&["commit", "d"])?;
+    let out = env.run(&["tag", "v1", "latest"], 3)?;
+    assert!(stderr(&out).contains("already exists"), "{}", stderr(&out));
+    let refs = env.ok(&["refs"])?;
+    assert!(
+        refs.contains(&format!("{} tags/v1", first.digest)),
+        "{refs}"
+    );
+    env.ok(&["tag", "--force", "v1", "latest"])?;
+    assert!(
+        env.ok(&["refs"])?
+            .contains(&format!("{} tags/v1", second.digest))
+    );
+    Ok(())
+}
+
+#[test]
+fn commits_refuse_to_move_a_tag() -> Result {
+    let env = Env::new()?;
+    env.write("d/a", "1")?;
+    env.ok(&["commit", "d"])?;
+    env.ok(&["tag", "release", "latest"])?;
+    let out = env.run(&["commit", "d", "--ref", "release"], 2)?;
+    assert!(stderr(&out).contains("is a tag"), "{}", stderr(&out));
+    Ok(())
+}
+
+#[test]
+fn ref_delete_removes_the_ref_and_logs_it() -> Result {
+    let env = Env::new()?;
+    env.write("d/a", "1")?;
+    env.ok(&["commit", "d", "--ref", "ci/main"])?;
+    env.ok(&["ref", "delete", "ci/main"])?;
+    assert_eq!(env.ok(&["refs"])?, "");
+    let log = std::fs::read_to_string(env.join(".store/logs/heads/ci/main"))?;
+    assert_eq!(log.lines().count(), 2);
+    assert!(
+        log.lines()
+            .nth(1)
+            .is_some_and(|l| l.contains(" - ") && l.ends_with("\tdelete")),
+        "{log}"
+    );
+    let out = env.run(&["ref", "delete", "ci/main"], 2)?;
+    assert!(stderr(&out).contains("no ref named"));
+    Ok(())
+}
+
+#[test]
+fn refs_json_lines_parse() -> Result {
+    let env = Env::new()?;
+    env.write("d/a", "1")?;
+    let c: CommitOutcome = env.json(&["commit", "d"])?;
+    let out = env.ok(&["--json", "refs"])?;
+    let v: serde_json::Value = serde_json::from_str(out.trim())?;
+    assert_eq!(v["type"], "ref");
+    assert_eq!(v["data"]["name"], "latest");
+    assert_eq!(v["data"]["kind"], "head");
+    assert_eq!(v["data"]["digest"], c.digest.to_string());
+    Ok(())
+}

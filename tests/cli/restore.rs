@@ -1,0 +1,85 @@
+use snap::ops::{CommitOutcome, RestoreOutcome};
+
+use crate::harness::{Env, Result, stderr};
+
+#[test]
+fn restore_gives_back_bytes_modes_symlinks_and_empty_dirs() -> Result {
+    let env = Env::new()?;
+    env.fixture("demo", "demo")?;
+    std::fs::create_dir_all(env.join("demo/empty/nested"))?;
+    env.ok(&["commit", "demo"])?;
+    let out: RestoreOutcome = env.json(&["restore", "latest", "out"])?;
+    assert_eq!(out.stats.files, 5);
+    env.sh("diff -r --no-dereference demo out/demo")?;
+    assert_eq!(
+        env.sh("stat -c %A out/demo/bin/query")?.trim(),
+        "-rwxr-xr-x"
+    );
+    assert_eq!(
+        env.sh("readlink out/demo/current")?.trim(),
+        "graph/meta.json"
+    );
+    assert!(env.join("out/demo/empty/nested").is_dir());
+    Ok(())
+}
+
+#[test]
+fn restore_refuses_a_non_empty_destination_without_force() -> Result {
+    let env = Env::new()?;
+    env.fixture("demo", "demo")?;
+    env.ok(&["commit", "demo"])?;
+    env.write("out/keep.txt", "mine")?;
+    let out = env.run(&["restore", "latest", "out"], 2)?;
+    assert!(stderr(&out).contains("not empty"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--force"), "hint names the flag");
+    assert_eq!(env.sh("ls out")?, "keep.txt\n", "nothing written");
+    env.ok(&["restore", "--force", "latest", "out"])?;
+    env.sh("diff -r --no-dereference demo out/demo")?;
+    assert!(env.join("out/keep.txt").exists(), "unrelated files stay");
+    Ok(())
+}
+
+#[test]
+fn restore_into_an_existing_empty_directory_works() -> Result {
+    let env = Env::new()?;
+    env.fixture("demo", "demo")?;
+    env.ok(&["commit", "demo"])?;
+    std::fs::create_dir(env.join("empty"))?;
+    env.ok(&["restore", "latest", "empty"])?;
+    env.sh("diff -r --no-dereference demo empty/demo")?;
+    Ok(())
+}
+
+#[test]
+fn force_never_follows_a_symlink_in_the_destination() -> Result {
+    let env = Env::new()?;
+    env.fixture("demo", "demo")?;
+    env.ok(&["commit", "demo"])?;
+    std::fs::create_dir_all(env.join("victim"))?;
+    std::fs::create_dir_all(env.join("out"))?;
+    // out/demo is a symlink to a directory outside: restore must replace it, not write through it.
+    std::os::unix::fs::symlink(env.join("victim"), env.join("out/demo"))?;
+    env.ok(&["restore", "--force", "latest", "out"])?;
+    assert_eq!(
+        env.sh("ls -A victim")?,
+        "",
+        "nothing written through the symlink"
+    );
+    assert!(env.join("out/demo").is_dir() && !env.join("out/demo").is_symlink());
+    Ok(())
+}
+
+#[test]
+fn restore_of_an_older_snapshot_by_rev_syntax() -> Result {
+    let env = Env::new()?;
+    env.write("data/a.txt", "one")?;
+    let first: CommitOutcome = env.json(&["commit", "data"])?;
+    env.write("data/a.txt", "two")?;
+    env.ok(&["commit", "data"])?;
+    env.ok(&["restore", "latest~1", "old"])?;
+    assert_eq!(std::fs::read_to_string(env.join("old/data/a.txt"))?, "one");
+    let prefix = &first.digest.hex()[..10];
+    env.ok(&["restore", prefix, "old2"])?;
+    assert_eq!(std::fs::read_to_string(env.join("old2/data/a.txt"))?, "one");
+    Ok(())
+}

@@ -1,0 +1,117 @@
+//! Every manifest snap writes validates against the OCI image-spec v1.1.1 JSON schemas
+//! (vendored in fixtures/oci-schemas).
+
+use std::path::{Path, PathBuf};
+
+use snap::ops::{self, CommitOptions};
+use snap::snapshot::Snapshot;
+use snap::worktree::build::NoProgress;
+
+type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+fn schema_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/oci-schemas")
+}
+
+/// Resolves the schemas' relative `$ref`s (`defs.json`, `content-descriptor.json`, …) by
+/// file name, whatever base URI the draft-04 `id`s give them.
+struct Local;
+
+impl jsonschema::Retrieve for Local {
+    fn retrieve(
+        &self,
+        uri: &jsonschema::Uri<String>,
+    ) -> std::result::Result<serde_json::Value, Box<dyn std::error::Error + Send + Sync>> {
+        let name = uri
+            .path()
+            .as_str()
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let text = std::fs::read_to_string(schema_dir().join(&name))?;
+        Ok(serde_json::from_str(&text)?)
+    }
+}
+
+fn validate(schema_file: &str, doc: &[u8]) -> Result {
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(schema_dir().join(schema_file))?)?;
+    let validator = jsonschema::options()
+        .with_retriever(Local)
+        .build(&schema)
+        .map_err(|e| format!("schema {schema_file}: {e}"))?;
+    let value: serde_json::Value = serde_json::from_slice(doc)?;
+    let errors: Vec<String> = validator
+        .iter_errors(&value)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} invalid: {errors:?}\n{}",
+            schema_file,
+            String::from_utf8_lossy(doc)
+        )
+        .into())
+    }
+}
+
+fn commit(store: &snap::store::Store, cwd: &Path, path: &str) -> Result<Snapshot> {
+    let out = ops::commit(
+        store,
+        &CommitOptions {
+            paths: vec![path.into()],
+            message: "schema".into(),
+            cwd: cwd.to_owned(),
+            annotations: vec!["com.example.team=search".into()],
+            ..CommitOptions::default()
+        },
+        &NoProgress,
+    )?;
+    Ok(Snapshot::load(store, &out.digest)?)
+}
+
+#[test]
+fn direct_and_grouped_manifests_validate_against_the_image_manifest_schema() -> Result {
+    let dir = tempfile::tempdir()?;
+    let (store, _) = ops::init(None, dir.path())?;
+    std::fs::create_dir_all(dir.path().join("small"))?;
+    std::fs::write(dir.path().join("small/one.txt"), "one")?;
+    let direct = commit(&store, dir.path(), "small")?;
+    assert_eq!(direct.manifest.manifest().layers.len(), 1);
+    validate("image-manifest-schema.json", direct.manifest.bytes())?;
+
+    std::fs::create_dir_all(dir.path().join("big"))?;
+    for i in 0..200 {
+        std::fs::write(
+            dir.path().join(format!("big/f{i}")),
+            format!("file {i}").repeat(i),
+        )?;
+    }
+    let grouped = commit(&store, dir.path(), "big")?;
+    assert!(
+        grouped.manifest.manifest().layers.len() >= 2,
+        "file groups and trees"
+    );
+    validate("image-manifest-schema.json", grouped.manifest.bytes())?;
+    for layer in &grouped.manifest.manifest().layers {
+        validate("content-descriptor.json", &serde_json::to_vec(layer)?)?;
+    }
+
+    std::fs::create_dir_all(dir.path().join("empty"))?;
+    let empty = commit(&store, dir.path(), "empty")?;
+    validate("image-manifest-schema.json", empty.manifest.bytes())?;
+    Ok(())
+}
+
+#[test]
+fn the_validator_rejects_a_broken_manifest() -> Result {
+    let bad = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"x","digest":"sha256:nothex","size":-1},"layers":[]}"#;
+    assert!(
+        validate("image-manifest-schema.json", bad).is_err(),
+        "a validator that accepts this is not checking"
+    );
+    Ok(())
+}
