@@ -232,6 +232,7 @@ pub enum Error {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, clippy::cast_possible_truncation)] // tests write fixtures directly
 mod tests {
     use super::*;
 

@@ -41,7 +41,7 @@ fn split_steps(spec: &str) -> Result<(&str, u64), Error> {
         let (op, tail) = rest.split_at(1);
         let digits = tail.bytes().take_while(u8::is_ascii_digit).count();
         let n = match (op, digits) {
-            ("^", 0) | ("~", 0) => 1,
+            ("^" | "~", 0) => 1,
             ("~", _) => tail[..digits].parse::<u64>().map_err(|_| Error::Syntax {
                 spec: spec.to_owned(),
             })?,
@@ -184,6 +184,7 @@ pub enum Error {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, clippy::cast_possible_truncation)] // tests write fixtures directly
 mod tests {
     use super::*;
 

@@ -111,7 +111,7 @@ fn hint_for(err: &ops::Error) -> Option<(String, &'static str)> {
         ops::Error::Rev(rev::Error::Ambiguous { candidates, .. }) => Some((
             format!(
                 "give more hex digits; candidates: {}",
-                candidates.iter().map(|d| d.short()).collect::<Vec<_>>().join(", ")
+                candidates.iter().map(snap::Digest::short).collect::<Vec<_>>().join(", ")
             ),
             "ambiguous-prefix",
         )),

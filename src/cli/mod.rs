@@ -40,9 +40,6 @@ pub struct Cli {
     /// Print less (-q: no status lines; -qq: errors only).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     quiet: u8,
-    /// Print more detail.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
-    verbose: u8,
     /// When to use colours.
     #[arg(
         long,
@@ -53,9 +50,6 @@ pub struct Cli {
         value_name = "WHEN"
     )]
     color: ColorChoice,
-    /// Never draw progress bars.
-    #[arg(long, global = true, env = "SNAP_NO_PROGRESS")]
-    no_progress: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -99,7 +93,7 @@ impl Context {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let printer = Printer::new(cli.quiet, cli.verbose, cli.json, cli.color, cli.no_progress);
+    let printer = Printer::new(cli.quiet, cli.json, cli.color);
     let cwd = match std::env::current_dir() {
         Ok(c) => c,
         Err(e) => {

@@ -22,14 +22,15 @@ pub enum ColorChoice {
 #[derive(Clone, Debug)]
 pub struct Printer {
     quiet: u8,
-    verbose: u8,
     json: bool,
     color: bool,
-    progress: bool,
 }
 
+// Output methods take `&self` even where today's settings do not affect them, so every
+// write goes through the one place that decides.
+#[allow(clippy::unused_self)]
 impl Printer {
-    pub fn new(quiet: u8, verbose: u8, json: bool, color: ColorChoice, no_progress: bool) -> Self {
+    pub fn new(quiet: u8, json: bool, color: ColorChoice) -> Self {
         let stderr_tty = io::stderr().is_terminal();
         let color = match color {
             ColorChoice::Always => true,
@@ -38,28 +39,12 @@ impl Printer {
                 stderr_tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
             }
         };
-        Printer {
-            quiet,
-            verbose,
-            json,
-            color,
-            progress: stderr_tty && !json && !no_progress && quiet == 0 && verbose == 0,
-        }
+        Printer { quiet, json, color }
     }
 
     /// Whether `--json` was given.
     pub fn json(&self) -> bool {
         self.json
-    }
-
-    /// Whether progress may be drawn.
-    pub fn progress(&self) -> bool {
-        self.progress
-    }
-
-    /// Whether `-v` was given.
-    pub fn verbose(&self) -> bool {
-        self.verbose > 0
     }
 
     /// A cargo-style status line on stderr: `   Committed sha256:… (latest)`.
@@ -73,19 +58,6 @@ impl Printer {
             format!("{verb:>12}")
         };
         let _ = writeln!(io::stderr().lock(), "{verb} {message}");
-    }
-
-    /// A warning on stderr (shown unless `-qq`).
-    pub fn warn(&self, message: impl std::fmt::Display) {
-        if self.quiet > 1 {
-            return;
-        }
-        let label = if self.color {
-            "\x1b[1;33mwarning\x1b[0m"
-        } else {
-            "warning"
-        };
-        let _ = writeln!(io::stderr().lock(), "{label}: {message}");
     }
 
     /// An error on stderr (always shown).

@@ -127,6 +127,7 @@ pub fn snapshot_manifest(
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, clippy::cast_possible_truncation)] // tests write fixtures directly
 mod tests {
     use super::*;
 

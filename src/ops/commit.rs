@@ -145,8 +145,7 @@ pub fn commit(
 
     let git_anchor = roots
         .first()
-        .map(|r| r.source.parent().unwrap_or(&r.source).to_owned())
-        .unwrap_or_else(|| base.clone());
+        .map_or_else(|| base.clone(), |r| r.source.parent().unwrap_or(&r.source).to_owned());
     let inputs: Vec<PathBuf> = opts.inputs.iter().map(|i| opts.cwd.join(i)).collect();
     let provenance = provenance::collect(&git_anchor, &inputs)?.unwrap_or_default();
     let created = Timestamp::from_source_date_epoch()
@@ -360,6 +359,7 @@ fn canonical_keep_last(p: &Path) -> Result<PathBuf, Error> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, clippy::cast_possible_truncation)] // tests write fixtures directly
 mod tests {
     use super::*;
 

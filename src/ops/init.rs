@@ -46,12 +46,11 @@ pub fn open_or_create(
     match open(explicit, cwd) {
         Ok(s) => Ok((s, None)),
         Err(Error::Store(store::Error::NotFound { .. } | store::Error::NotAStore { .. })) => {
-            let (store, created) = match explicit {
-                Some(e) => init(Some(e), cwd)?,
-                None => {
-                    let base = provenance::worktree_root(cwd).unwrap_or_else(|| cwd.to_owned());
-                    init(None, &base)?
-                }
+            let (store, created) = if let Some(e) = explicit {
+                init(Some(e), cwd)?
+            } else {
+                let base = provenance::worktree_root(cwd).unwrap_or_else(|| cwd.to_owned());
+                init(None, &base)?
             };
             let dir = created.then(|| store.dir().to_owned());
             Ok((store, dir))

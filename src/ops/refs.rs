@@ -32,7 +32,7 @@ pub fn tag(
         name: name.clone(),
         expected: current.map_or(Expected::Absent, Expected::Is),
         new: Some(target),
-        message: format!("tag: {}", rev),
+        message: format!("tag: {rev}"),
     };
     match store.update_ref(&edit) {
         Ok(()) => Ok((name, target, current)),

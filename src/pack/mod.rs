@@ -314,7 +314,8 @@ impl PackIndex {
             return Err("pack index checksum mismatch".into());
         }
         let count = u64::from_le_bytes(body[8..16].try_into().map_err(|_| "short header")?);
-        let expected = (count as usize)
+        let count = usize::try_from(count).map_err(|_| "absurd entry count")?;
+        let expected = count
             .checked_mul(IDX_ENTRY)
             .and_then(|n| n.checked_add(16));
         if expected != Some(body.len()) {
@@ -323,7 +324,7 @@ impl PackIndex {
                 body.len()
             ));
         }
-        let mut entries = Vec::with_capacity(count as usize);
+        let mut entries = Vec::with_capacity(count);
         for chunk in body[16..].chunks_exact(IDX_ENTRY) {
             let u = |r: std::ops::Range<usize>| {
                 u64::from_le_bytes(
@@ -364,10 +365,12 @@ impl PackIndex {
 /// # Errors
 /// `InvalidData` naming what does not match.
 pub fn read_object(frames: &[u8], entry: &IndexEntry) -> io::Result<Vec<u8>> {
-    let padded = entry.size + tar::padding(entry.size) as u64;
-    let padded = usize::try_from(padded).map_err(|_| invalid("object too large"))?;
+    let size = usize::try_from(entry.size).map_err(|_| invalid("object too large"))?;
+    let padded = size
+        .checked_add(tar::padding(entry.size))
+        .ok_or_else(|| invalid("object too large"))?;
     let mut bytes = decompress_frames(frames, padded)?;
-    bytes.truncate(entry.size as usize);
+    bytes.truncate(size);
     let actual = Digest::of(&bytes);
     if actual != entry.digest {
         return Err(invalid(&format!(
@@ -383,6 +386,7 @@ fn invalid(msg: &str) -> io::Error {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, clippy::cast_possible_truncation)] // tests write fixtures directly
 mod tests {
     use super::*;
     use std::io::Read;

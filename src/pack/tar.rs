@@ -89,7 +89,8 @@ pub fn header(path: &str, kind: MemberKind, link_target: Option<&str>) -> Vec<u8
 /// Zero bytes that pad `size` bytes of content to the next block boundary.
 #[must_use]
 pub fn padding(size: u64) -> usize {
-    let rem = (size % BLOCK as u64) as usize;
+    // The remainder is below 512, so it always fits.
+    let rem = usize::try_from(size % BLOCK as u64).unwrap_or(0);
     if rem == 0 { 0 } else { BLOCK - rem }
 }
 
@@ -167,6 +168,7 @@ fn pax_record(out: &mut Vec<u8>, key: &str, value: &str) {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, clippy::cast_possible_truncation)] // tests write fixtures directly
 mod tests {
     use super::*;
     use std::io::Read;

@@ -736,6 +736,7 @@ pub enum Error {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, clippy::cast_possible_truncation)] // tests write fixtures directly
 mod tests {
     use super::*;
 
@@ -801,7 +802,7 @@ mod tests {
 
     #[test]
     fn packed_objects_are_found_and_verified() -> Result<(), Box<dyn std::error::Error>> {
-        let (_d, o) = objects()?;
+        let (dir, o) = objects()?;
         let mut w = o.begin_pack()?;
         w.add(&pack::encode_member(
             "a",
@@ -813,11 +814,12 @@ mod tests {
             Some(b"abc"),
         )?)?;
         let (pd, len, new) = o.finish_pack(w)?;
+        let store_dir = dir.path();
         assert!(new && len > 0);
         assert!(matches!(o.locate(&pd), Some(Location::Pack(_))));
         assert_eq!(o.read(&Digest::of(b"abc"), 10)?, b"abc");
         // A fresh handle loads the index from disk.
-        let o2 = Objects::new(_d.path());
+        let o2 = Objects::new(store_dir);
         assert_eq!(o2.read(&Digest::of(b"abc"), 10)?, b"abc");
         Ok(())
     }

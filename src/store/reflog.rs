@@ -115,6 +115,7 @@ pub fn read(path: &Path) -> std::io::Result<(Vec<ReflogEntry>, Vec<(usize, Strin
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, clippy::cast_possible_truncation)] // tests write fixtures directly
 mod tests {
     use super::*;
 

@@ -194,7 +194,7 @@ pub struct RefEdit {
 
 /// The refs of one store.
 pub struct Refs {
-    refs_dir: PathBuf,
+    dir: PathBuf,
     logs_dir: PathBuf,
     lock_timeout: Duration,
 }
@@ -206,7 +206,7 @@ impl Refs {
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(2000);
         Refs {
-            refs_dir: store_dir.join("refs"),
+            dir: store_dir.join("refs"),
             logs_dir: store_dir.join("logs"),
             lock_timeout: Duration::from_millis(ms),
         }
@@ -215,7 +215,7 @@ impl Refs {
     /// The file of a ref.
     #[must_use]
     pub fn path(&self, name: &RefName) -> PathBuf {
-        self.refs_dir.join(name.kind.dir()).join(&name.name)
+        self.dir.join(name.kind.dir()).join(&name.name)
     }
 
     /// The reflog file of a ref.
@@ -259,7 +259,7 @@ impl Refs {
     pub fn list(&self) -> Result<Vec<(RefName, Digest)>, Error> {
         let mut out = Vec::new();
         for kind in [RefKind::Head, RefKind::Tag] {
-            let base = self.refs_dir.join(kind.dir());
+            let base = self.dir.join(kind.dir());
             let mut names = Vec::new();
             walk_files(&base, &base, &mut names)?;
             names.sort();
@@ -285,7 +285,7 @@ impl Refs {
     pub fn names(&self) -> Result<Vec<RefName>, Error> {
         let mut out = Vec::new();
         for kind in [RefKind::Head, RefKind::Tag] {
-            let base = self.refs_dir.join(kind.dir());
+            let base = self.dir.join(kind.dir());
             let mut names = Vec::new();
             walk_files(&base, &base, &mut names)?;
             names.sort();
@@ -316,11 +316,11 @@ impl Refs {
     /// [`Error::Io`].
     pub fn lock_files(&self) -> Result<Vec<PathBuf>, Error> {
         let mut names = Vec::new();
-        walk_files(&self.refs_dir, &self.refs_dir, &mut names)?;
+        walk_files(&self.dir, &self.dir, &mut names)?;
         Ok(names
             .into_iter()
             .filter(|n| n.ends_with(".lock"))
-            .map(|n| self.refs_dir.join(n))
+            .map(|n| self.dir.join(n))
             .collect())
     }
 
@@ -538,6 +538,7 @@ fn show_expected(e: Expected) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, clippy::cast_possible_truncation)] // tests write fixtures directly
 mod tests {
     use super::*;
     use std::sync::{Arc, Barrier};

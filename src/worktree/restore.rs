@@ -191,19 +191,16 @@ fn apply_staged(
     let stats = write_all(objects, plan, &stage_path, false)?;
     sync_filesystem(&stage_path)?;
 
-    match state {
-        DestState::Missing => {
-            fs::rename(&stage_path, &dest).map_err(|e| io_err(&dest, e))?;
-            staging.0 = None;
+    if state == DestState::Missing {
+        fs::rename(&stage_path, &dest).map_err(|e| io_err(&dest, e))?;
+        staging.0 = None;
+    } else {
+        for entry in fs::read_dir(&stage_path).map_err(|e| io_err(&stage_path, e))? {
+            let entry = entry.map_err(|e| io_err(&stage_path, e))?;
+            let target = dest.join(entry.file_name());
+            fs::rename(entry.path(), &target).map_err(|e| io_err(&target, e))?;
         }
-        _ => {
-            for entry in fs::read_dir(&stage_path).map_err(|e| io_err(&stage_path, e))? {
-                let entry = entry.map_err(|e| io_err(&stage_path, e))?;
-                let target = dest.join(entry.file_name());
-                fs::rename(entry.path(), &target).map_err(|e| io_err(&target, e))?;
-            }
-            crate::fs::sync_dir(&dest).map_err(|e| io_err(&dest, e))?;
-        }
+        crate::fs::sync_dir(&dest).map_err(|e| io_err(&dest, e))?;
     }
     crate::fs::sync_dir(parent).map_err(|e| io_err(parent, e))?;
     Ok(stats)

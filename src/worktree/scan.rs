@@ -229,7 +229,7 @@ fn walk_dir_or_file(
             .map_err(|_| Error::InvalidPath {
                 path: child.clone(),
             })?;
-        if name == ".git" || skip.iter().any(|s| *s == child) {
+        if name == ".git" || skip.contains(&child) {
             continue;
         }
         children.push((name, child));
@@ -306,6 +306,7 @@ pub enum Error {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, clippy::cast_possible_truncation)] // tests write fixtures directly
 mod tests {
     use super::*;
 

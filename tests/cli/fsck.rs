@@ -5,6 +5,7 @@ use snap::ops::fsck::{FsckReport, ProblemKind};
 
 use crate::harness::{Env, Result, stderr};
 
+#[allow(clippy::disallowed_methods)] // deliberate damage to a store file
 fn flip_byte(path: &std::path::Path, from_end: usize) -> Result {
     use std::os::unix::fs::PermissionsExt;
     let mut bytes = std::fs::read(path)?;
