@@ -76,19 +76,18 @@ pub fn report(printer: &Printer, err: &anyhow::Error) -> ExitStatus {
 
 /// A next step for the user, and the troubleshooting anchor that explains it.
 fn hint_for(err: &ops::Error) -> Option<(String, &'static str)> {
-    use snap::lock;
     use snap::rev;
     use snap::store;
     use snap::store::refs;
-    let lock_hint = |lock_path: &std::path::Path| {
-        Some((
+    if let Some(lock_path) = err.lock_path() {
+        return Some((
             format!(
                 "another snap process holds {}; if none is running, delete that file and retry",
                 lock_path.display()
             ),
             "ref-locked",
-        ))
-    };
+        ));
+    }
     match err {
         ops::Error::Store(store::Error::NotFound { .. }) => Some((
             "run `snap init` here, commit with `snap commit PATH` (which creates the store), or pass --store DIR".into(),
@@ -98,8 +97,6 @@ fn hint_for(err: &ops::Error) -> Option<(String, &'static str)> {
             "this store was written by another version of snap; use that version".into(),
             "unsupported-format",
         )),
-        ops::Error::Refs(refs::Error::Lock(lock::Error::Locked { lock_path }))
-        | ops::Error::Store(store::Error::Lock(lock::Error::Locked { lock_path })) => lock_hint(lock_path),
         ops::Error::Refs(refs::Error::OutOfDate { .. }) | ops::Error::TooManyRetries { .. } => Some((
             "another snap process moved the ref first; run the command again".into(),
             "ref-moved",

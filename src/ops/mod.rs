@@ -126,6 +126,18 @@ pub enum Error {
 }
 
 impl Error {
+    /// The lock file that blocked this operation, if a held lock is the cause.
+    #[must_use]
+    pub fn lock_path(&self) -> Option<&std::path::Path> {
+        match self {
+            Error::Refs(store::refs::Error::Lock(crate::lock::Error::Locked { lock_path }))
+            | Error::Store(store::Error::Lock(crate::lock::Error::Locked { lock_path })) => {
+                Some(lock_path)
+            }
+            _ => None,
+        }
+    }
+
     /// The broad class of this error.
     #[must_use]
     pub fn kind(&self) -> ErrorKind {

@@ -1,0 +1,176 @@
+//! The layering rule of contributing/architecture.md, checked mechanically: each library
+//! module may use only the modules below it, `gix` appears only in provenance.rs, and the
+//! CLI never touches store internals.
+
+use std::path::{Path, PathBuf};
+
+/// Module → crate-internal modules it may use.
+const ALLOWED: &[(&str, &[&str])] = &[
+    ("digest", &[]),
+    ("timestamp", &[]),
+    ("fs", &[]),
+    ("lock", &["fs"]),
+    ("object", &["digest", "timestamp"]),
+    ("pack", &["digest"]),
+    ("oci", &["digest", "object"]),
+    (
+        "store",
+        &["digest", "fs", "lock", "object", "pack", "timestamp"],
+    ),
+    ("snapshot", &["digest", "object", "oci", "store"]),
+    ("rev", &["digest", "object", "snapshot", "store"]),
+    ("provenance", &["object", "timestamp"]),
+    (
+        "worktree",
+        &["digest", "fs", "object", "oci", "pack", "snapshot", "store"],
+    ),
+    (
+        "diff",
+        &["digest", "object", "rev", "snapshot", "store", "worktree"],
+    ),
+];
+
+const MODULES: &[&str] = &[
+    "digest",
+    "timestamp",
+    "fs",
+    "lock",
+    "object",
+    "pack",
+    "oci",
+    "store",
+    "snapshot",
+    "rev",
+    "provenance",
+    "worktree",
+    "diff",
+    "ops",
+];
+
+fn files_of(module: &str) -> Vec<PathBuf> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut out = Vec::new();
+    let file = src.join(format!("{module}.rs"));
+    if file.exists() {
+        out.push(file);
+    }
+    let mut stack = vec![src.join(module)];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// The crate-internal modules a file names as `crate::<module>`.
+fn uses(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, _) in text.match_indices("crate::") {
+        let rest = &text[i + "crate::".len()..];
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        if MODULES.contains(&name.as_str()) {
+            out.push(name);
+        }
+    }
+    // `use crate::{a, b}` groups.
+    for (i, _) in text.match_indices("crate::{") {
+        let rest = &text[i + "crate::{".len()..];
+        let group = &rest[..rest.find('}').unwrap_or(0)];
+        for part in group.split(',') {
+            let name = part.trim().split("::").next().unwrap_or("").trim();
+            if MODULES.contains(&name) {
+                out.push(name.to_owned());
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+#[test]
+fn library_modules_use_only_lower_layers() {
+    let mut violations = Vec::new();
+    for (module, allowed) in ALLOWED {
+        for file in files_of(module) {
+            let text = std::fs::read_to_string(&file).unwrap_or_default();
+            for used in uses(&text) {
+                if used != *module && !allowed.contains(&used.as_str()) {
+                    violations.push(format!(
+                        "{} uses crate::{used}, but `{module}` may only use {allowed:?}",
+                        file.display()
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        violations.is_empty(),
+        "layering rule broken:\n{}",
+        violations.join("\n")
+    );
+}
+
+#[test]
+fn only_provenance_uses_gix() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut offenders = Vec::new();
+    for module in MODULES.iter().chain(&["cli", "lib", "main"]) {
+        for file in files_of(module) {
+            if file.ends_with("provenance.rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&file).unwrap_or_default();
+            if text.contains("gix::") {
+                offenders.push(file.display().to_string());
+            }
+        }
+    }
+    let lib = std::fs::read_to_string(src.join("lib.rs")).unwrap_or_default();
+    assert!(!lib.contains("gix::"));
+    assert!(
+        offenders.is_empty(),
+        "gix outside provenance.rs: {offenders:?}"
+    );
+}
+
+#[test]
+fn the_cli_uses_neither_store_paths_nor_low_level_modules() {
+    let mut offenders = Vec::new();
+    for file in files_of("cli") {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        for needle in ["snap::fs", "snap::lock", "\".store", "process::exit"] {
+            if text.contains(needle) {
+                offenders.push(format!("{} contains {needle}", file.display()));
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "{offenders:?}");
+}
+
+#[test]
+fn the_library_does_not_know_the_cli() {
+    let lib = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.rs"))
+        .unwrap_or_default();
+    assert!(!lib.contains("mod cli"), "only main.rs declares `mod cli`");
+}
+
+#[test]
+fn the_checker_sees_imports() {
+    assert_eq!(
+        uses("use crate::store::Store;\nuse crate::{digest::Digest, oci};"),
+        ["digest", "oci", "store"]
+    );
+}
