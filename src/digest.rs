@@ -30,6 +30,13 @@ pub const PREFIX: &str = "sha256:";
 pub struct Digest([u8; 32]);
 
 impl Digest {
+    /// The digest of no bytes at all (`sha256sum < /dev/null`).
+    pub const EMPTY: Digest = Digest([
+        0xe3, 0xb0, 0xc4, 0x42, 0x98, 0xfc, 0x1c, 0x14, 0x9a, 0xfb, 0xf4, 0xc8, 0x99, 0x6f, 0xb9,
+        0x24, 0x27, 0xae, 0x41, 0xe4, 0x64, 0x9b, 0x93, 0x4c, 0xa4, 0x95, 0x99, 0x1b, 0x78, 0x52,
+        0xb8, 0x55,
+    ]);
+
     /// The digest of `bytes`.
     #[must_use]
     pub fn of(bytes: &[u8]) -> Self {
@@ -322,6 +329,7 @@ mod tests {
 
     #[test]
     fn digest_of_empty_matches_sha256sum() {
+        assert_eq!(Digest::EMPTY, Digest::of(b""));
         assert_eq!(
             Digest::of(b"").to_string(),
             "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"

@@ -32,6 +32,9 @@ pub struct Objects {
 /// Where an object's bytes are.
 #[derive(Clone, Debug)]
 pub enum Location {
+    /// The empty object: present in every store without being stored (empty files are
+    /// members without content frames in packs, so there is nothing to point at).
+    Empty,
     /// A loose object file (zstd frames).
     Loose(PathBuf),
     /// A pack file; the object is the pack itself (a layer).
@@ -290,6 +293,9 @@ impl Objects {
     #[must_use]
     pub fn locate_all(&self, digest: &Digest) -> Vec<Location> {
         let mut out = Vec::new();
+        if *digest == Digest::EMPTY {
+            out.push(Location::Empty);
+        }
         let loose = self.loose_path(digest);
         if loose.exists() {
             out.push(Location::Loose(loose));
@@ -580,6 +586,7 @@ impl ObjectReader {
     fn open(digest: Digest, location: Location) -> Result<Self, Error> {
         let (path, inner, expected_size): (PathBuf, Box<dyn Read + Send>, Option<u64>) =
             match location {
+                Location::Empty => (PathBuf::new(), Box::new(io::empty()), Some(0)),
                 Location::Loose(path) => {
                     let f = File::open(&path).map_err(|e| io_err(&path, e))?;
                     let d = zstd::stream::read::Decoder::new(f).map_err(|e| io_err(&path, e))?;

@@ -7,9 +7,10 @@ fn restore_gives_back_bytes_modes_symlinks_and_empty_dirs() -> Result {
     let env = Env::new()?;
     env.fixture("demo", "demo")?;
     std::fs::create_dir_all(env.join("demo/empty/nested"))?;
+    env.write("demo/graph/empty.txt", "")?;
     env.ok(&["commit", "demo"])?;
     let out: RestoreOutcome = env.json(&["restore", "latest", "out"])?;
-    assert_eq!(out.stats.files, 5);
+    assert_eq!(out.stats.files, 6);
     env.sh("diff -r --no-dereference demo out/demo")?;
     assert_eq!(
         env.sh("stat -c %A out/demo/bin/query")?.trim(),
