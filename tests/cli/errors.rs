@@ -44,15 +44,82 @@ fn no_store_is_an_error_with_a_hint() -> Result {
 }
 
 #[test]
-fn an_ambiguous_prefix_lists_the_candidates() -> Result {
+fn a_too_short_prefix_is_refused() -> Result {
     let env = Env::new()?;
-    // Commit until two snapshot digests share their first 7 hex digits is impractical, so
-    // make two snapshots and ask for a prefix both share: the empty-ish `sha256:` form is
-    // refused as too short, and a 7-digit prefix of one resolves uniquely.
     env.write("d/a", "1")?;
     env.ok(&["commit", "d"])?;
     let out = env.run(&["restore", "abc", "out"], 2)?;
     assert!(stderr(&out).contains("too short"), "{}", stderr(&out));
+    Ok(())
+}
+
+#[test]
+fn an_ambiguous_prefix_lists_the_candidates() -> Result {
+    use std::collections::HashMap;
+
+    use snap::object::{Provenance, SnapshotConfig, Stats};
+    use snap::oci::{Descriptor, MEDIA_TYPE_CONFIG, MEDIA_TYPE_EMPTY, artifact};
+
+    let env = Env::new()?;
+    env.ok(&["init"])?;
+    // Two snapshots whose ids share 7 hex digits (28 bits): by the birthday bound a few ten
+    // thousand candidates (differing only in their message) contain such a pair.
+    let empty_tree = snap::object::Tree::default().encode();
+    let make = |i: u32| {
+        let config = SnapshotConfig {
+            root: snap::Digest::of(&empty_tree),
+            parents: vec![],
+            message: format!("candidate {i}"),
+            created: None,
+            provenance: Provenance::default(),
+            stats: Stats::default(),
+            trees: Default::default(),
+        }
+        .encode();
+        let manifest = artifact::snapshot_manifest(
+            Descriptor::new(
+                MEDIA_TYPE_CONFIG,
+                snap::Digest::of(&config),
+                config.len() as u64,
+            ),
+            vec![Descriptor::new(
+                MEDIA_TYPE_EMPTY,
+                snap::Digest::of(b"{}"),
+                2,
+            )],
+            Default::default(),
+        );
+        (config, manifest)
+    };
+    let mut seen: HashMap<String, u32> = HashMap::new();
+    let (a, b) = (0..200_000u32)
+        .find_map(|i| {
+            let prefix = make(i).1.digest().hex()[..7].to_owned();
+            seen.insert(prefix, i).map(|j| (j, i))
+        })
+        .ok_or("no 28-bit collision among 200k candidates")?;
+    let store = snap::store::Store::open(&env.join(".store"))?;
+    let mut ids = Vec::new();
+    for i in [a, b] {
+        let (config, manifest) = make(i);
+        store.objects.put(&config)?;
+        store.objects.put(b"{}")?;
+        store.objects.put(&empty_tree)?;
+        ids.push(store.objects.put(manifest.bytes())?);
+    }
+    drop(store);
+    let prefix = &ids[0].hex()[..7];
+    let out = env.run(&["restore", prefix, "out"], 2)?;
+    let err = stderr(&out);
+    assert!(err.contains("is ambiguous"), "{err}");
+    for id in &ids {
+        assert!(err.contains(&id.short()), "candidate {id} listed: {err}");
+    }
+    // One more digit (or the full digest) resolves.
+    let longer = &ids[0].hex()[..12];
+    if !ids[1].hex().starts_with(longer) {
+        env.ok(&["restore", longer, "out"])?;
+    }
     Ok(())
 }
 
