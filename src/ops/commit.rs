@@ -143,9 +143,10 @@ pub fn commit(
         });
     }
 
-    let git_anchor = roots
-        .first()
-        .map_or_else(|| base.clone(), |r| r.source.parent().unwrap_or(&r.source).to_owned());
+    let git_anchor = roots.first().map_or_else(
+        || base.clone(),
+        |r| r.source.parent().unwrap_or(&r.source).to_owned(),
+    );
     let inputs: Vec<PathBuf> = opts.inputs.iter().map(|i| opts.cwd.join(i)).collect();
     let provenance = provenance::collect(&git_anchor, &inputs)?.unwrap_or_default();
     let created = Timestamp::from_source_date_epoch()
