@@ -50,7 +50,9 @@ pub fn compress_frame(input: &[u8]) -> io::Result<Vec<u8>> {
 /// # Errors
 /// `InvalidData` if the frames are corrupt or decompress to another size.
 pub fn decompress_frames(frames: &[u8], expected: usize) -> io::Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(expected);
+    // `expected` may come from an untrusted index: never reserve more than the frames could
+    // plausibly hold up front; the vector grows if they really do.
+    let mut out = Vec::with_capacity(expected.min(frames.len().saturating_mul(32)).min(64 << 20));
     let mut decoder = zstd::stream::read::Decoder::with_buffer(frames)?;
     let mut limited = io::Read::take(&mut decoder, expected as u64 + 1);
     io::Read::read_to_end(&mut limited, &mut out)?;
