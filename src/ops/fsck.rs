@@ -320,6 +320,7 @@ pub fn fsck(store: &Store) -> Result<FsckReport, Error> {
             &snap.config.root,
             &mut tree_memo,
             &mut report,
+            0,
         ));
         for d in needed {
             if damaged.contains_key(&d) {
@@ -385,15 +386,28 @@ pub fn fsck(store: &Store) -> Result<FsckReport, Error> {
     Ok(report)
 }
 
+/// Deeper trees than this are reported, not walked (real paths end far earlier: PATH_MAX).
+const MAX_DEPTH: usize = 2048;
+
 /// Every object below `tree` (trees included), memoized per tree.
 fn walk_tree(
     store: &Store,
     tree: &Digest,
     memo: &mut HashMap<Digest, Vec<Digest>>,
     report: &mut FsckReport,
+    depth: usize,
 ) -> Vec<Digest> {
     if let Some(v) = memo.get(tree) {
         return v.clone();
+    }
+    if depth > MAX_DEPTH {
+        report.problems.push(problem(
+            ProblemKind::BrokenSnapshot,
+            None,
+            Some(*tree),
+            format!("tree {tree} is nested more than {MAX_DEPTH} levels deep"),
+        ));
+        return vec![*tree];
     }
     let mut out = vec![*tree];
     let parsed = store
@@ -407,7 +421,7 @@ fn walk_tree(
                 match &e.kind {
                     EntryKind::File { digest, size, .. } if *size > 0 => out.push(*digest),
                     EntryKind::Dir { digest } => {
-                        let sub = walk_tree(store, digest, memo, report);
+                        let sub = walk_tree(store, digest, memo, report, depth + 1);
                         out.extend(sub);
                     }
                     _ => {}
