@@ -73,7 +73,7 @@ fn an_ambiguous_prefix_lists_the_candidates() -> Result {
             created: None,
             provenance: Provenance::default(),
             stats: Stats::default(),
-            trees: Default::default(),
+            trees: std::collections::BTreeMap::default(),
         }
         .encode();
         let manifest = artifact::snapshot_manifest(
@@ -87,7 +87,7 @@ fn an_ambiguous_prefix_lists_the_candidates() -> Result {
                 snap::Digest::of(b"{}"),
                 2,
             )],
-            Default::default(),
+            std::collections::BTreeMap::default(),
         );
         (config, manifest)
     };
