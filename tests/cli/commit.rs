@@ -134,3 +134,103 @@ fn a_large_tree_uses_few_layers_and_a_small_manifest() -> Result {
     env.sh("diff -r t out/t")?;
     Ok(())
 }
+
+fn load(env: &Env, digest: &snap::Digest) -> Result<snap::snapshot::Snapshot> {
+    let store = snap::store::Store::open(&env.join(".store"))?;
+    Ok(snap::snapshot::Snapshot::load(&store, digest)?)
+}
+
+#[test]
+fn git_provenance_is_stamped_on_the_manifest_and_the_config() -> Result {
+    let env = Env::new()?;
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/git/make_repo.sh");
+    env.sh(&format!("bash {} .", script.display()))?;
+    env.write("build/index/graph.bin", "graph")?;
+    let out: CommitOutcome = env.json(&["commit", "build/index", "--inputs", "src", "docs"])?;
+    let snap = load(&env, &out.digest)?;
+    let head = env.sh("git rev-parse HEAD")?.trim().to_owned();
+    let a = &snap.manifest.manifest().annotations;
+    assert_eq!(a["org.opencontainers.image.revision"], head);
+    assert_eq!(
+        a["org.opencontainers.image.source"],
+        "https://example.com/acme/app.git"
+    );
+    assert_eq!(a["dev.snaptool.git.branch"], "main");
+    assert_eq!(
+        a["dev.snaptool.git.dirty"], "false",
+        "build/ is ignored by git"
+    );
+    assert_eq!(
+        a["org.opencontainers.image.created"],
+        "2026-01-01T00:00:00Z"
+    );
+    let g = snap
+        .config
+        .provenance
+        .git
+        .as_ref()
+        .ok_or("git provenance")?;
+    assert_eq!(g.commit, head);
+    let inputs: Vec<_> = snap
+        .config
+        .provenance
+        .inputs
+        .iter()
+        .map(|i| (i.path.as_str(), i.tree.clone()))
+        .collect();
+    assert_eq!(
+        inputs,
+        [
+            (
+                "src",
+                Some(env.sh("git rev-parse HEAD:src")?.trim().to_owned())
+            ),
+            (
+                "docs",
+                Some(env.sh("git rev-parse HEAD:docs")?.trim().to_owned())
+            ),
+        ]
+    );
+    Ok(())
+}
+
+#[test]
+fn a_dirty_work_tree_is_marked_dirty() -> Result {
+    let env = Env::new()?;
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/git/make_repo.sh");
+    env.sh(&format!("bash {} .", script.display()))?;
+    env.write("build/out.txt", "x")?;
+    env.write("src/main.rs", "fn main() { dirty() }\n")?;
+    let out: CommitOutcome = env.json(&["commit", "build"])?;
+    let snap = load(&env, &out.digest)?;
+    assert_eq!(
+        snap.manifest.manifest().annotations["dev.snaptool.git.dirty"],
+        "true"
+    );
+    assert!(snap.config.provenance.git.as_ref().is_some_and(|g| g.dirty));
+    Ok(())
+}
+
+#[test]
+fn created_comes_from_source_date_epoch_and_is_absent_without_git_or_it() -> Result {
+    let env = Env::new()?;
+    env.write("d/a", "1")?;
+    let with: CommitOutcome = env.json(&["commit", "d"])?;
+    assert_eq!(
+        load(&env, &with.digest)?.config.created.as_deref(),
+        Some("2026-01-01T00:00:00Z")
+    );
+    let out = env
+        .snap()
+        .env_remove("SOURCE_DATE_EPOCH")
+        .args(["--json", "commit", "d", "--ref", "other"])
+        .output()?;
+    assert!(out.status.success());
+    let without: CommitOutcome = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(
+        load(&env, &without.digest)?.config.created,
+        None,
+        "never the wall clock"
+    );
+    Ok(())
+}
