@@ -4,6 +4,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod diff;
 pub mod digest;
 pub mod fs;
 pub mod lock;

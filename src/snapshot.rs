@@ -94,6 +94,46 @@ impl Snapshot {
     }
 }
 
+/// A snapshot as `snap log` reports it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LogEntry {
+    /// The snapshot id.
+    pub digest: Digest,
+    /// Parent snapshots.
+    pub parents: Vec<Digest>,
+    /// RFC 3339 time, if recorded.
+    pub created: Option<String>,
+    /// The message.
+    pub message: String,
+    /// The git commit it was built from.
+    pub commit: Option<String>,
+    /// The git branch.
+    pub branch: Option<String>,
+    /// Whether the work tree was dirty.
+    pub dirty: bool,
+    /// Files recorded.
+    pub files: u64,
+    /// Bytes of file contents.
+    pub bytes: u64,
+}
+
+impl From<&Snapshot> for LogEntry {
+    fn from(s: &Snapshot) -> Self {
+        let git = s.config.provenance.git.as_ref();
+        LogEntry {
+            digest: s.id,
+            parents: s.config.parents.clone(),
+            created: s.config.created.clone(),
+            message: s.config.message.clone(),
+            commit: git.map(|g| g.commit.clone()),
+            branch: git.and_then(|g| g.branch.clone()),
+            dirty: git.is_some_and(|g| g.dirty),
+            files: s.config.stats.files,
+            bytes: s.config.stats.bytes,
+        }
+    }
+}
+
 /// Reads and decodes tree `digest`.
 ///
 /// # Errors

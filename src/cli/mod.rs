@@ -5,12 +5,17 @@
 //! library's public API.
 
 mod commit;
+mod diff;
 mod error;
 mod fsck;
 mod init;
+mod log;
+mod ls;
 mod output;
 mod refs;
 mod restore;
+mod show;
+mod status;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -60,8 +65,20 @@ enum Command {
     Init(init::Args),
     /// Record files and directories as a new snapshot on a ref.
     Commit(commit::Args),
+    /// Show the lineage of a snapshot (first parents).
+    Log(log::Args),
+    /// Describe a snapshot: provenance, contents, layers.
+    Show(show::Args),
+    /// List the entries of a directory in a snapshot.
+    Ls(ls::Args),
+    /// Write a file of a snapshot to stdout.
+    Cat(ls::CatArgs),
+    /// List what changed between two snapshots, or a snapshot and a directory (exit 1 if any).
+    Diff(diff::Args),
     /// Write a snapshot's files into a directory, byte for byte.
     Restore(restore::Args),
+    /// Say whether each ref is fresh or stale against the git work tree.
+    Status(status::Args),
     /// List refs.
     Refs(refs::ListArgs),
     /// Point a tag at a snapshot (tags never move without --force).
@@ -109,7 +126,13 @@ pub fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Init(a) => init::run(&ctx, a),
         Command::Commit(a) => commit::run(&ctx, a),
+        Command::Log(a) => log::run(&ctx, a),
+        Command::Show(a) => show::run(&ctx, a),
+        Command::Ls(a) => ls::run(&ctx, a),
+        Command::Cat(a) => ls::cat(&ctx, a),
+        Command::Diff(a) => diff::run(&ctx, a),
         Command::Restore(a) => restore::run(&ctx, a),
+        Command::Status(a) => status::run(&ctx, a),
         Command::Refs(a) => refs::list(&ctx, a),
         Command::Tag(a) => refs::tag(&ctx, a),
         Command::Ref(a) => refs::manage(&ctx, a),

@@ -72,6 +72,9 @@ pub enum Error {
     /// Reading git.
     #[error(transparent)]
     Provenance(#[from] provenance::Error),
+    /// Comparing trees and directories.
+    #[error(transparent)]
+    Diff(#[from] crate::diff::Error),
     /// `commit` without paths.
     #[error("nothing to commit: give at least one path")]
     NothingToCommit,
@@ -138,6 +141,13 @@ impl Error {
         }
     }
 
+    fn kind_of_snapshot(s: &snapshot::Error) -> ErrorKind {
+        match s {
+            snapshot::Error::Object(o) => objects_kind(o),
+            _ => ErrorKind::Corrupt,
+        }
+    }
+
     /// The broad class of this error.
     #[must_use]
     pub fn kind(&self) -> ErrorKind {
@@ -165,10 +175,7 @@ impl Error {
             Error::Refs(R::Corrupt { .. }) => ErrorKind::Corrupt,
             Error::Refs(_) => ErrorKind::Io,
             Error::Rev(rev::Error::Unknown { .. }) => ErrorKind::NotFound,
-            Error::Rev(rev::Error::Snapshot(s)) => match s {
-                snapshot::Error::Object(o) => objects_kind(o),
-                _ => ErrorKind::Corrupt,
-            },
+            Error::Rev(rev::Error::Snapshot(s)) => Error::kind_of_snapshot(s),
             Error::Rev(rev::Error::Refs(R::Corrupt { .. })) => ErrorKind::Corrupt,
             Error::Rev(_) => ErrorKind::InvalidInput,
             Error::Scan(worktree::scan::Error::Missing { .. })
@@ -186,6 +193,9 @@ impl Error {
                 ErrorKind::InvalidInput
             }
             Error::Provenance(_) => ErrorKind::Io,
+            Error::Diff(crate::diff::Error::Snapshot(s)) => Error::kind_of_snapshot(s),
+            Error::Diff(crate::diff::Error::NotUtf8 { .. }) => ErrorKind::InvalidInput,
+            Error::Diff(_) => ErrorKind::Io,
             Error::NothingToCommit
             | Error::InvalidAnnotation { .. }
             | Error::ReservedAnnotation { .. }

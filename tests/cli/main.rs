@@ -4,7 +4,12 @@ mod harness;
 
 mod commit;
 mod concurrency;
+mod diff;
 mod errors;
 mod fsck;
+mod log;
+mod ls;
 mod refs;
 mod restore;
+mod show;
+mod status;

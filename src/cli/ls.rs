@@ -1,0 +1,187 @@
+//! `snap ls SNAP [PATH]` and `snap cat SNAP PATH`
+
+use std::io::Write;
+
+use snap::Digest;
+use snap::object::{EntryKind, Tree};
+use snap::ops::Error;
+use snap::snapshot::{self, Snapshot};
+use snap::store::Store;
+
+use crate::cli::Context;
+use crate::cli::error::ExitStatus;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The snapshot.
+    #[arg(value_name = "SNAP")]
+    rev: String,
+    /// A directory or file inside the snapshot (default: the root).
+    #[arg(value_name = "PATH", default_value = "")]
+    path: String,
+    /// List everything below PATH.
+    #[arg(short, long)]
+    recursive: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CatArgs {
+    /// The snapshot.
+    #[arg(value_name = "SNAP")]
+    rev: String,
+    /// The file inside the snapshot.
+    #[arg(value_name = "PATH")]
+    path: String,
+}
+
+/// One `snap ls --json` record.
+#[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq, Eq)]
+pub struct LsEntry {
+    pub path: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<Digest>,
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub executable: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+}
+
+fn entry(path: String, kind: &EntryKind) -> LsEntry {
+    let mut e = LsEntry {
+        path,
+        kind: kind.type_name().to_owned(),
+        size: None,
+        digest: None,
+        executable: false,
+        target: None,
+    };
+    match kind {
+        EntryKind::File {
+            size,
+            digest,
+            executable,
+        } => {
+            e.size = Some(*size);
+            e.digest = Some(*digest);
+            e.executable = *executable;
+        }
+        EntryKind::Dir { digest } => e.digest = Some(*digest),
+        EntryKind::Symlink { target } => e.target = Some(target.clone()),
+    }
+    e
+}
+
+fn resolve(store: &Store, rev: &str, path: &str) -> anyhow::Result<(Snapshot, EntryKind)> {
+    let id = snap::rev::resolve(store, rev).map_err(Error::from)?;
+    let snap = Snapshot::load(store, &id).map_err(Error::from)?;
+    let found = snapshot::lookup(store, &snap.root(), path).map_err(Error::from)?;
+    let kind =
+        found.ok_or_else(|| anyhow::anyhow!("`{path}` is not in snapshot {}", id.short()))?;
+    Ok((snap, kind))
+}
+
+pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {
+    let store = ctx.open_store()?;
+    let (_, kind) = resolve(&store, &args.rev, &args.path)?;
+    let base = args.path.trim_matches('/').to_owned();
+    match &kind {
+        EntryKind::Dir { digest } => list(ctx, &store, digest, &base, args.recursive)?,
+        other => show(ctx, &entry(base, other))?,
+    }
+    Ok(ExitStatus::Success)
+}
+
+fn list(
+    ctx: &Context,
+    store: &Store,
+    tree: &Digest,
+    prefix: &str,
+    recursive: bool,
+) -> anyhow::Result<()> {
+    let tree: Tree = snapshot::read_tree(store, tree).map_err(Error::from)?;
+    for e in tree.entries() {
+        let path = if prefix.is_empty() {
+            e.name.to_string()
+        } else {
+            format!("{prefix}/{}", e.name)
+        };
+        let shown = if recursive {
+            path.clone()
+        } else {
+            e.name.to_string()
+        };
+        show(
+            ctx,
+            &entry(
+                if ctx.printer.json() {
+                    path.clone()
+                } else {
+                    shown
+                },
+                &e.kind,
+            ),
+        )?;
+        if recursive && let EntryKind::Dir { digest } = &e.kind {
+            list(ctx, store, digest, &path, true)?;
+        }
+    }
+    Ok(())
+}
+
+fn show(ctx: &Context, e: &LsEntry) -> std::io::Result<()> {
+    if ctx.printer.json() {
+        return ctx.printer.json_record("entry", e);
+    }
+    let mode = match (e.kind.as_str(), e.executable) {
+        ("dir", _) => "drwxr-xr-x",
+        ("symlink", _) => "lrwxrwxrwx",
+        (_, true) => "-rwxr-xr-x",
+        _ => "-rw-r--r--",
+    };
+    let size = e.size.map_or_else(|| "-".to_owned(), |s| s.to_string());
+    let digest = e.digest.map_or_else(|| "-".repeat(12), |d| d.short());
+    let name = match &e.target {
+        Some(t) => format!("{} -> {t}", e.path),
+        None if e.kind == "dir" => format!("{}/", e.path),
+        None => e.path.clone(),
+    };
+    ctx.printer
+        .line(format!("{mode} {size:>12} {digest} {name}"))
+}
+
+pub fn cat(ctx: &Context, args: &CatArgs) -> anyhow::Result<ExitStatus> {
+    let store = ctx.open_store()?;
+    let (_, kind) = resolve(&store, &args.rev, &args.path)?;
+    let EntryKind::File { digest, size, .. } = kind else {
+        anyhow::bail!("`{}` is a {}, not a file", args.path, kind.type_name());
+    };
+    let mut out = std::io::stdout().lock();
+    // Small files are verified before a byte is written; large ones stream and fail at the
+    // end if the digest does not match.
+    if size <= VERIFY_FIRST_LIMIT {
+        let bytes = store.objects.read(&digest, size).map_err(Error::from)?;
+        out.write_all(&bytes)?;
+        out.flush()?;
+        return Ok(ExitStatus::Success);
+    }
+    let mut reader = store.objects.open(&digest).map_err(Error::from)?;
+    let mut buf = vec![0u8; 256 << 10];
+    loop {
+        let n =
+            std::io::Read::read(&mut reader, &mut buf).map_err(|e| Error::from(reader.error(e)))?;
+        if n == 0 {
+            break;
+        }
+        out.write_all(&buf[..n])?;
+    }
+    out.flush()?;
+    reader.finish().map_err(Error::from)?;
+    Ok(ExitStatus::Success)
+}
+
+/// Files up to this size are read and verified whole before `cat` writes them.
+const VERIFY_FIRST_LIMIT: u64 = 64 << 20;

@@ -1,0 +1,143 @@
+//! `snap show SNAP`
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use snap::Digest;
+use snap::object::{Provenance, Stats};
+use snap::oci::{self, Descriptor};
+use snap::ops::Error;
+use snap::snapshot::Snapshot;
+
+use crate::cli::Context;
+use crate::cli::commit::human_bytes;
+use crate::cli::error::ExitStatus;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The snapshot.
+    #[arg(value_name = "SNAP", default_value = "latest")]
+    rev: String,
+    /// Write the manifest's bytes exactly as stored (its sha256 is the snapshot id).
+    #[arg(long)]
+    manifest: bool,
+}
+
+/// `snap show --json`.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct Show {
+    pub digest: Digest,
+    pub refs: Vec<String>,
+    pub root: Digest,
+    pub parents: Vec<Digest>,
+    pub message: String,
+    pub created: Option<String>,
+    pub provenance: Provenance,
+    pub stats: Stats,
+    pub mode: String,
+    pub annotations: BTreeMap<String, String>,
+    pub config: Descriptor,
+    pub layers: Vec<Descriptor>,
+}
+
+pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {
+    let store = ctx.open_store()?;
+    let id = snap::rev::resolve(&store, &args.rev).map_err(Error::from)?;
+    let snap = Snapshot::load(&store, &id).map_err(Error::from)?;
+    if args.manifest {
+        let mut out = std::io::stdout().lock();
+        out.write_all(snap.manifest.bytes())?;
+        out.flush()?;
+        return Ok(ExitStatus::Success);
+    }
+    let m = snap.manifest.manifest();
+    let refs: Vec<String> = store
+        .refs
+        .list()
+        .map_err(Error::from)?
+        .into_iter()
+        .filter(|(_, d)| *d == id)
+        .map(|(n, _)| n.to_string())
+        .collect();
+    let direct = m.layers.iter().all(|l| {
+        l.media_type != oci::MEDIA_TYPE_LAYER_TAR_ZSTD && l.media_type != oci::MEDIA_TYPE_TREES
+    });
+    let show = Show {
+        digest: id,
+        refs,
+        root: snap.root(),
+        parents: snap.config.parents.clone(),
+        message: snap.config.message.clone(),
+        created: snap.config.created.clone(),
+        provenance: snap.config.provenance.clone(),
+        stats: snap.config.stats,
+        mode: if direct { "direct" } else { "grouped" }.to_owned(),
+        annotations: m.annotations.clone(),
+        config: m.config.clone(),
+        layers: m.layers.clone(),
+    };
+    if ctx.printer.json() {
+        ctx.printer.json_value(&show)?;
+        return Ok(ExitStatus::Success);
+    }
+    let p = &ctx.printer;
+    p.line(p.paint_id(&format!("snapshot {id}")))?;
+    if !show.refs.is_empty() {
+        p.line(format!("Refs:     {}", show.refs.join(", ")))?;
+    }
+    p.line(format!(
+        "Date:     {}",
+        show.created.as_deref().unwrap_or("unknown")
+    ))?;
+    for parent in &show.parents {
+        p.line(format!("Parent:   {parent}"))?;
+    }
+    if let Some(g) = &show.provenance.git {
+        p.line(format!(
+            "Git:      {}{}{}",
+            g.commit,
+            g.branch
+                .as_deref()
+                .map(|b| format!(" ({b})"))
+                .unwrap_or_default(),
+            if g.dirty { " dirty" } else { "" }
+        ))?;
+        if let Some(r) = &g.remote {
+            p.line(format!("Remote:   {r}"))?;
+        }
+    }
+    for i in &show.provenance.inputs {
+        p.line(format!(
+            "Input:    {} {}{}",
+            i.path,
+            i.tree.as_deref().unwrap_or("(not in HEAD)"),
+            if i.dirty { " dirty" } else { "" }
+        ))?;
+    }
+    p.line(format!(
+        "Contents: {} files, {} dirs, {} symlinks, {}",
+        show.stats.files,
+        show.stats.dirs,
+        show.stats.symlinks,
+        human_bytes(show.stats.bytes)
+    ))?;
+    let layer_bytes: u64 = show.layers.iter().map(|l| l.size).sum();
+    p.line(format!(
+        "Layers:   {} ({} mode), {} stored; manifest {} bytes",
+        show.layers.len(),
+        show.mode,
+        human_bytes(layer_bytes),
+        snap.manifest.bytes().len()
+    ))?;
+    p.line(format!("Root:     {}", show.root))?;
+    for (k, v) in &show.annotations {
+        p.line(format!("Annotation: {k}={v}"))?;
+    }
+    if !show.message.is_empty() {
+        p.line("")?;
+        for l in show.message.lines() {
+            p.line(format!("    {l}"))?;
+        }
+    }
+    Ok(ExitStatus::Success)
+}

@@ -1,0 +1,453 @@
+//! What changed between two trees, or between a tree and a directory on disk.
+//!
+//! Both sides are walked together in tree order (pre-order, names sorted by bytes). Between
+//! two trees, a subdirectory whose digest is the same on both sides is skipped without being
+//! read, so the cost is proportional to the changes (the Merkle property). Against a
+//! directory, a file is hashed only when its size matches the recorded one.
+//!
+//! Read-only. Symlinks are compared by target and never followed; `.git` directories and the
+//! store directory are not part of a directory side.
+
+use std::path::{Path, PathBuf};
+
+use crate::digest::{Digest, HashingReader};
+use crate::object::EntryKind;
+use crate::snapshot::{self, read_tree};
+use crate::store::Store;
+
+/// How an entry changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    /// Only on the new side.
+    Added,
+    /// Only on the old side.
+    Removed,
+    /// Same type, different contents, executable bit or target.
+    Modified,
+    /// A file became a directory or symlink, or the other way round.
+    TypeChanged,
+}
+
+impl ChangeKind {
+    /// The one-letter code of `git diff --name-status`.
+    #[must_use]
+    pub fn letter(self) -> char {
+        match self {
+            ChangeKind::Added => 'A',
+            ChangeKind::Removed => 'D',
+            ChangeKind::Modified => 'M',
+            ChangeKind::TypeChanged => 'T',
+        }
+    }
+}
+
+/// One side of a change.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EntrySummary {
+    /// `file`, `dir` or `symlink`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// File size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// File or tree digest (absent for directories on disk and unhashed files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<Digest>,
+    /// Owner-execute bit of a file.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub executable: bool,
+    /// Symlink target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+}
+
+/// One changed path.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Change {
+    /// `/`-separated path relative to the root.
+    pub path: String,
+    /// How it changed.
+    pub kind: ChangeKind,
+    /// The old side, if present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old: Option<EntrySummary>,
+    /// The new side, if present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new: Option<EntrySummary>,
+}
+
+/// Changes from tree `old` to tree `new`.
+///
+/// # Errors
+/// [`Error::Snapshot`] if a tree is missing, corrupt or malformed.
+pub fn trees(store: &Store, old: &Digest, new: &Digest) -> Result<Vec<Change>, Error> {
+    let mut out = Vec::new();
+    let ctx = Ctx { store, skip: &[] };
+    ctx.compare(
+        Some(&Side::Tree(*old)),
+        Some(&Side::Tree(*new)),
+        "",
+        &mut out,
+    )?;
+    Ok(out)
+}
+
+/// Changes from tree `old` to directory `dir` (taken as the root), ignoring the paths in
+/// `skip` (the store directory) and `.git`. With `only`, compares only those top-level
+/// names (a snapshot's recorded roots).
+///
+/// # Errors
+/// [`Error::Snapshot`] for tree problems, [`Error::Io`] for the directory.
+pub fn tree_to_dir(
+    store: &Store,
+    old: &Digest,
+    dir: &Path,
+    skip: &[PathBuf],
+    only: Option<&[String]>,
+) -> Result<Vec<Change>, Error> {
+    let mut out = Vec::new();
+    let ctx = Ctx { store, skip };
+    let old_side = Side::Tree(*old);
+    let new_side = Side::Dir(dir.to_owned());
+    match only {
+        None => ctx.compare(Some(&old_side), Some(&new_side), "", &mut out)?,
+        Some(names) => {
+            let olds = ctx.list(&old_side)?;
+            let news = ctx.list(&new_side)?;
+            let pick = |list: Vec<Node>| -> Vec<Node> {
+                list.into_iter()
+                    .filter(|n| names.contains(&n.name))
+                    .collect()
+            };
+            ctx.merge(pick(olds), pick(news), "", &mut out)?;
+        }
+    }
+    Ok(out)
+}
+
+/// Where a directory listing comes from.
+#[derive(Clone, Debug)]
+enum Side {
+    Tree(Digest),
+    Dir(PathBuf),
+}
+
+/// One entry of a listing.
+struct Node {
+    name: String,
+    summary: EntrySummary,
+    /// The file on disk (for lazy hashing) or the subdirectory to descend into.
+    child: Option<Side>,
+    file: Option<PathBuf>,
+}
+
+struct Ctx<'a> {
+    store: &'a Store,
+    skip: &'a [PathBuf],
+}
+
+fn summary(kind: &str) -> EntrySummary {
+    EntrySummary {
+        kind: kind.to_owned(),
+        size: None,
+        digest: None,
+        executable: false,
+        target: None,
+    }
+}
+
+impl Ctx<'_> {
+    fn list(&self, side: &Side) -> Result<Vec<Node>, Error> {
+        match side {
+            Side::Tree(d) => {
+                let tree = read_tree(self.store, d)?;
+                Ok(tree
+                    .entries()
+                    .iter()
+                    .map(|e| {
+                        let mut s = summary(e.kind.type_name());
+                        let mut child = None;
+                        match &e.kind {
+                            EntryKind::File {
+                                size,
+                                digest,
+                                executable,
+                            } => {
+                                s.size = Some(*size);
+                                s.digest = Some(*digest);
+                                s.executable = *executable;
+                            }
+                            EntryKind::Dir { digest } => {
+                                s.digest = Some(*digest);
+                                child = Some(Side::Tree(*digest));
+                            }
+                            EntryKind::Symlink { target } => s.target = Some(target.clone()),
+                        }
+                        Node {
+                            name: e.name.as_str().to_owned(),
+                            summary: s,
+                            child,
+                            file: None,
+                        }
+                    })
+                    .collect())
+            }
+            Side::Dir(path) => self.list_dir(path),
+        }
+    }
+
+    fn list_dir(&self, dir: &Path) -> Result<Vec<Node>, Error> {
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| Error::Io { path, source }
+        };
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(io(dir))? {
+            let entry = entry.map_err(io(dir))?;
+            let path = entry.path();
+            let name = entry
+                .file_name()
+                .into_string()
+                .map_err(|_| Error::NotUtf8 { path: path.clone() })?;
+            if name == ".git" || self.skip.contains(&path) {
+                continue;
+            }
+            let meta = std::fs::symlink_metadata(&path).map_err(io(&path))?;
+            let ft = meta.file_type();
+            let node = if ft.is_dir() {
+                Node {
+                    name,
+                    summary: summary("dir"),
+                    child: Some(Side::Dir(path)),
+                    file: None,
+                }
+            } else if ft.is_symlink() {
+                let target = std::fs::read_link(&path)
+                    .map_err(io(&path))?
+                    .into_os_string()
+                    .into_string()
+                    .map_err(|_| Error::NotUtf8 { path: path.clone() })?;
+                let mut s = summary("symlink");
+                s.target = Some(target);
+                Node {
+                    name,
+                    summary: s,
+                    child: None,
+                    file: None,
+                }
+            } else {
+                let mut s = summary("file");
+                s.size = Some(meta.len());
+                s.executable = is_executable(&meta);
+                Node {
+                    name,
+                    summary: s,
+                    child: None,
+                    file: Some(path),
+                }
+            };
+            out.push(node);
+        }
+        out.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+        Ok(out)
+    }
+
+    fn compare(
+        &self,
+        old: Option<&Side>,
+        new: Option<&Side>,
+        prefix: &str,
+        out: &mut Vec<Change>,
+    ) -> Result<(), Error> {
+        let olds = old.map(|s| self.list(s)).transpose()?.unwrap_or_default();
+        let news = new.map(|s| self.list(s)).transpose()?.unwrap_or_default();
+        self.merge(olds, news, prefix, out)
+    }
+
+    fn merge(
+        &self,
+        olds: Vec<Node>,
+        news: Vec<Node>,
+        prefix: &str,
+        out: &mut Vec<Change>,
+    ) -> Result<(), Error> {
+        let mut olds = olds.into_iter().peekable();
+        let mut news = news.into_iter().peekable();
+        loop {
+            let order = match (olds.peek(), news.peek()) {
+                (None, None) => return Ok(()),
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (Some(o), Some(n)) => o.name.as_bytes().cmp(n.name.as_bytes()),
+            };
+            match order {
+                std::cmp::Ordering::Less => {
+                    let o = olds.next().expect("peeked");
+                    let path = join(prefix, &o.name);
+                    self.removed(o, &path, out)?;
+                }
+                std::cmp::Ordering::Greater => {
+                    let n = news.next().expect("peeked");
+                    let path = join(prefix, &n.name);
+                    self.added(n, &path, out)?;
+                }
+                std::cmp::Ordering::Equal => {
+                    let o = olds.next().expect("peeked");
+                    let n = news.next().expect("peeked");
+                    let path = join(prefix, &o.name);
+                    self.both(o, n, &path, out)?;
+                }
+            }
+        }
+    }
+
+    fn removed(&self, o: Node, path: &str, out: &mut Vec<Change>) -> Result<(), Error> {
+        out.push(Change {
+            path: path.to_owned(),
+            kind: ChangeKind::Removed,
+            old: Some(o.summary),
+            new: None,
+        });
+        if let Some(child) = &o.child {
+            self.compare(Some(child), None, path, out)?;
+        }
+        Ok(())
+    }
+
+    fn added(&self, mut n: Node, path: &str, out: &mut Vec<Change>) -> Result<(), Error> {
+        if let Some(f) = &n.file {
+            n.summary.digest = Some(hash_file(f)?);
+        }
+        out.push(Change {
+            path: path.to_owned(),
+            kind: ChangeKind::Added,
+            old: None,
+            new: Some(n.summary),
+        });
+        if let Some(child) = &n.child {
+            self.compare(None, Some(child), path, out)?;
+        }
+        Ok(())
+    }
+
+    fn both(&self, o: Node, mut n: Node, path: &str, out: &mut Vec<Change>) -> Result<(), Error> {
+        if o.summary.kind != n.summary.kind {
+            if let Some(f) = &n.file {
+                n.summary.digest = Some(hash_file(f)?);
+            }
+            out.push(Change {
+                path: path.to_owned(),
+                kind: ChangeKind::TypeChanged,
+                old: Some(o.summary),
+                new: Some(n.summary),
+            });
+            // What was below an old directory is gone; what is below a new one is new.
+            if let Some(child) = &o.child {
+                self.compare(Some(child), None, path, out)?;
+            }
+            if let Some(child) = &n.child {
+                self.compare(None, Some(child), path, out)?;
+            }
+            return Ok(());
+        }
+        match o.summary.kind.as_str() {
+            "dir" => {
+                // Equal tree digests: the whole subtree is identical (Merkle).
+                if let (Some(Side::Tree(a)), Some(Side::Tree(b))) = (&o.child, &n.child)
+                    && a == b
+                {
+                    return Ok(());
+                }
+                self.compare(o.child.as_ref(), n.child.as_ref(), path, out)
+            }
+            "symlink" => {
+                if o.summary.target != n.summary.target {
+                    out.push(modified(path, o.summary, n.summary));
+                }
+                Ok(())
+            }
+            _ => {
+                let changed = if o.summary.size != n.summary.size
+                    || o.summary.executable != n.summary.executable
+                {
+                    true
+                } else if let Some(f) = &n.file {
+                    // Same size on disk: only the contents can tell.
+                    let d = hash_file(f)?;
+                    n.summary.digest = Some(d);
+                    o.summary.digest != Some(d)
+                } else {
+                    o.summary.digest != n.summary.digest
+                };
+                if changed {
+                    out.push(modified(path, o.summary, n.summary));
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+fn modified(path: &str, old: EntrySummary, new: EntrySummary) -> Change {
+    Change {
+        path: path.to_owned(),
+        kind: ChangeKind::Modified,
+        old: Some(old),
+        new: Some(new),
+    }
+}
+
+fn hash_file(path: &Path) -> Result<Digest, Error> {
+    let io = |source| Error::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let f = std::fs::File::open(path).map_err(io)?;
+    let mut r = HashingReader::new(f);
+    std::io::copy(&mut r, &mut std::io::sink()).map_err(io)?;
+    Ok(r.finish().0)
+}
+
+fn join(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{prefix}/{name}")
+    }
+}
+
+#[cfg(unix)]
+fn is_executable(meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    meta.permissions().mode() & 0o100 != 0
+}
+
+#[cfg(not(unix))]
+fn is_executable(_meta: &std::fs::Metadata) -> bool {
+    false
+}
+
+/// Diff errors.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A tree could not be read.
+    #[error(transparent)]
+    Snapshot(#[from] snapshot::Error),
+    /// A name on disk that is not UTF-8.
+    #[error("cannot compare {}: snap records UTF-8 names only", path.display())]
+    NotUtf8 {
+        /// The path.
+        path: PathBuf,
+    },
+    /// Reading the directory failed.
+    #[error("{}", path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
