@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# snap's benchmark: commit, recommit unchanged and restore a realistic tree, each beside a
+# baseline measured in the same run, reported as ratios (this machine is shared and noisy).
+#
+# Usage: bench/run.sh [--corpus DIR] [--next DIR] [--quick] [--runs N]
+#   --corpus DIR  the tree to snapshot (default: a rustup toolchain's share/doc, ~52k files)
+#   --next DIR    a "next version" of it (default: another toolchain's share/doc, if any)
+#   --quick       a generated 5,000-file tree instead (a smoke run, ~1 minute)
+#   --runs N      repetitions per timed command; the median is reported (default 3)
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+corpus="" next="" quick=0 runs=3
+while [ $# -gt 0 ]; do
+  case $1 in
+    --corpus) corpus=$2; shift 2 ;;
+    --next) next=$2; shift 2 ;;
+    --quick) quick=1; shift ;;
+    --runs) runs=$2; shift 2 ;;
+    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+for tool in zstd tar find cp python3 du; do
+  if ! command -v "$tool" >/dev/null; then
+    if [ "$tool" = zstd ] && [ "$(id -u)" = 0 ]; then
+      apt-get install -y -qq zstd >/dev/null
+    else
+      echo "bench needs $tool: apt-get install -y $tool" >&2; exit 2
+    fi
+  fi
+done
+timer=/usr/bin/time
+if [ ! -x $timer ] && [ "$(id -u)" = 0 ]; then apt-get install -y -qq time >/dev/null; fi
+
+work=$(mktemp -d /tmp/snap-bench.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+
+generate() { # DIR FILES SEED: a tree shaped like generated HTML docs
+  python3 - "$1" "$2" "$3" <<'PY'
+import os, random, sys
+root, n, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+rnd = random.Random(seed)
+words = ["fn", "struct", "impl", "trait", "pub", "mod", "use", "self", "crate", "where",
+         "<div class=\"item\">", "</div>", "<a href=\"#\">", "</a>", "Iterator", "Option"]
+dirs = [os.path.join(root, f"d{i:03}", f"s{j:02}") for i in range(max(1, n // 1400)) for j in range(36)]
+for d in dirs: os.makedirs(d, exist_ok=True)
+for i in range(n):
+    d = dirs[i % len(dirs)]
+    if i % 2000 == 7:
+        size = rnd.randint(1 << 20, 8 << 20)
+    else:
+        size = int(rnd.lognormvariate(8.3, 1.0)) % (64 << 10)
+    body = " ".join(rnd.choice(words) for _ in range(size // 5 + 1))[:size]
+    with open(os.path.join(d, f"page{i:06}.html"), "w") as f: f.write(body)
+PY
+}
+
+if [ $quick = 1 ]; then
+  corpus="$work/generated"; generate "$corpus" 5000 1
+  next="$work/generated-next"; generate "$next" 5000 2
+elif [ -z "$corpus" ]; then
+  for t in "$HOME"/.rustup/toolchains/1.95.0-*/share/doc "$HOME"/.rustup/toolchains/stable-*/share/doc "$HOME"/.rustup/toolchains/*/share/doc; do
+    if [ -d "$t" ]; then corpus=$t; break; fi
+  done
+  if [ -z "$next" ]; then
+    for t in "$HOME"/.rustup/toolchains/nightly-*/share/doc; do
+      if [ -d "$t" ] && [ "$t" != "$corpus" ]; then next=$t; break; fi
+    done
+  fi
+  if [ -z "$corpus" ]; then
+    echo "no rustup docs found: generating a 50,000-file tree" >&2
+    corpus="$work/generated"; generate "$corpus" 50000 1
+    next="$work/generated-next"; generate "$next" 50000 2
+  fi
+fi
+
+echo "building snap (release)..." >&2
+(cd "$here" && cargo build --release -q)
+snap="$here/target/release/snap"
+export SOURCE_DATE_EPOCH=1767225600 NO_COLOR=1
+
+cd "$work"
+cp -a "$corpus" corpus
+files=$(find corpus -type f | wc -l)
+bytes=$(du -sb corpus | cut -f1)
+tar -cf - corpus > /dev/null   # warm the page cache
+
+now() { date +%s.%N; }
+# median_time CMD...: run CMD $runs times (after its optional setup), print the median seconds.
+median_time() {
+  local setup=$1; shift
+  local ts=()
+  for _ in $(seq "$runs"); do
+    eval "$setup"
+    local t0; t0=$(now)
+    "$@" > /dev/null 2>&1
+    ts+=("$(awk -v a="$(now)" -v b="$t0" 'BEGIN { printf "%.4f", a - b }')")
+  done
+  printf '%s\n' "${ts[@]}" | sort -g | sed -n "$(( (runs + 1) / 2 ))p"
+}
+
+rows=()
+row() { # scenario snap baseline goal
+  local ratio result
+  ratio=$(awk -v a="$2" -v b="$3" 'BEGIN { printf "%.2f", a / b }')
+  if [ "$4" = - ]; then
+    rows+=("| $1 | $(printf '%.2f' "$2") s | $(printf '%.2f' "$3") s | ${ratio}× | (report) | |")
+    return
+  fi
+  result=$(awk -v r="$ratio" -v g="$4" 'BEGIN { print (r <= g) ? "PASS" : "MISS" }')
+  rows+=("| $1 | $(printf '%.2f' "$2") s | $(printf '%.2f' "$3") s | ${ratio}× | ≤ $4× | $result |")
+}
+
+echo "corpus: $corpus ($files files, $bytes bytes); $runs runs each, median" >&2
+
+# 1. First commit into an empty store vs tar | zstd -3 -T2.
+base1=$(median_time ":" sh -c 'tar -cf - corpus | zstd -3 -T2 > /dev/null')
+snap1=$(median_time "rm -rf .store" "$snap" commit corpus)
+row "first commit, empty store (vs \`tar -cf - . \| zstd -3 -T2\`)" "$snap1" "$base1" 1.5
+
+# Facts about the snapshot, from one more first commit.
+rm -rf .store
+$timer -f %M -o rss.txt "$snap" --json commit corpus > commit.json
+rss_kb=$(tail -1 rss.txt)
+layers=$(python3 -c 'import json;print(json.load(open("commit.json"))["layers"])')
+manifest=$(python3 -c 'import json;print(json.load(open("commit.json"))["manifest_bytes"])')
+store_bytes=$(du -sb .store | cut -f1)
+
+# 2. Recommit, nothing changed vs a find walk.
+base2=$(median_time ":" find corpus -printf '%s %T@\n')
+snap2=$(median_time ":" "$snap" commit corpus)
+row "recommit, nothing changed (vs \`find -printf '%s %T@'\`)" "$snap2" "$base2" 1.5
+again=$("$snap" --json commit corpus | python3 -c 'import json,sys;print(json.load(sys.stdin)["update"])')
+
+# 3. Restore into an empty directory vs cp -a.
+base3=$(median_time "rm -rf cpcopy" cp -a corpus cpcopy)
+snap3=$(median_time "rm -rf out" "$snap" restore latest out)
+if ! diff -r --no-dereference corpus out/corpus > /dev/null; then
+  echo "FAIL: the restored tree differs from the corpus" >&2; exit 1
+fi
+row "restore into an empty directory (vs \`cp -a\`)" "$snap3" "$base3" 1.0
+
+# 4. The next version, committed on top of the first.
+if [ -n "$next" ] && [ -d "$next" ]; then
+  rm -rf cpcopy out; mv corpus corpus.v1; cp -a "$next" corpus
+  tar -cf - corpus > /dev/null
+  base4=$(median_time ":" sh -c 'tar -cf - corpus | zstd -3 -T2 > /dev/null')
+  ts=()
+  for _ in $(seq "$runs"); do
+    rm -rf .store
+    mv corpus corpus.next && mv corpus.v1 corpus && "$snap" commit corpus > /dev/null 2>&1
+    mv corpus corpus.v1 && mv corpus.next corpus
+    t0=$(now); "$snap" commit corpus > /dev/null 2>&1
+    ts+=("$(awk -v a="$(now)" -v b="$t0" 'BEGIN { printf "%.4f", a - b }')")
+  done
+  snap4=$(printf '%s\n' "${ts[@]}" | sort -g | sed -n "$(( (runs + 1) / 2 ))p")
+  row "commit of the next version after the first (vs \`tar \| zstd\` of it)" "$snap4" "$base4" -
+  store2=$(du -sb .store | cut -f1)
+fi
+
+echo
+echo "| scenario | snap | baseline | ratio | goal | result |"
+echo "|---|---|---|---|---|---|"
+printf '%s\n' "${rows[@]}"
+echo
+echo "- corpus: $files files, $(( bytes / 1000000 )) MB ($corpus)"
+echo "- snapshot: $layers layers, manifest $manifest bytes"
+echo "- store after the first commit: $(( store_bytes / 1000000 )) MB ($(awk -v a="$store_bytes" -v b="$bytes" 'BEGIN { printf "%.1f", 100 * a / b }') % of the corpus)"
+[ -n "${store2:-}" ] && echo "- store after both versions: $(( store2 / 1000000 )) MB"
+echo "- peak RSS of the first commit: $(( rss_kb / 1024 )) MiB"
+echo "- commit again: $again; restore identical under diff -r: yes"
