@@ -234,3 +234,16 @@ fn created_comes_from_source_date_epoch_and_is_absent_without_git_or_it() -> Res
     );
     Ok(())
 }
+
+#[test]
+fn committing_the_store_root_never_records_the_store_or_git() -> Result {
+    let env = Env::new()?;
+    env.sh("git init -q -b main .")?;
+    env.fixture("demo", "demo")?;
+    env.ok(&["init"])?;
+    env.ok(&["commit", "."])?;
+    let all = env.ok(&["ls", "-r", "latest"])?;
+    assert!(!all.contains(".store") && !all.contains(".git/"), "{all}");
+    assert!(all.contains("demo/graph/meta.json"), "{all}");
+    Ok(())
+}
