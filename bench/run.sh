@@ -94,6 +94,7 @@ median_time() {
   local ts=()
   for _ in $(seq "$runs"); do
     eval "$setup"
+    sync   # start every run with no dirty pages left by the previous one
     local t0; t0=$(now)
     "$@" > /dev/null 2>&1
     ts+=("$(awk -v a="$(now)" -v b="$t0" 'BEGIN { printf "%.4f", a - b }')")
@@ -152,6 +153,7 @@ if [ -n "$next" ] && [ -d "$next" ]; then
     rm -rf .store
     mv corpus corpus.next && mv corpus.v1 corpus && "$snap" commit corpus > /dev/null 2>&1
     mv corpus corpus.v1 && mv corpus.next corpus
+    sync
     t0=$(now); "$snap" commit corpus > /dev/null 2>&1
     ts+=("$(awk -v a="$(now)" -v b="$t0" 'BEGIN { printf "%.4f", a - b }')")
   done
