@@ -317,9 +317,7 @@ impl PackIndex {
         }
         let count = u64::from_le_bytes(body[8..16].try_into().map_err(|_| "short header")?);
         let count = usize::try_from(count).map_err(|_| "absurd entry count")?;
-        let expected = count
-            .checked_mul(IDX_ENTRY)
-            .and_then(|n| n.checked_add(16));
+        let expected = count.checked_mul(IDX_ENTRY).and_then(|n| n.checked_add(16));
         if expected != Some(body.len()) {
             return Err(format!(
                 "pack index claims {count} entries but has {} bytes",
