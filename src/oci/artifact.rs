@@ -171,6 +171,45 @@ mod tests {
     }
 
     #[test]
+    fn a_million_files_make_a_few_hundred_layers_at_most() {
+        // Simulate the grouping of 1,000,000 members shaped like the docs corpus (most under
+        // 16 KiB, one in a thousand of several MiB) without touching the disk.
+        let sizes: Vec<u64> = (0..1_000_000u64)
+            .map(|i| match i % 1000 {
+                0 => 3 << 20,
+                n => (n * 37 + i % 7919) % (16 << 10),
+            })
+            .collect();
+        let total: u64 = sizes.iter().map(|s| weight(*s)).sum();
+        let target = group_target(total);
+        let large = large_file_threshold(target);
+        let mut g = Grouper::new(target);
+        let mut layers = 0u64;
+        let mut open = false;
+        for (i, size) in sizes.iter().enumerate() {
+            if *size >= large {
+                layers += u64::from(open) + 1;
+                open = false;
+                g.reset();
+                continue;
+            }
+            open = true;
+            let header = (i as u64).to_le_bytes();
+            if g.push(&header, None, weight(*size)) {
+                layers += 1;
+                open = false;
+            }
+        }
+        layers += u64::from(open);
+        // A descriptor is under 200 bytes: far below the 4 MiB registries accept.
+        assert!(
+            layers <= 400,
+            "{layers} layers for {total} bytes with T = {target}"
+        );
+        assert!(layers >= 50, "groups are not degenerate: {layers}");
+    }
+
+    #[test]
     fn a_change_moves_only_local_cuts() {
         // Cuts depend only on each member: changing member 500 leaves all other decisions alone.
         let target = 64 << 10;
