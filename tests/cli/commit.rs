@@ -247,3 +247,45 @@ fn committing_the_store_root_never_records_the_store_or_git() -> Result {
     assert!(all.contains("demo/graph/meta.json"), "{all}");
     Ok(())
 }
+
+#[test]
+fn gnu_tar_and_zstd_unpack_the_group_layers_into_the_same_tree() -> Result {
+    // The packs are the layers: extracting every tar+zstd layer in manifest order with the
+    // standard tools reproduces the files, modes, symlinks and empty directories.
+    if std::process::Command::new("zstd")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must have zstd installed (.ci/run installs it)"
+        );
+        return Ok(());
+    }
+    let env = Env::new()?;
+    env.fixture("demo", "t")?;
+    env.sh("mkdir -p t/empty/dir && for i in $(seq 1 80); do seq 1 $i > t/graph/f$i; done")?;
+    env.sh("head -c 9000000 /dev/urandom > t/big.bin")?;
+    let out: CommitOutcome = env.json(&["commit", "t"])?;
+    let snap = load(&env, &out.digest)?;
+    std::fs::create_dir(env.join("unpacked"))?;
+    let mut group_layers = 0;
+    for layer in &snap.manifest.manifest().layers {
+        if layer.media_type == snap::oci::MEDIA_TYPE_LAYER_TAR_ZSTD {
+            group_layers += 1;
+            env.sh(&format!(
+                "zstd -dc .store/packs/{}.pack | tar -x -C unpacked",
+                layer.digest.hex()
+            ))?;
+        }
+    }
+    assert!(group_layers >= 2, "a group and the large file's own pack");
+    env.sh("diff -r --no-dereference t unpacked/t")?;
+    assert_eq!(
+        env.sh("stat -c %A unpacked/t/bin/query")?.trim(),
+        "-rwxr-xr-x"
+    );
+    assert!(env.join("unpacked/t/empty/dir").is_dir());
+    Ok(())
+}
