@@ -102,6 +102,20 @@ median_time() {
   printf '%s\n' "${ts[@]}" | sort -g | sed -n "$(( (runs + 1) / 2 ))p"
 }
 
+# pair SETUP_A CMD_A SETUP_B CMD_B: alternate A and B $runs times each (A, B, A, B, ...)
+# so drift in the machine's state hits both alike; sets $pa and $pb to their medians.
+pair() {
+  local sa=$1 ca=$2 sb=$3 cb=$4 ta=() tb=() t0
+  for _ in $(seq "$runs"); do
+    eval "$sa"; sync; t0=$(now); eval "$ca" > /dev/null 2>&1
+    ta+=("$(awk -v a="$(now)" -v b="$t0" 'BEGIN { printf "%.4f", a - b }')")
+    eval "$sb"; sync; t0=$(now); eval "$cb" > /dev/null 2>&1
+    tb+=("$(awk -v a="$(now)" -v b="$t0" 'BEGIN { printf "%.4f", a - b }')")
+  done
+  pa=$(printf '%s\n' "${ta[@]}" | sort -g | sed -n "$(( (runs + 1) / 2 ))p")
+  pb=$(printf '%s\n' "${tb[@]}" | sort -g | sed -n "$(( (runs + 1) / 2 ))p")
+}
+
 rows=()
 row() { # scenario snap baseline goal
   local ratio result
@@ -117,8 +131,8 @@ row() { # scenario snap baseline goal
 echo "corpus: $corpus ($files files, $bytes bytes); $runs runs each, median" >&2
 
 # 1. First commit into an empty store vs tar | zstd -3 -T2.
-base1=$(median_time ":" sh -c 'tar -cf - corpus | zstd -3 -T2 > /dev/null')
-snap1=$(median_time "rm -rf .store" "$snap" commit corpus)
+pair ":" "tar -cf - corpus | zstd -3 -T2 > /dev/null" "rm -rf .store" "$snap commit corpus"
+base1=$pa snap1=$pb
 row "first commit, empty store (vs \`tar -cf - . \| zstd -3 -T2\`)" "$snap1" "$base1" 1.5
 
 # Facts about the snapshot, from one more first commit.
@@ -130,14 +144,17 @@ manifest=$(python3 -c 'import json;print(json.load(open("commit.json"))["manifes
 store_bytes=$(du -sb .store | cut -f1)
 
 # 2. Recommit, nothing changed vs a find walk.
-base2=$(median_time ":" find corpus -printf '%s %T@\n')
-snap2=$(median_time ":" "$snap" commit corpus)
+pair ":" "find corpus -printf '%s %T@\\n'" ":" "$snap commit corpus"
+base2=$pa snap2=$pb
 row "recommit, nothing changed (vs \`find -printf '%s %T@'\`)" "$snap2" "$base2" 1.5
 again=$("$snap" --json commit corpus | python3 -c 'import json,sys;print(json.load(sys.stdin)["update"])')
 
-# 3. Restore into an empty directory vs cp -a.
-base3=$(median_time "rm -rf cpcopy" cp -a corpus cpcopy)
-snap3=$(median_time "rm -rf out" "$snap" restore latest out)
+# 3. Restore into an empty directory vs cp -a (fresh names each time; deletions happen
+# before the sync that precedes each timed run).
+n=0
+pair 'rm -rf cpcopy.*; n=$((n + 1))' 'cp -a corpus cpcopy.$n' 'rm -rf out.*' '$snap restore latest out.$n'
+base3=$pa snap3=$pb
+rm -rf cpcopy.*; mv "out.$n" out
 if ! diff -r --no-dereference corpus out/corpus > /dev/null; then
   echo "FAIL: the restored tree differs from the corpus" >&2; exit 1
 fi
@@ -145,7 +162,7 @@ row "restore into an empty directory (vs \`cp -a\`)" "$snap3" "$base3" 1.0
 
 # 4. The next version, committed on top of the first.
 if [ -n "$next" ] && [ -d "$next" ]; then
-  rm -rf cpcopy out; mv corpus corpus.v1; cp -a "$next" corpus
+  rm -rf cpcopy* out*; mv corpus corpus.v1; cp -a "$next" corpus
   tar -cf - corpus > /dev/null
   base4=$(median_time ":" sh -c 'tar -cf - corpus | zstd -3 -T2 > /dev/null')
   ts=()
