@@ -12,7 +12,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("lock", &["fs"]),
     ("object", &["digest", "timestamp"]),
     ("pack", &["digest"]),
-    ("oci", &["digest", "object"]),
+    ("oci", &["digest", "object", "pack"]),
     (
         "store",
         &["digest", "fs", "lock", "object", "pack", "timestamp"],

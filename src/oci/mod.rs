@@ -9,6 +9,7 @@
 //! The snapshot ↔ layers mapping lives in [`artifact`]. This module does not touch the store.
 
 pub mod artifact;
+pub mod layout;
 
 use std::collections::BTreeMap;
 
@@ -20,6 +21,14 @@ use crate::digest::Digest;
 pub const MEDIA_TYPE_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 /// `application/vnd.oci.image.index.v1+json`
 pub const MEDIA_TYPE_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+/// Docker's image manifest (schema 2), read like an OCI image manifest.
+pub const MEDIA_TYPE_DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// Docker's manifest list, read like an OCI image index.
+pub const MEDIA_TYPE_DOCKER_LIST: &str =
+    "application/vnd.docker.distribution.manifest.list.v2+json";
+/// The withdrawn OCI artifact manifest (image-spec 1.1 release candidates). snap never writes
+/// it and refuses to import it: registries reject it and tools no longer read it.
+pub const MEDIA_TYPE_ARTIFACT_MANIFEST: &str = "application/vnd.oci.artifact.manifest.v1+json";
 /// The `artifactType` of every snap snapshot.
 pub const ARTIFACT_TYPE_SNAPSHOT: &str = "application/vnd.snaptool.snapshot.v1";
 /// The snapshot config's media type.
@@ -141,6 +150,7 @@ impl RawManifest {
         }
         if let Some(mt) = &manifest.media_type
             && mt != MEDIA_TYPE_MANIFEST
+            && mt != MEDIA_TYPE_DOCKER_MANIFEST
         {
             return Err(Error::Malformed {
                 digest,

@@ -1,0 +1,692 @@
+//! OCI image layouts (image-spec `image-layout.md`): the `oci-layout` file, `index.json`
+//! and `blobs/<alg>/<hex>`, as a directory or a tar archive (plain, gzip or zstd).
+//!
+//! * [`RawIndex`] pairs an image index's exact bytes with its digest and parsed view, like
+//!   [`super::RawManifest`].
+//! * [`TarWriter`] writes a layout archive deterministically: entries in a fixed order
+//!   (`oci-layout`, `blobs/`, `blobs/sha256/`, the blobs sorted by digest, `index.json`), ustar
+//!   headers with mtime 0, uid/gid 0, no user names, mode 0644 (0755 for directories).
+//! * [`read_tar`] streams a layout archive, accepting only `oci-layout`, `index.json`,
+//!   `blobs/sha256/<hex>` and their directories (with or without a `./` prefix); links,
+//!   devices, absolute or `..` paths, duplicates and unknown entries are refused. Every blob is
+//!   hashed while it streams and must match its name.
+//!
+//! This module reads and writes bytes; it does not know the store.
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::{self, BufRead, BufReader, Read, Write};
+
+use serde::{Deserialize, Serialize};
+
+use crate::digest::{Digest, HashingReader};
+use crate::oci::{Descriptor, MEDIA_TYPE_INDEX};
+use crate::pack::tar::{self, MemberKind};
+
+/// The `oci-layout` file's name.
+pub const OCI_LAYOUT: &str = "oci-layout";
+/// The `index.json` file's name.
+pub const INDEX_JSON: &str = "index.json";
+/// The bytes snap writes into `oci-layout`.
+pub const OCI_LAYOUT_BYTES: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
+/// The annotation that names an index entry (a tag).
+pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
+/// Largest `index.json` or `oci-layout` accepted.
+pub const MAX_INDEX_BYTES: u64 = 16 << 20;
+
+/// The typed view of an image index.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageIndex {
+    /// Always 2.
+    pub schema_version: u32,
+    /// `application/vnd.oci.image.index.v1+json` (optional in foreign indexes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+    /// The manifests it lists.
+    #[serde(default)]
+    pub manifests: Vec<Descriptor>,
+    /// Index annotations.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// An index's exact bytes, their digest and the parsed view.
+#[derive(Clone, Debug)]
+pub struct RawIndex {
+    bytes: Vec<u8>,
+    digest: Digest,
+    index: ImageIndex,
+}
+
+impl RawIndex {
+    /// Hashes and parses index bytes.
+    ///
+    /// # Errors
+    /// [`Error::Malformed`] if the bytes are not an image index.
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, Error> {
+        let digest = Digest::of(&bytes);
+        let index: ImageIndex = serde_json::from_slice(&bytes).map_err(|e| Error::Malformed {
+            what: format!("image index {digest}"),
+            reason: e.to_string(),
+        })?;
+        if index.schema_version != 2 {
+            return Err(Error::Malformed {
+                what: format!("image index {digest}"),
+                reason: format!("schemaVersion {} is not 2", index.schema_version),
+            });
+        }
+        if let Some(mt) = &index.media_type
+            && mt != MEDIA_TYPE_INDEX
+            && mt != crate::oci::MEDIA_TYPE_DOCKER_LIST
+        {
+            return Err(Error::Malformed {
+                what: format!("image index {digest}"),
+                reason: format!("mediaType `{mt}` is not an image index"),
+            });
+        }
+        Ok(RawIndex {
+            bytes,
+            digest,
+            index,
+        })
+    }
+
+    /// Serializes `index` once, compactly, in the fixed field order.
+    #[must_use]
+    pub fn encode(index: ImageIndex) -> Self {
+        let bytes =
+            serde_json::to_vec(&index).expect("serializing plain structs to memory cannot fail");
+        RawIndex {
+            digest: Digest::of(&bytes),
+            bytes,
+            index,
+        }
+    }
+
+    /// The exact bytes.
+    #[must_use]
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Their digest.
+    #[must_use]
+    pub fn digest(&self) -> Digest {
+        self.digest
+    }
+
+    /// The parsed view.
+    #[must_use]
+    pub fn index(&self) -> &ImageIndex {
+        &self.index
+    }
+}
+
+/// Checks an `oci-layout` file.
+///
+/// # Errors
+/// [`Error::Malformed`] unless it is JSON with `imageLayoutVersion` `1.0.0`.
+pub fn check_oci_layout(bytes: &[u8]) -> Result<(), Error> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Layout {
+        image_layout_version: String,
+    }
+    let l: Layout = serde_json::from_slice(bytes).map_err(|e| Error::Malformed {
+        what: OCI_LAYOUT.into(),
+        reason: e.to_string(),
+    })?;
+    if l.image_layout_version != "1.0.0" {
+        return Err(Error::Malformed {
+            what: OCI_LAYOUT.into(),
+            reason: format!(
+                "imageLayoutVersion `{}` is not 1.0.0",
+                l.image_layout_version
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The tag an index entry names: `org.opencontainers.image.ref.name`, reduced to the tag when
+/// it is a full reference (`host/repo:tag`). `None` for untagged entries or names that carry
+/// only a digest.
+#[must_use]
+pub fn ref_name(d: &Descriptor) -> Option<String> {
+    let full = d.annotations.get(ANNOTATION_REF_NAME)?;
+    let (name, has_digest) = match full.split_once('@') {
+        Some((n, _)) => (n, true),
+        None => (full.as_str(), false),
+    };
+    let last = name.rsplit('/').next().unwrap_or(name);
+    let tag = match last.rsplit_once(':') {
+        Some((_, tag)) => tag,
+        // `host/repo` or `repo@digest` name no tag; a bare word is the tag itself.
+        None if name.contains('/') || has_digest => return None,
+        None => last,
+    };
+    (!tag.is_empty()).then(|| tag.to_owned())
+}
+
+/// How a layout is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Format {
+    /// A directory.
+    Dir,
+    /// An uncompressed tar archive.
+    Tar,
+    /// A gzip-compressed tar archive.
+    TarGz,
+    /// A zstd-compressed tar archive.
+    TarZst,
+}
+
+impl Format {
+    /// The format a path's name suggests (`.tar`, `.tar.gz`/`.tgz`, `.tar.zst`, else a
+    /// directory).
+    #[must_use]
+    pub fn from_name(name: &str) -> Format {
+        let n = name.to_ascii_lowercase();
+        if n.ends_with(".tar.gz") || n.ends_with(".tgz") {
+            Format::TarGz
+        } else if n.ends_with(".tar.zst") || n.ends_with(".tzst") {
+            Format::TarZst
+        } else if n.ends_with(".tar") {
+            Format::Tar
+        } else {
+            Format::Dir
+        }
+    }
+}
+
+/// Writes a layout archive in snap's fixed order.
+pub struct TarWriter<W: Write> {
+    out: W,
+    last: Option<Digest>,
+}
+
+impl<W: Write> TarWriter<W> {
+    /// Starts an archive: the `oci-layout` file and the blob directories.
+    ///
+    /// # Errors
+    /// Any write error.
+    pub fn new(mut out: W) -> io::Result<Self> {
+        write_member(&mut out, OCI_LAYOUT, OCI_LAYOUT_BYTES)?;
+        out.write_all(&tar::header("blobs", MemberKind::Dir, None))?;
+        out.write_all(&tar::header("blobs/sha256", MemberKind::Dir, None))?;
+        Ok(TarWriter { out, last: None })
+    }
+
+    /// Adds a blob of `size` bytes read from `content`; blobs must come in increasing digest
+    /// order. Returns an error if `content` does not hold exactly `size` bytes.
+    ///
+    /// # Errors
+    /// `InvalidInput` for out-of-order blobs or a wrong size; any read or write error.
+    pub fn blob(&mut self, digest: &Digest, size: u64, content: &mut dyn Read) -> io::Result<()> {
+        if self.last.is_some_and(|l| l >= *digest) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "layout blobs must be added in increasing digest order",
+            ));
+        }
+        self.last = Some(*digest);
+        let path = format!("blobs/sha256/{}", digest.hex());
+        self.out.write_all(&tar::header(
+            &path,
+            MemberKind::File {
+                size,
+                executable: false,
+            },
+            None,
+        ))?;
+        let copied = io::copy(&mut content.take(size), &mut self.out)?;
+        // Anything left, or too little, means the source is not the blob it claims to be.
+        let mut probe = [0u8; 1];
+        if copied != size || content.read(&mut probe)? != 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("blob {digest} is not {size} bytes long"),
+            ));
+        }
+        self.out.write_all(&vec![0u8; tar::padding(size)])
+    }
+
+    /// Writes `index.json` and the end-of-archive marker; returns the inner writer.
+    ///
+    /// # Errors
+    /// Any write error.
+    pub fn finish(mut self, index: &[u8]) -> io::Result<W> {
+        write_member(&mut self.out, INDEX_JSON, index)?;
+        self.out.write_all(&tar::TRAILER)?;
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}
+
+fn write_member(out: &mut dyn Write, path: &str, bytes: &[u8]) -> io::Result<()> {
+    out.write_all(&tar::header(
+        path,
+        MemberKind::File {
+            size: bytes.len() as u64,
+            executable: false,
+        },
+        None,
+    ))?;
+    out.write_all(bytes)?;
+    out.write_all(&vec![0u8; tar::padding(bytes.len() as u64)])
+}
+
+/// Wraps `input` in a decompressor chosen by its first bytes: gzip (`1f 8b`), zstd
+/// (`28 b5 2f fd`) or none.
+///
+/// # Errors
+/// Any read error.
+pub fn decompressing<'a>(input: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
+    let mut buf = BufReader::with_capacity(1 << 16, input);
+    let head = buf.fill_buf()?;
+    if head.starts_with(&[0x1f, 0x8b]) {
+        Ok(Box::new(flate2::bufread::MultiGzDecoder::new(buf)))
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Ok(Box::new(zstd::stream::read::Decoder::with_buffer(buf)?))
+    } else {
+        Ok(Box::new(buf))
+    }
+}
+
+/// The small files of a layout archive (its blobs went to the callback).
+#[derive(Debug)]
+pub struct TarLayout {
+    /// The `oci-layout` bytes.
+    pub oci_layout: Vec<u8>,
+    /// The `index.json` bytes.
+    pub index: Vec<u8>,
+    /// Total bytes read out of the (decompressed) archive.
+    pub bytes_read: u64,
+}
+
+/// What a layout archive entry is.
+enum EntryName {
+    Dir,
+    OciLayout,
+    Index,
+    Blob(Digest),
+}
+
+fn classify(raw: &str) -> Result<EntryName, Error> {
+    let unsafe_path = || Error::UnsafePath {
+        path: raw.to_owned(),
+    };
+    if raw.starts_with('/') || raw.contains('\\') {
+        return Err(unsafe_path());
+    }
+    let parts: Vec<&str> = raw
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
+    if parts.contains(&"..") {
+        return Err(unsafe_path());
+    }
+    match parts.as_slice() {
+        [] | ["blobs"] | ["blobs", "sha256"] => Ok(EntryName::Dir),
+        ["oci-layout"] => Ok(EntryName::OciLayout),
+        ["index.json"] => Ok(EntryName::Index),
+        ["blobs", "sha256", hex] => {
+            Digest::from_hex(hex)
+                .map(EntryName::Blob)
+                .map_err(|_| Error::UnexpectedEntry {
+                    path: raw.to_owned(),
+                })
+        }
+        ["blobs", alg, ..] if *alg != "sha256" => Err(Error::UnsupportedAlgorithm {
+            path: raw.to_owned(),
+        }),
+        _ => Err(Error::UnexpectedEntry {
+            path: raw.to_owned(),
+        }),
+    }
+}
+
+/// Streams a layout archive (plain, gzip or zstd, detected from the bytes). Each blob is
+/// passed to `on_blob` with a reader of its exact bytes; `on_blob` must read it to the end
+/// and return how many bytes it read; the digest is checked against the blob's name after.
+/// At most `max_bytes` are read out of the archive.
+///
+/// # Errors
+/// [`Error`] for any entry snap refuses, a blob whose bytes do not match its name, a missing
+/// `oci-layout` or `index.json`, a truncated archive, or more than `max_bytes`.
+pub fn read_tar(
+    input: impl Read,
+    max_bytes: u64,
+    mut on_blob: impl FnMut(&Digest, u64, &mut dyn Read) -> io::Result<u64>,
+) -> Result<TarLayout, Error> {
+    let counted = CountingReader {
+        inner: decompressing(input).map_err(Error::Io)?,
+        count: 0,
+        limit: max_bytes,
+    };
+    let mut archive = ::tar::Archive::new(counted);
+    let mut oci_layout = None;
+    let mut index = None;
+    let mut seen = HashSet::new();
+    for entry in archive.entries().map_err(Error::Io)? {
+        let mut entry = entry.map_err(Error::Io)?;
+        let path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let kind = entry.header().entry_type();
+        let name = classify(&path)?;
+        match (&name, kind) {
+            (EntryName::Dir, ::tar::EntryType::Directory) => continue,
+            (_, ::tar::EntryType::Regular | ::tar::EntryType::Continuous)
+                if !matches!(name, EntryName::Dir) => {}
+            (_, ::tar::EntryType::Symlink | ::tar::EntryType::Link) => {
+                return Err(Error::LinkEntry { path });
+            }
+            _ => return Err(Error::UnexpectedEntry { path }),
+        }
+        let key = match &name {
+            EntryName::Blob(d) => d.to_string(),
+            EntryName::OciLayout => OCI_LAYOUT.to_owned(),
+            EntryName::Index => INDEX_JSON.to_owned(),
+            EntryName::Dir => unreachable!("directories continue above"),
+        };
+        if !seen.insert(key) {
+            return Err(Error::Duplicate { path });
+        }
+        let size = entry.header().size().map_err(Error::Io)?;
+        match name {
+            EntryName::OciLayout | EntryName::Index => {
+                if size > MAX_INDEX_BYTES {
+                    return Err(Error::TooLarge {
+                        what: path,
+                        limit: MAX_INDEX_BYTES,
+                    });
+                }
+                let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+                entry.read_to_end(&mut bytes).map_err(Error::Io)?;
+                if matches!(name, EntryName::OciLayout) {
+                    oci_layout = Some(bytes);
+                } else {
+                    index = Some(bytes);
+                }
+            }
+            EntryName::Blob(digest) => {
+                let mut hashing = HashingReader::new(&mut entry);
+                let read = on_blob(&digest, size, &mut hashing).map_err(Error::Io)?;
+                let (actual, n, _) = hashing.finish();
+                if read != size || n != size {
+                    return Err(Error::Truncated { path });
+                }
+                if actual != digest {
+                    return Err(Error::DigestMismatch { path, actual });
+                }
+            }
+            EntryName::Dir => {}
+        }
+    }
+    let bytes_read = archive.into_inner().count;
+    Ok(TarLayout {
+        oci_layout: oci_layout.ok_or(Error::Missing { name: OCI_LAYOUT })?,
+        index: index.ok_or(Error::Missing { name: INDEX_JSON })?,
+        bytes_read,
+    })
+}
+
+/// Counts bytes and refuses to go past a limit (a decompression bomb stops here).
+struct CountingReader<R> {
+    inner: R,
+    count: u64,
+    limit: u64,
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count += n as u64;
+        if self.count > self.limit {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("the archive expands to more than {} bytes", self.limit),
+            ));
+        }
+        Ok(n)
+    }
+}
+
+/// Layout errors.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An entry that is not part of an OCI layout.
+    #[error(
+        "unexpected entry `{path}` in the layout: only oci-layout, index.json and blobs/sha256/<hex> belong there"
+    )]
+    UnexpectedEntry {
+        /// The entry.
+        path: String,
+    },
+    /// An absolute path or one with `..`.
+    #[error("unsafe path `{path}` in the archive")]
+    UnsafePath {
+        /// The entry.
+        path: String,
+    },
+    /// A symlink or hard link in the archive.
+    #[error("link entry `{path}` in the archive: layouts hold only regular files")]
+    LinkEntry {
+        /// The entry.
+        path: String,
+    },
+    /// The same file twice.
+    #[error("duplicate entry `{path}` in the archive")]
+    Duplicate {
+        /// The entry.
+        path: String,
+    },
+    /// A blob under another algorithm than sha256.
+    #[error("blob `{path}` uses a digest algorithm snap does not support (only sha256)")]
+    UnsupportedAlgorithm {
+        /// The entry.
+        path: String,
+    },
+    /// A blob whose bytes do not hash to its name.
+    #[error("blob `{path}` does not match its name: its bytes hash to {actual}")]
+    DigestMismatch {
+        /// The entry.
+        path: String,
+        /// What the bytes hash to.
+        actual: Digest,
+    },
+    /// A blob shorter than its header says.
+    #[error("blob `{path}` is truncated")]
+    Truncated {
+        /// The entry.
+        path: String,
+    },
+    /// `oci-layout` or `index.json` missing.
+    #[error("the layout has no {name}")]
+    Missing {
+        /// Which file.
+        name: &'static str,
+    },
+    /// A file larger than snap accepts.
+    #[error("`{what}` is larger than {limit} bytes")]
+    TooLarge {
+        /// Which file.
+        what: String,
+        /// The limit.
+        limit: u64,
+    },
+    /// A JSON file that cannot be used.
+    #[error("{what} is malformed: {reason}")]
+    Malformed {
+        /// Which file.
+        what: String,
+        /// Why.
+        reason: String,
+    },
+    /// Reading or writing failed (including a truncated or corrupt archive).
+    #[error("cannot read the archive")]
+    Io(#[source] io::Error),
+}
+
+#[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests build archives in memory
+mod tests {
+    use super::*;
+
+    fn layout_tar(index: &[u8], blobs: &[&[u8]]) -> io::Result<Vec<u8>> {
+        let mut sorted: Vec<(Digest, &[u8])> = blobs.iter().map(|b| (Digest::of(b), *b)).collect();
+        sorted.sort_by_key(|(d, _)| *d);
+        let mut w = TarWriter::new(Vec::new())?;
+        for (d, b) in &sorted {
+            w.blob(d, b.len() as u64, &mut &b[..])?;
+        }
+        w.finish(index)
+    }
+
+    #[test]
+    fn written_layouts_read_back_and_are_deterministic() -> Result<(), Box<dyn std::error::Error>> {
+        let index = br#"{"schemaVersion":2,"manifests":[]}"#;
+        let a = layout_tar(index, &[b"one", b"two"])?;
+        assert_eq!(
+            a,
+            layout_tar(index, &[b"two", b"one"])?,
+            "order and bytes are fixed"
+        );
+        let mut seen = Vec::new();
+        let l = read_tar(&a[..], u64::MAX, |d, _, r| {
+            let mut v = Vec::new();
+            r.read_to_end(&mut v)?;
+            seen.push((*d, v.clone()));
+            Ok(v.len() as u64)
+        })?;
+        assert_eq!(l.index, index);
+        check_oci_layout(&l.oci_layout)?;
+        assert_eq!(seen.len(), 2);
+        // GNU tar lists what we wrote.
+        let listing = {
+            let mut c = std::process::Command::new("tar")
+                .arg("-tvf")
+                .arg("-")
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()?;
+            c.stdin.take().ok_or("stdin")?.write_all(&a)?;
+            String::from_utf8(c.wait_with_output()?.stdout)?
+        };
+        assert!(
+            listing.contains("root/root") || listing.contains("0/0"),
+            "{listing}"
+        );
+        assert!(
+            listing
+                .lines()
+                .next()
+                .is_some_and(|l| l.ends_with("oci-layout")),
+            "{listing}"
+        );
+        assert!(
+            listing
+                .lines()
+                .last()
+                .is_some_and(|l| l.ends_with("index.json")),
+            "{listing}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn compressed_archives_are_detected_by_their_bytes() -> Result<(), Box<dyn std::error::Error>> {
+        let plain = layout_tar(br#"{"schemaVersion":2,"manifests":[]}"#, &[b"x"])?;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&plain)?;
+        let gz = gz.finish()?;
+        let zst = zstd::stream::encode_all(&plain[..], 3)?;
+        for bytes in [plain, gz, zst] {
+            let l = read_tar(&bytes[..], u64::MAX, |_, _, r| io::copy(r, &mut io::sink()))?;
+            assert_eq!(l.index, br#"{"schemaVersion":2,"manifests":[]}"#);
+        }
+        Ok(())
+    }
+
+    fn raw_entry(out: &mut Vec<u8>, path: &str, kind: u8, content: &[u8], link: &str) {
+        let mut h = ::tar::Header::new_gnu();
+        h.as_gnu_mut().map(|g| {
+            g.name[..path.len().min(100)].copy_from_slice(&path.as_bytes()[..path.len().min(100)]);
+            g.linkname[..link.len()].copy_from_slice(link.as_bytes());
+        });
+        h.set_size(content.len() as u64);
+        h.set_entry_type(::tar::EntryType::new(kind));
+        h.set_mode(0o644);
+        h.set_cksum();
+        out.extend_from_slice(h.as_bytes());
+        out.extend_from_slice(content);
+        out.resize(out.len() + tar::padding(content.len() as u64), 0);
+    }
+
+    #[test]
+    fn hostile_entries_are_refused() {
+        let d = Digest::of(b"x").hex();
+        let cases: Vec<(&str, u8, &[u8], &str)> = vec![
+            ("../escape", b'0', b"x", ""),
+            ("/etc/passwd", b'0', b"x", ""),
+            ("blobs/sha256/../../x", b'0', b"x", ""),
+            ("evil-link", b'2', b"", "/etc"),
+            ("blobs/sha256/link", b'1', b"", "oci-layout"),
+            ("blobs/sha512/abc", b'0', b"x", ""),
+            ("random.txt", b'0', b"x", ""),
+            ("dev", b'3', b"", ""),
+        ];
+        for (path, kind, content, link) in cases {
+            let mut t = Vec::new();
+            raw_entry(&mut t, path, kind, content, link);
+            t.extend_from_slice(&tar::TRAILER);
+            let r = read_tar(&t[..], u64::MAX, |_, _, r| io::copy(r, &mut io::sink()));
+            assert!(r.is_err(), "{path} must be refused");
+        }
+        // A blob whose bytes do not match its name, and a duplicate.
+        let mut t = Vec::new();
+        raw_entry(&mut t, &format!("blobs/sha256/{d}"), b'0', b"y", "");
+        t.extend_from_slice(&tar::TRAILER);
+        assert!(matches!(
+            read_tar(&t[..], u64::MAX, |_, _, r| io::copy(r, &mut io::sink())),
+            Err(Error::DigestMismatch { .. })
+        ));
+        let mut t = Vec::new();
+        raw_entry(&mut t, "oci-layout", b'0', OCI_LAYOUT_BYTES, "");
+        raw_entry(&mut t, "./oci-layout", b'0', OCI_LAYOUT_BYTES, "");
+        t.extend_from_slice(&tar::TRAILER);
+        assert!(matches!(
+            read_tar(&t[..], u64::MAX, |_, _, r| io::copy(r, &mut io::sink())),
+            Err(Error::Duplicate { .. })
+        ));
+    }
+
+    #[test]
+    fn a_decompression_bomb_stops_at_the_limit() -> Result<(), Box<dyn std::error::Error>> {
+        let big = vec![0u8; 8 << 20];
+        let plain = layout_tar(br#"{"schemaVersion":2,"manifests":[]}"#, &[&big])?;
+        let zst = zstd::stream::encode_all(&plain[..], 3)?;
+        assert!(zst.len() < 10_000, "it compresses very well");
+        let r = read_tar(&zst[..], 1 << 20, |_, _, r| io::copy(r, &mut io::sink()));
+        assert!(r.is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn ref_names_reduce_to_tags() {
+        let mut d = Descriptor::new("x", Digest::of(b""), 0);
+        for (name, tag) in [
+            ("v1", Some("v1")),
+            ("127.0.0.1:5000/a/b:v2", Some("v2")),
+            ("registry.example.com/repo:latest", Some("latest")),
+            ("host:5000/repo", None),
+            ("repo@sha256:abc", None),
+            ("", None),
+        ] {
+            d.annotations
+                .insert(ANNOTATION_REF_NAME.into(), name.into());
+            assert_eq!(ref_name(&d).as_deref(), tag, "{name}");
+        }
+    }
+}
