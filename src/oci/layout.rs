@@ -611,10 +611,10 @@ mod tests {
 
     fn raw_entry(out: &mut Vec<u8>, path: &str, kind: u8, content: &[u8], link: &str) {
         let mut h = ::tar::Header::new_gnu();
-        h.as_gnu_mut().map(|g| {
+        if let Some(g) = h.as_gnu_mut() {
             g.name[..path.len().min(100)].copy_from_slice(&path.as_bytes()[..path.len().min(100)]);
             g.linkname[..link.len()].copy_from_slice(link.as_bytes());
-        });
+        }
         h.set_size(content.len() as u64);
         h.set_entry_type(::tar::EntryType::new(kind));
         h.set_mode(0o644);
