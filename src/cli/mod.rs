@@ -7,6 +7,7 @@
 mod commit;
 mod diff;
 mod error;
+mod export;
 mod fsck;
 mod init;
 mod log;
@@ -79,6 +80,8 @@ enum Command {
     Restore(restore::Args),
     /// Say whether each ref is fresh or stale against the git work tree.
     Status(status::Args),
+    /// Write snapshots as an OCI image layout (directory, .tar, .tar.gz, .tar.zst).
+    Export(export::Args),
     /// List refs.
     Refs(refs::ListArgs),
     /// Point a tag at a snapshot (tags never move without --force).
@@ -133,6 +136,7 @@ pub fn main() -> ExitCode {
         Command::Diff(a) => diff::run(&ctx, a),
         Command::Restore(a) => restore::run(&ctx, a),
         Command::Status(a) => status::run(&ctx, a),
+        Command::Export(a) => export::run(&ctx, a),
         Command::Refs(a) => refs::list(&ctx, a),
         Command::Tag(a) => refs::tag(&ctx, a),
         Command::Ref(a) => refs::manage(&ctx, a),

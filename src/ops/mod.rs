@@ -6,6 +6,7 @@
 //! compare-and-swap with a reflog line. This module never prints, parses flags or exits.
 
 pub mod commit;
+pub mod export;
 pub mod fsck;
 pub mod init;
 pub mod refs;
@@ -18,6 +19,7 @@ use crate::store::{self, RefName};
 use crate::{provenance, rev, snapshot, worktree};
 
 pub use commit::{CommitOptions, CommitOutcome, Update, commit};
+pub use export::{ExportOptions, ExportOutcome, export};
 pub use fsck::{FsckReport, fsck};
 pub use init::{init, open, open_or_create};
 pub use refs::{delete_ref, tag};
@@ -116,6 +118,32 @@ pub enum Error {
         /// The name.
         name: String,
     },
+    /// `export` without snapshots.
+    #[error("nothing to export: name at least one snapshot")]
+    NothingToExport,
+    /// An object that should be a manifest is not one.
+    #[error("{digest} is not an image manifest: {reason}")]
+    NotAManifest {
+        /// The object.
+        digest: Digest,
+        /// Why.
+        reason: String,
+    },
+    /// An output directory that already has files.
+    #[error("{} is not empty", path.display())]
+    OutputNotEmpty {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// Reading or writing a file outside the store failed.
+    #[error("{}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
     /// Commits kept losing the ref race.
     #[error(
         "gave up committing to `{name}` after {attempts} attempts: other processes kept moving it"
@@ -201,6 +229,9 @@ impl Error {
             | Error::ReservedAnnotation { .. }
             | Error::CommitToTag { .. } => ErrorKind::InvalidInput,
             Error::TagExists { .. } | Error::TooManyRetries { .. } => ErrorKind::Conflict,
+            Error::NothingToExport | Error::OutputNotEmpty { .. } => ErrorKind::InvalidInput,
+            Error::NotAManifest { .. } => ErrorKind::Corrupt,
+            Error::Io { .. } => ErrorKind::Io,
         }
     }
 }

@@ -10,6 +10,7 @@
 //!
 //! This module knows nothing of where packs live; `store` owns that.
 
+pub mod scan;
 pub mod tar;
 
 use std::io::{self, Write};
