@@ -9,6 +9,7 @@ mod diff;
 mod error;
 mod export;
 mod fsck;
+mod import;
 mod init;
 mod log;
 mod ls;
@@ -82,6 +83,8 @@ enum Command {
     Status(status::Args),
     /// Write snapshots as an OCI image layout (directory, .tar, .tar.gz, .tar.zst).
     Export(export::Args),
+    /// Take an OCI image layout (from snap, skopeo, umoci, oras...) into the store.
+    Import(import::Args),
     /// List refs.
     Refs(refs::ListArgs),
     /// Point a tag at a snapshot (tags never move without --force).
@@ -137,6 +140,7 @@ pub fn main() -> ExitCode {
         Command::Restore(a) => restore::run(&ctx, a),
         Command::Status(a) => status::run(&ctx, a),
         Command::Export(a) => export::run(&ctx, a),
+        Command::Import(a) => import::run(&ctx, a),
         Command::Refs(a) => refs::list(&ctx, a),
         Command::Tag(a) => refs::tag(&ctx, a),
         Command::Ref(a) => refs::manage(&ctx, a),

@@ -8,6 +8,7 @@
 pub mod commit;
 pub mod export;
 pub mod fsck;
+pub mod import;
 pub mod init;
 pub mod refs;
 pub mod restore;
@@ -21,6 +22,7 @@ use crate::{provenance, rev, snapshot, worktree};
 pub use commit::{CommitOptions, CommitOutcome, Update, commit};
 pub use export::{ExportOptions, ExportOutcome, export};
 pub use fsck::{FsckReport, fsck};
+pub use import::{ImportOptions, ImportOutcome, import};
 pub use init::{init, open, open_or_create};
 pub use refs::{delete_ref, tag};
 pub use restore::{RestoreOptions, RestoreOutcome, restore};
@@ -117,6 +119,58 @@ pub enum Error {
     RefNotFound {
         /// The name.
         name: String,
+    },
+    /// An OCI layout (or archive) that cannot be read.
+    #[error(transparent)]
+    Layout(#[from] crate::oci::layout::Error),
+    /// A manifest that cannot be parsed.
+    #[error(transparent)]
+    Oci(#[from] crate::oci::Error),
+    /// A layout that is inconsistent.
+    #[error("invalid OCI layout: {reason}")]
+    BadLayout {
+        /// What is wrong.
+        reason: String,
+    },
+    /// A blob a descriptor names is not in the layout.
+    #[error("blob {digest} is referenced but missing from the layout")]
+    MissingBlob {
+        /// The blob.
+        digest: Digest,
+    },
+    /// A blob whose size differs from its descriptor's.
+    #[error("blob {digest} is {actual} bytes, but its descriptor says {expected}")]
+    BlobSize {
+        /// The blob.
+        digest: Digest,
+        /// The descriptor's size.
+        expected: u64,
+        /// The blob's size.
+        actual: u64,
+    },
+    /// A blob whose bytes do not hash to its name.
+    #[error("blob {digest} does not match its digest: its bytes hash to {actual}")]
+    BlobDigest {
+        /// The blob.
+        digest: Digest,
+        /// What its bytes hash to.
+        actual: Digest,
+    },
+    /// The withdrawn OCI artifact manifest.
+    #[error(
+        "{digest} is an application/vnd.oci.artifact.manifest.v1+json, which image-spec 1.1 withdrew; snap does not import it"
+    )]
+    LegacyArtifactManifest {
+        /// The manifest.
+        digest: Digest,
+    },
+    /// A snap snapshot whose trees or files are not all there.
+    #[error("snapshot {digest} is incomplete: {reason}")]
+    Incomplete {
+        /// The snapshot.
+        digest: Digest,
+        /// What is missing.
+        reason: String,
     },
     /// `export` without snapshots.
     #[error("nothing to export: name at least one snapshot")]
@@ -231,6 +285,15 @@ impl Error {
             Error::TagExists { .. } | Error::TooManyRetries { .. } => ErrorKind::Conflict,
             Error::NothingToExport | Error::OutputNotEmpty { .. } => ErrorKind::InvalidInput,
             Error::NotAManifest { .. } => ErrorKind::Corrupt,
+            Error::Layout(crate::oci::layout::Error::Io(_)) => ErrorKind::Io,
+            Error::Layout(_)
+            | Error::Oci(_)
+            | Error::BadLayout { .. }
+            | Error::MissingBlob { .. }
+            | Error::BlobSize { .. }
+            | Error::BlobDigest { .. }
+            | Error::LegacyArtifactManifest { .. }
+            | Error::Incomplete { .. } => ErrorKind::InvalidInput,
             Error::Io { .. } => ErrorKind::Io,
         }
     }
@@ -242,7 +305,9 @@ fn objects_kind(e: &store::objects::Error) -> ErrorKind {
         store::objects::Error::Corrupt { .. } | store::objects::Error::CorruptIndex { .. } => {
             ErrorKind::Corrupt
         }
-        store::objects::Error::TooLarge { .. } => ErrorKind::Corrupt,
+        store::objects::Error::TooLarge { .. } | store::objects::Error::NotAPack { .. } => {
+            ErrorKind::Corrupt
+        }
         _ => ErrorKind::Io,
     }
 }

@@ -162,6 +162,21 @@ impl Store {
             .update(edit, |d: &Digest| self.objects.contains(d))
     }
 
+    /// A new temp directory inside the store (same filesystem as objects, so files staged in it
+    /// can be renamed into place), removed when dropped.
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn temp_dir(&self) -> Result<tempfile::TempDir, Error> {
+        tempfile::Builder::new()
+            .prefix(fs::TEMP_PREFIX)
+            .tempdir_in(&self.dir)
+            .map_err(|source| Error::Io {
+                path: self.dir.clone(),
+                source,
+            })
+    }
+
     /// Leftover temp files (`.tmp-*`) anywhere in the store.
     ///
     /// # Errors

@@ -210,6 +210,60 @@ impl Objects {
         Ok((digest, len, new))
     }
 
+    /// Stores a pack that arrives whole (a layer from an import or a pull): copies it into the
+    /// packs directory, checks its digest, rebuilds its index from its frames (refusing
+    /// anything that is not snap's pack structure), then makes both visible. Returns whether
+    /// the pack is new.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] if the bytes do not hash to `digest`, [`Error::NotAPack`] if the
+    /// structure is wrong, [`Error::Io`].
+    pub fn import_pack(&self, source: &mut dyn Read, digest: &Digest) -> Result<bool, Error> {
+        let pack_path = self.pack_path(digest);
+        let idx_path = self.idx_path(digest);
+        if pack_path.exists() && idx_path.exists() {
+            return Ok(false);
+        }
+        let dir = self.packs_dir.clone();
+        let mut tmp = AtomicFile::new_in(&dir).map_err(|e| io_err(&dir, e))?;
+        let tmp_path = tmp.path().to_owned();
+        let (actual, _) = {
+            let mut w = crate::digest::HashingWriter::new(BufWriter::new(&mut tmp));
+            io::copy(source, &mut w).map_err(|e| io_err(&tmp_path, e))?;
+            let (d, n, mut inner) = w.finish();
+            inner.flush().map_err(|e| io_err(&tmp_path, e))?;
+            (d, n)
+        };
+        if actual != *digest {
+            return Err(Error::Corrupt {
+                digest: *digest,
+                path: tmp_path,
+                reason: format!("the layer's bytes hash to {actual}"),
+            });
+        }
+        let index = {
+            let f = File::open(&tmp_path).map_err(|e| io_err(&tmp_path, e))?;
+            pack::scan::index_pack(&mut io::BufReader::with_capacity(1 << 20, f)).map_err(
+                |reason| Error::NotAPack {
+                    digest: *digest,
+                    reason,
+                },
+            )?
+        };
+        let new = tmp
+            .persist_new(&pack_path, Some(OBJECT_MODE))
+            .map_err(|e| io_err(&pack_path, e))?;
+        if !idx_path.exists() {
+            let mut itmp = AtomicFile::new_in(&dir).map_err(|e| io_err(&dir, e))?;
+            itmp.write_all(&index.encode())
+                .map_err(|e| io_err(&idx_path, e))?;
+            itmp.persist_new(&idx_path, Some(OBJECT_MODE))
+                .map_err(|e| io_err(&idx_path, e))?;
+        }
+        self.add_to_index(&pack_path, &index);
+        Ok(new)
+    }
+
     /// Fsyncs the packs directory (once after writing many packs).
     ///
     /// # Errors
@@ -720,6 +774,14 @@ pub enum Error {
     CorruptIndex {
         /// The index file.
         path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A layer that should be a snap pack and is not.
+    #[error("layer {digest} is not a snap pack: {reason}")]
+    NotAPack {
+        /// The layer.
+        digest: Digest,
         /// What is wrong.
         reason: String,
     },

@@ -1,0 +1,98 @@
+//! `snap import PATH`
+
+use std::path::PathBuf;
+
+use snap::ops::import::{DEFAULT_MAX_BYTES, RefUpdate};
+use snap::ops::{self, ImportOptions};
+
+use crate::cli::Context;
+use crate::cli::commit::human_bytes;
+use crate::cli::error::ExitStatus;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// An OCI image layout: a directory, or a tar archive (plain, gzip or zstd).
+    #[arg(value_name = "PATH")]
+    path: PathBuf,
+    /// Point this head at the layout's single entry, instead of using its ref.name.
+    #[arg(long = "ref", value_name = "NAME")]
+    ref_name: Option<String>,
+    /// Move refs that already point elsewhere.
+    #[arg(long)]
+    force: bool,
+    /// Refuse archives that expand to more than this many bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_BYTES, env = "SNAP_IMPORT_MAX_BYTES")]
+    max_bytes: u64,
+}
+
+pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {
+    let (store, created) = ops::open_or_create(ctx.store_arg(), &ctx.cwd)?;
+    if let Some(dir) = created {
+        ctx.printer
+            .status("Created", format!("snap store in {}", dir.display()));
+    }
+    let opts = ImportOptions {
+        path: ctx.cwd.join(&args.path),
+        ref_name: args.ref_name.clone(),
+        force: args.force,
+        max_bytes: args.max_bytes,
+    };
+    let out = ops::import(&store, &opts)?;
+    if ctx.printer.json() {
+        ctx.printer.json_value(&out)?;
+    } else {
+        ctx.printer.status(
+            "Imported",
+            format!(
+                "{} manifest{}, {} blobs, {} from {}",
+                out.manifests,
+                if out.manifests == 1 { "" } else { "s" },
+                out.blobs,
+                human_bytes(out.bytes),
+                args.path.display()
+            ),
+        );
+        for r in &out.refs {
+            let verb = match r.update {
+                RefUpdate::Inserted => "Inserted",
+                RefUpdate::Unchanged => "Unchanged",
+                RefUpdate::Replaced => "Replaced",
+                RefUpdate::Conflicted => continue,
+            };
+            ctx.printer
+                .status(verb, format!("{} {}", r.name, r.digest.short()));
+        }
+        if out.refs.is_empty() {
+            for d in &out.entries {
+                ctx.printer.status(
+                    "Untagged",
+                    format!("{d} (name it with --ref, or use the digest)"),
+                );
+            }
+        }
+    }
+    let conflicts: Vec<_> = out
+        .refs
+        .iter()
+        .filter(|r| r.update == RefUpdate::Conflicted)
+        .collect();
+    for r in &conflicts {
+        ctx.printer.error(format!(
+            "ref `{}` points at {}, the layout has {}; left unchanged",
+            r.name,
+            r.previous
+                .map_or_else(|| "nothing".into(), |p| p.to_string()),
+            r.digest
+        ));
+    }
+    if !conflicts.is_empty() {
+        ctx.printer.error_detail(
+            "hint",
+            "pass --force to move the refs, or --ref NAME to import under another name",
+        );
+        ctx.printer
+            .error_detail("  see", "book/src/troubleshooting.md#import-conflict");
+        return Ok(ExitStatus::Conflict);
+    }
+    Ok(ExitStatus::Success)
+}

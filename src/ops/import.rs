@@ -1,0 +1,507 @@
+//! `snap import`: take an OCI image layout — a directory or a tar archive, plain, gzip or
+//! zstd (detected from the bytes) — into the store, whoever wrote it (snap, skopeo, umoci, oras).
+//!
+//! Four phases, so that hostile or broken input changes nothing:
+//!
+//! 1. **Read.** An archive is streamed into a temp directory inside the store; every blob is
+//!    hashed on the way and must match its name (a directory layout is read in place).
+//! 2. **Check.** From `index.json` down — nested indexes, manifests, configs, layers, and the
+//!    ancestors of snap snapshots that are present — every blob must exist with exactly the
+//!    size its descriptor says and hash to its digest. Manifest bytes are kept verbatim.
+//! 3. **Store.** Manifests, indexes and configs become loose objects; snap's file and tree
+//!    layers become packs (their index rebuilt from their frames, which must have snap's
+//!    structure); other layers become loose objects. Every imported snap snapshot must then be
+//!    complete: each tree readable, each file present.
+//! 4. **Refs.** Only now do refs move: each tagged entry (or `--ref`) is inserted, left
+//!    unchanged, replaced (`--force`) or reported as conflicted.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use crate::digest::{Digest, HashingReader};
+use crate::object::SnapshotConfig;
+use crate::oci::layout::{self, RawIndex};
+use crate::oci::{
+    self, Descriptor, MEDIA_TYPE_ARTIFACT_MANIFEST, MEDIA_TYPE_DOCKER_LIST,
+    MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_INDEX, MEDIA_TYPE_LAYER_TAR_ZSTD, MEDIA_TYPE_MANIFEST,
+    MEDIA_TYPE_TREES, RawManifest,
+};
+use crate::ops::Error;
+use crate::store::{Expected, RefEdit, RefName, Store, refs};
+use crate::worktree::restore;
+
+/// Largest manifest or index accepted (registries stop at 4 MiB).
+pub const MAX_MANIFEST_BYTES: u64 = 4 << 20;
+/// Largest config accepted.
+pub const MAX_CONFIG_BYTES: u64 = 64 << 20;
+/// How deep image indexes may nest.
+pub const MAX_INDEX_DEPTH: usize = 8;
+/// Default limit on the bytes an archive may expand to.
+pub const DEFAULT_MAX_BYTES: u64 = 1 << 40;
+
+/// What to import.
+#[derive(Clone, Debug)]
+pub struct ImportOptions {
+    /// A layout directory or archive.
+    pub path: PathBuf,
+    /// Name the (single) imported entry this head instead of its `ref.name`.
+    pub ref_name: Option<String>,
+    /// Move refs that point elsewhere.
+    pub force: bool,
+    /// Stop if an archive expands to more than this.
+    pub max_bytes: u64,
+}
+
+impl Default for ImportOptions {
+    fn default() -> Self {
+        ImportOptions {
+            path: PathBuf::new(),
+            ref_name: None,
+            force: false,
+            max_bytes: DEFAULT_MAX_BYTES,
+        }
+    }
+}
+
+/// What happened to one ref.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RefUpdate {
+    /// Created.
+    Inserted,
+    /// Already pointed there.
+    Unchanged,
+    /// Moved (with `--force`).
+    Replaced,
+    /// Points elsewhere; left alone (give `--force` to move it).
+    Conflicted,
+}
+
+/// One ref's outcome.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ImportedRef {
+    /// The head's name.
+    pub name: String,
+    /// The imported manifest or index.
+    pub digest: Digest,
+    /// What the ref held before.
+    pub previous: Option<Digest>,
+    /// What happened.
+    pub update: RefUpdate,
+}
+
+/// What an import did.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct ImportOutcome {
+    /// Top-level entries of the layout, in order.
+    pub entries: Vec<Digest>,
+    /// Every manifest stored (entries, nested ones, ancestors).
+    pub manifests: u64,
+    /// Blobs stored.
+    pub blobs: u64,
+    /// Bytes of blobs.
+    pub bytes: u64,
+    /// Refs and what happened to them.
+    pub refs: Vec<ImportedRef>,
+}
+
+impl ImportOutcome {
+    /// Whether any ref was left alone because it points elsewhere.
+    #[must_use]
+    pub fn has_conflicts(&self) -> bool {
+        self.refs.iter().any(|r| r.update == RefUpdate::Conflicted)
+    }
+}
+
+/// Where blobs come from.
+enum Source {
+    /// A layout directory, read in place.
+    Dir(PathBuf),
+    /// Blobs staged from an archive, already checked against their names.
+    Staged {
+        dir: tempfile::TempDir,
+        sizes: HashMap<Digest, u64>,
+    },
+}
+
+impl Source {
+    fn size(&self, d: &Digest) -> Result<Option<u64>, Error> {
+        match self {
+            Source::Dir(root) => {
+                let p = blob_path(root, d);
+                match std::fs::symlink_metadata(&p) {
+                    Ok(m) if m.file_type().is_file() => Ok(Some(m.len())),
+                    Ok(_) => Err(Error::BadLayout {
+                        reason: format!("{} is not a regular file", p.display()),
+                    }),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                    Err(source) => Err(Error::Io { path: p, source }),
+                }
+            }
+            Source::Staged { sizes, .. } => Ok(sizes.get(d).copied()),
+        }
+    }
+
+    fn open(&self, d: &Digest) -> Result<File, Error> {
+        let p = match self {
+            Source::Dir(root) => blob_path(root, d),
+            Source::Staged { dir, .. } => dir.path().join(d.hex()),
+        };
+        File::open(&p).map_err(|source| Error::Io { path: p, source })
+    }
+
+    /// Checks that blob `d` exists with `size` bytes and (for a directory) hashes to `d`.
+    fn check(&self, d: &Digest, size: u64) -> Result<(), Error> {
+        match self.size(d)? {
+            None => return Err(Error::MissingBlob { digest: *d }),
+            Some(actual) if actual != size => {
+                return Err(Error::BlobSize {
+                    digest: *d,
+                    expected: size,
+                    actual,
+                });
+            }
+            Some(_) => {}
+        }
+        if let Source::Dir(_) = self {
+            let mut r = HashingReader::new(self.open(d)?);
+            io::copy(&mut r, &mut io::sink()).map_err(|source| Error::Io {
+                path: PathBuf::from(d.to_string()),
+                source,
+            })?;
+            let (actual, _, _) = r.finish();
+            if actual != *d {
+                return Err(Error::BlobDigest { digest: *d, actual });
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads a small blob whole, checked.
+    fn read(&self, d: &Digest, size: u64, limit: u64) -> Result<Vec<u8>, Error> {
+        if size > limit {
+            return Err(Error::BadLayout {
+                reason: format!(
+                    "{d} claims {size} bytes, more than the {limit} snap accepts for metadata"
+                ),
+            });
+        }
+        self.check(d, size)?;
+        let mut bytes = Vec::new();
+        self.open(d)?
+            .take(limit + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|source| Error::Io {
+                path: PathBuf::from(d.to_string()),
+                source,
+            })?;
+        if Digest::of(&bytes) != *d || bytes.len() as u64 != size {
+            return Err(Error::BlobDigest {
+                digest: *d,
+                actual: Digest::of(&bytes),
+            });
+        }
+        Ok(bytes)
+    }
+}
+
+fn blob_path(root: &Path, d: &Digest) -> PathBuf {
+    root.join("blobs").join("sha256").join(d.hex())
+}
+
+/// What phase 2 decided to store.
+#[derive(Default)]
+struct Plan {
+    /// Manifests, indexes and configs: small, stored loose from memory.
+    metadata: BTreeMap<Digest, Vec<u8>>,
+    /// Trees that travel inside snapshot configs (direct mode).
+    inline_trees: BTreeMap<Digest, Vec<u8>>,
+    /// Layers to store as packs.
+    packs: BTreeMap<Digest, u64>,
+    /// Other blobs to store loose.
+    loose: BTreeMap<Digest, u64>,
+    /// Snap snapshots and their root trees, for the completeness check.
+    snapshots: Vec<(Digest, Digest)>,
+    manifests: u64,
+}
+
+/// Imports a layout.
+///
+/// # Errors
+/// `InvalidInput` or `Corrupt` for layouts that are malformed, hostile or incomplete (nothing
+/// is changed then), `NotFound` for a missing path, `Io` otherwise. Ref conflicts are not
+/// errors: they are reported in the outcome.
+pub fn import(store: &Store, opts: &ImportOptions) -> Result<ImportOutcome, Error> {
+    // Phase 1: read.
+    let meta = std::fs::metadata(&opts.path).map_err(|_| Error::PathNotFound {
+        path: opts.path.clone(),
+    })?;
+    let (source, oci_layout, index_bytes) = if meta.is_dir() {
+        let read_small = |name: &str| -> Result<Vec<u8>, Error> {
+            let p = opts.path.join(name);
+            let m = std::fs::symlink_metadata(&p).map_err(|_| Error::BadLayout {
+                reason: format!("the layout has no {name}"),
+            })?;
+            if !m.is_file() || m.len() > layout::MAX_INDEX_BYTES {
+                return Err(Error::BadLayout {
+                    reason: format!("{name} is not a regular file of a sane size"),
+                });
+            }
+            std::fs::read(&p).map_err(|source| Error::Io { path: p, source })
+        };
+        (
+            Source::Dir(opts.path.clone()),
+            read_small(layout::OCI_LAYOUT)?,
+            read_small(layout::INDEX_JSON)?,
+        )
+    } else {
+        let dir = store.temp_dir()?;
+        let mut sizes = HashMap::new();
+        let file = File::open(&opts.path).map_err(|source| Error::Io {
+            path: opts.path.clone(),
+            source,
+        })?;
+        let staged = dir.path().to_owned();
+        let read = layout::read_tar(
+            io::BufReader::with_capacity(1 << 20, file),
+            opts.max_bytes,
+            |d, size, r| {
+                let path = staged.join(d.hex());
+                let mut out = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&path)?;
+                let n = io::copy(r, &mut out)?;
+                sizes.insert(*d, size);
+                Ok(n)
+            },
+        )?;
+        (Source::Staged { dir, sizes }, read.oci_layout, read.index)
+    };
+    layout::check_oci_layout(&oci_layout)?;
+    let index = RawIndex::from_bytes(index_bytes)?;
+
+    // Phase 2: check everything reachable.
+    let mut plan = Plan::default();
+    let mut queue: VecDeque<(Descriptor, usize)> = index
+        .index()
+        .manifests
+        .iter()
+        .map(|d| (d.clone(), 0))
+        .collect();
+    let mut seen = BTreeSet::new();
+    while let Some((desc, depth)) = queue.pop_front() {
+        if !seen.insert(desc.digest) {
+            continue;
+        }
+        if depth > MAX_INDEX_DEPTH {
+            return Err(Error::BadLayout {
+                reason: format!("image indexes nest deeper than {MAX_INDEX_DEPTH} levels"),
+            });
+        }
+        match desc.media_type.as_str() {
+            MEDIA_TYPE_MANIFEST | MEDIA_TYPE_DOCKER_MANIFEST => {
+                let bytes = source.read(&desc.digest, desc.size, MAX_MANIFEST_BYTES)?;
+                let manifest = RawManifest::from_bytes(bytes)?;
+                check_manifest(&source, &manifest, &desc, &mut plan, &mut queue, depth)?;
+            }
+            MEDIA_TYPE_INDEX | MEDIA_TYPE_DOCKER_LIST => {
+                let bytes = source.read(&desc.digest, desc.size, MAX_MANIFEST_BYTES)?;
+                let child = RawIndex::from_bytes(bytes.clone())?;
+                for m in &child.index().manifests {
+                    queue.push_back((m.clone(), depth + 1));
+                }
+                plan.metadata.insert(desc.digest, bytes);
+            }
+            MEDIA_TYPE_ARTIFACT_MANIFEST => {
+                return Err(Error::LegacyArtifactManifest {
+                    digest: desc.digest,
+                });
+            }
+            other => {
+                return Err(Error::BadLayout {
+                    reason: format!(
+                        "{} has media type `{other}`, which is not a manifest or an index",
+                        desc.digest
+                    ),
+                });
+            }
+        }
+    }
+
+    // Phase 3: store.
+    let mut blobs = 0u64;
+    let mut bytes = 0u64;
+    for (d, b) in &plan.metadata {
+        if !store.objects.contains(d) {
+            store.objects.put(b)?;
+        }
+        blobs += 1;
+        bytes += b.len() as u64;
+    }
+    for (d, size) in &plan.packs {
+        store
+            .objects
+            .import_pack(&mut io::BufReader::new(source.open(d)?), d)?;
+        blobs += 1;
+        bytes += size;
+    }
+    for (d, size) in &plan.loose {
+        if !store.objects.contains(d) {
+            let path = PathBuf::from(d.to_string());
+            let (stored, _) = store
+                .objects
+                .put_stream(&mut io::BufReader::new(source.open(d)?), &path)?;
+            if stored != *d {
+                return Err(Error::BlobDigest {
+                    digest: *d,
+                    actual: stored,
+                });
+            }
+        }
+        blobs += 1;
+        bytes += size;
+    }
+    for (d, b) in &plan.inline_trees {
+        if !store.objects.contains(d) {
+            store.objects.put(b)?;
+        }
+    }
+    store.objects.sync_packs_dir()?;
+    for (id, root) in &plan.snapshots {
+        let p = restore::plan(&store.objects, root).map_err(|e| Error::Incomplete {
+            digest: *id,
+            reason: e.to_string(),
+        })?;
+        if let Some(f) = p.files.iter().find(|f| !store.objects.contains(&f.digest)) {
+            return Err(Error::Incomplete {
+                digest: *id,
+                reason: format!("file {} ({}) is not in its layers", f.path, f.digest),
+            });
+        }
+    }
+
+    // Phase 4: refs.
+    let tops = &index.index().manifests;
+    let mut named: Vec<(String, Digest)> = Vec::new();
+    match &opts.ref_name {
+        Some(name) => {
+            if tops.len() != 1 {
+                return Err(Error::BadLayout {
+                    reason: format!("--ref names one entry, but the layout has {}", tops.len()),
+                });
+            }
+            named.push((name.clone(), tops[0].digest));
+        }
+        None => {
+            for d in tops {
+                if let Some(tag) = layout::ref_name(d) {
+                    named.push((tag, d.digest));
+                }
+            }
+        }
+    }
+    let mut refs_out = Vec::new();
+    for (name, digest) in named {
+        let r = RefName::head(&name)?;
+        let previous = store.refs.get(&r)?;
+        let update = match previous {
+            Some(p) if p == digest => RefUpdate::Unchanged,
+            Some(_) if !opts.force => RefUpdate::Conflicted,
+            _ => {
+                let edit = RefEdit {
+                    name: r.clone(),
+                    expected: previous.map_or(Expected::Absent, Expected::Is),
+                    new: Some(digest),
+                    message: format!("import: {}", opts.path.display()).replace(['\n', '\r'], " "),
+                };
+                match store.update_ref(&edit) {
+                    Ok(()) if previous.is_some() => RefUpdate::Replaced,
+                    Ok(()) => RefUpdate::Inserted,
+                    Err(refs::Error::OutOfDate { .. }) => RefUpdate::Conflicted,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        };
+        refs_out.push(ImportedRef {
+            name,
+            digest,
+            previous,
+            update,
+        });
+    }
+    Ok(ImportOutcome {
+        entries: tops.iter().map(|d| d.digest).collect(),
+        manifests: plan.manifests,
+        blobs,
+        bytes,
+        refs: refs_out,
+    })
+}
+
+/// Checks one manifest's config and layers, and plans how to store them. Queues the stored
+/// ancestors of a snap snapshot.
+fn check_manifest(
+    source: &Source,
+    manifest: &RawManifest,
+    desc: &Descriptor,
+    plan: &mut Plan,
+    queue: &mut VecDeque<(Descriptor, usize)>,
+    depth: usize,
+) -> Result<(), Error> {
+    let m = manifest.manifest();
+    if let Some(mt) = &m.media_type
+        && *mt != desc.media_type
+    {
+        return Err(Error::BadLayout {
+            reason: format!(
+                "{} is described as `{}` but says it is `{mt}`",
+                desc.digest, desc.media_type
+            ),
+        });
+    }
+    plan.manifests += 1;
+    plan.metadata
+        .insert(manifest.digest(), manifest.bytes().to_vec());
+    let config = source.read(&m.config.digest, m.config.size, MAX_CONFIG_BYTES)?;
+    if m.is_snapshot() {
+        let cfg = SnapshotConfig::decode(&config).map_err(|e| Error::Incomplete {
+            digest: manifest.digest(),
+            reason: e.to_string(),
+        })?;
+        for (d, raw) in cfg.inline_trees() {
+            if Digest::of(raw) != *d {
+                return Err(Error::Incomplete {
+                    digest: manifest.digest(),
+                    reason: format!("inline tree {d} does not match its bytes"),
+                });
+            }
+            plan.inline_trees.insert(*d, raw.to_vec());
+        }
+        plan.snapshots.push((manifest.digest(), cfg.root));
+        // Ancestors travel as untagged entries or bare blobs: take the ones that are here.
+        for p in &cfg.parents {
+            if let Some(size) = source.size(p)? {
+                queue.push_back((Descriptor::new(MEDIA_TYPE_MANIFEST, *p, size), depth));
+            }
+        }
+    }
+    plan.metadata.insert(m.config.digest, config);
+    for layer in &m.layers {
+        source.check(&layer.digest, layer.size)?;
+        let is_pack = m.is_snapshot()
+            && (layer.media_type == MEDIA_TYPE_LAYER_TAR_ZSTD
+                || layer.media_type == MEDIA_TYPE_TREES);
+        if is_pack {
+            plan.packs.insert(layer.digest, layer.size);
+        } else if layer.size <= MAX_CONFIG_BYTES && layer.media_type == oci::MEDIA_TYPE_EMPTY {
+            let b = source.read(&layer.digest, layer.size, MAX_CONFIG_BYTES)?;
+            plan.metadata.insert(layer.digest, b);
+        } else {
+            plan.loose.insert(layer.digest, layer.size);
+        }
+    }
+    Ok(())
+}
