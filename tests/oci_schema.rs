@@ -115,3 +115,39 @@ fn the_validator_rejects_a_broken_manifest() {
         "a validator that accepts this is not checking"
     );
 }
+
+#[test]
+fn exported_layouts_validate_against_the_index_and_layout_schemas() -> Result {
+    let dir = tempfile::tempdir()?;
+    let (store, _) = ops::init(None, dir.path())?;
+    std::fs::create_dir_all(dir.path().join("small"))?;
+    std::fs::write(dir.path().join("small/one.txt"), "one")?;
+    commit(&store, dir.path(), "small")?;
+    let out = dir.path().join("layout");
+    ops::export(
+        &store,
+        &ops::ExportOptions {
+            revs: vec!["latest".into()],
+            out: out.clone(),
+            ..ops::ExportOptions::default()
+        },
+    )?;
+    validate(
+        "image-index-schema.json",
+        &std::fs::read(out.join("index.json"))?,
+    )?;
+    validate(
+        "image-layout-schema.json",
+        &std::fs::read(out.join("oci-layout"))?,
+    )?;
+    let index: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("index.json"))?)?;
+    assert_eq!(
+        index["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    assert_eq!(
+        index["manifests"][0]["mediaType"],
+        "application/vnd.oci.image.manifest.v1+json"
+    );
+    Ok(())
+}

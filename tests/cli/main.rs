@@ -6,6 +6,7 @@ mod commit;
 mod concurrency;
 mod diff;
 mod errors;
+mod export;
 mod fsck;
 mod log;
 mod ls;
