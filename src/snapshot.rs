@@ -94,6 +94,42 @@ impl Snapshot {
     }
 }
 
+/// Anything a ref can point at: a snap snapshot, another image manifest (a container image,
+/// an ORAS artifact), or an image index.
+#[derive(Debug)]
+pub enum Artifact {
+    /// A snap snapshot.
+    Snapshot(Box<Snapshot>),
+    /// Another image manifest.
+    Manifest(RawManifest),
+    /// An image index.
+    Index(crate::oci::layout::RawIndex),
+}
+
+impl Artifact {
+    /// Loads whatever `id` is.
+    ///
+    /// # Errors
+    /// [`Error::Object`] if missing or corrupt, [`Error::NotASnapshot`] if it is neither a
+    /// manifest nor an index.
+    pub fn load(store: &Store, id: &Digest) -> Result<Artifact, Error> {
+        let bytes = store.objects.read(id, MAX_METADATA_BYTES)?;
+        let not = |reason: String| Error::NotASnapshot { id: *id, reason };
+        let probe: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| not(format!("not JSON: {e}")))?;
+        if probe.get("manifests").is_some() {
+            return crate::oci::layout::RawIndex::from_bytes(bytes)
+                .map(Artifact::Index)
+                .map_err(|e| not(e.to_string()));
+        }
+        let manifest = RawManifest::from_bytes(bytes).map_err(|e| not(e.to_string()))?;
+        if manifest.manifest().is_snapshot() {
+            return Snapshot::load(store, id).map(|s| Artifact::Snapshot(Box::new(s)));
+        }
+        Ok(Artifact::Manifest(manifest))
+    }
+}
+
 /// A snapshot as `snap log` reports it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LogEntry {

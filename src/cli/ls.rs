@@ -5,8 +5,9 @@ use std::io::Write;
 use snap::Digest;
 use snap::object::{EntryKind, Tree};
 use snap::ops::Error;
-use snap::snapshot::{self, Snapshot};
+use snap::snapshot::{self, Artifact, Snapshot};
 use snap::store::Store;
+use snap::worktree::unpack::{self, Kind, LayerEntry};
 
 use crate::cli::Context;
 use crate::cli::error::ExitStatus;
@@ -86,6 +87,18 @@ fn resolve(store: &Store, rev: &str, path: &str) -> anyhow::Result<(Snapshot, En
 
 pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {
     let store = ctx.open_store()?;
+    let id = snap::rev::resolve(&store, &args.rev).map_err(Error::from)?;
+    match Artifact::load(&store, &id).map_err(Error::from)? {
+        Artifact::Snapshot(_) => {}
+        Artifact::Manifest(m) => return ls_foreign(ctx, &store, m.manifest(), &args.path),
+        Artifact::Index(i) => {
+            for d in &i.index().manifests {
+                ctx.printer
+                    .line(format!("manifest {} {} {}", d.digest, d.media_type, d.size))?;
+            }
+            return Ok(ExitStatus::Success);
+        }
+    }
     let (_, kind) = resolve(&store, &args.rev, &args.path)?;
     let base = args.path.trim_matches('/').to_owned();
     match &kind {
@@ -185,3 +198,55 @@ pub fn cat(ctx: &Context, args: &CatArgs) -> anyhow::Result<ExitStatus> {
 
 /// Files up to this size are read and verified whole before `cat` writes them.
 const VERIFY_FIRST_LIMIT: u64 = 64 << 20;
+
+/// Lists a foreign manifest: an artifact's titled files, or every entry of an image's layers
+/// (with the layer it comes from), below `path`.
+fn ls_foreign(
+    ctx: &Context,
+    store: &Store,
+    m: &snap::oci::ImageManifest,
+    path: &str,
+) -> anyhow::Result<ExitStatus> {
+    let prefix = path.trim_matches('/');
+    let under = |p: &str| prefix.is_empty() || p == prefix || p.starts_with(&format!("{prefix}/"));
+    match unpack::kind(m).map_err(Error::from)? {
+        Kind::Files => {
+            for l in &m.layers {
+                let Some(title) = l.title() else { continue };
+                if !under(title) {
+                    continue;
+                }
+                let e = LsEntry {
+                    path: title.to_owned(),
+                    kind: "file".into(),
+                    size: Some(l.size),
+                    digest: Some(l.digest),
+                    executable: false,
+                    target: None,
+                };
+                show(ctx, &e)?;
+            }
+        }
+        Kind::Image => {
+            unpack::list_layers(&store.objects, m, |e: &LayerEntry| {
+                if !under(&e.path) {
+                    return Ok(());
+                }
+                if ctx.printer.json() {
+                    return ctx.printer.json_record("layer_entry", e);
+                }
+                let target = e
+                    .target
+                    .as_deref()
+                    .map(|t| format!(" -> {t}"))
+                    .unwrap_or_default();
+                ctx.printer.line(format!(
+                    "layer {} {:<8} {:o} {:>12} {}{target}",
+                    e.layer, e.kind, e.mode, e.size, e.path
+                ))
+            })
+            .map_err(Error::from)?;
+        }
+    }
+    Ok(ExitStatus::Success)
+}

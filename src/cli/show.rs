@@ -7,7 +7,7 @@ use snap::Digest;
 use snap::object::{Provenance, Stats};
 use snap::oci::{self, Descriptor};
 use snap::ops::Error;
-use snap::snapshot::Snapshot;
+use snap::snapshot::Artifact;
 
 use crate::cli::Context;
 use crate::cli::commit::human_bytes;
@@ -43,7 +43,10 @@ pub struct Show {
 pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {
     let store = ctx.open_store()?;
     let id = snap::rev::resolve(&store, &args.rev).map_err(Error::from)?;
-    let snap = Snapshot::load(&store, &id).map_err(Error::from)?;
+    let snap = match Artifact::load(&store, &id).map_err(Error::from)? {
+        Artifact::Snapshot(s) => *s,
+        other => return show_foreign(ctx, &id, &other, args.manifest),
+    };
     if args.manifest {
         let mut out = std::io::stdout().lock();
         out.write_all(snap.manifest.bytes())?;
@@ -138,6 +141,108 @@ pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {
         for l in show.message.lines() {
             p.line(format!("    {l}"))?;
         }
+    }
+    Ok(ExitStatus::Success)
+}
+
+/// `snap show --json` of a manifest or index that is not a snap snapshot.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct ShowForeign {
+    pub digest: Digest,
+    pub kind: String,
+    #[serde(rename = "mediaType")]
+    pub media_type: Option<String>,
+    #[serde(rename = "artifactType")]
+    pub artifact_type: Option<String>,
+    pub config: Option<Descriptor>,
+    pub layers: Vec<Descriptor>,
+    pub manifests: Vec<Descriptor>,
+    pub annotations: BTreeMap<String, String>,
+}
+
+fn show_foreign(ctx: &Context, id: &Digest, a: &Artifact, raw: bool) -> anyhow::Result<ExitStatus> {
+    let (bytes, show) = match a {
+        Artifact::Manifest(m) => {
+            let v = m.manifest();
+            let kind = match snap::worktree::unpack::kind(v) {
+                Ok(snap::worktree::unpack::Kind::Image) => "image",
+                Ok(snap::worktree::unpack::Kind::Files) => "artifact",
+                Err(_) => "manifest",
+            };
+            (
+                m.bytes(),
+                ShowForeign {
+                    digest: *id,
+                    kind: kind.to_owned(),
+                    media_type: v.media_type.clone(),
+                    artifact_type: v.artifact_type.clone(),
+                    config: Some(v.config.clone()),
+                    layers: v.layers.clone(),
+                    manifests: Vec::new(),
+                    annotations: v.annotations.clone(),
+                },
+            )
+        }
+        Artifact::Index(i) => (
+            i.bytes(),
+            ShowForeign {
+                digest: *id,
+                kind: "index".to_owned(),
+                media_type: i.index().media_type.clone(),
+                artifact_type: None,
+                config: None,
+                layers: Vec::new(),
+                manifests: i.index().manifests.clone(),
+                annotations: i.index().annotations.clone(),
+            },
+        ),
+        Artifact::Snapshot(_) => unreachable!("snapshots are shown by run"),
+    };
+    if raw {
+        let mut out = std::io::stdout().lock();
+        out.write_all(bytes)?;
+        out.flush()?;
+        return Ok(ExitStatus::Success);
+    }
+    if ctx.printer.json() {
+        ctx.printer.json_value(&show)?;
+        return Ok(ExitStatus::Success);
+    }
+    let p = &ctx.printer;
+    p.line(p.paint_id(&format!("{} {id}", show.kind)))?;
+    p.line(format!(
+        "Media type:    {}",
+        show.media_type.as_deref().unwrap_or("(none)")
+    ))?;
+    if let Some(t) = &show.artifact_type {
+        p.line(format!("Artifact type: {t}"))?;
+    }
+    if let Some(c) = &show.config {
+        p.line(format!(
+            "Config:        {} {} ({} bytes)",
+            c.media_type,
+            c.digest.short(),
+            c.size
+        ))?;
+    }
+    for (i, l) in show.layers.iter().enumerate() {
+        let title = l.title().map(|t| format!(" {t}")).unwrap_or_default();
+        p.line(format!(
+            "Layer {i}:{:>7} {} {} {}{title}",
+            "",
+            l.digest.short(),
+            human_bytes(l.size),
+            l.media_type
+        ))?;
+    }
+    for m in &show.manifests {
+        p.line(format!(
+            "Manifest:      {} {} ({} bytes)",
+            m.digest, m.media_type, m.size
+        ))?;
+    }
+    for (k, v) in &show.annotations {
+        p.line(format!("Annotation: {k}={v}"))?;
     }
     Ok(ExitStatus::Success)
 }

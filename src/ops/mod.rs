@@ -73,6 +73,17 @@ pub enum Error {
     /// Restoring.
     #[error(transparent)]
     Restore(#[from] worktree::restore::Error),
+    /// Unpacking a foreign artifact or image.
+    #[error(transparent)]
+    Unpack(#[from] worktree::unpack::Error),
+    /// Restoring an image index (which has no files of its own).
+    #[error("{digest} is an image index of {} manifests; restore one of them by digest", manifests.len())]
+    RestoreIndex {
+        /// The index.
+        digest: Digest,
+        /// Its manifests.
+        manifests: Vec<Digest>,
+    },
     /// Reading git.
     #[error(transparent)]
     Provenance(#[from] provenance::Error),
@@ -271,6 +282,9 @@ impl Error {
             ) => ErrorKind::InvalidInput,
             Error::Restore(worktree::restore::Error::Tree { .. }) => ErrorKind::Corrupt,
             Error::Restore(_) => ErrorKind::Io,
+            Error::Unpack(worktree::unpack::Error::Objects(o)) => objects_kind(o),
+            Error::Unpack(worktree::unpack::Error::Io { .. }) => ErrorKind::Io,
+            Error::Unpack(_) | Error::RestoreIndex { .. } => ErrorKind::InvalidInput,
             Error::Provenance(provenance::Error::InputOutsideRepo { .. }) => {
                 ErrorKind::InvalidInput
             }

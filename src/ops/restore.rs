@@ -8,9 +8,10 @@ use std::path::PathBuf;
 use crate::digest::Digest;
 use crate::ops::Error;
 use crate::rev;
-use crate::snapshot::Snapshot;
+use crate::snapshot::Artifact;
 use crate::store::Store;
 use crate::worktree::restore::{self, RestoreStats};
+use crate::worktree::unpack;
 
 /// What to restore where.
 #[derive(Clone, Debug, Default)]
@@ -43,9 +44,31 @@ pub struct RestoreOutcome {
 /// `force`, `Io` otherwise.
 pub fn restore(store: &Store, opts: &RestoreOptions) -> Result<RestoreOutcome, Error> {
     let id = rev::resolve(store, &opts.rev)?;
-    let snap = Snapshot::load(store, &id)?;
-    let plan = restore::plan(&store.objects, &snap.root())?;
-    let stats = restore::apply(&store.objects, &plan, &opts.dest, opts.force)?;
+    let stats = match Artifact::load(store, &id)? {
+        Artifact::Snapshot(snap) => {
+            let plan = restore::plan(&store.objects, &snap.root())?;
+            restore::apply(&store.objects, &plan, &opts.dest, opts.force)?
+        }
+        Artifact::Manifest(m) => {
+            let m = m.manifest();
+            match unpack::kind(m)? {
+                unpack::Kind::Files => restore::materialize(&opts.dest, opts.force, |base, _| {
+                    unpack::write_files(&store.objects, m, base).map_err(Error::from)
+                })?,
+                unpack::Kind::Image => restore::materialize(&opts.dest, opts.force, |base, _| {
+                    unpack::apply_layers(&store.objects, m, base)
+                        .map(|(stats, _skipped)| stats)
+                        .map_err(Error::from)
+                })?,
+            }
+        }
+        Artifact::Index(index) => {
+            return Err(Error::RestoreIndex {
+                digest: id,
+                manifests: index.index().manifests.iter().map(|d| d.digest).collect(),
+            });
+        }
+    };
     Ok(RestoreOutcome {
         digest: id,
         dest: opts.dest.clone(),

@@ -6,3 +6,4 @@
 pub mod build;
 pub mod restore;
 pub mod scan;
+pub mod unpack;

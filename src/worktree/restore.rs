@@ -124,9 +124,27 @@ pub fn apply(
     dest: &Path,
     force: bool,
 ) -> Result<RestoreStats, Error> {
+    materialize(dest, force, |base, replace| {
+        write_all(objects, plan, base, replace)
+    })
+}
+
+/// Runs `write(base, replace)` so that `dest` ends up holding what it writes, with the same
+/// guarantees as [`apply`]: into a new or empty `dest` through a staging directory beside it
+/// (then one filesystem sync and a rename), into a non-empty one only with `force`, in place
+/// (`replace` is then true). Errors of `write` are returned as they are; the staging
+/// directory is removed.
+///
+/// # Errors
+/// [`Error::NotEmpty`], [`Error::NotADirectory`], [`Error::Io`], or what `write` returns.
+pub fn materialize<E: From<Error>>(
+    dest: &Path,
+    force: bool,
+    write: impl FnOnce(&Path, bool) -> Result<RestoreStats, E>,
+) -> Result<RestoreStats, E> {
     let state = match fs::symlink_metadata(dest) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => DestState::Missing,
-        Err(source) => return Err(io_err(dest, source)),
+        Err(source) => return Err(io_err(dest, source).into()),
         Ok(m) if m.is_dir() => {
             let mut rd = fs::read_dir(dest).map_err(|e| io_err(dest, e))?;
             if rd.next().is_none() {
@@ -138,16 +156,52 @@ pub fn apply(
         Ok(_) => {
             return Err(Error::NotADirectory {
                 path: dest.to_owned(),
-            });
+            }
+            .into());
         }
     };
-    match state {
-        DestState::NonEmpty if !force => Err(Error::NotEmpty {
-            path: dest.to_owned(),
-        }),
-        DestState::NonEmpty => apply_in_place(objects, plan, dest),
-        DestState::Missing | DestState::Empty => apply_staged(objects, plan, dest, state),
+    if state == DestState::NonEmpty {
+        if !force {
+            return Err(Error::NotEmpty {
+                path: dest.to_owned(),
+            }
+            .into());
+        }
+        let stats = write(dest, true)?;
+        sync_filesystem(dest)?;
+        return Ok(stats);
     }
+
+    let dest = std::path::absolute(dest).map_err(|e| io_err(dest, e))?;
+    let parent = dest
+        .parent()
+        .ok_or_else(|| Error::NotADirectory { path: dest.clone() })?;
+    crate::fs::create_dir_all(parent).map_err(|e| io_err(parent, e))?;
+    let stage_path = parent.join(format!(
+        "{}restore-{}-{}",
+        crate::fs::TEMP_PREFIX,
+        std::process::id(),
+        unique()
+    ));
+    fs::create_dir(&stage_path).map_err(|e| io_err(&stage_path, e))?;
+    let mut staging = Staging(Some(stage_path.clone()));
+
+    let stats = write(&stage_path, false)?;
+    sync_filesystem(&stage_path)?;
+
+    if state == DestState::Missing {
+        fs::rename(&stage_path, &dest).map_err(|e| io_err(&dest, e))?;
+        staging.0 = None;
+    } else {
+        for entry in fs::read_dir(&stage_path).map_err(|e| io_err(&stage_path, e))? {
+            let entry = entry.map_err(|e| io_err(&stage_path, e))?;
+            let target = dest.join(entry.file_name());
+            fs::rename(entry.path(), &target).map_err(|e| io_err(&target, e))?;
+        }
+        crate::fs::sync_dir(&dest).map_err(|e| io_err(&dest, e))?;
+    }
+    crate::fs::sync_dir(parent).map_err(|e| io_err(parent, e))?;
+    Ok(stats)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -166,54 +220,6 @@ impl Drop for Staging {
             let _ = fs::remove_dir_all(p);
         }
     }
-}
-
-fn apply_staged(
-    objects: &Objects,
-    plan: &RestorePlan,
-    dest: &Path,
-    state: DestState,
-) -> Result<RestoreStats, Error> {
-    let dest = std::path::absolute(dest).map_err(|e| io_err(dest, e))?;
-    let parent = dest
-        .parent()
-        .ok_or_else(|| Error::NotADirectory { path: dest.clone() })?;
-    crate::fs::create_dir_all(parent).map_err(|e| io_err(parent, e))?;
-    let stage_path = parent.join(format!(
-        "{}restore-{}-{}",
-        crate::fs::TEMP_PREFIX,
-        std::process::id(),
-        unique()
-    ));
-    fs::create_dir(&stage_path).map_err(|e| io_err(&stage_path, e))?;
-    let mut staging = Staging(Some(stage_path.clone()));
-
-    let stats = write_all(objects, plan, &stage_path, false)?;
-    sync_filesystem(&stage_path)?;
-
-    if state == DestState::Missing {
-        fs::rename(&stage_path, &dest).map_err(|e| io_err(&dest, e))?;
-        staging.0 = None;
-    } else {
-        for entry in fs::read_dir(&stage_path).map_err(|e| io_err(&stage_path, e))? {
-            let entry = entry.map_err(|e| io_err(&stage_path, e))?;
-            let target = dest.join(entry.file_name());
-            fs::rename(entry.path(), &target).map_err(|e| io_err(&target, e))?;
-        }
-        crate::fs::sync_dir(&dest).map_err(|e| io_err(&dest, e))?;
-    }
-    crate::fs::sync_dir(parent).map_err(|e| io_err(parent, e))?;
-    Ok(stats)
-}
-
-fn apply_in_place(
-    objects: &Objects,
-    plan: &RestorePlan,
-    dest: &Path,
-) -> Result<RestoreStats, Error> {
-    let stats = write_all(objects, plan, dest, true)?;
-    sync_filesystem(dest)?;
-    Ok(stats)
 }
 
 /// Writes the plan under `base`. With `replace`, existing entries in the way are replaced
