@@ -43,31 +43,48 @@ pub enum Kind {
     Image,
 }
 
-/// Decides how `m` can be materialized.
+/// ORAS marks a titled tar layer that holds a directory to unpack with this annotation.
+pub const ANNOTATION_ORAS_UNPACK: &str = "io.deis.oras.content.unpack";
+
+/// Decides how `m` can be materialized: with titles on every layer it is an ORAS-style
+/// artifact (each layer a file at its title, whatever its media type — `oras push` labels
+/// plain files as tar layers), without any title and only tar layers it is a container image.
 ///
 /// # Errors
-/// [`Error::Unsupported`] when layers mix kinds, or a non-tar layer has no title.
+/// [`Error::Unsupported`] for anything else (some layers titled, untitled non-tar layers).
 pub fn kind(m: &ImageManifest) -> Result<Kind, Error> {
     let layers: Vec<&Descriptor> = m
         .layers
         .iter()
         .filter(|l| l.media_type != crate::oci::MEDIA_TYPE_EMPTY)
         .collect();
-    if !layers.is_empty() && layers.iter().all(|l| is_tar_layer(l)) {
+    if layers.iter().all(|l| l.title().is_some()) {
+        return Ok(Kind::Files);
+    }
+    if layers
+        .iter()
+        .all(|l| l.title().is_none() && is_tar_layer(l))
+    {
         return Ok(Kind::Image);
     }
-    if let Some(l) = layers
+    let l = layers
         .iter()
-        .find(|l| is_tar_layer(l) || l.title().is_none())
-    {
-        return Err(Error::Unsupported {
-            reason: format!(
-                "layer {} ({}) is neither a titled file nor part of an all-tar image",
-                l.digest, l.media_type
-            ),
-        });
-    }
-    Ok(Kind::Files)
+        .find(|l| l.title().is_none() && !is_tar_layer(l))
+        .or_else(|| layers.first())
+        .expect("a mixed manifest has layers");
+    Err(Error::Unsupported {
+        reason: format!(
+            "layer {} ({}) is neither a titled file nor part of an all-tar image",
+            l.digest, l.media_type
+        ),
+    })
+}
+
+fn unpacks(l: &Descriptor) -> bool {
+    l.annotations
+        .get(ANNOTATION_ORAS_UNPACK)
+        .is_some_and(|v| v == "true")
+        && is_tar_layer(l)
 }
 
 /// A safe relative path: no root, no `..`, not empty.
@@ -179,6 +196,22 @@ pub fn write_files(
     let mut stats = RestoreStats::default();
     for l in &m.layers {
         let Some(title) = l.title() else { continue };
+        if unpacks(l) {
+            // A directory pushed by ORAS: its tar holds the directory under its title.
+            let single = ImageManifest {
+                layers: vec![Descriptor {
+                    annotations: std::collections::BTreeMap::new(),
+                    ..l.clone()
+                }],
+                ..m.clone()
+            };
+            let (s, _) = apply_layers(objects, &single, dest)?;
+            stats.files += s.files;
+            stats.dirs += s.dirs;
+            stats.symlinks += s.symlinks;
+            stats.bytes += s.bytes;
+            continue;
+        }
         let rel = safe_relative(title)?;
         if let Some(parent) = rel.parent() {
             ensure_dirs(dest, parent, &mut stats)?;
