@@ -38,6 +38,8 @@ pub const MAX_MANIFEST_BYTES: u64 = 4 << 20;
 pub const MAX_CONFIG_BYTES: u64 = 64 << 20;
 /// How deep image indexes may nest.
 pub const MAX_INDEX_DEPTH: usize = 8;
+/// How many times its size an archive may expand to (plus 64 MiB).
+pub const MAX_EXPANSION: u64 = 100;
 /// Default limit on the bytes an archive may expand to.
 pub const DEFAULT_MAX_BYTES: u64 = 1 << 40;
 
@@ -218,8 +220,8 @@ struct Plan {
     metadata: BTreeMap<Digest, Vec<u8>>,
     /// Trees that travel inside snapshot configs (direct mode).
     inline_trees: BTreeMap<Digest, Vec<u8>>,
-    /// Layers to store as packs.
-    packs: BTreeMap<Digest, u64>,
+    /// Layers to store as packs, with the index their frames gave when checked.
+    packs: BTreeMap<Digest, (u64, crate::pack::PackIndex)>,
     /// Other blobs to store loose.
     loose: BTreeMap<Digest, u64>,
     /// Snap snapshots and their root trees, for the completeness check.
@@ -263,10 +265,17 @@ pub fn import(store: &Store, opts: &ImportOptions) -> Result<ImportOutcome, Erro
             path: opts.path.clone(),
             source,
         })?;
+        // A decompression bomb stops here: layouts hold mostly compressed blobs, so an archive
+        // never legitimately expands to more than a hundred times its size.
+        let max_bytes = opts.max_bytes.min(
+            meta.len()
+                .saturating_mul(MAX_EXPANSION)
+                .saturating_add(64 << 20),
+        );
         let staged = dir.path().to_owned();
         let read = layout::read_tar(
             io::BufReader::with_capacity(1 << 20, file),
-            opts.max_bytes,
+            max_bytes,
             |d, size, r| {
                 let path = staged.join(d.hex());
                 let mut out = std::fs::OpenOptions::new()
@@ -331,6 +340,16 @@ pub fn import(store: &Store, opts: &ImportOptions) -> Result<ImportOutcome, Erro
         }
     }
 
+    // Every snapshot must be whole before anything is stored.
+    let packed: HashMap<Digest, (Digest, &crate::pack::IndexEntry)> = plan
+        .packs
+        .iter()
+        .flat_map(|(pack, (_, index))| index.entries().iter().map(|e| (e.digest, (*pack, e))))
+        .collect();
+    for (id, root) in &plan.snapshots {
+        check_complete(store, &source, &plan, &packed, id, root)?;
+    }
+
     // Phase 3: store.
     let mut blobs = 0u64;
     let mut bytes = 0u64;
@@ -341,10 +360,12 @@ pub fn import(store: &Store, opts: &ImportOptions) -> Result<ImportOutcome, Erro
         blobs += 1;
         bytes += b.len() as u64;
     }
-    for (d, size) in &plan.packs {
-        store
-            .objects
-            .import_pack(&mut io::BufReader::new(source.open(d)?), d)?;
+    for (d, (size, index)) in &plan.packs {
+        store.objects.import_pack_indexed(
+            &mut io::BufReader::new(source.open(d)?),
+            d,
+            Some(index.clone()),
+        )?;
         blobs += 1;
         bytes += size;
     }
@@ -370,19 +391,6 @@ pub fn import(store: &Store, opts: &ImportOptions) -> Result<ImportOutcome, Erro
         }
     }
     store.objects.sync_packs_dir()?;
-    for (id, root) in &plan.snapshots {
-        let p = restore::plan(&store.objects, root).map_err(|e| Error::Incomplete {
-            digest: *id,
-            reason: e.to_string(),
-        })?;
-        if let Some(f) = p.files.iter().find(|f| !store.objects.contains(&f.digest)) {
-            return Err(Error::Incomplete {
-                digest: *id,
-                reason: format!("file {} ({}) is not in its layers", f.path, f.digest),
-            });
-        }
-    }
-
     // Phase 4: refs.
     let tops = &index.index().manifests;
     let mut named: Vec<(String, Digest)> = Vec::new();
@@ -441,6 +449,53 @@ pub fn import(store: &Store, opts: &ImportOptions) -> Result<ImportOutcome, Erro
     })
 }
 
+/// Checks that every tree and file of snapshot `id` is in the layout's checked blobs or
+/// already in the store, reading trees from where they will be stored.
+fn check_complete(
+    store: &Store,
+    source: &Source,
+    plan: &Plan,
+    packed: &HashMap<Digest, (Digest, &crate::pack::IndexEntry)>,
+    id: &Digest,
+    root: &Digest,
+) -> Result<(), Error> {
+    let incomplete = |reason: String| Error::Incomplete {
+        digest: *id,
+        reason,
+    };
+    let read_tree = |d: &Digest| -> Result<Vec<u8>, restore::Error> {
+        if let Some(b) = plan.inline_trees.get(d) {
+            return Ok(b.clone());
+        }
+        let Some(&(pack, entry)) = packed.get(d) else {
+            return Ok(store.objects.read(d, crate::snapshot::MAX_METADATA_BYTES)?);
+        };
+        let not_a_tree = |reason: String| restore::Error::Tree { digest: *d, reason };
+        if entry.size > crate::snapshot::MAX_METADATA_BYTES {
+            return Err(not_a_tree(format!("it is {} bytes long", entry.size)));
+        }
+        let mut f = source.open(&pack).map_err(|e| not_a_tree(e.to_string()))?;
+        let mut frames = Vec::new();
+        io::Seek::seek(&mut f, io::SeekFrom::Start(entry.offset))
+            .and_then(|_| f.take(entry.length).read_to_end(&mut frames))
+            .map_err(|e| not_a_tree(e.to_string()))?;
+        crate::pack::read_object(&frames, entry).map_err(|e| not_a_tree(e.to_string()))
+    };
+    let p = restore::plan_with(read_tree, root).map_err(|e| incomplete(e.to_string()))?;
+    let missing = p.files.iter().find(|f| {
+        !(plan.loose.contains_key(&f.digest)
+            || packed.contains_key(&f.digest)
+            || store.objects.contains(&f.digest))
+    });
+    match missing {
+        Some(f) => Err(incomplete(format!(
+            "file {} ({}) is not in its layers",
+            f.path, f.digest
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Checks one manifest's config and layers, and plans how to store them. Queues the stored
 /// ancestors of a snap snapshot.
 fn check_manifest(
@@ -495,7 +550,15 @@ fn check_manifest(
             && (layer.media_type == MEDIA_TYPE_LAYER_TAR_ZSTD
                 || layer.media_type == MEDIA_TYPE_TREES);
         if is_pack {
-            plan.packs.insert(layer.digest, layer.size);
+            // Check the frame structure now, so a bad pack is refused before anything is stored.
+            let mut r = io::BufReader::with_capacity(1 << 20, source.open(&layer.digest)?);
+            let index = crate::pack::scan::index_pack(&mut r).map_err(|reason| {
+                crate::store::objects::Error::NotAPack {
+                    digest: layer.digest,
+                    reason,
+                }
+            })?;
+            plan.packs.insert(layer.digest, (layer.size, index));
         } else if layer.size <= MAX_CONFIG_BYTES && layer.media_type == oci::MEDIA_TYPE_EMPTY {
             let b = source.read(&layer.digest, layer.size, MAX_CONFIG_BYTES)?;
             plan.metadata.insert(layer.digest, b);

@@ -219,6 +219,20 @@ impl Objects {
     /// [`Error::Corrupt`] if the bytes do not hash to `digest`, [`Error::NotAPack`] if the
     /// structure is wrong, [`Error::Io`].
     pub fn import_pack(&self, source: &mut dyn Read, digest: &Digest) -> Result<bool, Error> {
+        self.import_pack_indexed(source, digest, None)
+    }
+
+    /// Like [`Objects::import_pack`], with the index already built by the caller (who scanned
+    /// the same bytes while checking them); the digest is still verified while copying.
+    ///
+    /// # Errors
+    /// As [`Objects::import_pack`].
+    pub fn import_pack_indexed(
+        &self,
+        source: &mut dyn Read,
+        digest: &Digest,
+        known: Option<PackIndex>,
+    ) -> Result<bool, Error> {
         let pack_path = self.pack_path(digest);
         let idx_path = self.idx_path(digest);
         if pack_path.exists() && idx_path.exists() {
@@ -241,14 +255,17 @@ impl Objects {
                 reason: format!("the layer's bytes hash to {actual}"),
             });
         }
-        let index = {
-            let f = File::open(&tmp_path).map_err(|e| io_err(&tmp_path, e))?;
-            pack::scan::index_pack(&mut io::BufReader::with_capacity(1 << 20, f)).map_err(
-                |reason| Error::NotAPack {
-                    digest: *digest,
-                    reason,
-                },
-            )?
+        let index = match known {
+            Some(index) => index,
+            None => {
+                let f = File::open(&tmp_path).map_err(|e| io_err(&tmp_path, e))?;
+                pack::scan::index_pack(&mut io::BufReader::with_capacity(1 << 20, f)).map_err(
+                    |reason| Error::NotAPack {
+                        digest: *digest,
+                        reason,
+                    },
+                )?
+            }
         };
         let new = tmp
             .persist_new(&pack_path, Some(OBJECT_MODE))

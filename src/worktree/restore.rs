@@ -61,11 +61,26 @@ impl RestorePlan {
 /// # Errors
 /// [`Error::Objects`] if a tree is missing or corrupt; [`Error::Tree`] if malformed.
 pub fn plan(objects: &Objects, root: &Digest) -> Result<RestorePlan, Error> {
+    plan_with(
+        |d| Ok(objects.read(d, crate::snapshot::MAX_METADATA_BYTES)?),
+        root,
+    )
+}
+
+/// Like [`plan`], reading each tree through `read_tree` (which must verify what it returns):
+/// `snap import` plans a snapshot from blobs it has checked but not stored yet.
+///
+/// # Errors
+/// Whatever `read_tree` returns; [`Error::Tree`] if a tree is malformed.
+pub fn plan_with(
+    mut read_tree: impl FnMut(&Digest) -> Result<Vec<u8>, Error>,
+    root: &Digest,
+) -> Result<RestorePlan, Error> {
     let mut plan = RestorePlan::default();
     let mut stack = vec![(String::new(), *root)];
     // Depth-first, pre-order: pop the last pushed, push children in reverse.
     while let Some((prefix, digest)) = stack.pop() {
-        let bytes = objects.read(&digest, crate::snapshot::MAX_METADATA_BYTES)?;
+        let bytes = read_tree(&digest)?;
         let tree = Tree::decode(&bytes).map_err(|e| Error::Tree {
             digest,
             reason: e.to_string(),

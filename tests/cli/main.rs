@@ -8,6 +8,7 @@ mod diff;
 mod errors;
 mod export;
 mod fsck;
+mod hostile;
 mod log;
 mod ls;
 mod refs;
