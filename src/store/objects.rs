@@ -255,17 +255,16 @@ impl Objects {
                 reason: format!("the layer's bytes hash to {actual}"),
             });
         }
-        let index = match known {
-            Some(index) => index,
-            None => {
-                let f = File::open(&tmp_path).map_err(|e| io_err(&tmp_path, e))?;
-                pack::scan::index_pack(&mut io::BufReader::with_capacity(1 << 20, f)).map_err(
-                    |reason| Error::NotAPack {
-                        digest: *digest,
-                        reason,
-                    },
-                )?
-            }
+        let index = if let Some(index) = known {
+            index
+        } else {
+            let f = File::open(&tmp_path).map_err(|e| io_err(&tmp_path, e))?;
+            pack::scan::index_pack(&mut io::BufReader::with_capacity(1 << 20, f)).map_err(
+                |reason| Error::NotAPack {
+                    digest: *digest,
+                    reason,
+                },
+            )?
         };
         let new = tmp
             .persist_new(&pack_path, Some(OBJECT_MODE))

@@ -43,7 +43,7 @@ fn hostile_archives_are_refused_and_change_nothing() -> Result {
         ("missing-blob.tar", "missing from the layout"),
         ("truncated.tar", "truncated"),
         ("deep-index.tar", "nest deeper than 8 levels"),
-        ("many-missing.tar", "missing from the layout"),
+        ("many-missing.tar.zst", "missing from the layout"),
         ("legacy-artifact-manifest.tar", "image-spec 1.1 withdrew"),
         ("not-a-snap-pack.tar", "is not a snap pack"),
         ("bomb.tar.zst", "expands to more than"),
