@@ -37,3 +37,41 @@ fn book_examples() {
         .case("book/src/commands/*.md")
         .case("book/src/quickstart.md");
 }
+
+/// Every troubleshooting anchor the CLI prints exists as a heading in the book.
+#[test]
+fn every_hint_anchor_exists() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let page = std::fs::read_to_string(root.join("book/src/troubleshooting.md")).unwrap();
+    let headings: Vec<&str> = page.lines().filter_map(|l| l.strip_prefix("## ")).collect();
+    let mut anchors = Vec::new();
+    for entry in std::fs::read_dir(root.join("src/cli")).unwrap() {
+        let path = entry.unwrap().path();
+        let in_hint_for = path.ends_with("error.rs");
+        let text = std::fs::read_to_string(&path).unwrap();
+        for line in text.lines() {
+            let t = line.trim();
+            // `"anchor",` on its own line in hint_for, or `troubleshooting.md#anchor`.
+            if in_hint_for && let Some(a) = t.strip_prefix('"').and_then(|t| t.strip_suffix("\","))
+            {
+                if !a.is_empty() && a.chars().all(|c| c.is_ascii_lowercase() || c == '-') {
+                    anchors.push(a.to_owned());
+                }
+            }
+            if let Some((_, rest)) = t.split_once("troubleshooting.md#") {
+                let a: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || *c == '-')
+                    .collect();
+                anchors.push(a);
+            }
+        }
+    }
+    assert!(anchors.len() >= 15, "found only {anchors:?}");
+    for a in &anchors {
+        assert!(
+            headings.contains(&a.as_str()),
+            "no `## {a}` in troubleshooting.md"
+        );
+    }
+}

@@ -137,6 +137,24 @@ fn hint_for(err: &ops::Error) -> Option<(String, &'static str)> {
             "check the path; relative paths are resolved against the current directory".into(),
             "path-not-found",
         )),
+        ops::Error::LegacyArtifactManifest { .. } => Some((
+            "have the producer push an image manifest with an artifactType (what oras 1.x writes)".into(),
+            "legacy-artifact-manifest",
+        )),
+        ops::Error::Layout(_)
+        | ops::Error::Oci(_)
+        | ops::Error::BadLayout { .. }
+        | ops::Error::MissingBlob { .. }
+        | ops::Error::BlobSize { .. }
+        | ops::Error::BlobDigest { .. }
+        | ops::Error::Incomplete { .. } => Some((
+            "nothing was stored; export or download the layout again, or check where it came from".into(),
+            "import-refused",
+        )),
+        ops::Error::OutputNotEmpty { .. } => Some((
+            "export into a new or empty directory, or to a .tar, .tar.gz or .tar.zst file".into(),
+            "output-not-empty",
+        )),
         e if e.kind() == ErrorKind::Corrupt => Some((
             "run `snap fsck` to list every damaged object and the snapshots that need it".into(),
             "corrupt-object",

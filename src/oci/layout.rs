@@ -177,8 +177,10 @@ pub enum Format {
     /// An uncompressed tar archive.
     Tar,
     /// A gzip-compressed tar archive.
+    #[serde(rename = "tar.gz")]
     TarGz,
     /// A zstd-compressed tar archive.
+    #[serde(rename = "tar.zst")]
     TarZst,
 }
 

@@ -552,12 +552,10 @@ fn check_manifest(
         if is_pack {
             // Check the frame structure now, so a bad pack is refused before anything is stored.
             let mut r = io::BufReader::with_capacity(1 << 20, source.open(&layer.digest)?);
-            let index = crate::pack::scan::index_pack(&mut r).map_err(|reason| {
-                crate::store::objects::Error::NotAPack {
-                    digest: layer.digest,
-                    reason,
-                }
-            })?;
+            let index =
+                crate::pack::scan::index_pack(&mut r).map_err(|reason| Error::BadLayout {
+                    reason: format!("layer {} is not a snap pack: {reason}", layer.digest),
+                })?;
             plan.packs.insert(layer.digest, (layer.size, index));
         } else if layer.size <= MAX_CONFIG_BYTES && layer.media_type == oci::MEDIA_TYPE_EMPTY {
             let b = source.read(&layer.digest, layer.size, MAX_CONFIG_BYTES)?;
