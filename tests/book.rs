@@ -52,11 +52,12 @@ fn every_hint_anchor_exists() {
         for line in text.lines() {
             let t = line.trim();
             // `"anchor",` on its own line in hint_for, or `troubleshooting.md#anchor`.
-            if in_hint_for && let Some(a) = t.strip_prefix('"').and_then(|t| t.strip_suffix("\","))
+            if in_hint_for
+                && let Some(a) = t.strip_prefix('"').and_then(|t| t.strip_suffix("\","))
+                && !a.is_empty()
+                && a.chars().all(|c| c.is_ascii_lowercase() || c == '-')
             {
-                if !a.is_empty() && a.chars().all(|c| c.is_ascii_lowercase() || c == '-') {
-                    anchors.push(a.to_owned());
-                }
+                anchors.push(a.to_owned());
             }
             if let Some((_, rest)) = t.split_once("troubleshooting.md#") {
                 let a: String = rest
