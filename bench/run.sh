@@ -22,10 +22,10 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-for tool in zstd tar find cp python3 du; do
+for tool in zstd tar find cp python3 du umoci; do
   if ! command -v "$tool" >/dev/null; then
-    if [ "$tool" = zstd ] && [ "$(id -u)" = 0 ]; then
-      apt-get install -y -qq zstd >/dev/null
+    if { [ "$tool" = zstd ] || [ "$tool" = umoci ]; } && [ "$(id -u)" = 0 ]; then
+      apt-get install -y -qq "$tool" >/dev/null
     else
       echo "bench needs $tool: apt-get install -y $tool" >&2; exit 2
     fi
@@ -160,7 +160,19 @@ if ! diff -r --no-dereference corpus out/corpus > /dev/null; then
 fi
 row "restore into an empty directory (vs \`cp -a\`)" "$snap3" "$base3" 1.0
 
-# 4. The next version, committed on top of the first.
+# 4. Export to an OCI archive vs umoci building a layer of the same tree (unpack an empty
+# image once, put the tree in its rootfs, time `umoci repack`: each repack diffs the rootfs
+# against the unpacked empty image and writes the whole tree as a new tar+gzip layer).
+umoci init --layout umoci-layout && umoci new --image umoci-layout:t
+umoci unpack --image umoci-layout:t bundle > /dev/null
+cp -a corpus bundle/rootfs/corpus
+pair ":" "umoci repack --image umoci-layout:t bundle" 'rm -f export.tar' '$snap export --oci latest -o export.tar'
+base5=$pa snap5=$pb
+export_bytes=$(stat -c %s export.tar)
+rm -rf umoci-layout bundle export.tar
+row "export to an OCI tar (vs \`umoci repack\` building a layer)" "$snap5" "$base5" 0.5
+
+# 5. The next version, committed on top of the first.
 if [ -n "$next" ] && [ -d "$next" ]; then
   rm -rf cpcopy* out*; mv corpus corpus.v1; cp -a "$next" corpus
   tar -cf - corpus > /dev/null
@@ -189,4 +201,5 @@ echo "- snapshot: $layers layers, manifest $manifest bytes"
 echo "- store after the first commit: $(( store_bytes / 1000000 )) MB ($(awk -v a="$store_bytes" -v b="$bytes" 'BEGIN { printf "%.1f", 100 * a / b }') % of the corpus)"
 [ -n "${store2:-}" ] && echo "- store after both versions: $(( store2 / 1000000 )) MB"
 echo "- peak RSS of the first commit: $(( rss_kb / 1024 )) MiB"
+echo "- OCI export: $(( export_bytes / 1000000 )) MB"
 echo "- commit again: $again; restore identical under diff -r: yes"
