@@ -52,6 +52,7 @@ pub mod oci;
 pub mod ops;
 pub mod pack;
 pub mod provenance;
+pub mod registry;
 pub mod rev;
 pub mod snapshot;
 pub mod store;

@@ -208,6 +208,36 @@ pub fn freshness(path: &Path, recorded: &Provenance) -> Result<Freshness, Error>
     })
 }
 
+/// The full ids of HEAD and its first-parent ancestors, newest first, at most `max` of them;
+/// empty outside a repository or on an unborn branch. `snap pull --walk-back` tries them in
+/// this order.
+///
+/// # Errors
+/// [`Error::Git`] if the repository cannot be read.
+pub fn first_parent_history(path: &Path, max: usize) -> Result<Vec<String>, Error> {
+    let Some(repo) = discover(path) else {
+        return Ok(Vec::new());
+    };
+    let git = |source: Box<dyn std::error::Error + Send + Sync>| Error::Git {
+        path: repo.workdir().unwrap_or(path).to_owned(),
+        source,
+    };
+    let head = repo.head().map_err(|e| git(e.into()))?;
+    let Some(head_id) = head.id().map(gix::Id::detach) else {
+        return Ok(Vec::new());
+    };
+    let walk = repo
+        .rev_walk([head_id])
+        .first_parent_only()
+        .all()
+        .map_err(|e| git(e.into()))?;
+    let mut out = Vec::new();
+    for info in walk.take(max) {
+        out.push(info.map_err(|e| git(e.into()))?.id.to_string());
+    }
+    Ok(out)
+}
+
 fn discover(path: &Path) -> Option<gix::Repository> {
     let repo = gix::discover(path).ok()?;
     repo.workdir()?;

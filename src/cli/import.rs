@@ -57,6 +57,7 @@ pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {
                 RefUpdate::Inserted => "Inserted",
                 RefUpdate::Unchanged => "Unchanged",
                 RefUpdate::Replaced => "Replaced",
+                RefUpdate::FastForward => "Updated",
                 RefUpdate::Conflicted => continue,
             };
             ctx.printer

@@ -14,6 +14,8 @@ mod init;
 mod log;
 mod ls;
 mod output;
+mod progress;
+mod push;
 mod refs;
 mod restore;
 mod show;
@@ -85,6 +87,10 @@ enum Command {
     Export(export::Args),
     /// Take an OCI image layout (from snap, skopeo, umoci, oras...) into the store.
     Import(import::Args),
+    /// Send a snapshot to an OCI registry, tagged with its git commit and a moving tag.
+    Push(push::PushArgs),
+    /// Fetch a snapshot (or any OCI artifact or image) from a registry into the store.
+    Pull(push::PullArgs),
     /// List refs.
     Refs(refs::ListArgs),
     /// Point a tag at a snapshot (tags never move without --force).
@@ -138,6 +144,8 @@ pub fn main() -> ExitCode {
         Command::Cat(a) => ls::cat(&ctx, a),
         Command::Diff(a) => diff::run(&ctx, a),
         Command::Restore(a) => restore::run(&ctx, a),
+        Command::Push(a) => push::push(&ctx, a),
+        Command::Pull(a) => push::pull(&ctx, a),
         Command::Status(a) => status::run(&ctx, a),
         Command::Export(a) => export::run(&ctx, a),
         Command::Import(a) => import::run(&ctx, a),

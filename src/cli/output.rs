@@ -24,6 +24,7 @@ pub struct Printer {
     quiet: u8,
     json: bool,
     color: bool,
+    stderr_tty: bool,
 }
 
 // Output methods take `&self` even where today's settings do not affect them, so every
@@ -39,7 +40,17 @@ impl Printer {
                 stderr_tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
             }
         };
-        Printer { quiet, json, color }
+        Printer {
+            quiet,
+            json,
+            color,
+            stderr_tty,
+        }
+    }
+
+    /// Whether to draw progress bars: on a terminal, without `--json` or `-q`.
+    pub fn progress(&self) -> bool {
+        self.stderr_tty && !self.json && self.quiet == 0
     }
 
     /// Whether `--json` was given.

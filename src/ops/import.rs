@@ -77,6 +77,8 @@ pub enum RefUpdate {
     Unchanged,
     /// Moved (with `--force`).
     Replaced,
+    /// Moved forward: the old value is an ancestor of the new one (`snap pull`).
+    FastForward,
     /// Points elsewhere; left alone (give `--force` to move it).
     Conflicted,
 }
@@ -119,8 +121,9 @@ impl ImportOutcome {
 
 /// Where blobs come from.
 enum Source {
-    /// A layout directory, read in place.
-    Dir(PathBuf),
+    /// A layout directory, read in place; `verified` when its blobs were checked against
+    /// their digests as they were written (a pull's staging directory).
+    Dir(PathBuf, bool),
     /// Blobs staged from an archive, already checked against their names.
     Staged {
         dir: tempfile::TempDir,
@@ -131,7 +134,7 @@ enum Source {
 impl Source {
     fn size(&self, d: &Digest) -> Result<Option<u64>, Error> {
         match self {
-            Source::Dir(root) => {
+            Source::Dir(root, _) => {
                 let p = blob_path(root, d);
                 match std::fs::symlink_metadata(&p) {
                     Ok(m) if m.file_type().is_file() => Ok(Some(m.len())),
@@ -148,7 +151,7 @@ impl Source {
 
     fn open(&self, d: &Digest) -> Result<File, Error> {
         let p = match self {
-            Source::Dir(root) => blob_path(root, d),
+            Source::Dir(root, _) => blob_path(root, d),
             Source::Staged { dir, .. } => dir.path().join(d.hex()),
         };
         File::open(&p).map_err(|source| Error::Io { path: p, source })
@@ -167,7 +170,7 @@ impl Source {
             }
             Some(_) => {}
         }
-        if let Source::Dir(_) = self {
+        if let Source::Dir(_, false) = self {
             let mut r = HashingReader::new(self.open(d)?);
             io::copy(&mut r, &mut io::sink()).map_err(|source| Error::Io {
                 path: PathBuf::from(d.to_string()),
@@ -236,6 +239,26 @@ struct Plan {
 /// is changed then), `NotFound` for a missing path, `Io` otherwise. Ref conflicts are not
 /// errors: they are reported in the outcome.
 pub fn import(store: &Store, opts: &ImportOptions) -> Result<ImportOutcome, Error> {
+    import_with(store, opts, Mode::default())
+}
+
+/// How `snap pull` uses the import machinery on the layout it staged.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Mode {
+    /// The layout's blobs were verified while they were written: do not hash them again.
+    pub verified: bool,
+    /// Blobs the layout lacks may already be in the store (a pull skips downloading them).
+    pub store_fallback: bool,
+    /// A ref that points at an ancestor of the new snapshot moves without `--force`.
+    pub fast_forward: bool,
+}
+
+pub(crate) fn import_with(
+    store: &Store,
+    opts: &ImportOptions,
+    mode: Mode,
+) -> Result<ImportOutcome, Error> {
+    let fallback = mode.store_fallback.then_some(&store.objects);
     // Phase 1: read.
     let meta = std::fs::metadata(&opts.path).map_err(|_| Error::PathNotFound {
         path: opts.path.clone(),
@@ -254,7 +277,7 @@ pub fn import(store: &Store, opts: &ImportOptions) -> Result<ImportOutcome, Erro
             std::fs::read(&p).map_err(|source| Error::Io { path: p, source })
         };
         (
-            Source::Dir(opts.path.clone()),
+            Source::Dir(opts.path.clone(), mode.verified),
             read_small(layout::OCI_LAYOUT)?,
             read_small(layout::INDEX_JSON)?,
         )
@@ -314,7 +337,9 @@ pub fn import(store: &Store, opts: &ImportOptions) -> Result<ImportOutcome, Erro
             MEDIA_TYPE_MANIFEST | MEDIA_TYPE_DOCKER_MANIFEST => {
                 let bytes = source.read(&desc.digest, desc.size, MAX_MANIFEST_BYTES)?;
                 let manifest = RawManifest::from_bytes(bytes)?;
-                check_manifest(&source, &manifest, &desc, &mut plan, &mut queue, depth)?;
+                check_manifest(
+                    &source, fallback, &manifest, &desc, &mut plan, &mut queue, depth,
+                )?;
             }
             MEDIA_TYPE_INDEX | MEDIA_TYPE_DOCKER_LIST => {
                 let bytes = source.read(&desc.digest, desc.size, MAX_MANIFEST_BYTES)?;
@@ -417,7 +442,9 @@ pub fn import(store: &Store, opts: &ImportOptions) -> Result<ImportOutcome, Erro
         let previous = store.refs.get(&r)?;
         let update = match previous {
             Some(p) if p == digest => RefUpdate::Unchanged,
-            Some(_) if !opts.force => RefUpdate::Conflicted,
+            Some(p) if !(opts.force || mode.fast_forward && is_ancestor(store, &p, &digest)) => {
+                RefUpdate::Conflicted
+            }
             _ => {
                 let edit = RefEdit {
                     name: r.clone(),
@@ -426,6 +453,9 @@ pub fn import(store: &Store, opts: &ImportOptions) -> Result<ImportOutcome, Erro
                     message: format!("import: {}", opts.path.display()).replace(['\n', '\r'], " "),
                 };
                 match store.update_ref(&edit) {
+                    Ok(()) if previous.is_some_and(|p| is_ancestor(store, &p, &digest)) => {
+                        RefUpdate::FastForward
+                    }
                     Ok(()) if previous.is_some() => RefUpdate::Replaced,
                     Ok(()) => RefUpdate::Inserted,
                     Err(refs::Error::OutOfDate { .. }) => RefUpdate::Conflicted,
@@ -447,6 +477,28 @@ pub fn import(store: &Store, opts: &ImportOptions) -> Result<ImportOutcome, Erro
         bytes,
         refs: refs_out,
     })
+}
+
+/// Whether `old` is among the stored ancestors of snapshot `new` (any parent, as far as the
+/// store holds them).
+fn is_ancestor(store: &Store, old: &Digest, new: &Digest) -> bool {
+    let mut seen = BTreeSet::new();
+    let mut queue = vec![*new];
+    while let Some(id) = queue.pop() {
+        if seen.len() > 100_000 || !seen.insert(id) {
+            continue;
+        }
+        let Ok(s) = crate::snapshot::Snapshot::load(store, &id) else {
+            continue;
+        };
+        for p in &s.config.parents {
+            if p == old {
+                return true;
+            }
+            queue.push(*p);
+        }
+    }
+    false
 }
 
 /// Checks that every tree and file of snapshot `id` is in the layout's checked blobs or
@@ -500,6 +552,7 @@ fn check_complete(
 /// ancestors of a snap snapshot.
 fn check_manifest(
     source: &Source,
+    fallback: Option<&crate::store::objects::Objects>,
     manifest: &RawManifest,
     desc: &Descriptor,
     plan: &mut Plan,
@@ -520,7 +573,23 @@ fn check_manifest(
     plan.manifests += 1;
     plan.metadata
         .insert(manifest.digest(), manifest.bytes().to_vec());
-    let config = source.read(&m.config.digest, m.config.size, MAX_CONFIG_BYTES)?;
+    let in_store = |d: &Digest| -> Result<bool, Error> {
+        Ok(fallback.is_some_and(|o| o.contains(d)) && source.size(d)?.is_none())
+    };
+    let config = match fallback {
+        Some(objects) if in_store(&m.config.digest)? => {
+            let b = objects.read(&m.config.digest, MAX_CONFIG_BYTES)?;
+            if b.len() as u64 != m.config.size {
+                return Err(Error::BlobSize {
+                    digest: m.config.digest,
+                    expected: m.config.size,
+                    actual: b.len() as u64,
+                });
+            }
+            b
+        }
+        _ => source.read(&m.config.digest, m.config.size, MAX_CONFIG_BYTES)?,
+    };
     if m.is_snapshot() {
         let cfg = SnapshotConfig::decode(&config).map_err(|e| Error::Incomplete {
             digest: manifest.digest(),
@@ -545,6 +614,9 @@ fn check_manifest(
     }
     plan.metadata.insert(m.config.digest, config);
     for layer in &m.layers {
+        if in_store(&layer.digest)? {
+            continue;
+        }
         source.check(&layer.digest, layer.size)?;
         let is_pack = m.is_snapshot()
             && (layer.media_type == MEDIA_TYPE_LAYER_TAR_ZSTD

@@ -10,6 +10,8 @@ pub mod export;
 pub mod fsck;
 pub mod import;
 pub mod init;
+pub mod pull;
+pub mod push;
 pub mod refs;
 pub mod restore;
 
@@ -24,8 +26,29 @@ pub use export::{ExportOptions, ExportOutcome, export};
 pub use fsck::{FsckReport, fsck};
 pub use import::{ImportOptions, ImportOutcome, import};
 pub use init::{init, open, open_or_create};
+pub use pull::{PullOptions, PullOutcome, pull};
+pub use push::{PushOptions, PushOutcome, push};
 pub use refs::{delete_ref, tag};
 pub use restore::{RestoreOptions, RestoreOutcome, restore};
+
+/// Reports the progress of a long transfer; the CLI draws a bar, the library never prints.
+pub trait Progress: Sync {
+    /// A transfer of `bytes` in `items` begins.
+    fn begin(&self, label: &str, bytes: u64, items: u64) {
+        let _ = (label, bytes, items);
+    }
+    /// `bytes` more in `items` more are done.
+    fn advance(&self, bytes: u64, items: u64) {
+        let _ = (bytes, items);
+    }
+    /// The transfer ended (done or failed).
+    fn end(&self) {}
+}
+
+/// Progress nobody watches.
+pub struct NoProgress;
+
+impl Progress for NoProgress {}
 
 /// The broad class of an error, for exit codes and hints.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -90,6 +113,45 @@ pub enum Error {
     /// Comparing trees and directories.
     #[error(transparent)]
     Diff(#[from] crate::diff::Error),
+    /// Talking to a registry.
+    #[error(transparent)]
+    Registry(#[from] crate::registry::Error),
+    /// `push` of a snapshot taken from a dirty work tree.
+    #[error(
+        "snapshot {digest} was taken from a dirty work tree (at commit {commit}); its content is not that commit's"
+    )]
+    DirtyPush {
+        /// The snapshot.
+        digest: Digest,
+        /// The commit it was built on.
+        commit: String,
+    },
+    /// `push` would move an immutable commit tag.
+    #[error("tag `{tag}` in {repository} already names {existing}, not {ours}")]
+    TagConflict {
+        /// The tag.
+        tag: String,
+        /// `registry/repository`.
+        repository: String,
+        /// What it names.
+        existing: Digest,
+        /// What snap would push.
+        ours: Digest,
+    },
+    /// `pull --walk-back` outside git.
+    #[error("{} is not in a git repository with commits, so there is no history to walk back", path.display())]
+    NoGitHistory {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// `pull --walk-back` found no commit with a pushed snapshot.
+    #[error("none of the last {tried} commits has a snapshot in {repository}")]
+    WalkBackExhausted {
+        /// `registry/repository`.
+        repository: String,
+        /// Commits tried.
+        tried: u64,
+    },
     /// `commit` without paths.
     #[error("nothing to commit: give at least one path")]
     NothingToCommit,
@@ -309,7 +371,27 @@ impl Error {
             | Error::LegacyArtifactManifest { .. }
             | Error::Incomplete { .. } => ErrorKind::InvalidInput,
             Error::Io { .. } => ErrorKind::Io,
+            Error::Registry(r) => registry_kind(r),
+            Error::DirtyPush { .. } | Error::NoGitHistory { .. } => ErrorKind::InvalidInput,
+            Error::TagConflict { .. } => ErrorKind::Conflict,
+            Error::WalkBackExhausted { .. } => ErrorKind::NotFound,
         }
+    }
+}
+
+fn registry_kind(e: &crate::registry::Error) -> ErrorKind {
+    use crate::registry::Error as R;
+    match e {
+        R::BadReference { .. } | R::Credentials { .. } | R::ManifestTooLarge { .. } => {
+            ErrorKind::InvalidInput
+        }
+        R::NotFound { .. } => ErrorKind::NotFound,
+        R::BlobMismatch { .. } | R::DigestMismatch { .. } | R::Protocol { .. } => {
+            ErrorKind::Corrupt
+        }
+        R::Source { .. } => ErrorKind::Corrupt,
+        R::Io { .. } => ErrorKind::Io,
+        _ => ErrorKind::Network,
     }
 }
 

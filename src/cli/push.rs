@@ -1,0 +1,227 @@
+//! `snap push SNAP REGISTRY/REPO[:TAG]` and `snap pull REGISTRY/REPO[:TAG|@DIGEST]`
+
+use snap::ops::import::RefUpdate;
+use snap::ops::pull::{DEFAULT_WALK_BACK, PullOptions};
+use snap::ops::push::{PushOptions, TagKind, TagUpdate};
+use snap::registry::{ClientOptions, RemoteRef};
+
+use crate::cli::Context;
+use crate::cli::commit::human_bytes;
+use crate::cli::error::ExitStatus;
+use crate::cli::progress::Bar;
+
+/// How to reach the registry (shared by push and pull).
+#[derive(clap::Args, Debug)]
+pub struct ConnArgs {
+    /// Plain HTTP for a registry that is not on this machine (loopback always may).
+    #[arg(long)]
+    insecure: bool,
+    /// Transfers in flight at once.
+    #[arg(long, short = 'j', default_value_t = 4, value_name = "N")]
+    jobs: usize,
+}
+
+impl ConnArgs {
+    fn options(&self, chunked: bool) -> ClientOptions {
+        ClientOptions {
+            insecure: self.insecure,
+            jobs: self.jobs.clamp(1, 16),
+            chunked,
+        }
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct PushArgs {
+    /// The snapshot to push.
+    #[arg(value_name = "SNAP")]
+    rev: String,
+    /// Where: REGISTRY/REPOSITORY, with an optional :TAG.
+    #[arg(value_name = "REGISTRY/REPO[:TAG]")]
+    target: String,
+    /// The moving tag to set as well.
+    #[arg(
+        long,
+        default_value = "latest",
+        value_name = "TAG",
+        conflicts_with = "no_moving_tag"
+    )]
+    moving_tag: String,
+    /// Set no moving tag.
+    #[arg(long)]
+    no_moving_tag: bool,
+    /// Do not tag the snapshot with its git commit.
+    #[arg(long)]
+    no_commit_tag: bool,
+    /// Move the commit tag even if it names another snapshot.
+    #[arg(long)]
+    force: bool,
+    /// Push a snapshot taken from a dirty work tree (it gets no commit tag).
+    #[arg(long)]
+    allow_dirty: bool,
+    /// Upload every blob in chunks (for registries or proxies that limit request size).
+    #[arg(long)]
+    chunked: bool,
+    #[command(flatten)]
+    conn: ConnArgs,
+}
+
+pub fn push(ctx: &Context, args: &PushArgs) -> anyhow::Result<ExitStatus> {
+    let store = ctx.open_store()?;
+    let target = RemoteRef::parse(&args.target).map_err(snap::ops::Error::from)?;
+    let opts = PushOptions {
+        rev: args.rev.clone(),
+        target,
+        moving_tag: (!args.no_moving_tag).then(|| args.moving_tag.clone()),
+        commit_tag: !args.no_commit_tag,
+        force: args.force,
+        allow_dirty: args.allow_dirty,
+        client: args.conn.options(args.chunked),
+    };
+    let bar = Bar::new(&ctx.printer);
+    let out = snap::ops::push(&store, &opts, &bar)?;
+    if ctx.printer.json() {
+        ctx.printer.json_value(&out)?;
+        return Ok(ExitStatus::Success);
+    }
+    ctx.printer.status(
+        "Pushed",
+        format!(
+            "{} to {}: {} of {} blobs uploaded ({}), {} already there, {} requests",
+            out.digest.short(),
+            out.repository,
+            out.uploaded,
+            out.blobs,
+            human_bytes(out.uploaded_bytes),
+            out.skipped,
+            out.requests
+        ),
+    );
+    for t in &out.tags {
+        let verb = match t.update {
+            TagUpdate::Inserted => "Tagged",
+            TagUpdate::Unchanged => "Unchanged",
+            TagUpdate::Replaced => "Moved",
+        };
+        let kind = match t.kind {
+            TagKind::Given => "",
+            TagKind::Commit => " (git commit)",
+            TagKind::Moving => " (moving)",
+        };
+        ctx.printer
+            .status(verb, format!("{}:{}{kind}", out.repository, t.tag));
+    }
+    ctx.printer.line(out.digest)?;
+    Ok(ExitStatus::Success)
+}
+
+#[derive(clap::Args, Debug)]
+pub struct PullArgs {
+    /// What: REGISTRY/REPOSITORY[:TAG|@DIGEST] (no tag means `latest`).
+    #[arg(value_name = "REGISTRY/REPO[:TAG|@DIGEST]")]
+    source: String,
+    /// The head to point at the result (default: the tag; `latest` with --walk-back).
+    #[arg(long = "ref", value_name = "NAME")]
+    ref_name: Option<String>,
+    /// Move the head even if it is not an ancestor of what was pulled.
+    #[arg(long)]
+    force: bool,
+    /// Take the snapshot of the nearest commit that has one: HEAD, then its first parents.
+    #[arg(long)]
+    walk_back: bool,
+    /// How many commits --walk-back tries.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_WALK_BACK, requires = "walk_back")]
+    max: usize,
+    #[command(flatten)]
+    conn: ConnArgs,
+}
+
+pub fn pull(ctx: &Context, args: &PullArgs) -> anyhow::Result<ExitStatus> {
+    let store = ctx.open_store()?;
+    let source = RemoteRef::parse(&args.source).map_err(snap::ops::Error::from)?;
+    if args.walk_back && (source.tag.is_some() || source.digest.is_some()) {
+        anyhow::bail!(
+            "--walk-back picks the tag itself; give REGISTRY/REPO without :TAG or @DIGEST"
+        );
+    }
+    let opts = PullOptions {
+        source,
+        ref_name: args.ref_name.clone(),
+        force: args.force,
+        walk_back: args.walk_back.then_some(args.max),
+        worktree: ctx.cwd.clone(),
+        client: args.conn.options(false),
+    };
+    let bar = Bar::new(&ctx.printer);
+    let out = snap::ops::pull(&store, &opts, &bar)?;
+    if ctx.printer.json() {
+        ctx.printer.json_value(&out)?;
+    } else {
+        if let Some(w) = &out.walk_back {
+            ctx.printer.status(
+                "Found",
+                format!(
+                    "snapshot of commit {} ({} commit{} behind HEAD)",
+                    &w.commit[..w.commit.len().min(12)],
+                    w.commits_behind,
+                    if w.commits_behind == 1 { "" } else { "s" }
+                ),
+            );
+        }
+        ctx.printer.status(
+            "Pulled",
+            format!(
+                "{} from {}: {} of {} blobs downloaded ({}), {} already here, {} requests",
+                out.digest.short(),
+                out.reference,
+                out.downloaded,
+                out.blobs,
+                human_bytes(out.downloaded_bytes),
+                out.present,
+                out.requests
+            ),
+        );
+        for r in &out.refs {
+            let verb = match r.update {
+                RefUpdate::Inserted => "Inserted",
+                RefUpdate::Unchanged => "Unchanged",
+                RefUpdate::Replaced => "Replaced",
+                RefUpdate::FastForward => "Updated",
+                RefUpdate::Conflicted => continue,
+            };
+            ctx.printer
+                .status(verb, format!("{} {}", r.name, r.digest.short()));
+        }
+        if let Some(f) = &out.freshness {
+            ctx.printer
+                .status("Freshness", crate::cli::status::describe(f));
+        }
+    }
+    let conflicts: Vec<_> = out
+        .refs
+        .iter()
+        .filter(|r| r.update == RefUpdate::Conflicted)
+        .collect();
+    for r in &conflicts {
+        ctx.printer.error(format!(
+            "ref `{}` points at {}, which is not an ancestor of {}; left unchanged",
+            r.name,
+            r.previous
+                .map_or_else(|| "nothing".into(), |p| p.to_string()),
+            r.digest
+        ));
+    }
+    if !conflicts.is_empty() {
+        ctx.printer.error_detail(
+            "hint",
+            "pass --force to move the ref, or --ref NAME to pull under another name",
+        );
+        ctx.printer
+            .error_detail("  see", "book/src/troubleshooting.md#pull-conflict");
+        return Ok(ExitStatus::Conflict);
+    }
+    if !ctx.printer.json() {
+        ctx.printer.line(out.digest)?;
+    }
+    Ok(ExitStatus::Success)
+}

@@ -1,0 +1,368 @@
+//! `snap pull`: a manifest or index and everything it needs, from a registry into the store.
+//!
+//! Manifests are fetched with explicit OCI (and docker) Accept headers and checked against
+//! their digests; blobs the store lacks are streamed into a staging layout inside the store,
+//! each checked for size and digest as it arrives (a few at a time). The staged layout then
+//! goes through `snap import`'s checks — nothing is stored until every blob is there and every
+//! snap snapshot is whole — and the ref moves last: forward when the old value is an
+//! ancestor, otherwise only with `force` (a conflict, exit 3).
+//!
+//! `walk_back` looks for the snapshot of the nearest commit instead: first-parent history
+//! from HEAD, each commit's [`commit_tag`]; "manifest unknown" moves on to the next older
+//! commit, any other failure stops.
+
+use std::collections::VecDeque;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use crate::digest::Digest;
+use crate::oci::layout::{self, RawIndex};
+use crate::oci::{
+    MEDIA_TYPE_DOCKER_LIST, MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST,
+    RawManifest,
+};
+use crate::ops::import::{self, ImportOptions, ImportedRef, Mode};
+use crate::ops::push::commit_tag;
+use crate::ops::{Error, Progress};
+use crate::provenance::{self, Freshness};
+use crate::registry::{Client, ClientOptions, RemoteRef};
+use crate::store::Store;
+
+/// How many commits `--walk-back` tries by default.
+pub const DEFAULT_WALK_BACK: usize = 50;
+
+/// What to pull.
+#[derive(Clone, Debug)]
+pub struct PullOptions {
+    /// The repository and tag or digest (no tag means `latest`, unless walking back).
+    pub source: RemoteRef,
+    /// The head to point at the result (default: the tag; `latest` when walking back).
+    pub ref_name: Option<String>,
+    /// Move the head even when it is not an ancestor of the result.
+    pub force: bool,
+    /// Walk back through at most this many first-parent commits of the work tree's HEAD.
+    pub walk_back: Option<usize>,
+    /// The directory whose git repository gives HEAD (walk-back, freshness).
+    pub worktree: PathBuf,
+    /// Connection settings.
+    pub client: ClientOptions,
+}
+
+/// Where walking back ended.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WalkBack {
+    /// The commit whose snapshot was found.
+    pub commit: String,
+    /// How many commits HEAD is ahead of it (0: HEAD itself).
+    pub commits_behind: u64,
+    /// Tags tried.
+    pub tried: u64,
+}
+
+/// What a pull did.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct PullOutcome {
+    /// The manifest (or index) pulled.
+    pub digest: Digest,
+    /// What was pulled (`registry/repository:tag` or `@digest`).
+    pub reference: String,
+    /// Where walking back ended, when asked to.
+    pub walk_back: Option<WalkBack>,
+    /// Manifests and indexes fetched.
+    pub manifests: u64,
+    /// Blobs the content needs.
+    pub blobs: u64,
+    /// Blobs downloaded.
+    pub downloaded: u64,
+    /// Bytes downloaded.
+    pub downloaded_bytes: u64,
+    /// Blobs the store already had.
+    pub present: u64,
+    /// HTTP requests made.
+    pub requests: u64,
+    /// The ref's outcome (none for a digest pulled without `--ref`).
+    pub refs: Vec<ImportedRef>,
+    /// How the snapshot's git provenance compares with the work tree now.
+    pub freshness: Option<Freshness>,
+    /// Where the credentials came from.
+    pub credentials: String,
+}
+
+/// Pulls.
+///
+/// # Errors
+/// `Registry` errors (including not found), `WalkBackExhausted`, import errors for content
+/// that is malformed or incomplete (nothing is stored then), store errors.
+pub fn pull(
+    store: &Store,
+    opts: &PullOptions,
+    progress: &dyn Progress,
+) -> Result<PullOutcome, Error> {
+    let client = Client::new(&opts.source, opts.client.clone())?;
+    client.login(false)?;
+
+    // What to fetch.
+    let (at, walk_back) = match opts.walk_back {
+        Some(max) => {
+            let commits = provenance::first_parent_history(&opts.worktree, max)?;
+            if commits.is_empty() {
+                return Err(Error::NoGitHistory {
+                    path: opts.worktree.clone(),
+                });
+            }
+            let mut found = None;
+            for (n, commit) in commits.iter().enumerate() {
+                if let Some(d) = client.resolve_tag(&commit_tag(commit))? {
+                    found = Some((n, commit, d));
+                    break;
+                }
+            }
+            let Some((n, commit, d)) = found else {
+                return Err(Error::WalkBackExhausted {
+                    repository: opts.source.repository_url(),
+                    tried: commits.len() as u64,
+                });
+            };
+            let mut at = opts.source.with_digest(d);
+            at.tag = Some(commit_tag(commit));
+            (
+                at,
+                Some(WalkBack {
+                    commit: commit.clone(),
+                    commits_behind: n as u64,
+                    tried: n as u64 + 1,
+                }),
+            )
+        }
+        None if opts.source.tag.is_none() && opts.source.digest.is_none() => {
+            (opts.source.with_tag("latest"), None)
+        }
+        None => (opts.source.clone(), None),
+    };
+    let ref_name = match (&opts.ref_name, &walk_back, &at.tag) {
+        (Some(r), _, _) => Some(r.clone()),
+        (None, Some(_), _) => Some("latest".to_owned()),
+        (None, None, Some(t)) if opts.source.digest.is_none() => Some(t.clone()),
+        _ => None,
+    };
+
+    // Fetch into a staging layout inside the store.
+    let staging = store.temp_dir()?;
+    let blob_dir = staging.path().join("blobs").join("sha256");
+    crate::fs::create_dir_all(&blob_dir).map_err(|source| Error::Io {
+        path: blob_dir.clone(),
+        source,
+    })?;
+    let fetch_at = match at.digest {
+        Some(d) => at.with_digest(d),
+        None => at.clone(),
+    };
+    let (top_bytes, top) = client.get_manifest(&fetch_at)?;
+    let top_type = media_type_of(&top_bytes);
+    let mut manifests = 0u64;
+    let mut needed: Vec<(Digest, u64)> = Vec::new();
+    let mut queue = VecDeque::from([(top, top_bytes.clone(), 0usize)]);
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some((digest, bytes, depth)) = queue.pop_front() {
+        if !seen.insert(digest) {
+            continue;
+        }
+        if depth > import::MAX_INDEX_DEPTH {
+            return Err(Error::BadLayout {
+                reason: format!(
+                    "image indexes nest deeper than {} levels",
+                    import::MAX_INDEX_DEPTH
+                ),
+            });
+        }
+        manifests += 1;
+        write_blob(&blob_dir, &digest, &bytes)?;
+        if is_index(&bytes) {
+            let index = RawIndex::from_bytes(bytes)?;
+            for child in &index.index().manifests {
+                let (b, d) = client.get_manifest(&opts.source.with_digest(child.digest))?;
+                if b.len() as u64 != child.size {
+                    return Err(Error::BlobSize {
+                        digest: d,
+                        expected: child.size,
+                        actual: b.len() as u64,
+                    });
+                }
+                queue.push_back((d, b, depth + 1));
+            }
+        } else {
+            let m = RawManifest::from_bytes(bytes)?;
+            let v = m.manifest();
+            for d in std::iter::once(&v.config).chain(&v.layers) {
+                needed.push((d.digest, d.size));
+            }
+        }
+    }
+    needed.sort();
+    needed.dedup();
+    let blobs = needed.len() as u64;
+    let missing: Vec<(Digest, u64)> = needed
+        .into_iter()
+        .filter(|(d, _)| !store.objects.contains(d))
+        .collect();
+    let downloaded_bytes: u64 = missing.iter().map(|(_, s)| s).sum();
+    progress.begin("Pulling", downloaded_bytes, missing.len() as u64);
+    let result = download_all(&client, &blob_dir, &missing, opts.client.jobs, progress);
+    progress.end();
+    result?;
+
+    // The layout's index: one entry, named for the ref.
+    let mut desc = crate::oci::Descriptor::new(&top_type, top, top_bytes.len() as u64);
+    if let Some(r) = &ref_name {
+        desc.annotations
+            .insert(layout::ANNOTATION_REF_NAME.to_owned(), r.clone());
+    }
+    let index = RawIndex::encode(layout::ImageIndex {
+        schema_version: 2,
+        media_type: Some(MEDIA_TYPE_INDEX.to_owned()),
+        manifests: vec![desc],
+        annotations: std::collections::BTreeMap::new(),
+    });
+    write_file(&staging.path().join(layout::INDEX_JSON), index.bytes())?;
+    write_file(
+        &staging.path().join(layout::OCI_LAYOUT),
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+    )?;
+    let imported = import::import_with(
+        store,
+        &ImportOptions {
+            path: staging.path().to_owned(),
+            ref_name: ref_name.clone(),
+            force: opts.force,
+            ..ImportOptions::default()
+        },
+        Mode {
+            verified: true,
+            store_fallback: true,
+            fast_forward: true,
+        },
+    )?;
+    drop(staging);
+
+    let freshness = match crate::snapshot::Snapshot::load(store, &top) {
+        Ok(s) if s.config.provenance.git.is_some() => {
+            provenance::freshness(&opts.worktree, &s.config.provenance).ok()
+        }
+        _ => None,
+    };
+    Ok(PullOutcome {
+        digest: top,
+        reference: match (&at.tag, walk_back.is_some()) {
+            (Some(t), false) => format!("{}:{t}", at.repository_url()),
+            _ => format!("{}@{top}", at.repository_url()),
+        },
+        walk_back,
+        manifests,
+        blobs,
+        downloaded: missing.len() as u64,
+        downloaded_bytes,
+        present: blobs - missing.len() as u64,
+        requests: client.requests(),
+        refs: imported.refs,
+        freshness,
+        credentials: client.credential_source().to_owned(),
+    })
+}
+
+fn is_index(bytes: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(bytes)
+        .ok()
+        .is_some_and(|v| v.get("manifests").is_some())
+}
+
+/// The media type a manifest or index declares, or the one its shape implies.
+fn media_type_of(bytes: &[u8]) -> String {
+    let v: serde_json::Value = serde_json::from_slice(bytes).unwrap_or_default();
+    match v.get("mediaType").and_then(|m| m.as_str()) {
+        Some(
+            t @ (MEDIA_TYPE_MANIFEST
+            | MEDIA_TYPE_INDEX
+            | MEDIA_TYPE_DOCKER_MANIFEST
+            | MEDIA_TYPE_DOCKER_LIST),
+        ) => t.to_owned(),
+        Some(other) => other.to_owned(),
+        None if v.get("manifests").is_some() => MEDIA_TYPE_INDEX.to_owned(),
+        None => MEDIA_TYPE_MANIFEST.to_owned(),
+    }
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let io = |source| Error::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(io)?;
+    f.write_all(bytes).map_err(io)
+}
+
+fn write_blob(dir: &Path, d: &Digest, bytes: &[u8]) -> Result<(), Error> {
+    let path = dir.join(d.hex());
+    if path.exists() {
+        return Ok(());
+    }
+    write_file(&path, bytes)
+}
+
+/// Downloads blobs into `dir`, `jobs` at a time, each checked as it streams.
+fn download_all(
+    client: &Client,
+    dir: &Path,
+    blobs: &[(Digest, u64)],
+    jobs: usize,
+    progress: &dyn Progress,
+) -> Result<(), Error> {
+    let next = Mutex::new(blobs.iter());
+    let failure: Mutex<Option<Error>> = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..jobs.clamp(1, 16) {
+            s.spawn(|| {
+                loop {
+                    if failure.lock().is_ok_and(|f| f.is_some()) {
+                        return;
+                    }
+                    let Some((d, size)) = next.lock().ok().and_then(|mut it| it.next()) else {
+                        return;
+                    };
+                    if let Err(e) = download_one(client, dir, d, *size) {
+                        if let Ok(mut f) = failure.lock() {
+                            f.get_or_insert(e);
+                        }
+                        return;
+                    }
+                    progress.advance(*size, 1);
+                }
+            });
+        }
+    });
+    match failure.into_inner() {
+        Ok(Some(e)) => Err(e),
+        _ => Ok(()),
+    }
+}
+
+fn download_one(client: &Client, dir: &Path, d: &Digest, size: u64) -> Result<(), Error> {
+    let path = dir.join(d.hex());
+    let io = |source| Error::Io {
+        path: path.clone(),
+        source,
+    };
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .map_err(io)?;
+    let mut out = BufWriter::with_capacity(1 << 20, f);
+    client.download(d, size, &mut out)?;
+    out.flush().map_err(io)?;
+    Ok(())
+}

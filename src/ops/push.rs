@@ -1,0 +1,300 @@
+//! `snap push`: a snapshot (or any stored manifest or index) to a registry repository.
+//!
+//! Blobs first (each HEAD-checked and skipped when the repository has it, the rest uploaded a
+//! few at a time, verified as they are read from the store), then the manifest's exact
+//! bytes under each tag, with the digest the registry answers checked against ours.
+//!
+//! Tags: the one the reference gives; for a snapshot with git provenance, the short commit
+//! ([`COMMIT_TAG_LEN`] hex digits), which is immutable (refused when it names another digest,
+//! unless `force`); and a moving tag (`latest` by default). A snapshot of a dirty work tree is
+//! refused unless `allow_dirty`, and then gets no commit tag (its content is not that
+//! commit's).
+
+use std::collections::BTreeSet;
+use std::io::Read;
+
+use crate::digest::Digest;
+use crate::oci::layout::RawIndex;
+use crate::oci::{MEDIA_TYPE_DOCKER_LIST, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST, RawManifest};
+use crate::ops::{Error, Progress};
+use crate::registry::{Client, ClientOptions, RemoteRef, Upload};
+use crate::snapshot::MAX_METADATA_BYTES;
+use crate::store::Store;
+use crate::{rev, snapshot};
+
+/// Hex digits of the git commit in the commit tag.
+pub const COMMIT_TAG_LEN: usize = 12;
+
+/// The tag `snap push` gives a snapshot of `commit`, and `snap pull --walk-back` looks for.
+#[must_use]
+pub fn commit_tag(commit: &str) -> String {
+    commit.chars().take(COMMIT_TAG_LEN).collect()
+}
+
+/// What to push where.
+#[derive(Clone, Debug)]
+pub struct PushOptions {
+    /// The snapshot.
+    pub rev: String,
+    /// The repository, with an optional tag.
+    pub target: RemoteRef,
+    /// The moving tag to set as well (`latest` by default; `None` for none).
+    pub moving_tag: Option<String>,
+    /// Whether to set the commit tag when the snapshot has git provenance.
+    pub commit_tag: bool,
+    /// Move the commit tag even if it names another digest.
+    pub force: bool,
+    /// Push a snapshot of a dirty work tree.
+    pub allow_dirty: bool,
+    /// Connection settings.
+    pub client: ClientOptions,
+}
+
+/// Why a tag was set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TagKind {
+    /// Given in the reference.
+    Given,
+    /// The git commit's short id.
+    Commit,
+    /// The moving tag.
+    Moving,
+}
+
+/// What happened to a tag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TagUpdate {
+    /// It did not exist.
+    Inserted,
+    /// It already named this manifest.
+    Unchanged,
+    /// It named another manifest and now names this one.
+    Replaced,
+}
+
+/// One tag's outcome.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PushedTag {
+    /// The tag.
+    pub tag: String,
+    /// Why it was set.
+    pub kind: TagKind,
+    /// What it named before.
+    pub previous: Option<Digest>,
+    /// What happened.
+    pub update: TagUpdate,
+}
+
+/// What a push did.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct PushOutcome {
+    /// The manifest pushed.
+    pub digest: Digest,
+    /// `registry/repository`.
+    pub repository: String,
+    /// The tags set.
+    pub tags: Vec<PushedTag>,
+    /// Blobs the manifest needs (configs and layers, child manifests included).
+    pub blobs: u64,
+    /// Blobs uploaded.
+    pub uploaded: u64,
+    /// Bytes uploaded.
+    pub uploaded_bytes: u64,
+    /// Blobs the repository already had.
+    pub skipped: u64,
+    /// HTTP requests made.
+    pub requests: u64,
+    /// Where the credentials came from.
+    pub credentials: String,
+}
+
+/// Pushes a snapshot.
+///
+/// # Errors
+/// `DirtyPush`, `TagConflict` (exit 3), `Registry` errors, or store errors; a corrupt object
+/// stops the push before the manifest is sent, so no tag ever names incomplete content.
+pub fn push(
+    store: &Store,
+    opts: &PushOptions,
+    progress: &dyn Progress,
+) -> Result<PushOutcome, Error> {
+    let id = rev::resolve(store, &opts.rev)?;
+    let top = store.objects.read(&id, MAX_METADATA_BYTES)?;
+
+    // Which tags.
+    let mut tags: Vec<(String, TagKind)> = Vec::new();
+    if let Some(t) = &opts.target.tag {
+        tags.push((t.clone(), TagKind::Given));
+    }
+    if let Ok(snap) = snapshot::Snapshot::load(store, &id)
+        && let Some(git) = &snap.config.provenance.git
+    {
+        if git.dirty && !opts.allow_dirty {
+            return Err(Error::DirtyPush {
+                digest: id,
+                commit: git.commit.clone(),
+            });
+        }
+        if opts.commit_tag && !git.dirty {
+            tags.push((commit_tag(&git.commit), TagKind::Commit));
+        }
+    }
+    if let Some(m) = &opts.moving_tag {
+        tags.push((m.clone(), TagKind::Moving));
+    }
+    let mut seen_tags = BTreeSet::new();
+    tags.retain(|(t, _)| seen_tags.insert(t.clone()));
+
+    let client = Client::new(&opts.target, opts.client.clone())?;
+    client.login(true)?;
+
+    // The immutable tag first: refuse before uploading anything.
+    let mut previous = Vec::new();
+    for (tag, kind) in &tags {
+        let prev = client.resolve_tag(tag)?;
+        if *kind == TagKind::Commit
+            && let Some(p) = prev
+            && p != id
+            && !opts.force
+        {
+            return Err(Error::TagConflict {
+                tag: tag.clone(),
+                repository: opts.target.repository_url(),
+                existing: p,
+                ours: id,
+            });
+        }
+        previous.push(prev);
+    }
+
+    // Everything the manifest needs, children before parents.
+    let mut manifests: Vec<(Digest, Vec<u8>, String)> = Vec::new();
+    let mut blobs: Vec<(Digest, u64)> = Vec::new();
+    collect(store, id, top, 0, &mut manifests, &mut blobs)?;
+    let mut seen = BTreeSet::new();
+    blobs.retain(|(d, _)| seen.insert(*d));
+
+    let mut missing = Vec::new();
+    for (d, size) in &blobs {
+        if !client.blob_exists(d)? {
+            missing.push((*d, *size));
+        }
+    }
+    let uploaded_bytes: u64 = missing.iter().map(|(_, s)| s).sum();
+    progress.begin("Pushing", uploaded_bytes, missing.len() as u64);
+    let uploads: Vec<Upload<'_>> = missing
+        .iter()
+        .map(|(d, size)| {
+            let d = *d;
+            Upload {
+                digest: d,
+                size: *size,
+                open: Box::new(move || {
+                    let r = store
+                        .objects
+                        .open(&d)
+                        .map_err(|e| std::io::Error::other(e.to_string()))?;
+                    Ok(Box::new(r) as Box<dyn Read + Send>)
+                }),
+            }
+        })
+        .collect();
+    let result = client.upload(&uploads, &|n| progress.advance(n, 1));
+    progress.end();
+    result?;
+
+    // Child manifests by digest, then the top one under each tag.
+    let (top_bytes, top_type) = manifests.pop().map(|(_, b, t)| (b, t)).unwrap_or_default();
+    for (_, bytes, media_type) in &manifests {
+        client.put_manifest(bytes, media_type, None)?;
+    }
+    if tags.is_empty() {
+        client.put_manifest(&top_bytes, &top_type, None)?;
+    }
+    let mut out_tags = Vec::new();
+    for ((tag, kind), prev) in tags.into_iter().zip(previous) {
+        client.put_manifest(&top_bytes, &top_type, Some(&tag))?;
+        out_tags.push(PushedTag {
+            update: match prev {
+                None => TagUpdate::Inserted,
+                Some(p) if p == id => TagUpdate::Unchanged,
+                Some(_) => TagUpdate::Replaced,
+            },
+            tag,
+            kind,
+            previous: prev,
+        });
+    }
+    Ok(PushOutcome {
+        digest: id,
+        repository: opts.target.repository_url(),
+        tags: out_tags,
+        blobs: blobs.len() as u64,
+        uploaded: missing.len() as u64,
+        uploaded_bytes,
+        skipped: (blobs.len() - missing.len()) as u64,
+        requests: client.requests(),
+        credentials: client.credential_source().to_owned(),
+    })
+}
+
+/// Walks a manifest or index: pushes `(digest, bytes, media type)` of every manifest in
+/// post-order (children first) and the config and layer blobs of each.
+fn collect(
+    store: &Store,
+    id: Digest,
+    bytes: Vec<u8>,
+    depth: usize,
+    manifests: &mut Vec<(Digest, Vec<u8>, String)>,
+    blobs: &mut Vec<(Digest, u64)>,
+) -> Result<(), Error> {
+    if depth > crate::ops::import::MAX_INDEX_DEPTH {
+        return Err(Error::NotAManifest {
+            digest: id,
+            reason: "image indexes nest too deep".into(),
+        });
+    }
+    let is_index = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .is_some_and(|v| v.get("manifests").is_some());
+    if is_index {
+        let index = RawIndex::from_bytes(bytes.clone())?;
+        for child in &index.index().manifests {
+            let b = store.objects.read(&child.digest, MAX_METADATA_BYTES)?;
+            collect(store, child.digest, b, depth + 1, manifests, blobs)?;
+        }
+        let media_type = index
+            .index()
+            .media_type
+            .clone()
+            .unwrap_or_else(|| MEDIA_TYPE_INDEX.to_owned());
+        let media_type = if media_type == MEDIA_TYPE_DOCKER_LIST {
+            MEDIA_TYPE_DOCKER_LIST.to_owned()
+        } else {
+            media_type
+        };
+        manifests.push((id, bytes, media_type));
+        return Ok(());
+    }
+    let m = RawManifest::from_bytes(bytes.clone()).map_err(|e| Error::NotAManifest {
+        digest: id,
+        reason: e.to_string(),
+    })?;
+    let v = m.manifest();
+    for d in std::iter::once(&v.config).chain(&v.layers) {
+        if !store.objects.contains(&d.digest) {
+            return Err(Error::Objects(crate::store::objects::Error::NotFound(
+                d.digest,
+            )));
+        }
+        blobs.push((d.digest, d.size));
+    }
+    let media_type = v
+        .media_type
+        .clone()
+        .unwrap_or_else(|| MEDIA_TYPE_MANIFEST.to_owned());
+    manifests.push((id, bytes, media_type));
+    Ok(())
+}
