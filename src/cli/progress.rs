@@ -8,7 +8,7 @@ use crate::cli::output::Printer;
 
 /// A byte-and-item bar on stderr, or nothing when the printer says no.
 pub struct Bar {
-    bar: Option<ProgressBar>,
+    inner: Option<ProgressBar>,
     done: AtomicU64,
     total: AtomicU64,
 }
@@ -16,7 +16,7 @@ pub struct Bar {
 impl Bar {
     pub fn new(printer: &Printer) -> Bar {
         Bar {
-            bar: printer.progress().then(|| {
+            inner: printer.progress().then(|| {
                 let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
                 bar.set_style(
                     ProgressStyle::with_template(
@@ -35,7 +35,7 @@ impl Bar {
 
 impl snap::ops::Progress for Bar {
     fn begin(&self, label: &str, bytes: u64, items: u64) {
-        if let Some(b) = &self.bar {
+        if let Some(b) = &self.inner {
             b.set_prefix(label.to_owned());
             b.set_length(bytes);
             b.set_position(0);
@@ -47,7 +47,7 @@ impl snap::ops::Progress for Bar {
     }
 
     fn advance(&self, bytes: u64, items: u64) {
-        if let Some(b) = &self.bar {
+        if let Some(b) = &self.inner {
             b.inc(bytes);
             let done = self.done.fetch_add(items, Ordering::Relaxed) + items;
             let total = self.total.load(Ordering::Relaxed);
@@ -56,7 +56,7 @@ impl snap::ops::Progress for Bar {
     }
 
     fn end(&self) {
-        if let Some(b) = &self.bar {
+        if let Some(b) = &self.inner {
             b.finish_and_clear();
         }
     }

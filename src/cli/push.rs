@@ -32,6 +32,7 @@ impl ConnArgs {
 }
 
 #[derive(clap::Args, Debug)]
+#[allow(clippy::struct_excessive_bools)] // one bool per flag
 pub struct PushArgs {
     /// The snapshot to push.
     #[arg(value_name = "SNAP")]
