@@ -78,6 +78,7 @@ pub enum RefUpdate {
     /// Moved (with `--force`).
     Replaced,
     /// Moved forward: the old value is an ancestor of the new one (`snap pull`).
+    #[serde(rename = "fast_forward")]
     FastForward,
     /// Points elsewhere; left alone (give `--force` to move it).
     Conflicted,

@@ -5,7 +5,7 @@
 //! of a long transfer), then gives up with a sentence a person can act on.
 
 use std::io::{self, Read};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures_util::StreamExt;
@@ -72,6 +72,8 @@ pub struct Client {
     remote: RemoteRef,
     opts: ClientOptions,
     requests: AtomicU64,
+    /// Whether this client logged in to push (errors then speak of push access).
+    pushing: AtomicBool,
 }
 
 impl Client {
@@ -123,6 +125,7 @@ impl Client {
             remote: remote.clone(),
             opts,
             requests: AtomicU64::new(0),
+            pushing: AtomicBool::new(false),
         })
     }
 
@@ -146,6 +149,9 @@ impl Client {
     /// # Errors
     /// A classified [`Error`].
     pub fn login(&self, push: bool) -> Result<(), Error> {
+        if push {
+            self.pushing.store(true, Ordering::Relaxed);
+        }
         let op = if push {
             RegistryOperation::Push
         } else {
@@ -445,6 +451,7 @@ impl Client {
 
     /// Turns oci-client's error into one a person can act on.
     fn classify(&self, e: OciDistributionError, what: &str, push: bool) -> Error {
+        let push = push || self.pushing.load(Ordering::Relaxed);
         let registry = self.remote.registry.clone();
         let repository = self.remote.repository.clone();
         let anonymous = matches!(self.found.credentials, Credentials::Anonymous);

@@ -89,45 +89,127 @@ pub fn skopeo(dir: &Path, args: &str) -> Result<String> {
     sh(dir, &format!("skopeo --policy {} {args}", policy.display()))
 }
 
-/// A registry on a free loopback port, stopped on drop.
+/// How a test registry authenticates.
+pub enum Auth {
+    /// Anyone may pull and push.
+    Anonymous,
+    /// htpasswd (bcrypt) basic auth for one user.
+    Basic {
+        user: &'static str,
+        password: &'static str,
+    },
+    /// Bearer tokens from `token_server.py`: anonymous pulls, the user pushes.
+    Token {
+        user: &'static str,
+        password: &'static str,
+        expire_first: bool,
+    },
+}
+
+/// A registry on a free loopback port (and its token server), stopped on drop.
 pub struct Registry {
     child: Child,
+    token_server: Option<Child>,
     pub addr: String,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
+}
+
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn wait_for(addr: &str) -> Result {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(addr).is_err() {
+        if Instant::now() > deadline {
+            return Err(format!("nothing started on {addr}").into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
 }
 
 impl Registry {
     pub fn start() -> Result<Registry> {
+        Registry::start_with(&Auth::Anonymous)
+    }
+
+    pub fn start_with(auth: &Auth) -> Result<Registry> {
         let dir = tempfile::tempdir()?;
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let addr = format!("127.0.0.1:{port}");
+        let addr = format!("127.0.0.1:{}", free_port()?);
+        let mut token_server = None;
+        let auth_yaml = match auth {
+            Auth::Anonymous => String::new(),
+            Auth::Basic { user, password } => {
+                let htpasswd = dir.path().join("htpasswd");
+                let line = sh(dir.path(), &format!("htpasswd -Bbn {user} {password}"))?;
+                std::fs::write(&htpasswd, line)?;
+                format!(
+                    "auth:\n  htpasswd: {{realm: snap-test-realm, path: {}}}\n",
+                    htpasswd.display()
+                )
+            }
+            Auth::Token {
+                user,
+                password,
+                expire_first,
+            } => {
+                sh(
+                    dir.path(),
+                    "openssl req -x509 -newkey rsa:2048 -nodes -keyout key.pem -out cert.pem -days 2 -subj /CN=snap-test 2>/dev/null",
+                )?;
+                let tport = free_port()?;
+                let script =
+                    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/token_server.py");
+                let mut cmd = Command::new("python3");
+                cmd.arg(script)
+                    .arg(tport.to_string())
+                    .arg(dir.path().join("key.pem"))
+                    .arg(dir.path().join("cert.pem"))
+                    .arg(user)
+                    .arg(password);
+                if *expire_first {
+                    cmd.arg("--expire-first");
+                }
+                let log = std::fs::File::create(dir.path().join("tokens.log"))?;
+                token_server = Some(cmd.stdout(log).stderr(Stdio::null()).spawn()?);
+                wait_for(&format!("127.0.0.1:{tport}"))?;
+                format!(
+                    "auth:\n  token:\n    realm: http://127.0.0.1:{tport}/token\n    service: snap-test\n    issuer: snap-test-issuer\n    rootcertbundle: {}\n",
+                    dir.path().join("cert.pem").display()
+                )
+            }
+        };
         let config = dir.path().join("config.yml");
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog: {{level: warn, accesslog: {{disabled: true}}}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\n  delete: {{enabled: true}}\nhttp:\n  addr: {addr}\n  secret: snap-interop-tests\n",
+                "version: 0.1\nlog: {{level: warn, accesslog: {{disabled: true}}}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\n  delete: {{enabled: true}}\nhttp:\n  addr: {addr}\n  secret: snap-interop-tests\n{auth_yaml}",
                 dir.path().join("data").display()
             ),
         )?;
+        let log = std::fs::File::create(dir.path().join("registry.log"))?;
         let child = Command::new("docker-registry")
             .arg("serve")
             .arg(&config)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()?;
         let reg = Registry {
             child,
+            token_server,
             addr,
-            _dir: dir,
+            dir,
         };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(&reg.addr).is_err() {
-            if Instant::now() > deadline {
-                return Err(format!("the registry did not start on {}", reg.addr).into());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_for(&reg.addr)?;
         Ok(reg)
+    }
+
+    /// Tokens the token server has issued.
+    pub fn tokens_issued(&self) -> Result<usize> {
+        Ok(std::fs::read_to_string(self.dir.path().join("tokens.log"))?
+            .lines()
+            .count())
     }
 }
 
@@ -135,6 +217,10 @@ impl Drop for Registry {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(t) = &mut self.token_server {
+            let _ = t.kill();
+            let _ = t.wait();
+        }
     }
 }
 
@@ -168,4 +254,74 @@ pub fn workdir() -> Result<(tempfile::TempDir, PathBuf)> {
     snap(&p, &["commit", "big", "-m", "grouped"])?;
     snap(&p, &["commit", "demo", "--ref", "small", "-m", "direct"])?;
     Ok((dir, p))
+}
+
+/// `snap` with extra environment variables; returns the whole output, whatever the exit code.
+pub fn snap_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<std::process::Output> {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_snap"));
+    cmd.args(args)
+        .current_dir(dir)
+        .env("SOURCE_DATE_EPOCH", "1767225600")
+        .env("NO_COLOR", "1")
+        // No stray credentials from the machine running the tests.
+        .env("DOCKER_CONFIG", dir.join(".no-docker-config"))
+        .env("REGISTRY_AUTH_FILE", dir.join(".no-auth.json"))
+        .env_remove("SNAP_REGISTRY_USER")
+        .env_remove("SNAP_REGISTRY_PASSWORD")
+        .env_remove("SNAP_REGISTRY_TOKEN");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Ok(cmd.output()?)
+}
+
+/// Like [`snap_env`], failing unless snap succeeds; returns stdout.
+pub fn snap_ok(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<String> {
+    let out = snap_env(dir, args, env)?;
+    if !out.status.success() {
+        return Err(format!(
+            "snap {args:?} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    Ok(String::from_utf8(out.stdout)?)
+}
+
+/// Like [`snap_env`], expecting exit `code`; returns stderr.
+pub fn snap_fails(dir: &Path, args: &[&str], env: &[(&str, &str)], code: i32) -> Result<String> {
+    let out = snap_env(dir, args, env)?;
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    if out.status.code() != Some(code) {
+        return Err(format!(
+            "snap {args:?} exited {:?}, not {code}:\n{err}",
+            out.status.code()
+        )
+        .into());
+    }
+    Ok(err)
+}
+
+pub fn have_auth_tools() -> bool {
+    have("htpasswd", &["-nbB", "probe", "probe"]) && have("openssl", &["version"])
+}
+
+/// A git repository in `dir` (fixed identities and dates) with an ignored `build/`.
+pub fn git_repo(dir: &Path) -> Result {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/git/make_repo.sh");
+    sh(dir, &format!("bash {} .", script.display()))?;
+    Ok(())
+}
+
+/// Adds an empty commit with a fixed date to the repository in `dir`; returns its id.
+pub fn git_commit(dir: &Path, message: &str) -> Result<String> {
+    sh(
+        dir,
+        &format!(
+            "GIT_CONFIG_GLOBAL=/dev/null GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@example.com GIT_COMMITTER_NAME=t \
+             GIT_COMMITTER_EMAIL=t@example.com GIT_AUTHOR_DATE=2026-01-02T00:00:00Z GIT_COMMITTER_DATE=2026-01-02T00:00:00Z \
+             git commit -q --allow-empty -m '{message}'"
+        ),
+    )?;
+    Ok(sh(dir, "git rev-parse HEAD")?.trim().to_owned())
 }

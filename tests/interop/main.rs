@@ -2,6 +2,7 @@
 #![allow(clippy::disallowed_methods)] // tests write their fixtures directly
 
 mod harness;
+mod registry;
 
 use harness::{
     Registry, Result, have_oras, have_registry, have_skopeo, have_umoci, sh, skopeo, snap, workdir,
@@ -84,7 +85,7 @@ fn a_skopeo_copy_to_an_oci_directory_imports_back_to_the_same_snapshot() -> Resu
 }
 
 /// A two-tag image built with umoci: v2 adds a file and deletes one (a whiteout).
-fn umoci_image(dir: &std::path::Path) -> Result {
+pub(crate) fn umoci_image(dir: &std::path::Path) -> Result {
     let rootless = if sh(dir, "id -u")?.trim() == "0" {
         ""
     } else {
