@@ -74,6 +74,64 @@ pub fn report(printer: &Printer, err: &anyhow::Error) -> ExitStatus {
     }
 }
 
+/// Hints for registry errors.
+fn registry_hint(e: &snap::registry::Error) -> Option<(String, &'static str)> {
+    use snap::registry::Error as R;
+    Some(match e {
+        R::Unauthorized {
+            source_of_credentials: None,
+            ..
+        } => (
+            "log in with `docker login`, or set SNAP_REGISTRY_USER and SNAP_REGISTRY_PASSWORD (or SNAP_REGISTRY_TOKEN)".into(),
+            "registry-unauthorized",
+        ),
+        R::Unauthorized {
+            source_of_credentials: Some(s),
+            ..
+        } => (
+            format!("check the user name and password (or token) from {s}"),
+            "registry-unauthorized",
+        ),
+        R::Denied { .. } => (
+            "these credentials lack the permission; use an account or token allowed to write this repository".into(),
+            "registry-denied",
+        ),
+        R::Credentials { .. } => (
+            "fix or remove that credential source; the order is in the troubleshooting page".into(),
+            "registry-unauthorized",
+        ),
+        R::NotFound { .. } => (
+            "check the repository and tag; `skopeo list-tags docker://REGISTRY/REPO` lists the tags".into(),
+            "registry-not-found",
+        ),
+        R::NotTls { .. } => (
+            "the registry speaks plain HTTP; pass --insecure if that is intended".into(),
+            "registry-unreachable",
+        ),
+        R::UnknownHost { .. } | R::ConnectionRefused { .. } | R::Network { .. } => (
+            "check the registry's address and that it is running and reachable".into(),
+            "registry-unreachable",
+        ),
+        R::ManifestTooLarge { .. } => (
+            "registries take manifests up to 4 MiB; this one cannot be pushed as is".into(),
+            "manifest-too-large",
+        ),
+        R::BadReference { .. } => (
+            "write REGISTRY/REPOSITORY[:TAG], e.g. ghcr.io/acme/index:v1 or 127.0.0.1:5000/index".into(),
+            "bad-reference",
+        ),
+        R::BlobMismatch { .. } | R::DigestMismatch { .. } | R::Protocol { .. } => (
+            "the registry sent or stored something else than asked; nothing was stored — try again, and report the registry if it persists".into(),
+            "registry-mismatch",
+        ),
+        R::Source { .. } => (
+            "run `snap fsck` to list every damaged object and the snapshots that need it".into(),
+            "corrupt-object",
+        ),
+        _ => return None,
+    })
+}
+
 /// A next step for the user, and the troubleshooting anchor that explains it.
 fn hint_for(err: &ops::Error) -> Option<(String, &'static str)> {
     use snap::rev;
@@ -136,6 +194,23 @@ fn hint_for(err: &ops::Error) -> Option<(String, &'static str)> {
         ops::Error::PathNotFound { .. } | ops::Error::Scan(snap::worktree::scan::Error::Missing { .. }) => Some((
             "check the path; relative paths are resolved against the current directory".into(),
             "path-not-found",
+        )),
+        ops::Error::Registry(r) => registry_hint(r),
+        ops::Error::DirtyPush { .. } => Some((
+            "commit your git changes and run `snap commit` again, or pass --allow-dirty (no commit tag then)".into(),
+            "dirty-push",
+        )),
+        ops::Error::TagConflict { .. } => Some((
+            "each commit tag names one snapshot; pass --force to move it anyway".into(),
+            "commit-tag-exists",
+        )),
+        ops::Error::WalkBackExhausted { .. } => Some((
+            "push a snapshot of a recent commit (CI does), or look further back with --max N".into(),
+            "walk-back-exhausted",
+        )),
+        ops::Error::NoGitHistory { .. } => Some((
+            "run snap pull --walk-back inside the git work tree the snapshots were built from".into(),
+            "walk-back-exhausted",
         )),
         ops::Error::LegacyArtifactManifest { .. } => Some((
             "have the producer push an image manifest with an artifactType (what oras 1.x writes)".into(),
