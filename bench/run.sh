@@ -22,7 +22,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-for tool in zstd tar find cp python3 du umoci; do
+for tool in zstd tar find cp python3 du umoci curl; do
   if ! command -v "$tool" >/dev/null; then
     if { [ "$tool" = zstd ] || [ "$tool" = umoci ]; } && [ "$(id -u)" = 0 ]; then
       apt-get install -y -qq "$tool" >/dev/null
@@ -169,8 +169,51 @@ cp -a corpus bundle/rootfs/corpus
 pair ":" "umoci repack --image umoci-layout:t bundle" 'rm -f export.tar' '$snap export --oci latest -o export.tar'
 base5=$pa snap5=$pb
 export_bytes=$(stat -c %s export.tar)
-rm -rf umoci-layout bundle export.tar
+rm -rf umoci-layout bundle
 row "export to an OCI tar (vs \`umoci repack\` building a layer)" "$snap5" "$base5" 0.5
+
+# 5. Push to and pull from a local registry (Debian's docker-registry), beside skopeo copying
+# the same export in and out. Every timed run gets a fresh, empty registry, so nothing is
+# skipped because it is already there (and skopeo's blob-info cache cannot mount blobs).
+reg_pid=""
+fresh_registry() {
+  [ -n "$reg_pid" ] && kill "$reg_pid" 2>/dev/null && wait "$reg_pid" 2>/dev/null || true
+  rm -rf registry-data
+  reg_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  printf 'version: 0.1\nlog: {level: error, accesslog: {disabled: true}}\nstorage: {filesystem: {rootdirectory: %s}}\nhttp: {addr: "127.0.0.1:%s", secret: bench}\n' \
+    "$work/registry-data" "$reg_port" > registry.yml
+  docker-registry serve registry.yml > registry.log 2>&1 &
+  reg_pid=$!
+  until curl -sf "http://127.0.0.1:$reg_port/v2/" > /dev/null; do sleep 0.1; done
+  reg="127.0.0.1:$reg_port"
+}
+if command -v docker-registry > /dev/null && command -v skopeo > /dev/null; then
+  echo '{"default":[{"type":"insecureAcceptAnything"}]}' > policy.json
+  sk="skopeo --policy $work/policy.json"
+  pair 'fresh_registry' '$sk copy -q --dest-tls-verify=false oci-archive:export.tar:latest docker://$reg/bench/skopeo:latest' \
+       'fresh_registry' '$snap push latest $reg/bench/snap:latest'
+  base6=$pa snap6=$pb
+  row "push to a local registry (vs \`skopeo copy\` of the export)" "$snap6" "$base6" -
+  push_requests=$("$snap" --json push latest "$reg/bench/snap2:latest" | python3 -c 'import json,sys;print(json.load(sys.stdin)["requests"])')
+  # Pull what was just pushed: into a fresh store, and skopeo into an archive.
+  $sk copy -q --dest-tls-verify=false oci-archive:export.tar:latest "docker://$reg/bench/skopeo:latest"
+  pair 'rm -f pulled.tar' '$sk copy -q --src-tls-verify=false docker://$reg/bench/skopeo:latest oci-archive:pulled.tar:latest' \
+       'rm -rf pullstore; mkdir pullstore; $snap --store pullstore/.store init 2> /dev/null' '$snap --store pullstore/.store pull $reg/bench/snap2:latest'
+  base7=$pa snap7=$pb
+  row "pull from a local registry (vs \`skopeo copy\` to an archive)" "$snap7" "$base7" -
+  rm -rf pullstore; mkdir pullstore; "$snap" --store pullstore/.store init 2> /dev/null
+  pull_requests=$("$snap" --store pullstore/.store --json pull "$reg/bench/snap2:latest" | python3 -c 'import json,sys;print(json.load(sys.stdin)["requests"])')
+  if ! "$snap" --store pullstore/.store restore latest pulled-tree > /dev/null 2>&1 ||
+     ! diff -r --no-dereference corpus pulled-tree/corpus > /dev/null; then
+    echo "FAIL: the pulled snapshot does not restore to the corpus" >&2; exit 1
+  fi
+  rm -rf pulled-tree
+  rm -rf pullstore pulled.tar
+  kill "$reg_pid" 2>/dev/null || true
+else
+  echo "skipping push/pull: docker-registry or skopeo missing (apt-get install -y docker-registry skopeo)" >&2
+fi
+rm -f export.tar
 
 # 5. The next version, committed on top of the first.
 if [ -n "$next" ] && [ -d "$next" ]; then
@@ -202,4 +245,5 @@ echo "- store after the first commit: $(( store_bytes / 1000000 )) MB ($(awk -v 
 [ -n "${store2:-}" ] && echo "- store after both versions: $(( store2 / 1000000 )) MB"
 echo "- peak RSS of the first commit: $(( rss_kb / 1024 )) MiB"
 echo "- OCI export: $(( export_bytes / 1000000 )) MB"
+[ -n "${push_requests:-}" ] && echo "- HTTP requests: push into an empty repository $push_requests, pull into an empty store $pull_requests; pulled tree identical under diff -r"
 echo "- commit again: $again; restore identical under diff -r: yes"
