@@ -387,11 +387,18 @@ pub(crate) fn import_with(
         bytes += b.len() as u64;
     }
     for (d, (size, index)) in &plan.packs {
-        store.objects.import_pack_indexed(
-            &mut io::BufReader::new(source.open(d)?),
-            d,
-            Some(index.clone()),
-        )?;
+        if let Source::Dir(root, true) = &source {
+            // A pull's staging file, verified as it arrived: move it, do not copy it.
+            store
+                .objects
+                .adopt_pack(&blob_path(root, d), d, index.clone())?;
+        } else {
+            store.objects.import_pack_indexed(
+                &mut io::BufReader::new(source.open(d)?),
+                d,
+                Some(index.clone()),
+            )?;
+        }
         blobs += 1;
         bytes += size;
     }

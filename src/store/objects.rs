@@ -280,6 +280,54 @@ impl Objects {
         Ok(new)
     }
 
+    /// Moves a pack that was verified as it was written (a pull's staging file, in a
+    /// temporary directory of this store) into place instead of copying it: synced, made
+    /// read-only, renamed; its index written beside it. Falls back to a copy across
+    /// filesystems.
+    ///
+    /// # Errors
+    /// [`Error::Io`], or those of [`Objects::import_pack_indexed`] on the fallback.
+    pub fn adopt_pack(
+        &self,
+        staged: &Path,
+        digest: &Digest,
+        index: PackIndex,
+    ) -> Result<bool, Error> {
+        let pack_path = self.pack_path(digest);
+        let idx_path = self.idx_path(digest);
+        if pack_path.exists() && idx_path.exists() {
+            return Ok(false);
+        }
+        {
+            let f = File::open(staged).map_err(|e| io_err(staged, e))?;
+            f.sync_all().map_err(|e| io_err(staged, e))?;
+            let mut perms = f.metadata().map_err(|e| io_err(staged, e))?.permissions();
+            std::os::unix::fs::PermissionsExt::set_mode(&mut perms, OBJECT_MODE);
+            std::fs::set_permissions(staged, perms).map_err(|e| io_err(staged, e))?;
+        }
+        if let Err(e) = std::fs::rename(staged, &pack_path) {
+            if e.kind() == io::ErrorKind::CrossesDevices {
+                let f = File::open(staged).map_err(|e| io_err(staged, e))?;
+                return self.import_pack_indexed(
+                    &mut io::BufReader::with_capacity(1 << 20, f),
+                    digest,
+                    Some(index),
+                );
+            }
+            return Err(io_err(&pack_path, e));
+        }
+        if !idx_path.exists() {
+            let dir = self.packs_dir.clone();
+            let mut itmp = AtomicFile::new_in(&dir).map_err(|e| io_err(&dir, e))?;
+            itmp.write_all(&index.encode())
+                .map_err(|e| io_err(&idx_path, e))?;
+            itmp.persist_new(&idx_path, Some(OBJECT_MODE))
+                .map_err(|e| io_err(&idx_path, e))?;
+        }
+        self.add_to_index(&pack_path, &index);
+        Ok(true)
+    }
+
     /// Fsyncs the packs directory (once after writing many packs).
     ///
     /// # Errors

@@ -325,3 +325,36 @@ pub fn git_commit(dir: &Path, message: &str) -> Result<String> {
     )?;
     Ok(sh(dir, "git rev-parse HEAD")?.trim().to_owned())
 }
+
+/// `fault_server.py` on a free port: a fake registry that answers everything but `/v2/` with
+/// one fault. Stopped on drop.
+pub struct FaultServer {
+    child: Child,
+    pub addr: String,
+}
+
+impl FaultServer {
+    pub fn start(status: u16, envelope: Option<(&str, &str)>) -> Result<FaultServer> {
+        let port = free_port()?;
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/fault_server.py");
+        let mut cmd = Command::new("python3");
+        cmd.arg(script)
+            .arg(port.to_string())
+            .arg(status.to_string());
+        if let Some((code, message)) = envelope {
+            cmd.arg(code).arg(message);
+        }
+        let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn()?;
+        let addr = format!("127.0.0.1:{port}");
+        let server = FaultServer { child, addr };
+        wait_for(&server.addr)?;
+        Ok(server)
+    }
+}
+
+impl Drop for FaultServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -7,8 +7,8 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::harness::{
-    Auth, Registry, Result, git_commit, git_repo, have_auth_tools, have_oras, have_registry,
-    have_skopeo, have_umoci, sh, skopeo, snap_env, snap_fails, snap_ok, workdir,
+    Auth, FaultServer, Registry, Result, git_commit, git_repo, have_auth_tools, have_oras,
+    have_registry, have_skopeo, have_umoci, sh, skopeo, snap_env, snap_fails, snap_ok, workdir,
 };
 
 fn json(s: &str) -> Result<Value> {
@@ -472,5 +472,77 @@ fn snap_pulls_an_oras_artifact_and_a_skopeo_pushed_image() -> Result {
     assert_eq!(out["digest"].as_str(), Some(expected.as_str()));
     snap_ok(d, &["restore", "img", "rootfs"], &[])?;
     sh(d, "diff -r --no-dereference b2/rootfs rootfs")?;
+    Ok(())
+}
+
+#[test]
+fn faults_a_real_registry_will_not_produce_on_demand_get_clear_errors() -> Result {
+    let (_t, dir) = workdir()?;
+    let denied = FaultServer::start(
+        403,
+        Some(("DENIED", "requested access to the resource is denied")),
+    )?;
+    let err = snap_fails(
+        &dir,
+        &["push", "small", &format!("{}/acme/x:v1", denied.addr)],
+        &[],
+        2,
+    )?;
+    assert!(err.contains("denied push access to acme/x (403)"), "{err}");
+    assert!(err.contains("registry-denied"), "{err}");
+
+    // A 5xx stops a walk-back at once: it must not fall back to an older snapshot.
+    let broken = FaultServer::start(503, None)?;
+    let t = tempfile::tempdir()?;
+    git_repo(t.path())?;
+    snap_ok(t.path(), &["init"], &[])?;
+    let err = snap_fails(
+        t.path(),
+        &["pull", "--walk-back", &format!("{}/acme/x", broken.addr)],
+        &[],
+        2,
+    )?;
+    assert!(err.contains("(HTTP 503)"), "{err}");
+
+    // A registry error envelope becomes a sentence.
+    let quota = FaultServer::start(
+        429,
+        Some(("TOOMANYREQUESTS", "rate limit exceeded for this account")),
+    )?;
+    let err = snap_fails(
+        &dir,
+        &["pull", &format!("{}/acme/x:v1", quota.addr)],
+        &[],
+        2,
+    )?;
+    assert!(
+        err.contains("said: rate limit exceeded for this account"),
+        "{err}"
+    );
+    Ok(())
+}
+
+#[test]
+fn chunked_uploads_push_the_same_snapshot() -> Result {
+    if !have_registry() {
+        return Ok(());
+    }
+    let (_t, dir) = workdir()?;
+    let reg = Registry::start()?;
+    let target = format!("{}/snap/chunked:v1", reg.addr);
+    let pushed = json(&snap_ok(
+        &dir,
+        &["--json", "push", "--chunked", "-j", "2", "latest", &target],
+        &[],
+    )?)?;
+    let fresh = tempfile::tempdir()?;
+    snap_ok(fresh.path(), &["init"], &[])?;
+    let pulled = json(&snap_ok(fresh.path(), &["--json", "pull", &target], &[])?)?;
+    assert_eq!(pulled["digest"], pushed["digest"]);
+    snap_ok(fresh.path(), &["restore", "v1", "out"], &[])?;
+    sh(
+        fresh.path(),
+        &format!("diff -r --no-dereference {}/big out/big", dir.display()),
+    )?;
     Ok(())
 }
