@@ -20,7 +20,7 @@ impl Bar {
                 let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
                 bar.set_style(
                     ProgressStyle::with_template(
-                        "{prefix:>12.cyan.bold} [{bar:30}] {bytes}/{total_bytes} {msg} {bytes_per_sec} {eta}",
+                        "{prefix:>12.cyan.bold} [{wide_bar}] {bytes}/{total_bytes} {msg} {bytes_per_sec}",
                     )
                     .unwrap_or_else(|_| ProgressStyle::default_bar())
                     .progress_chars("=> "),

@@ -216,6 +216,18 @@ pub fn push(
     let mut out_tags = Vec::new();
     for ((tag, kind), prev) in tags.into_iter().zip(previous) {
         client.put_manifest(&top_bytes, &top_type, Some(&tag))?;
+        // Read the tag back: it must name exactly the bytes we sent.
+        match client.resolve_tag(&tag)? {
+            Some(d) if d == id => {}
+            other => {
+                return Err(crate::registry::Error::DigestMismatch {
+                    registry: opts.target.registry.clone(),
+                    expected: id,
+                    actual: other.unwrap_or_else(|| Digest::of(b"")),
+                }
+                .into());
+            }
+        }
         out_tags.push(PushedTag {
             update: match prev {
                 None => TagUpdate::Inserted,
