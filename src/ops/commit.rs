@@ -18,6 +18,7 @@ use crate::store::{Expected, RefEdit, RefName, Store};
 use crate::timestamp::Timestamp;
 use crate::worktree::build::{self, Progress};
 use crate::worktree::scan::{self, Root};
+use crate::worktree::statcache::{self, StatCache, TreeCache};
 
 /// How many times a commit re-parents before giving up.
 pub const MAX_ATTEMPTS: u32 = 32;
@@ -79,6 +80,9 @@ pub struct CommitOutcome {
     pub manifest_bytes: usize,
     /// Attempts the ref update took (more than 1 when another commit won a race).
     pub attempts: u32,
+    /// Files whose contents were read (the others were known unchanged from the stat cache).
+    #[serde(default)]
+    pub files_read: u64,
 }
 
 /// Commits `opts.paths` to a head in `store`.
@@ -153,8 +157,58 @@ pub fn commit(
         .map(|t| t.to_string())
         .or_else(|| provenance.git.as_ref().and_then(|g| g.time.clone()));
 
+    // What changed since the last commit is judged by stat alone where possible: a
+    // fingerprint of the whole scan names the root tree it produced last time, and per-file
+    // records give the digests of unchanged files (worktree::statcache).
+    let started = StatCache::started_now();
     let entries = scan::scan(&roots, &[store.dir().to_owned()])?;
-    let built = build::build(&store.objects, &entries, progress)?;
+    let fingerprint = statcache::fingerprint(&entries, started);
+    let mut tree_cache = TreeCache::load(store.dir());
+    let mut file_cache = None;
+    let known_root = if let Some(root) = fingerprint.and_then(|f| tree_cache.get(&f)) {
+        Some(root)
+    } else {
+        let c = StatCache::load_from(store.dir(), started);
+        let root = build::cached_root(&entries, &c).map(|(r, _)| r);
+        file_cache = Some(c);
+        root
+    };
+    // Nothing changed since the last commit on this ref: stat every file, read none.
+    if let Some(root) = known_root
+        && let Some(p) = store.refs.get(&name)?
+    {
+        let prev = Snapshot::load(store, &p)?;
+        if prev.config.root == root
+            && prev.config.provenance == provenance
+            && user_keys(&prev.manifest.manifest().annotations) == user_annotations
+        {
+            if let Some(f) = fingerprint {
+                let _ = tree_cache.record(store.dir(), f, root);
+            }
+            return Ok(outcome(
+                &name,
+                p,
+                prev.parent(),
+                Update::Unchanged,
+                &prev.config.stats,
+                &prev,
+                1,
+            ));
+        }
+    }
+
+    let mut cache = file_cache.unwrap_or_else(|| StatCache::load_from(store.dir(), started));
+    let built = build::build(&store.objects, &entries, &cache, progress)?;
+    for (e, f) in entries.iter().zip(&built.files) {
+        if let (Some(src), Some(stat), Some((digest, _))) = (&e.source, e.stat, f) {
+            cache.insert(src, stat, *digest);
+        }
+    }
+    // Only speed depends on the caches: a failure to save them is not the commit's failure.
+    let _ = cache.save(store.dir());
+    if let Some(f) = fingerprint {
+        let _ = tree_cache.record(store.dir(), f, built.root);
+    }
     let mut layers = built.layers;
     if layers.is_empty() {
         let d = store.objects.put(oci::EMPTY_BLOB)?;
@@ -178,7 +232,7 @@ pub fn commit(
                 && prev.config.provenance == provenance
                 && same_user_annotations
             {
-                return Ok(outcome(
+                let mut out = outcome(
                     &name,
                     p,
                     prev.parent(),
@@ -186,7 +240,9 @@ pub fn commit(
                     &prev.config.stats,
                     &prev,
                     attempt,
-                ));
+                );
+                out.files_read = built.files_read;
+                return Ok(out);
             }
         }
         let config = SnapshotConfig {
@@ -232,6 +288,7 @@ pub fn commit(
                     layers: manifest.manifest().layers.len(),
                     manifest_bytes: manifest.bytes().len(),
                     attempts: attempt,
+                    files_read: built.files_read,
                 });
             }
             // Another commit won: rebuild on top of it.
@@ -266,6 +323,7 @@ fn outcome(
         layers: snap.manifest.manifest().layers.len(),
         manifest_bytes: snap.manifest.bytes().len(),
         attempts,
+        files_read: 0,
     }
 }
 

@@ -410,6 +410,13 @@ impl Objects {
     /// then copies inside packs.
     #[must_use]
     pub fn locate_all(&self, digest: &Digest) -> Vec<Location> {
+        let mut out = self.locate_direct(digest);
+        out.extend(self.locate_packed(digest));
+        out
+    }
+
+    /// Copies found without the pack indexes: the empty blob, loose, a pack that is the object.
+    fn locate_direct(&self, digest: &Digest) -> Vec<Location> {
         let mut out = Vec::new();
         if *digest == Digest::EMPTY {
             out.push(Location::Empty);
@@ -422,6 +429,12 @@ impl Objects {
         if pack.exists() {
             out.push(Location::Pack(pack));
         }
+        out
+    }
+
+    /// Copies inside packs (loads the pack indexes on first use).
+    fn locate_packed(&self, digest: &Digest) -> Vec<Location> {
+        let mut out = Vec::new();
         let set = self.pack_set();
         if let Some(first) = set.objects.get(digest) {
             out.push(set.location(*first));
@@ -444,7 +457,21 @@ impl Objects {
     /// [`Error::NotFound`], [`Error::TooLarge`], [`Error::Corrupt`] or [`Error::Io`].
     pub fn read(&self, digest: &Digest, limit: u64) -> Result<Vec<u8>, Error> {
         let mut first_error = None;
-        for location in self.locate_all(digest) {
+        // Loose copies first: reading a manifest or config never needs the pack indexes.
+        let direct = self.locate_direct(digest);
+        let mut tried_packed = false;
+        let mut locations = direct
+            .into_iter()
+            .collect::<std::collections::VecDeque<_>>();
+        loop {
+            let Some(location) = locations.pop_front() else {
+                if tried_packed {
+                    break;
+                }
+                tried_packed = true;
+                locations.extend(self.locate_packed(digest));
+                continue;
+            };
             match self.read_at(digest, location, limit) {
                 Ok(bytes) => return Ok(bytes),
                 // A damaged copy: another copy may be intact.

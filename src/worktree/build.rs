@@ -24,6 +24,7 @@ use crate::oci::{
 use crate::pack::{self, MemberKind, PackWriter};
 use crate::store::objects::{self, Objects};
 use crate::worktree::scan::{ScanEntry, ScanKind};
+use crate::worktree::statcache::StatCache;
 
 /// Most bytes of small files read into memory per batch.
 const BATCH_BYTES: u64 = 32 << 20;
@@ -55,6 +56,25 @@ pub struct Built {
     pub stats: Stats,
     /// Whether direct mode was used.
     pub direct: bool,
+    /// Each entry's file digest and size (`None` for directories and symlinks), in scan order.
+    pub files: Vec<Option<(Digest, u64)>>,
+    /// Files whose contents were read.
+    pub files_read: u64,
+}
+
+/// The root tree and counts of `entries`, if the stat cache knows the digest of every file
+/// (so nothing needs reading). Nothing is stored.
+#[must_use]
+pub fn cached_root(entries: &[ScanEntry], cache: &StatCache) -> Option<(Digest, Stats)> {
+    let mut files = vec![None; entries.len()];
+    for (i, e) in entries.iter().enumerate() {
+        if let ScanKind::File { size, .. } = e.kind {
+            let digest = cache.get(e.source.as_deref()?, e.stat.as_ref()?)?;
+            files[i] = Some((digest, size));
+        }
+    }
+    let (root, _trees, stats) = make_trees(entries, &files).ok()?;
+    Some((root, stats))
 }
 
 /// Stores every entry and returns the root tree and layers.
@@ -64,14 +84,17 @@ pub struct Built {
 pub fn build(
     objects: &Objects,
     entries: &[ScanEntry],
+    cache: &StatCache,
     progress: &dyn Progress,
 ) -> Result<Built, Error> {
     let direct = entries.len() <= artifact::DIRECT_MAX_ENTRIES;
     let mut files: Vec<Option<(Digest, u64)>> = vec![None; entries.len()];
-    let mut layers = if direct {
-        store_direct(objects, entries, &mut files, progress)?
+    let (mut layers, files_read) = if direct {
+        store_direct(objects, entries, cache, &mut files, progress)?
     } else {
-        store_grouped(objects, entries, &mut files, progress)?
+        let layers = store_grouped(objects, entries, &mut files, progress)?;
+        let read = files.iter().flatten().count() as u64;
+        (layers, read)
     };
 
     let (root, trees, stats) = make_trees(entries, &files)?;
@@ -91,15 +114,19 @@ pub fn build(
         inline_trees,
         stats,
         direct,
+        files,
+        files_read,
     })
 }
 
 fn store_direct(
     objects: &Objects,
     entries: &[ScanEntry],
+    cache: &StatCache,
     files: &mut [Option<(Digest, u64)>],
     progress: &dyn Progress,
-) -> Result<Vec<Descriptor>, Error> {
+) -> Result<(Vec<Descriptor>, u64), Error> {
+    let read = std::sync::atomic::AtomicU64::new(0);
     let results: Vec<(usize, Result<(Digest, u64), Error>)> = entries
         .par_iter()
         .enumerate()
@@ -109,6 +136,15 @@ fn store_direct(
                 .source
                 .as_deref()
                 .expect("files are scanned, never synthesized");
+            // Unchanged since it was last stored: no need to read it again.
+            if let (ScanKind::File { size, .. }, Some(stat)) = (&e.kind, &e.stat)
+                && let Some(d) = cache.get(src, stat)
+                && objects.contains(&d)
+            {
+                progress.stored(1, *size);
+                return (i, Ok((d, *size)));
+            }
+            read.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let res = File::open(src)
                 .map_err(|source| io(src, source))
                 .and_then(|mut f| Ok(objects.put_stream(&mut f, src)?));
@@ -127,7 +163,7 @@ fn store_direct(
             .insert(ANNOTATION_TITLE.to_owned(), entries[i].path.clone());
         layers.push(d);
     }
-    Ok(layers)
+    Ok((layers, read.into_inner()))
 }
 
 type OpenPack = PackWriter<BufWriter<AtomicFile>>;

@@ -1,9 +1,10 @@
 //! Directories ↔ stored objects: scanning paths to commit ([`scan`]), storing their files and
-//! trees ([`build`]), and materializing a tree back into a directory ([`restore`]).
+//! trees ([`build`]), remembering what unchanged files hash to ([`statcache`]), and materializing a tree back into a directory ([`restore`]).
 //!
 //! This module writes objects but never moves refs; `ops` does that.
 
 pub mod build;
 pub mod restore;
 pub mod scan;
+pub mod statcache;
 pub mod unpack;

@@ -8,6 +8,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
+
 use crate::object::EntryName;
 
 /// What a scanned entry is.
@@ -42,6 +44,8 @@ pub struct ScanEntry {
     pub source: Option<PathBuf>,
     /// What it is.
     pub kind: ScanKind,
+    /// What `lstat` said, for files (the stat cache's key).
+    pub stat: Option<crate::worktree::statcache::FileStat>,
 }
 
 /// A path to record: where it is on disk and the path it is recorded under.
@@ -126,6 +130,7 @@ pub fn scan(roots: &[Root], skip: &[PathBuf]) -> Result<Vec<ScanEntry>, Error> {
                     parent,
                     source: None,
                     kind: ScanKind::Dir,
+                    stat: None,
                 });
                 visit(child, &path, Some(idx), skip, out)?;
             } else {
@@ -160,13 +165,31 @@ fn walk_dir_or_file(
             }
         }
     })?;
+    walk_with_meta(src, &meta, path, parent, skip, out, PARALLEL_LEVELS)
+}
+
+/// How many directory levels below a root are scanned in parallel: enough to keep both cores
+/// busy, few enough that entries are moved between vectors at most this many times.
+const PARALLEL_LEVELS: u32 = 2;
+
+/// [`walk_dir_or_file`] with `lstat` already done (by the parent's directory entry, which
+/// stats relative to the open directory instead of walking the whole path again).
+fn walk_with_meta(
+    src: &Path,
+    meta: &std::fs::Metadata,
+    path: &str,
+    parent: Option<usize>,
+    skip: &[PathBuf],
+    out: &mut Vec<ScanEntry>,
+    parallel_levels: u32,
+) -> Result<(), Error> {
     let ft = meta.file_type();
     let kind = if ft.is_dir() {
         ScanKind::Dir
     } else if ft.is_file() {
         ScanKind::File {
             size: meta.len(),
-            executable: is_executable(&meta),
+            executable: is_executable(meta),
         }
     } else if ft.is_symlink() {
         let target = std::fs::read_link(src).map_err(|source| Error::Io {
@@ -204,6 +227,8 @@ fn walk_dir_or_file(
             })?,
             parent,
             source: Some(src.to_owned()),
+            stat: matches!(kind, ScanKind::File { .. })
+                .then(|| crate::worktree::statcache::FileStat::of(meta)),
             kind: kind.clone(),
         });
         if kind != ScanKind::Dir {
@@ -232,11 +257,44 @@ fn walk_dir_or_file(
         if name == ".git" || skip.contains(&child) {
             continue;
         }
-        children.push((name, child));
+        // fstatat relative to the open directory: no path walk per file.
+        let meta = entry.metadata().map_err(|source| Error::Io {
+            path: child.clone(),
+            source,
+        })?;
+        children.push((name, child, meta));
     }
     children.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-    for (name, child) in children {
-        walk_dir_or_file(&child, &join(path, &name), dir_index, skip, out, false)?;
+    if parallel_levels == 0 || children.len() < 2 {
+        for (name, child, meta) in children {
+            walk_with_meta(&child, &meta, &join(path, &name), dir_index, skip, out, 0)?;
+        }
+        return Ok(());
+    }
+    // Each child's subtree on its own (parents relative to it; `None`: this directory), then
+    // appended in order, so the result is the same as the sequential walk's.
+    let parts: Vec<Result<Vec<ScanEntry>, Error>> = children
+        .into_par_iter()
+        .map(|(name, child, meta)| {
+            let mut local = Vec::new();
+            walk_with_meta(
+                &child,
+                &meta,
+                &join(path, &name),
+                None,
+                skip,
+                &mut local,
+                parallel_levels - 1,
+            )?;
+            Ok(local)
+        })
+        .collect();
+    for part in parts {
+        let base = out.len();
+        out.extend(part?.into_iter().map(|mut e| {
+            e.parent = e.parent.map_or(dir_index, |p| Some(p + base));
+            e
+        }));
     }
     Ok(())
 }

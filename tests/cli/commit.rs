@@ -289,3 +289,64 @@ fn gnu_tar_and_zstd_unpack_the_group_layers_into_the_same_tree() -> Result {
     assert!(env.join("unpacked/t/empty/dir").is_dir());
     Ok(())
 }
+
+#[test]
+fn the_stat_cache_skips_unchanged_files_and_misses_no_change() -> Result {
+    let env = Env::new()?;
+    env.fixture("demo", "demo")?;
+    let age = "find demo -exec touch -h -d '2020-01-01 00:00:00' {} +";
+    env.sh(age)?;
+    let first: CommitOutcome = env.json(&["commit", "demo"])?;
+    assert_eq!(first.files_read, 5);
+    let again: CommitOutcome = env.json(&["commit", "demo"])?;
+    assert_eq!(again.update, Update::Unchanged);
+    assert_eq!(again.files_read, 0, "an unchanged tree is not read");
+
+    // Same size, same mtime, other bytes: the ctime gives it away.
+    env.sh("printf X | dd of=demo/graph/meta.json bs=1 conv=notrunc status=none")?;
+    env.sh("touch -d '2020-01-01 00:00:00' demo/graph/meta.json")?;
+    let changed: CommitOutcome = env.json(&["commit", "demo"])?;
+    assert_eq!(changed.update, Update::Replaced);
+    assert!(
+        env.ok(&["cat", "latest", "demo/graph/meta.json"])?
+            .starts_with('X')
+    );
+
+    // Replaced by another file (a new inode) with the same size and times.
+    env.sh("cp -p demo/graph/meta.json m && printf Y | dd of=m bs=1 conv=notrunc status=none && touch -d '2020-01-01 00:00:00' m && mv m demo/graph/meta.json")?;
+    let renamed: CommitOutcome = env.json(&["commit", "demo"])?;
+    assert_eq!(renamed.update, Update::Replaced);
+    assert!(
+        env.ok(&["cat", "latest", "demo/graph/meta.json"])?
+            .starts_with('Y')
+    );
+
+    // A file changed twice within one timestamp tick, keeping its size: it was too new to be
+    // cached the first time, so the second change is seen.
+    env.write("demo/fresh.txt", "aaaa")?;
+    let one: CommitOutcome = env.json(&["commit", "demo"])?;
+    env.write("demo/fresh.txt", "bbbb")?;
+    env.sh("touch -r demo/graph demo/fresh.txt -d \"$(stat -c %y demo/fresh.txt)\"")?;
+    let two: CommitOutcome = env.json(&["commit", "demo"])?;
+    assert_ne!(one.digest, two.digest);
+    assert_eq!(env.ok(&["cat", "latest", "demo/fresh.txt"])?, "bbbb");
+
+    // A damaged cache is ignored.
+    env.sh(age)?;
+    env.ok(&["commit", "demo"])?;
+    env.write(".store/cache/trees.v1", "snap-tree-cache 1\nzz\n")?;
+    let fingerprint_gone: CommitOutcome = env.json(&["commit", "demo"])?;
+    assert_eq!(
+        (fingerprint_gone.update, fingerprint_gone.files_read),
+        (Update::Unchanged, 0),
+        "the per-file records still know every file"
+    );
+    env.write(".store/cache/stat.v1", "snap-stat-cache 1\nnot a record\n")?;
+    env.write(".store/cache/trees.v1", "junk")?;
+    let after: CommitOutcome = env.json(&["commit", "demo"])?;
+    assert_eq!(after.update, Update::Unchanged);
+    assert_eq!(after.files_read, 6);
+    let r: snap::ops::FsckReport = env.json(&["fsck"])?;
+    assert!(r.is_clean(), "{:?}", r.problems);
+    Ok(())
+}
