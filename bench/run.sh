@@ -2,29 +2,33 @@
 # snap's benchmark: commit, recommit unchanged and restore a realistic tree, each beside a
 # baseline measured in the same run, reported as ratios (this machine is shared and noisy).
 #
-# Usage: bench/run.sh [--corpus DIR] [--next DIR] [--quick] [--runs N]
+# Usage: bench/run.sh [--corpus DIR] [--next DIR] [--quick] [--runs N] [--big] [--scaling]
 #   --corpus DIR  the tree to snapshot (default: a rustup toolchain's share/doc, ~52k files)
 #   --next DIR    a "next version" of it (default: another toolchain's share/doc, if any)
 #   --quick       a generated 5,000-file tree instead (a smoke run, ~1 minute)
 #   --runs N      repetitions per timed command; the median is reported (default 3)
+#   --big         also a ~200 MB binary (a toolchain's libLLVM) and a 4 GiB file: time and RSS
+#   --scaling     also 1k, 10k, 100k and 1M tiny files: time and memory per file
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
-corpus="" next="" quick=0 runs=3
+corpus="" next="" quick=0 runs=3 big=0 scaling=0
 while [ $# -gt 0 ]; do
   case $1 in
     --corpus) corpus=$2; shift 2 ;;
     --next) next=$2; shift 2 ;;
     --quick) quick=1; shift ;;
     --runs) runs=$2; shift 2 ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    --big) big=1; shift ;;
+    --scaling) scaling=1; shift ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 
-for tool in zstd tar find cp python3 du umoci curl; do
+for tool in zstd tar find cp python3 du umoci curl restic; do
   if ! command -v "$tool" >/dev/null; then
-    if { [ "$tool" = zstd ] || [ "$tool" = umoci ]; } && [ "$(id -u)" = 0 ]; then
+    if { [ "$tool" = zstd ] || [ "$tool" = umoci ] || [ "$tool" = restic ]; } && [ "$(id -u)" = 0 ]; then
       apt-get install -y -qq "$tool" >/dev/null
     else
       echo "bench needs $tool: apt-get install -y $tool" >&2; exit 2
@@ -143,6 +147,16 @@ layers=$(python3 -c 'import json;print(json.load(open("commit.json"))["layers"])
 manifest=$(python3 -c 'import json;print(json.load(open("commit.json"))["manifest_bytes"])')
 store_bytes=$(du -sb .store | cut -f1)
 
+# 1b. The same first commit beside restic's first backup (same files, an empty repository),
+# and the store's size beside restic's repository.
+export RESTIC_PASSWORD=bench
+pair 'rm -rf restic-repo; restic init -q -r restic-repo' 'restic backup -q -r restic-repo corpus' \
+     'rm -rf .store' '$snap commit corpus'
+base1r=$pa snap1r=$pb
+row "first commit, empty store (vs \`restic backup\`)" "$snap1r" "$base1r" 0.4
+restic_bytes=$(du -sb restic-repo | cut -f1)
+rm -rf .store && "$snap" commit corpus > /dev/null 2>&1
+
 # 2. Recommit, nothing changed vs a find walk.
 pair ":" "find corpus -printf '%s %T@\\n'" ":" "$snap commit corpus"
 base2=$pa snap2=$pb
@@ -231,7 +245,69 @@ if [ -n "$next" ] && [ -d "$next" ]; then
   done
   snap4=$(printf '%s\n' "${ts[@]}" | sort -g | sed -n "$(( (runs + 1) / 2 ))p")
   row "commit of the next version after the first (vs \`tar \| zstd\` of it)" "$snap4" "$base4" -
+  # restic's second backup: the first version backed up, then the next one on top.
+  ts=()
+  for _ in $(seq "$runs"); do
+    rm -rf restic-repo; restic init -q -r restic-repo
+    mv corpus corpus.next && mv corpus.v1 corpus && restic backup -q -r restic-repo corpus > /dev/null
+    mv corpus corpus.v1 && mv corpus.next corpus
+    sync
+    t0=$(now); restic backup -q -r restic-repo corpus > /dev/null 2>&1
+    ts+=("$(awk -v a="$(now)" -v b="$t0" 'BEGIN { printf "%.4f", a - b }')")
+  done
+  base4r=$(printf '%s\n' "${ts[@]}" | sort -g | sed -n "$(( (runs + 1) / 2 ))p")
+  row "commit of the next version after the first (vs restic's second backup)" "$snap4" "$base4r" 0.4
+  rm -rf restic-repo
   store2=$(du -sb .store | cut -f1)
+fi
+
+# 6. One big binary, and a 4 GiB file: time against zstd, and peak RSS.
+if [ $big = 1 ]; then
+  llvm=$(ls "$HOME"/.rustup/toolchains/*/lib/libLLVM.so.* 2>/dev/null | head -1)
+  mkdir -p big
+  if [ -n "$llvm" ]; then cp "$llvm" big/libLLVM.so; else head -c 200M /dev/urandom > big/libLLVM.so; fi
+  cat big/libLLVM.so > /dev/null
+  pair ":" "zstd -3 -T2 -c big/libLLVM.so > /dev/null" 'rm -rf bigstore; mkdir bigstore; $snap --store bigstore/.store init 2> /dev/null' '$snap --store bigstore/.store commit big'
+  base8=$pa snap8=$pb
+  row "commit of a $(( $(stat -c %s big/libLLVM.so) / 1000000 )) MB binary (vs \`zstd -3 -T2\`)" "$snap8" "$base8" 1.3
+  rm -rf bigstore; mkdir bigstore; "$snap" --store bigstore/.store init 2> /dev/null
+  $timer -f %M -o rss-big.txt "$snap" --store bigstore/.store commit big > /dev/null 2>&1
+  rss_big=$(tail -1 rss-big.txt)
+  rm -rf big bigstore; mkdir huge
+  # 4 GiB that compresses like real data: a 64 MiB random block repeated with variations.
+  python3 - huge/4g.bin <<'PY'
+import os, sys
+block = os.urandom(64 << 20)
+with open(sys.argv[1], "wb") as f:
+    for i in range(64):
+        f.write(i.to_bytes(8, "little") + block[8:])
+PY
+  rm -rf hugestore; mkdir hugestore; "$snap" --store hugestore/.store init 2> /dev/null
+  $timer -f '%e %M' -o rss-huge.txt "$snap" --store hugestore/.store commit huge > /dev/null 2>&1
+  read -r huge_s rss_huge < <(tail -1 rss-huge.txt)
+  rm -rf huge hugestore
+fi
+
+# 7. Scaling: time and memory per file from 1k to 1M tiny files.
+scaling_rows=()
+if [ $scaling = 1 ]; then
+  for n in 1000 10000 100000 1000000; do
+    rm -rf tiny tinystore; mkdir tiny tinystore
+    python3 - tiny "$n" <<'PY'
+import os, sys
+root, n = sys.argv[1], int(sys.argv[2])
+for i in range(n):
+    d = os.path.join(root, f"{i // 1000:04}")
+    if i % 1000 == 0: os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, f"{i:07}.txt"), "w") as f: f.write(f"tiny file {i}\n")
+PY
+    sync
+    "$snap" --store tinystore/.store init 2> /dev/null
+    $timer -f '%e %M' -o tiny.txt "$snap" --store tinystore/.store commit tiny > /dev/null 2>&1
+    read -r t kb < <(tail -1 tiny.txt)
+    scaling_rows+=("| $n | $(printf '%.2f' "$t") s | $(awk -v t="$t" -v n="$n" 'BEGIN { printf "%.1f", 1e6 * t / n }') µs | $(( kb / 1024 )) MiB | $(awk -v k="$kb" -v n="$n" 'BEGIN { printf "%.0f", 1024 * k / n }') B |")
+  done
+  rm -rf tiny tinystore tiny.txt
 fi
 
 echo
@@ -247,3 +323,13 @@ echo "- peak RSS of the first commit: $(( rss_kb / 1024 )) MiB"
 echo "- OCI export: $(( export_bytes / 1000000 )) MB"
 [ -n "${push_requests:-}" ] && echo "- HTTP requests: push into an empty repository $push_requests, pull into an empty store $pull_requests; pulled tree identical under diff -r"
 echo "- commit again: $again; restore identical under diff -r: yes"
+echo "- restic repository after the first backup: $(( restic_bytes / 1000000 )) MB; snap's store: $(( store_bytes / 1000000 )) MB ($(awk -v a="$store_bytes" -v b="$restic_bytes" 'BEGIN { printf "%.2f", a / b }')× restic's; goal ≤ 1.00×)"
+if [ $big = 1 ]; then
+  echo "- peak RSS committing the binary: $(( rss_big / 1024 )) MiB (goal ≤ 64 MiB); the 4 GiB file: $(( rss_huge / 1024 )) MiB in ${huge_s} s (goal ≤ 64 MiB)"
+fi
+if [ ${#scaling_rows[@]} -gt 0 ]; then
+  echo
+  echo "| tiny files | commit | per file | peak RSS | RSS per file |"
+  echo "|---|---|---|---|---|"
+  printf '%s\n' "${scaling_rows[@]}"
+fi
