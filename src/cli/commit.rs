@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 
 use snap::ops::{self, CommitOptions, Update};
-use snap::worktree::build::NoProgress;
 
 use crate::cli::Context;
 use crate::cli::error::ExitStatus;
@@ -55,7 +54,10 @@ pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {
         base: args.base.clone(),
         cwd: ctx.cwd.clone(),
     };
-    let out = ops::commit(&store, &opts, &NoProgress)?;
+    let bar = crate::cli::progress::Bar::new(&ctx.printer).labelled("Committing", "files");
+    let out = ops::commit(&store, &opts, &bar);
+    snap::ops::Progress::end(&bar);
+    let out = out?;
     if ctx.printer.json() {
         ctx.printer.json_value(&out)?;
         return Ok(ExitStatus::Success);

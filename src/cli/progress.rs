@@ -9,6 +9,10 @@ use crate::cli::output::Printer;
 /// A byte-and-item bar on stderr, or nothing when the printer says no.
 pub struct Bar {
     inner: Option<ProgressBar>,
+    /// What the items are (`blobs`, `files`).
+    unit: &'static str,
+    /// The label for the build-progress interface (commit, restore).
+    label: &'static str,
     done: AtomicU64,
     total: AtomicU64,
 }
@@ -29,7 +33,16 @@ impl Bar {
             }),
             done: AtomicU64::new(0),
             total: AtomicU64::new(0),
+            unit: "blobs",
+            label: "",
         }
+    }
+
+    /// A bar for files rather than blobs, labelled for commit or restore.
+    pub fn labelled(mut self, label: &'static str, unit: &'static str) -> Bar {
+        self.label = label;
+        self.unit = unit;
+        self
     }
 }
 
@@ -41,7 +54,7 @@ impl snap::ops::Progress for Bar {
             b.set_position(0);
             self.done.store(0, Ordering::Relaxed);
             self.total.store(items, Ordering::Relaxed);
-            b.set_message(format!("0/{items} blobs"));
+            b.set_message(format!("0/{items} {}", self.unit));
             b.reset_eta();
         }
     }
@@ -51,7 +64,7 @@ impl snap::ops::Progress for Bar {
             b.inc(bytes);
             let done = self.done.fetch_add(items, Ordering::Relaxed) + items;
             let total = self.total.load(Ordering::Relaxed);
-            b.set_message(format!("{done}/{total} blobs"));
+            b.set_message(format!("{done}/{total} {}", self.unit));
         }
     }
 
@@ -59,5 +72,15 @@ impl snap::ops::Progress for Bar {
         if let Some(b) = &self.inner {
             b.finish_and_clear();
         }
+    }
+}
+
+impl snap::worktree::build::Progress for Bar {
+    fn begin(&self, files: u64, bytes: u64) {
+        snap::ops::Progress::begin(self, self.label, bytes, files);
+    }
+
+    fn stored(&self, files: u64, bytes: u64) {
+        snap::ops::Progress::advance(self, bytes, files);
     }
 }

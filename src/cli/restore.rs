@@ -28,7 +28,10 @@ pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {
         dest: ctx.cwd.join(&args.dest),
         force: args.force,
     };
-    let out = ops::restore(&store, &opts)?;
+    let bar = crate::cli::progress::Bar::new(&ctx.printer).labelled("Restoring", "files");
+    let out = ops::restore(&store, &opts, &bar);
+    snap::ops::Progress::end(&bar);
+    let out = out?;
     if ctx.printer.json() {
         ctx.printer.json_value(&out)?;
     } else {

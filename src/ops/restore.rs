@@ -42,12 +42,16 @@ pub struct RestoreOutcome {
 /// `NotFound` for an unknown revision or a missing object, `Corrupt` for damaged objects
 /// (nothing is written into place then), `InvalidInput` for a non-empty destination without
 /// `force`, `Io` otherwise.
-pub fn restore(store: &Store, opts: &RestoreOptions) -> Result<RestoreOutcome, Error> {
+pub fn restore(
+    store: &Store,
+    opts: &RestoreOptions,
+    progress: &dyn crate::worktree::build::Progress,
+) -> Result<RestoreOutcome, Error> {
     let id = rev::resolve(store, &opts.rev)?;
     let stats = match Artifact::load(store, &id)? {
         Artifact::Snapshot(snap) => {
             let plan = restore::plan(&store.objects, &snap.root())?;
-            restore::apply(&store.objects, &plan, &opts.dest, opts.force)?
+            restore::apply(&store.objects, &plan, &opts.dest, opts.force, progress)?
         }
         Artifact::Manifest(m) => {
             let m = m.manifest();

@@ -33,6 +33,10 @@ const BATCH_MEMBERS: usize = 4096;
 
 /// Reports progress while building (the CLI draws it; the library never does).
 pub trait Progress: Sync {
+    /// Building begins: `files` files of `bytes` bytes in all.
+    fn begin(&self, files: u64, bytes: u64) {
+        let _ = (files, bytes);
+    }
     /// `files` more files and `bytes` more bytes were stored.
     fn stored(&self, files: u64, bytes: u64) {
         let _ = (files, bytes);
@@ -88,6 +92,11 @@ pub fn build(
     progress: &dyn Progress,
 ) -> Result<Built, Error> {
     let direct = entries.len() <= artifact::DIRECT_MAX_ENTRIES;
+    let (count, total) = entries.iter().fold((0, 0), |(n, b), e| match e.kind {
+        ScanKind::File { size, .. } => (n + 1, b + size),
+        _ => (n, b),
+    });
+    progress.begin(count, total);
     let mut files: Vec<Option<(Digest, u64)>> = vec![None; entries.len()];
     let (mut layers, files_read) = if direct {
         store_direct(objects, entries, cache, &mut files, progress)?

@@ -138,9 +138,11 @@ pub fn apply(
     plan: &RestorePlan,
     dest: &Path,
     force: bool,
+    progress: &dyn crate::worktree::build::Progress,
 ) -> Result<RestoreStats, Error> {
+    progress.begin(plan.files.len() as u64, plan.bytes());
     materialize(dest, force, |base, replace| {
-        write_all(objects, plan, base, replace)
+        write_all(objects, plan, base, replace, progress)
     })
 }
 
@@ -244,6 +246,7 @@ fn write_all(
     plan: &RestorePlan,
     base: &Path,
     replace: bool,
+    progress: &dyn crate::worktree::build::Progress,
 ) -> Result<RestoreStats, Error> {
     let mut stats = RestoreStats::default();
     for d in &plan.dirs {
@@ -265,6 +268,7 @@ fn write_all(
     plan.files.par_iter().try_for_each(|f| {
         let n = write_file(objects, f, &base.join(&f.path), replace)?;
         bytes.fetch_add(n, Ordering::Relaxed);
+        progress.stored(1, n);
         Ok::<(), Error>(())
     })?;
     stats.files = plan.files.len() as u64;
