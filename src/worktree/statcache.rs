@@ -16,7 +16,7 @@
 //! tree is recognised without even loading the per-file records. A fingerprint is recorded
 //! only when every file in it was safely old, by the same rule.
 //!
-//! Format (text, one record per line after the header `snap-stat-cache 1`):
+//! Format (zstd-compressed text, one record per line after the header `snap-stat-cache 1`):
 //! `<hex digest> <size> <mtime_ns> <ctime_ns> <ino> <dev> <path>`, the path being the absolute
 //! path that was read (any bytes but newline).
 
@@ -110,7 +110,8 @@ impl StatCache {
     fn try_load(path: &Path) -> Option<StatCache> {
         let file = File::open(path).ok()?;
         let written_ns = FileStat::of(&file.metadata().ok()?).mtime_ns;
-        let mut lines = BufReader::with_capacity(1 << 20, file).split(b'\n');
+        let decoder = zstd::stream::read::Decoder::new(file).ok()?;
+        let mut lines = BufReader::with_capacity(1 << 20, decoder).split(b'\n');
         if lines.next()?.ok()? != HEADER.as_bytes() {
             return None;
         }
@@ -186,7 +187,8 @@ impl StatCache {
         crate::fs::create_dir_all(&dir)?;
         let mut tmp = AtomicFile::new_in(&dir)?;
         {
-            let mut w = BufWriter::with_capacity(1 << 20, tmp.file());
+            let encoder = zstd::stream::write::Encoder::new(tmp.file(), 1)?.auto_finish();
+            let mut w = BufWriter::with_capacity(1 << 20, encoder);
             writeln!(w, "{HEADER}")?;
             for (p, (s, d)) in &self.records {
                 write!(
@@ -257,8 +259,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         std::fs::create_dir_all(dir.path().join("cache")).unwrap_or_else(|e| panic!("{e}"));
         for junk in ["", "snap-stat-cache 1\nzz 1 2 3 4 5 /x\n", "other 1\n"] {
-            std::fs::write(StatCache::path(dir.path()), junk).unwrap_or_else(|e| panic!("{e}"));
-            assert!(StatCache::load(dir.path()).is_empty());
+            for bytes in [
+                junk.as_bytes().to_vec(),
+                zstd::encode_all(junk.as_bytes(), 1).unwrap_or_else(|e| panic!("{e}")),
+            ] {
+                std::fs::write(StatCache::path(dir.path()), bytes)
+                    .unwrap_or_else(|e| panic!("{e}"));
+                assert!(StatCache::load(dir.path()).is_empty());
+            }
         }
     }
 }
