@@ -226,50 +226,78 @@ fn store_grouped(
     };
 
     let is_large = |e: &ScanEntry| matches!(e.kind, ScanKind::File { size, .. } if size >= large);
-    let mut i = 0;
-    while i < entries.len() {
-        if is_large(&entries[i]) {
-            out.cut()?;
-            grouper.reset();
-            let (digest, size) = store_large(out.pack()?, &entries[i])?;
-            files[i] = Some((digest, size));
-            progress.stored(1, size);
-            out.cut()?;
-            i += 1;
-            continue;
-        }
-        // A batch of consecutive small members.
-        let mut j = i;
-        let mut bytes = 0;
-        while j < entries.len()
-            && j - i < BATCH_MEMBERS
-            && bytes < BATCH_BYTES
-            && !is_large(&entries[j])
-        {
-            if let ScanKind::File { size, .. } = entries[j].kind {
-                bytes += size;
-            }
-            j += 1;
-        }
-        let encoded: Vec<Result<pack::EncodedMember, Error>> = entries[i..j]
-            .par_iter()
-            .map(|e| encode_small(e, large))
-            .collect();
-        for (k, m) in encoded.into_iter().enumerate() {
-            let m = m?;
-            if let Some(d) = m.digest {
-                files[i + k] = Some((d, m.size));
-                progress.stored(1, m.size);
-            }
-            out.pack()?
-                .add(&m)
-                .map_err(|source| io(objects.packs_dir(), source))?;
-            if grouper.push(&m.header, m.digest.as_ref(), artifact::weight(m.size)) {
-                out.cut()?;
-            }
-        }
-        i = j;
+    // Work in member order: a batch of small members (encoded on the rayon pool), or one
+    // large file (streamed here). A producer thread encodes the next batch while this one
+    // writes the previous into packs; the channel holds one batch, so at most two are in
+    // memory.
+    enum Work {
+        Batch(usize, Vec<Result<pack::EncodedMember, Error>>),
+        Large(usize),
     }
+    std::thread::scope(|scope| -> Result<(), Error> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Work>(1);
+        scope.spawn(move || {
+            let mut i = 0;
+            while i < entries.len() {
+                if is_large(&entries[i]) {
+                    if tx.send(Work::Large(i)).is_err() {
+                        return;
+                    }
+                    i += 1;
+                    continue;
+                }
+                let mut j = i;
+                let mut bytes = 0;
+                while j < entries.len()
+                    && j - i < BATCH_MEMBERS
+                    && bytes < BATCH_BYTES
+                    && !is_large(&entries[j])
+                {
+                    if let ScanKind::File { size, .. } = entries[j].kind {
+                        bytes += size;
+                    }
+                    j += 1;
+                }
+                let encoded: Vec<Result<pack::EncodedMember, Error>> = entries[i..j]
+                    .par_iter()
+                    .map(|e| encode_small(e, large))
+                    .collect();
+                // The receiver stops listening after an error: stop encoding then.
+                if tx.send(Work::Batch(i, encoded)).is_err() {
+                    return;
+                }
+                i = j;
+            }
+        });
+        for work in rx {
+            match work {
+                Work::Large(i) => {
+                    out.cut()?;
+                    grouper.reset();
+                    let (digest, size) = store_large(out.pack()?, &entries[i])?;
+                    files[i] = Some((digest, size));
+                    progress.stored(1, size);
+                    out.cut()?;
+                }
+                Work::Batch(i, encoded) => {
+                    for (k, m) in encoded.into_iter().enumerate() {
+                        let m = m?;
+                        if let Some(d) = m.digest {
+                            files[i + k] = Some((d, m.size));
+                            progress.stored(1, m.size);
+                        }
+                        out.pack()?
+                            .add(&m)
+                            .map_err(|source| io(objects.packs_dir(), source))?;
+                        if grouper.push(&m.header, m.digest.as_ref(), artifact::weight(m.size)) {
+                            out.cut()?;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    })?;
     out.cut()?;
     Ok(out.layers)
 }
