@@ -46,6 +46,30 @@ pub fn compress_frame(input: &[u8]) -> io::Result<Vec<u8>> {
     })
 }
 
+/// Decompresses a run of frames held in memory into at most `capacity` bytes, with a
+/// decompression context kept per thread (creating one costs more than decompressing a small
+/// file).
+///
+/// # Errors
+/// `InvalidData`-like errors from zstd if the frames are corrupt or exceed `capacity`.
+pub fn decompress_frames_bulk(frames: &[u8], capacity: usize) -> io::Result<Vec<u8>> {
+    thread_local! {
+        static DCTX: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    DCTX.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(zstd::bulk::Decompressor::new()?);
+        }
+        let d = slot.as_mut().expect("initialised just above");
+        let mut out = Vec::with_capacity(capacity);
+        d.decompress_to_buffer(frames, &mut out)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+        Ok(out)
+    })
+}
+
 /// Decompresses a run of frames whose total decompressed size is exactly `expected`.
 ///
 /// # Errors

@@ -727,6 +727,21 @@ pub struct ObjectReader {
     verified: bool,
 }
 
+/// Objects at most this big (compressed and not) are read from packs in one piece.
+const SMALL_OBJECT: u64 = 4 << 20;
+
+/// A reader whose first read fails with the error it holds.
+struct FailingReader(Option<io::Error>);
+
+impl Read for FailingReader {
+    fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+        match self.0.take() {
+            Some(e) => Err(e),
+            None => Ok(0),
+        }
+    }
+}
+
 impl ObjectReader {
     fn open(digest: Digest, location: Location) -> Result<Self, Error> {
         let (path, inner, expected_size): (PathBuf, Box<dyn Read + Send>, Option<u64>) =
@@ -744,6 +759,32 @@ impl ObjectReader {
                         Box::new(io::BufReader::with_capacity(1 << 20, f)),
                         None,
                     )
+                }
+                Location::InPack { pack, entry }
+                    if entry.length <= SMALL_OBJECT && entry.size <= SMALL_OBJECT =>
+                {
+                    // Small objects are decompressed whole, with a reused context.
+                    let mut f = File::open(&pack).map_err(|e| io_err(&pack, e))?;
+                    f.seek(io::SeekFrom::Start(entry.offset))
+                        .map_err(|e| io_err(&pack, e))?;
+                    let mut frames = Vec::with_capacity(usize::try_from(entry.length).unwrap_or(0));
+                    f.take(entry.length)
+                        .read_to_end(&mut frames)
+                        .map_err(|e| io_err(&pack, e))?;
+                    let size = usize::try_from(entry.size).unwrap_or(usize::MAX);
+                    let padded = size.saturating_add(pack::tar::padding(entry.size));
+                    let inner: Box<dyn Read + Send> =
+                        match pack::decompress_frames_bulk(&frames, padded) {
+                            Ok(mut bytes) => {
+                                bytes.truncate(size);
+                                Box::new(io::Cursor::new(bytes))
+                            }
+                            // Report it as the stream would: a corrupt object, on first read.
+                            Err(e) => Box::new(FailingReader(Some(io::Error::other(format!(
+                                "cannot decompress: {e}"
+                            ))))),
+                        };
+                    (pack, inner, Some(entry.size))
                 }
                 Location::InPack { pack, entry } => {
                     let mut f = File::open(&pack).map_err(|e| io_err(&pack, e))?;

@@ -336,7 +336,13 @@ fn write_copy(
 ) -> Result<u64, Error> {
     let mut out = create_file(target, f.executable).map_err(|e| io_err(target, e))?;
     let mut reader = objects.open_at(&f.digest, location)?;
-    let mut buf = vec![0u8; 256 << 10];
+    let mut buf = vec![
+        0u8;
+        usize::try_from(f.size)
+            .unwrap_or(usize::MAX)
+            .clamp(1, 256 << 10)
+            + 1
+    ];
     let mut n = 0u64;
     loop {
         let k =
