@@ -135,16 +135,20 @@ fn octal(field: &[u8]) -> Result<u64, String> {
 }
 
 fn decompress(frame: &[u8], limit: usize) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    let mut d = zstd::stream::read::Decoder::with_buffer(frame).map_err(|e| e.to_string())?;
-    (&mut d)
-        .take(limit as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| format!("bad zstd frame: {e}"))?;
-    if out.len() > limit {
-        return Err(format!("a frame decompresses to more than {limit} bytes"));
-    }
-    Ok(out)
+    // A per-thread context: packs have two frames per member, and creating a context costs
+    // more than decompressing a small one. Output beyond `limit` is an error, never memory.
+    let declared = match zstd::zstd_safe::get_frame_content_size(frame) {
+        Ok(Some(n)) => usize::try_from(n).unwrap_or(usize::MAX),
+        _ => limit,
+    };
+    super::decompress_frames_bulk(frame, declared.min(limit)).map_err(|e| {
+        match zstd::zstd_safe::get_frame_content_size(frame) {
+            Ok(Some(n)) if n > limit as u64 => {
+                format!("a frame decompresses to more than {limit} bytes")
+            }
+            _ => format!("bad zstd frame: {e}"),
+        }
+    })
 }
 
 /// Splits a stream into zstd frames by their headers.
