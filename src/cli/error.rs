@@ -137,6 +137,15 @@ fn hint_for(err: &ops::Error) -> Option<(String, &'static str)> {
     use snap::rev;
     use snap::store;
     use snap::store::refs;
+    if let Some(lock_path) = err.lock_path()
+        && lock_path.file_name().is_some_and(|n| n == "LOCK")
+    {
+        // The store-wide flock: released by the kernel when its holder exits.
+        return Some((
+            "another snap process is using this store; run this again when it has finished".into(),
+            "store-in-use",
+        ));
+    }
     if let Some(lock_path) = err.lock_path() {
         return Some((
             format!(

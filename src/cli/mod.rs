@@ -9,6 +9,7 @@ mod diff;
 mod error;
 mod export;
 mod fsck;
+mod gc;
 mod import;
 mod init;
 mod log;
@@ -99,6 +100,8 @@ enum Command {
     Ref(refs::RefArgs),
     /// Verify every object, pack, ref and reflog.
     Fsck(fsck::Args),
+    /// Remove objects no ref or recent reflog entry reaches.
+    Gc(gc::Args),
 }
 
 /// What every command gets.
@@ -145,6 +148,7 @@ pub fn main() -> ExitCode {
         Command::Diff(a) => diff::run(&ctx, a),
         Command::Restore(a) => restore::run(&ctx, a),
         Command::Push(a) => push::push(&ctx, a),
+        Command::Gc(a) => gc::run(&ctx, a),
         Command::Pull(a) => push::pull(&ctx, a),
         Command::Status(a) => status::run(&ctx, a),
         Command::Export(a) => export::run(&ctx, a),

@@ -21,6 +21,20 @@ pub fn open(explicit: Option<&Path>, cwd: &Path) -> Result<Store, Error> {
     }
 }
 
+/// Opens the store as [`open`] does, holding the store-wide lock exclusively (for `gc`).
+///
+/// # Errors
+/// As [`open`]; a lock error when another snap process uses the store.
+pub fn open_exclusive(explicit: Option<&Path>, cwd: &Path) -> Result<Store, Error> {
+    let dir = match explicit {
+        Some(dir) => cwd.join(dir),
+        None => Store::find(cwd).ok_or_else(|| crate::store::Error::NotFound {
+            start: cwd.to_owned(),
+        })?,
+    };
+    Ok(Store::open_exclusive(&dir)?)
+}
+
 /// Creates a store in `dir` (a directory to hold `.store/`), or at `explicit` (the store
 /// directory itself). Returns the store and whether it was created.
 ///

@@ -8,6 +8,7 @@
 pub mod commit;
 pub mod export;
 pub mod fsck;
+pub mod gc;
 pub mod import;
 pub mod init;
 pub mod pull;
@@ -24,8 +25,9 @@ use crate::{provenance, rev, snapshot, worktree};
 pub use commit::{CommitOptions, CommitOutcome, Update, commit};
 pub use export::{ExportOptions, ExportOutcome, export};
 pub use fsck::{FsckReport, fsck};
+pub use gc::{GcOptions, GcOutcome, gc};
 pub use import::{ImportOptions, ImportOutcome, import};
-pub use init::{init, open, open_or_create};
+pub use init::{init, open, open_exclusive, open_or_create};
 pub use pull::{PullOptions, PullOutcome, pull};
 pub use push::{PushOptions, PushOutcome, push};
 pub use refs::{delete_ref, tag};

@@ -81,6 +81,19 @@ impl Store {
     /// # Errors
     /// [`Error::NotAStore`], [`Error::UnsupportedFormat`] or [`Error::Io`].
     pub fn open(dir: &Path) -> Result<Store, Error> {
+        Store::open_locked(dir, LockMode::Shared, true)
+    }
+
+    /// Opens a store for maintenance: with the store-wide lock held exclusively, so no other
+    /// snap process reads or writes objects meanwhile. Fails at once if one does.
+    ///
+    /// # Errors
+    /// As [`Store::open`], and a lock error naming the lock file when the store is in use.
+    pub fn open_exclusive(dir: &Path) -> Result<Store, Error> {
+        Store::open_locked(dir, LockMode::Exclusive, false)
+    }
+
+    fn open_locked(dir: &Path, mode: LockMode, wait: bool) -> Result<Store, Error> {
         let format_path = dir.join(FORMAT_FILE);
         let text = match std::fs::read_to_string(&format_path) {
             Ok(t) => t,
@@ -106,7 +119,7 @@ impl Store {
             path: dir.to_owned(),
             source,
         })?;
-        let lock = StoreLock::acquire(&dir.join("LOCK"), LockMode::Shared, true)?;
+        let lock = StoreLock::acquire(&dir.join("LOCK"), mode, wait)?;
         let root = dir.parent().map_or_else(|| dir.clone(), Path::to_path_buf);
         Ok(Store {
             objects: Objects::new(&dir),

@@ -8,6 +8,7 @@ mod diff;
 mod errors;
 mod export;
 mod fsck;
+mod gc;
 mod hostile;
 mod log;
 mod ls;

@@ -1,0 +1,226 @@
+//! `snap gc`: removes what no ref and no recent reflog entry can reach.
+//!
+//! Runs with the store-wide lock held exclusively, so no commit, import or pull is writing
+//! meanwhile (they wait for it). Roots are every ref and every reflog entry younger than
+//! `expire` (both its old and new value). From each root: a manifest's config and layers; a
+//! snap snapshot's parents and the trees its config carries inline (also stored loose, for
+//! reading); an index's manifests. Then every loose object and pack that is not reachable and
+//! is older than `grace` is removed (a pack is a layer, so a reachable pack is entirely
+//! live: gc never rewrites packs, it drops whole ones), with its index. Leftover temp files
+//! older than `grace` go too.
+//!
+//! Before anything is removed, every root must be readable: a damaged store is `fsck`'s to
+//! report, and gc refuses to guess what a missing manifest would have kept alive.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use crate::digest::Digest;
+use crate::object::SnapshotConfig;
+use crate::oci::RawManifest;
+use crate::oci::layout::RawIndex;
+use crate::ops::Error;
+use crate::snapshot::MAX_METADATA_BYTES;
+use crate::store::Store;
+use crate::store::reflog;
+
+/// Reflog entries younger than this keep what they name (git's `gc.reflogExpire`).
+pub const DEFAULT_EXPIRE: Duration = Duration::from_secs(90 * 24 * 3600);
+/// Unreachable objects younger than this are kept: they may belong to an operation that has
+/// not moved its ref yet (one that ran before this gc took the lock and was killed).
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(3600);
+
+/// What to collect.
+#[derive(Clone, Debug)]
+pub struct GcOptions {
+    /// Report, remove nothing.
+    pub dry_run: bool,
+    /// Reflog entries older than this are not roots.
+    pub expire: Duration,
+    /// Unreachable objects younger than this are kept.
+    pub grace: Duration,
+}
+
+impl Default for GcOptions {
+    fn default() -> Self {
+        GcOptions {
+            dry_run: false,
+            expire: DEFAULT_EXPIRE,
+            grace: DEFAULT_GRACE,
+        }
+    }
+}
+
+/// What gc found and did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct GcOutcome {
+    /// Whether nothing was removed on purpose.
+    pub dry_run: bool,
+    /// Refs and young reflog values that were roots.
+    pub roots: u64,
+    /// Objects reached from them (manifests, configs, layers, trees).
+    pub reachable: u64,
+    /// Loose objects removed (or that would be).
+    pub loose_removed: u64,
+    /// Packs removed (or that would be), each with its index.
+    pub packs_removed: u64,
+    /// Leftover temp files and directories removed (or that would be).
+    pub temp_removed: u64,
+    /// Bytes freed (or that would be).
+    pub bytes_removed: u64,
+    /// Unreachable objects kept because they are younger than the grace period.
+    pub kept_young: u64,
+}
+
+/// Collects garbage.
+///
+/// # Errors
+/// `Corrupt`/`NotFound` when a root cannot be read (nothing is removed then), `Io`.
+pub fn gc(store: &Store, opts: &GcOptions) -> Result<GcOutcome, Error> {
+    let now = SystemTime::now();
+    let mut out = GcOutcome {
+        dry_run: opts.dry_run,
+        ..GcOutcome::default()
+    };
+
+    // Roots.
+    let mut roots = BTreeSet::new();
+    for (_, d) in store.refs.list()? {
+        roots.insert(d);
+    }
+    let oldest = now
+        .checked_sub(opts.expire)
+        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .map_or(i64::MIN, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    for name in store.refs.log_names()? {
+        let path = store.refs.log_path(&name);
+        let (entries, _bad) = reflog::read(&path).map_err(|source| Error::Io { path, source })?;
+        for e in entries.iter().filter(|e| e.time > oldest) {
+            roots.extend(e.old);
+            roots.extend(e.new);
+        }
+    }
+    out.roots = roots.len() as u64;
+
+    // Mark. A ref's value must be readable; an old reflog value may already be gone.
+    let refs: BTreeSet<Digest> = store.refs.list()?.into_iter().map(|(_, d)| d).collect();
+    let mut live: BTreeSet<Digest> = BTreeSet::new();
+    let mut queue: VecDeque<(Digest, bool)> =
+        roots.iter().map(|d| (*d, refs.contains(d))).collect();
+    while let Some((d, required)) = queue.pop_front() {
+        if !live.insert(d) {
+            continue;
+        }
+        let bytes = match store.objects.read(&d, MAX_METADATA_BYTES) {
+            Ok(b) => b,
+            Err(e) if required => return Err(e.into()),
+            Err(_) => continue,
+        };
+        let is_index = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .is_some_and(|v| v.get("manifests").is_some());
+        if is_index {
+            if let Ok(index) = RawIndex::from_bytes(bytes) {
+                for m in &index.index().manifests {
+                    queue.push_back((m.digest, required));
+                }
+            }
+            continue;
+        }
+        let Ok(manifest) = RawManifest::from_bytes(bytes) else {
+            continue; // a blob reached as a layer: nothing below it
+        };
+        let m = manifest.manifest();
+        live.insert(m.config.digest);
+        for l in &m.layers {
+            live.insert(l.digest);
+        }
+        if m.is_snapshot() {
+            let cfg = store
+                .objects
+                .read(&m.config.digest, MAX_METADATA_BYTES)
+                .map_err(Error::from)
+                .and_then(|b| {
+                    SnapshotConfig::decode(&b).map_err(|e| Error::NotAManifest {
+                        digest: d,
+                        reason: e.to_string(),
+                    })
+                });
+            match cfg {
+                Ok(cfg) => {
+                    live.extend(cfg.inline_trees().map(|(t, _)| *t));
+                    // Lineage stays as far as it is stored; a missing parent is not an error.
+                    for p in &cfg.parents {
+                        queue.push_back((*p, false));
+                    }
+                }
+                Err(e) if required => return Err(e),
+                Err(_) => {}
+            }
+        }
+    }
+    out.reachable = live.len() as u64;
+
+    // Sweep.
+    let old_enough = |path: &std::path::Path| -> bool {
+        std::fs::symlink_metadata(path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| now.duration_since(t).ok())
+            .is_some_and(|age| age >= opts.grace)
+    };
+    let size_of = |path: &std::path::Path| std::fs::symlink_metadata(path).map_or(0, |m| m.len());
+    let mut doomed: Vec<PathBuf> = Vec::new();
+    let (loose, _stray) = store.objects.list_loose()?;
+    for (d, path) in loose {
+        if live.contains(&d) {
+            continue;
+        }
+        if !old_enough(&path) {
+            out.kept_young += 1;
+            continue;
+        }
+        out.loose_removed += 1;
+        out.bytes_removed += size_of(&path);
+        doomed.push(path);
+    }
+    let (packs, _stray) = store.objects.list_packs()?;
+    for (d, pack, idx) in packs {
+        if live.contains(&d) {
+            continue;
+        }
+        if !old_enough(&pack) {
+            out.kept_young += 1;
+            continue;
+        }
+        out.packs_removed += 1;
+        out.bytes_removed += size_of(&pack) + size_of(&idx);
+        doomed.push(idx);
+        doomed.push(pack);
+    }
+    for t in store.temp_files()? {
+        if old_enough(&t) {
+            out.temp_removed += 1;
+            out.bytes_removed += size_of(&t);
+            doomed.push(t);
+        }
+    }
+    if opts.dry_run {
+        return Ok(out);
+    }
+    for path in doomed {
+        let res = if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        match res {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(Error::Io { path, source }),
+        }
+    }
+    store.objects.sync_packs_dir()?;
+    Ok(out)
+}

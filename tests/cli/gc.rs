@@ -1,0 +1,175 @@
+//! `snap gc` removes only what nothing reaches, and never races a writer.
+
+use std::collections::BTreeSet;
+
+use snap::ops::fsck::FsckReport;
+use snap::ops::{CommitOutcome, GcOutcome};
+
+use crate::harness::{Env, Result, stderr};
+
+fn grouped_tree(env: &Env, dir: &str, extra: &str) -> Result {
+    for i in 0..200 {
+        env.write(
+            &format!("{dir}/f{i:03}.txt"),
+            format!("file {i} {extra}\n").repeat(i + 1),
+        )?;
+    }
+    Ok(())
+}
+
+#[test]
+fn gc_removes_only_what_no_ref_or_recent_reflog_reaches() -> Result {
+    let env = Env::new()?;
+    grouped_tree(&env, "idx", "v1")?;
+    let one: CommitOutcome = env.json(&["commit", "idx", "-m", "one"])?;
+    env.write("idx/f007.txt", "changed\n")?;
+    let two: CommitOutcome = env.json(&["commit", "idx", "-m", "two"])?;
+    env.fixture("demo", "demo")?;
+    env.ok(&["commit", "demo", "--ref", "scratch"])?;
+    grouped_tree(&env, "other", "throwaway")?;
+    env.ok(&["commit", "other", "--ref", "throwaway"])?;
+
+    // Everything is reachable: nothing to do.
+    let g: GcOutcome = env.json(&["gc", "--prune-now"])?;
+    assert_eq!((g.loose_removed, g.packs_removed), (0, 0), "{g:?}");
+
+    // A deleted ref's snapshot stays while its reflog entry is recent…
+    env.ok(&["ref", "delete", "throwaway"])?;
+    let g: GcOutcome = env.json(&["gc", "--prune-now"])?;
+    assert_eq!(g.packs_removed, 0, "{g:?}");
+    // …and within the grace period even once the reflog no longer counts.
+    let g: GcOutcome = env.json(&["gc", "--expire", "0"])?;
+    assert_eq!(g.packs_removed, 0, "{g:?}");
+    assert!(g.kept_young > 0, "{g:?}");
+
+    // A dry run reports what a real run then does, and changes nothing.
+    let before = env.sh("find .store -type f | sort")?;
+    let dry: GcOutcome = env.json(&["gc", "--dry-run", "--expire", "0", "--prune-now"])?;
+    assert!(dry.packs_removed > 0 && dry.bytes_removed > 0, "{dry:?}");
+    assert_eq!(env.sh("find .store -type f | sort")?, before);
+    let real: GcOutcome = env.json(&["gc", "--expire", "0", "--prune-now"])?;
+    assert_eq!(
+        (real.loose_removed, real.packs_removed, real.bytes_removed),
+        (dry.loose_removed, dry.packs_removed, dry.bytes_removed)
+    );
+
+    // What the refs reach is intact: lineage, contents, fsck.
+    let log = env.ok(&["log", "--oneline"])?;
+    assert!(
+        log.contains(&two.digest.short()) && log.contains(&one.digest.short()),
+        "{log}"
+    );
+    env.ok(&["restore", "latest", "out"])?;
+    env.sh("diff -r idx out/idx")?;
+    env.ok(&["restore", "scratch", "out2"])?;
+    env.sh("diff -r demo out2/demo")?;
+    let r: FsckReport = env.json(&["fsck"])?;
+    assert!(r.is_clean(), "{:?}", r.problems);
+    let again: GcOutcome = env.json(&["gc", "--expire", "0", "--prune-now"])?;
+    assert_eq!((again.loose_removed, again.packs_removed), (0, 0));
+    Ok(())
+}
+
+#[test]
+fn gc_refuses_to_guess_when_a_ref_points_at_a_missing_snapshot() -> Result {
+    let env = Env::new()?;
+    grouped_tree(&env, "idx", "v1")?;
+    let c: CommitOutcome = env.json(&["commit", "idx"])?;
+    let hex = c.digest.hex();
+    env.sh(&format!(
+        "rm -f .store/objects/sha256/{}/{}",
+        &hex[..2],
+        &hex[2..]
+    ))?;
+    let before = env.sh("find .store -type f | sort")?;
+    let out = env.run(&["gc", "--expire", "0", "--prune-now"], 2)?;
+    assert!(stderr(&out).contains(&hex[..12]), "{}", stderr(&out));
+    assert_eq!(
+        env.sh("find .store -type f | sort")?,
+        before,
+        "nothing removed"
+    );
+    Ok(())
+}
+
+#[test]
+fn gc_and_concurrent_commits_never_lose_a_snapshot() -> Result {
+    let env = Env::new()?;
+    env.ok(&["init"])?;
+    for i in 0..4 {
+        grouped_tree(&env, &format!("w{i}"), &format!("worker {i}"))?;
+    }
+    // Four writers committing ten times each, and gc running (and retrying while the store is
+    // busy) meanwhile, as aggressively as it can.
+    let writers: Vec<std::process::Child> = (0..4)
+        .map(|i| {
+            let script = format!(
+                "for n in $(seq 1 10); do echo $n >> w{i}/f000.txt; \"$SNAP\" --json commit w{i} -m \"w{i} $n\" || exit 1; done"
+            );
+            std::process::Command::new("bash")
+                .arg("-c")
+                .arg(script)
+                .current_dir(env.path())
+                .env("SNAP", env!("CARGO_BIN_EXE_snap"))
+                .env("SNAP_LOCK_TIMEOUT_MS", "30000")
+                .env("SOURCE_DATE_EPOCH", "1767225600")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+        })
+        .collect::<std::io::Result<_>>()?;
+    // gc runs while writers are still at work: count only the runs that finished before the
+    // last writer did.
+    let mut writers = writers;
+    let mut gcs_meanwhile = 0;
+    let mut busy = 0;
+    loop {
+        let mut running = 0;
+        for w in &mut writers {
+            if w.try_wait()?.is_none() {
+                running += 1;
+            }
+        }
+        if running == 0 {
+            break;
+        }
+        let out = env
+            .snap()
+            .args(["gc", "--expire", "0", "--prune-now"])
+            .output()?;
+        match out.status.code() {
+            Some(0) => gcs_meanwhile += 1,
+            Some(3) => {
+                busy += 1;
+                assert!(stderr(&out).contains("store-in-use"), "{}", stderr(&out));
+            }
+            _ => panic!("gc failed: {}", stderr(&out)),
+        }
+    }
+    assert!(
+        gcs_meanwhile >= 2,
+        "gc ran {gcs_meanwhile} times while writers ran ({busy} busy)"
+    );
+    let mut reported = BTreeSet::new();
+    for w in writers {
+        let out = w.wait_with_output()?;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for line in String::from_utf8(out.stdout)?.lines() {
+            let c: CommitOutcome = serde_json::from_str(line)?;
+            reported.insert(c.digest);
+        }
+    }
+    assert_eq!(reported.len(), 40);
+    env.ok(&["gc", "--expire", "0", "--prune-now"])?;
+    let log = env.ok(&["log", "--oneline", "-n", "100"])?;
+    for d in &reported {
+        assert!(log.contains(&d.short()), "{d} lost:\n{log}");
+    }
+    let r: FsckReport = env.json(&["fsck"])?;
+    assert!(r.is_clean(), "{:?}", r.problems);
+    Ok(())
+}
