@@ -99,12 +99,12 @@ fn gc_and_concurrent_commits_never_lose_a_snapshot() -> Result {
     for i in 0..4 {
         grouped_tree(&env, &format!("w{i}"), &format!("worker {i}"))?;
     }
-    // Four writers committing ten times each, and gc running (and retrying while the store is
+    // Four writers committing ten times each, pausing between commits as CI jobs do, and gc running (and retrying while the store is
     // busy) meanwhile, as aggressively as it can.
     let writers: Vec<std::process::Child> = (0..4)
         .map(|i| {
             let script = format!(
-                "for n in $(seq 1 10); do echo $n >> w{i}/f000.txt; \"$SNAP\" --json commit w{i} -m \"w{i} $n\" || exit 1; done"
+                "for n in $(seq 1 10); do echo $n >> w{i}/f000.txt; \"$SNAP\" --json commit w{i} -m \"w{i} $n\" || exit 1; sleep 0.2; done"
             );
             std::process::Command::new("bash")
                 .arg("-c")
