@@ -19,10 +19,13 @@ pub struct Args {
     /// Also remove unreachable objects younger than the one-hour grace period.
     #[arg(long)]
     prune_now: bool,
+    /// How long to wait for other snap processes to leave the store before giving up.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    wait: u64,
 }
 
 pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {
-    let store = ops::open_exclusive(ctx.store_arg(), &ctx.cwd)?;
+    let store = ops::open_exclusive(ctx.store_arg(), &ctx.cwd, Duration::from_secs(args.wait))?;
     let opts = GcOptions {
         dry_run: args.dry_run,
         expire: Duration::from_secs(args.expire.saturating_mul(24 * 3600)),

@@ -21,18 +21,33 @@ pub fn open(explicit: Option<&Path>, cwd: &Path) -> Result<Store, Error> {
     }
 }
 
-/// Opens the store as [`open`] does, holding the store-wide lock exclusively (for `gc`).
+/// Opens the store as [`open`] does, holding the store-wide lock exclusively (for `gc`),
+/// trying again every 50 ms for up to `wait` while other snap processes use the store.
 ///
 /// # Errors
-/// As [`open`]; a lock error when another snap process uses the store.
-pub fn open_exclusive(explicit: Option<&Path>, cwd: &Path) -> Result<Store, Error> {
+/// As [`open`]; a lock error when the store is still in use after `wait`.
+pub fn open_exclusive(
+    explicit: Option<&Path>,
+    cwd: &Path,
+    wait: std::time::Duration,
+) -> Result<Store, Error> {
     let dir = match explicit {
         Some(dir) => cwd.join(dir),
         None => Store::find(cwd).ok_or_else(|| crate::store::Error::NotFound {
             start: cwd.to_owned(),
         })?,
     };
-    Ok(Store::open_exclusive(&dir)?)
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        match Store::open_exclusive(&dir) {
+            Err(crate::store::Error::Lock(crate::lock::Error::Locked { .. }))
+                if std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => return Ok(other?),
+        }
+    }
 }
 
 /// Creates a store in `dir` (a directory to hold `.store/`), or at `explicit` (the store

@@ -173,3 +173,33 @@ fn gc_and_concurrent_commits_never_lose_a_snapshot() -> Result {
     assert!(r.is_clean(), "{:?}", r.problems);
     Ok(())
 }
+
+#[test]
+fn gc_waits_for_the_store_then_gives_up_with_exit_3() -> Result {
+    let env = Env::new()?;
+    env.fixture("demo", "demo")?;
+    env.ok(&["commit", "demo"])?;
+    // This test process uses the store (a shared lock, as every snap command takes).
+    let held = snap::store::Store::open(&env.join(".store"))?;
+    let out = env.run(&["gc", "--wait", "0"], 3)?;
+    assert!(
+        stderr(&out).contains("another snap process is using this store"),
+        "{}",
+        stderr(&out)
+    );
+    // Released while gc waits: gc proceeds.
+    let child = env
+        .snap_std(env.path())
+        .args(["gc", "--wait", "20"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    drop(held);
+    let out = child.wait_with_output()?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
