@@ -52,7 +52,8 @@ pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {
         }),
         with_history: args.with_history,
     };
-    let out = ops::export(&store, &opts)?;
+    let bar = crate::cli::progress::Bar::new(&ctx.printer);
+    let out = ops::export::export_with(&store, &opts, &bar)?;
     if ctx.printer.json() {
         ctx.printer.json_value(&out)?;
     } else {

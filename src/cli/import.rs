@@ -37,7 +37,8 @@ pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {
         force: args.force,
         max_bytes: args.max_bytes,
     };
-    let out = ops::import(&store, &opts)?;
+    let bar = crate::cli::progress::Bar::new(&ctx.printer);
+    let out = ops::import::import_reporting(&store, &opts, &bar)?;
     if ctx.printer.json() {
         ctx.printer.json_value(&out)?;
     } else {

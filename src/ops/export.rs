@@ -72,6 +72,18 @@ pub struct ExportOutcome {
 /// `NotFound` for an unknown revision or a missing object, `Corrupt` for a damaged one (nothing
 /// is written then), `InvalidInput` for a non-empty output directory, `Io` otherwise.
 pub fn export(store: &Store, opts: &ExportOptions) -> Result<ExportOutcome, Error> {
+    export_with(store, opts, &crate::ops::NoProgress)
+}
+
+/// [`export`], reporting each blob written to `progress`.
+///
+/// # Errors
+/// As [`export`].
+pub fn export_with(
+    store: &Store,
+    opts: &ExportOptions,
+    progress: &dyn crate::ops::Progress,
+) -> Result<ExportOutcome, Error> {
     if opts.revs.is_empty() {
         return Err(Error::NothingToExport);
     }
@@ -153,10 +165,13 @@ pub fn export(store: &Store, opts: &ExportOptions) -> Result<ExportOutcome, Erro
     });
 
     let bytes = blobs.values().sum();
-    match format {
-        Format::Dir => write_dir(store, &blobs, &index, &opts.out)?,
-        _ => write_archive(store, &blobs, &index, &opts.out, format)?,
-    }
+    progress.begin("Exporting", bytes, blobs.len() as u64);
+    let written = match format {
+        Format::Dir => write_dir(store, &blobs, &index, &opts.out, progress),
+        _ => write_archive(store, &blobs, &index, &opts.out, format, progress),
+    };
+    progress.end();
+    written?;
     Ok(ExportOutcome {
         out: opts.out.clone(),
         format,
@@ -200,6 +215,7 @@ fn write_archive(
     index: &RawIndex,
     out: &Path,
     format: Format,
+    progress: &dyn crate::ops::Progress,
 ) -> Result<(), Error> {
     let dir = parent_dir(out);
     let io_err = |source| Error::Io {
@@ -233,6 +249,7 @@ fn write_archive(
                 _ => io_err(e),
             })?;
             r.finish()?;
+            progress.advance(*size, 1);
         }
         let sink = w.finish(index.bytes()).map_err(io_err)?;
         // Dropping the encoder finishes the compressed stream; errors surface on flush above.
@@ -250,6 +267,7 @@ fn write_dir(
     blobs: &BTreeMap<Digest, u64>,
     index: &RawIndex,
     out: &Path,
+    progress: &dyn crate::ops::Progress,
 ) -> Result<(), Error> {
     let io_at = |path: &Path| {
         let path = path.to_owned();
@@ -273,7 +291,8 @@ fn write_dir(
     for digest in blobs.keys() {
         let path = blob_dir.join(digest.hex());
         let mut f = BufWriter::new(create_file(&path)?);
-        copy_blob(store, digest, &mut f)?;
+        let n = copy_blob(store, digest, &mut f)?;
+        progress.advance(n, 1);
         f.flush().map_err(io_at(&path))?;
         f.get_ref().sync_all().map_err(io_at(&path))?;
     }

@@ -240,7 +240,19 @@ struct Plan {
 /// is changed then), `NotFound` for a missing path, `Io` otherwise. Ref conflicts are not
 /// errors: they are reported in the outcome.
 pub fn import(store: &Store, opts: &ImportOptions) -> Result<ImportOutcome, Error> {
-    import_with(store, opts, Mode::default())
+    import_with(store, opts, Mode::default(), &crate::ops::NoProgress)
+}
+
+/// [`import`], reporting each blob stored to `progress`.
+///
+/// # Errors
+/// As [`import`].
+pub fn import_reporting(
+    store: &Store,
+    opts: &ImportOptions,
+    progress: &dyn crate::ops::Progress,
+) -> Result<ImportOutcome, Error> {
+    import_with(store, opts, Mode::default(), progress)
 }
 
 /// How `snap pull` uses the import machinery on the layout it staged.
@@ -258,6 +270,7 @@ pub(crate) fn import_with(
     store: &Store,
     opts: &ImportOptions,
     mode: Mode,
+    progress: &dyn crate::ops::Progress,
 ) -> Result<ImportOutcome, Error> {
     let fallback = mode.store_fallback.then_some(&store.objects);
     // Phase 1: read.
@@ -379,50 +392,18 @@ pub(crate) fn import_with(
     // Phase 3: store.
     let mut blobs = 0u64;
     let mut bytes = 0u64;
-    for (d, b) in &plan.metadata {
-        if !store.objects.contains(d) {
-            store.objects.put(b)?;
-        }
-        blobs += 1;
-        bytes += b.len() as u64;
-    }
-    for (d, (size, index)) in &plan.packs {
-        if let Source::Dir(root, true) = &source {
-            // A pull's staging file, verified as it arrived: move it, do not copy it.
-            store
-                .objects
-                .adopt_pack(&blob_path(root, d), d, index.clone())?;
-        } else {
-            store.objects.import_pack_indexed(
-                &mut io::BufReader::new(source.open(d)?),
-                d,
-                Some(index.clone()),
-            )?;
-        }
-        blobs += 1;
-        bytes += size;
-    }
-    for (d, size) in &plan.loose {
-        if !store.objects.contains(d) {
-            let path = PathBuf::from(d.to_string());
-            let (stored, _) = store
-                .objects
-                .put_stream(&mut io::BufReader::new(source.open(d)?), &path)?;
-            if stored != *d {
-                return Err(Error::BlobDigest {
-                    digest: *d,
-                    actual: stored,
-                });
-            }
-        }
-        blobs += 1;
-        bytes += size;
-    }
-    for (d, b) in &plan.inline_trees {
-        if !store.objects.contains(d) {
-            store.objects.put(b)?;
-        }
-    }
+    let total: u64 = plan.metadata.values().map(|b| b.len() as u64).sum::<u64>()
+        + plan.packs.values().map(|(s, _)| s).sum::<u64>()
+        + plan.loose.values().sum::<u64>();
+    progress.begin(
+        "Importing",
+        total,
+        (plan.metadata.len() + plan.packs.len() + plan.loose.len()) as u64,
+    );
+    let stored = store_plan(store, &source, &plan, &mut blobs, &mut bytes, progress);
+    progress.end();
+    stored?;
+
     store.objects.sync_packs_dir()?;
     // Phase 4: refs.
     let tops = &index.index().manifests;
@@ -485,6 +466,65 @@ pub(crate) fn import_with(
         bytes,
         refs: refs_out,
     })
+}
+
+/// Phase 3 of an import: stores what the plan checked.
+fn store_plan(
+    store: &Store,
+    source: &Source,
+    plan: &Plan,
+    blobs: &mut u64,
+    bytes: &mut u64,
+    progress: &dyn crate::ops::Progress,
+) -> Result<(), Error> {
+    for (d, b) in &plan.metadata {
+        if !store.objects.contains(d) {
+            store.objects.put(b)?;
+        }
+        *blobs += 1;
+        *bytes += b.len() as u64;
+        progress.advance(b.len() as u64, 1);
+    }
+    for (d, (size, index)) in &plan.packs {
+        if let Source::Dir(root, true) = &source {
+            // A pull's staging file, verified as it arrived: move it, do not copy it.
+            store
+                .objects
+                .adopt_pack(&blob_path(root, d), d, index.clone())?;
+        } else {
+            store.objects.import_pack_indexed(
+                &mut io::BufReader::new(source.open(d)?),
+                d,
+                Some(index.clone()),
+            )?;
+        }
+        *blobs += 1;
+        *bytes += size;
+        progress.advance(*size, 1);
+    }
+    for (d, size) in &plan.loose {
+        if !store.objects.contains(d) {
+            let path = PathBuf::from(d.to_string());
+            let (stored, _) = store
+                .objects
+                .put_stream(&mut io::BufReader::new(source.open(d)?), &path)?;
+            if stored != *d {
+                return Err(Error::BlobDigest {
+                    digest: *d,
+                    actual: stored,
+                });
+            }
+        }
+        *blobs += 1;
+        *bytes += size;
+        progress.advance(*size, 1);
+    }
+    for (d, b) in &plan.inline_trees {
+        if !store.objects.contains(d) {
+            store.objects.put(b)?;
+        }
+    }
+    Ok(())
 }
 
 /// Whether `old` is among the stored ancestors of snapshot `new` (any parent, as far as the

@@ -242,6 +242,7 @@ pub fn pull(
             store_fallback: true,
             fast_forward: true,
         },
+        &crate::ops::NoProgress,
     )?;
     drop(staging);
 
