@@ -176,12 +176,14 @@ pub fn push(
     let mut seen = BTreeSet::new();
     blobs.retain(|(d, _)| seen.insert(*d));
 
-    let mut missing = Vec::new();
-    for (d, size) in &blobs {
-        if !client.blob_exists(d)? {
-            missing.push((*d, *size));
-        }
-    }
+    let digests: Vec<Digest> = blobs.iter().map(|(d, _)| *d).collect();
+    let present = client.blobs_exist(&digests)?;
+    let missing: Vec<(Digest, u64)> = blobs
+        .iter()
+        .zip(present)
+        .filter(|(_, here)| !here)
+        .map(|(b, _)| *b)
+        .collect();
     let uploaded_bytes: u64 = missing.iter().map(|(_, s)| s).sum();
     progress.begin("Pushing", uploaded_bytes, missing.len() as u64);
     let uploads: Vec<Upload<'_>> = missing

@@ -215,6 +215,35 @@ impl Client {
         })
     }
 
+    /// Which of `digests` the repository has, asking up to `jobs` at once.
+    ///
+    /// # Errors
+    /// The first classified [`Error`].
+    pub fn blobs_exist(&self, digests: &[Digest]) -> Result<Vec<bool>, Error> {
+        let jobs = self.opts.jobs.max(1);
+        let r = self.remote.to_oci();
+        self.count(digests.len() as u64);
+        let answers: Vec<(usize, Result<bool, OciDistributionError>)> = self.rt.block_on(async {
+            futures_util::stream::iter(digests.iter().enumerate().map(|(i, d)| {
+                let r = &r;
+                async move { (i, self.inner.blob_exists(r, &d.to_string()).await) }
+            }))
+            .buffer_unordered(jobs)
+            .collect()
+            .await
+        });
+        let mut out = vec![false; digests.len()];
+        for (i, a) in answers {
+            out[i] = match a {
+                Ok(b) => b,
+                // An expired token: log in again and ask this one once more.
+                Err(e) if is_unauthorized(&e) => self.blob_exists(&digests[i])?,
+                Err(e) => return Err(self.classify(e, &format!("blob {}", digests[i]), true)),
+            };
+        }
+        Ok(out)
+    }
+
     /// Uploads blobs, up to `jobs` at once. `done` is called after each with its size.
     ///
     /// # Errors
