@@ -73,28 +73,45 @@ pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {
             }
         }
     }
-    let conflicts: Vec<_> = out
-        .refs
+    if report_conflicts(
+        ctx,
+        &out.refs,
+        "the layout has",
+        "pass --force to move the refs, or --ref NAME to import under another name",
+        "import-conflict",
+    ) {
+        return Ok(ExitStatus::Conflict);
+    }
+    Ok(ExitStatus::Success)
+}
+
+/// Prints an error for each conflicted ref of an import or pull, with the hint; returns
+/// whether there was any (the command then exits 3).
+pub fn report_conflicts(
+    ctx: &Context,
+    refs: &[snap::ops::import::ImportedRef],
+    theirs: &str,
+    hint: &str,
+    anchor: &str,
+) -> bool {
+    let conflicts: Vec<_> = refs
         .iter()
         .filter(|r| r.update == RefUpdate::Conflicted)
         .collect();
     for r in &conflicts {
         ctx.printer.error(format!(
-            "ref `{}` points at {}, the layout has {}; left unchanged",
+            "ref `{}` points at {}, {theirs} {}; left unchanged",
             r.name,
             r.previous
                 .map_or_else(|| "nothing".into(), |p| p.to_string()),
             r.digest
         ));
     }
-    if !conflicts.is_empty() {
-        ctx.printer.error_detail(
-            "hint",
-            "pass --force to move the refs, or --ref NAME to import under another name",
-        );
-        ctx.printer
-            .error_detail("  see", "book/src/troubleshooting.md#import-conflict");
-        return Ok(ExitStatus::Conflict);
+    if conflicts.is_empty() {
+        return false;
     }
-    Ok(ExitStatus::Success)
+    ctx.printer.error_detail("hint", hint);
+    ctx.printer
+        .error_detail("  see", format!("book/src/troubleshooting.md#{anchor}"));
+    true
 }

@@ -198,27 +198,13 @@ pub fn pull(ctx: &Context, args: &PullArgs) -> anyhow::Result<ExitStatus> {
                 .status("Freshness", crate::cli::status::describe(f));
         }
     }
-    let conflicts: Vec<_> = out
-        .refs
-        .iter()
-        .filter(|r| r.update == RefUpdate::Conflicted)
-        .collect();
-    for r in &conflicts {
-        ctx.printer.error(format!(
-            "ref `{}` points at {}, which is not an ancestor of {}; left unchanged",
-            r.name,
-            r.previous
-                .map_or_else(|| "nothing".into(), |p| p.to_string()),
-            r.digest
-        ));
-    }
-    if !conflicts.is_empty() {
-        ctx.printer.error_detail(
-            "hint",
-            "pass --force to move the ref, or --ref NAME to pull under another name",
-        );
-        ctx.printer
-            .error_detail("  see", "book/src/troubleshooting.md#pull-conflict");
+    if crate::cli::import::report_conflicts(
+        ctx,
+        &out.refs,
+        "which is not an ancestor of",
+        "pass --force to move the ref, or --ref NAME to pull under another name",
+        "pull-conflict",
+    ) {
         return Ok(ExitStatus::Conflict);
     }
     if !ctx.printer.json() {

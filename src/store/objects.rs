@@ -269,14 +269,7 @@ impl Objects {
         let new = tmp
             .persist_new(&pack_path, Some(OBJECT_MODE))
             .map_err(|e| io_err(&pack_path, e))?;
-        if !idx_path.exists() {
-            let mut itmp = AtomicFile::new_in(&dir).map_err(|e| io_err(&dir, e))?;
-            itmp.write_all(&index.encode())
-                .map_err(|e| io_err(&idx_path, e))?;
-            itmp.persist_new(&idx_path, Some(OBJECT_MODE))
-                .map_err(|e| io_err(&idx_path, e))?;
-        }
-        self.add_to_index(&pack_path, &index);
+        self.write_index(&pack_path, &idx_path, &index)?;
         Ok(new)
     }
 
@@ -316,16 +309,28 @@ impl Objects {
             }
             return Err(io_err(&pack_path, e));
         }
-        if !idx_path.exists() {
-            let dir = self.packs_dir.clone();
-            let mut itmp = AtomicFile::new_in(&dir).map_err(|e| io_err(&dir, e))?;
-            itmp.write_all(&index.encode())
-                .map_err(|e| io_err(&idx_path, e))?;
-            itmp.persist_new(&idx_path, Some(OBJECT_MODE))
-                .map_err(|e| io_err(&idx_path, e))?;
-        }
-        self.add_to_index(&pack_path, &index);
+        self.write_index(&pack_path, &idx_path, &index)?;
         Ok(true)
+    }
+
+    /// Writes a pack's index beside it (unless there already is one) and makes the pack
+    /// readable through the in-memory index set.
+    fn write_index(
+        &self,
+        pack_path: &Path,
+        idx_path: &Path,
+        index: &PackIndex,
+    ) -> Result<(), Error> {
+        if !idx_path.exists() {
+            let dir = &self.packs_dir;
+            let mut itmp = AtomicFile::new_in(dir).map_err(|e| io_err(dir, e))?;
+            itmp.write_all(&index.encode())
+                .map_err(|e| io_err(idx_path, e))?;
+            itmp.persist_new(idx_path, Some(OBJECT_MODE))
+                .map_err(|e| io_err(idx_path, e))?;
+        }
+        self.add_to_index(pack_path, index);
+        Ok(())
     }
 
     /// Fsyncs the packs directory (once after writing many packs).
