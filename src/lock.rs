@@ -3,7 +3,9 @@
 //! * [`LockFile`] is a `#[must_use]` guard for `<path>.lock`, created with `O_EXCL`. It holds
 //!   the new content of `<path>` while the caller decides; [`LockFile::commit`] renames it over
 //!   `<path>`, and dropping it removes it (a complete rollback). Lock files survive a
-//!   `SIGKILL`: [`Error::Locked`] names the file so a person can remove a stale one.
+//!   `SIGKILL`, so the holder also keeps an advisory `flock` on the lock file's inode for as
+//!   long as it lives: a waiter that can take that `flock` knows the holder died and removes
+//!   the file (see [`remove_if_stale`] for why this cannot remove a live holder's lock).
 //! * [`StoreLock`] is an advisory `flock` on one file: shared for readers and writers of
 //!   objects, exclusive for maintenance. The kernel drops it when the process dies.
 //!
@@ -34,15 +36,28 @@ impl LockFile {
         let start = Instant::now();
         let mut wait = Duration::from_millis(1);
         loop {
+            let io_err = |source| Error::Io {
+                path: lock_path.clone(),
+                source,
+            };
             match fs::create_new(&lock_path) {
                 Ok(file) => {
-                    return Ok(LockFile {
-                        file: Some(file),
-                        lock_path,
-                        target: target.to_owned(),
-                    });
+                    // Blocks only while a waiter is checking this file for staleness.
+                    file.lock().map_err(io_err)?;
+                    // That waiter may have found it unlocked in the instant before we locked it,
+                    // and removed it: then the name is gone or someone else's, and we start over.
+                    if names_inode(&lock_path, &file).map_err(io_err)? {
+                        return Ok(LockFile {
+                            file: Some(file),
+                            lock_path,
+                            target: target.to_owned(),
+                        });
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    if remove_if_stale(&lock_path).map_err(io_err)? {
+                        continue;
+                    }
                     if start.elapsed() >= timeout {
                         return Err(Error::Locked { lock_path });
                     }
@@ -96,7 +111,8 @@ impl LockFile {
     /// # Errors
     /// Any I/O error; the lock file is then removed and the target unchanged.
     pub fn commit(mut self) -> Result<(), Error> {
-        self.file = None;
+        // The file (and its flock) stays open until the rename is done: a waiter must never
+        // see an unlocked lock file under the lock's name while we still own it.
         let res = std::fs::rename(&self.lock_path, &self.target);
         if let Err(source) = res {
             return Err(Error::Io {
@@ -140,11 +156,73 @@ impl LockFile {
 
 impl Drop for LockFile {
     fn drop(&mut self) {
-        self.file = None;
+        // Remove the name first, then close the file (which releases the flock).
         if !self.lock_path.as_os_str().is_empty() {
             let _ = std::fs::remove_file(&self.lock_path);
         }
+        self.file = None;
     }
+}
+
+/// Whether `path` still names the inode open as `file`.
+fn names_inode(path: &Path, file: &File) -> io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let open = file.metadata()?;
+    match std::fs::symlink_metadata(path) {
+        Ok(named) => Ok(named.dev() == open.dev() && named.ino() == open.ino()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether a process holds the lock file at `lock_path`: `Some(true)` if one does,
+/// `Some(false)` if the file is stale (its holder died), `None` if there is no such file.
+///
+/// # Errors
+/// Any I/O error other than the file being absent.
+pub fn is_held(lock_path: &Path) -> io::Result<Option<bool>> {
+    let file = match File::open(lock_path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    match file.try_lock_shared() {
+        Ok(()) => Ok(Some(false)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(Some(true)),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
+}
+
+/// Removes the lock file at `lock_path` if no live process holds it. Returns `true` when the
+/// caller should try to create the lock again at once (the file was removed, or had gone).
+///
+/// Safe against every interleaving with live holders and other waiters, because everyone
+/// follows two rules: a holder takes the `flock` right after creating the file and then checks
+/// the name still points at its inode (else it starts over); and a lock file's name is removed
+/// only by a process holding the `flock` on that inode, after checking the name still points at
+/// it. So the name of a live holder's lock is never removed, and a dead holder's is removed once.
+///
+/// # Errors
+/// Any I/O error other than the file being absent.
+pub fn remove_if_stale(lock_path: &Path) -> io::Result<bool> {
+    let file = match File::open(lock_path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
+        Err(e) => return Err(e),
+    };
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => return Ok(false),
+        Err(std::fs::TryLockError::Error(e)) => return Err(e),
+    }
+    if names_inode(lock_path, &file)? {
+        match std::fs::remove_file(lock_path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
 }
 
 /// `<target>.lock`.
@@ -180,13 +258,7 @@ impl StoreLock {
             path: path.to_owned(),
             source,
         };
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(io)?;
+        let file = open_lock_file(path).map_err(io)?;
         let res = match (mode, wait) {
             (LockMode::Shared, true) => file.lock_shared().map_err(io),
             (LockMode::Exclusive, true) => file.lock().map_err(io),
@@ -195,6 +267,41 @@ impl StoreLock {
         };
         res.map(|()| StoreLock { _file: file })
     }
+}
+
+impl StoreLock {
+    /// Takes the lock shared, waiting for an exclusive holder to leave; but when no other
+    /// process holds it at all, first runs `alone` while holding it exclusively.
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn acquire_shared_after(path: &Path, alone: impl FnOnce()) -> Result<StoreLock, Error> {
+        let io = |source| Error::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let file = open_lock_file(path).map_err(io)?;
+        // Exclusive first, on a file holding no lock yet: a failed conversion from shared would
+        // drop the shared lock (flock(2) removes the old lock before trying the new one).
+        match file.try_lock() {
+            Ok(()) => alone(),
+            Err(std::fs::TryLockError::WouldBlock) => {}
+            Err(std::fs::TryLockError::Error(source)) => return Err(io(source)),
+        }
+        // From exclusive this converts in place (not atomically: another process may get in
+        // between, as it could anyway); otherwise it waits for an exclusive holder to leave.
+        file.lock_shared().map_err(io)?;
+        Ok(StoreLock { _file: file })
+    }
+}
+
+fn open_lock_file(path: &Path) -> io::Result<File> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
 }
 
 fn try_lock(res: Result<(), std::fs::TryLockError>, path: &Path) -> Result<(), Error> {
@@ -214,7 +321,7 @@ fn try_lock(res: Result<(), std::fs::TryLockError>, path: &Path) -> Result<(), E
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// Another process holds the lock (or a crashed one left its lock file behind).
+    /// Another live process holds the lock.
     #[error("{} is locked by another process", lock_path.display())]
     Locked {
         /// The lock file.
@@ -262,6 +369,56 @@ mod tests {
         l.commit()?;
         assert_eq!(std::fs::read(&target)?, b"y");
         assert!(!dir.path().join("r.lock").exists());
+        Ok(())
+    }
+
+    #[test]
+    fn a_dead_holders_lock_file_is_removed_and_a_live_one_is_not()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let target = dir.path().join("r");
+        // What a holder killed with SIGKILL leaves: the file, with no flock on it.
+        std::fs::write(dir.path().join("r.lock"), b"sha256:partial")?;
+        assert_eq!(is_held(&dir.path().join("r.lock"))?, Some(false));
+        let held = LockFile::acquire(&target, Duration::ZERO)?;
+        assert_eq!(is_held(held.lock_path())?, Some(true));
+        assert!(!remove_if_stale(held.lock_path())?);
+        assert!(matches!(
+            LockFile::acquire(&target, Duration::from_millis(20)),
+            Err(Error::Locked { .. })
+        ));
+        assert!(held.lock_path().exists());
+        drop(held);
+        assert_eq!(is_held(&dir.path().join("r.lock"))?, None);
+        Ok(())
+    }
+
+    #[test]
+    fn racing_threads_with_stale_locks_about_never_share_the_lock()
+    -> Result<(), Box<dyn std::error::Error>> {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let dir = tempfile::tempdir()?;
+        let target = dir.path().join("r");
+        let inside = AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let (target, inside) = (&target, &inside);
+                s.spawn(move || {
+                    for i in 0..200 {
+                        if (i + t) % 7 == 0 {
+                            // Leave a stale lock now and then (create_new fails if one is there).
+                            let _ = crate::fs::create_new(&lock_path_for(target));
+                        }
+                        let l = LockFile::acquire(target, Duration::from_secs(10))
+                            .expect("acquire");
+                        assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0, "two holders");
+                        std::thread::yield_now();
+                        inside.fetch_sub(1, Ordering::SeqCst);
+                        drop(l);
+                    }
+                });
+            }
+        });
         Ok(())
     }
 

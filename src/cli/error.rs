@@ -149,7 +149,7 @@ fn hint_for(err: &ops::Error) -> Option<(String, &'static str)> {
     if let Some(lock_path) = err.lock_path() {
         return Some((
             format!(
-                "another snap process holds {}; if none is running, delete that file and retry",
+                "a running snap process holds {}; retry when it has finished, or raise SNAP_LOCK_TIMEOUT_MS",
                 lock_path.display()
             ),
             "ref-locked",

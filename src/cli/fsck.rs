@@ -7,7 +7,7 @@ use crate::cli::error::ExitStatus;
 pub struct Args {}
 
 pub fn run(ctx: &Context, _args: &Args) -> anyhow::Result<ExitStatus> {
-    let store = ctx.open_store()?;
+    let store = snap::ops::open_as_is(ctx.store_arg(), &ctx.cwd)?;
     let report = snap::ops::fsck(&store)?;
     if ctx.printer.json() {
         ctx.printer.json_value(&report)?;
@@ -22,6 +22,9 @@ pub fn run(ctx: &Context, _args: &Args) -> anyhow::Result<ExitStatus> {
             for s in &p.snapshots {
                 ctx.printer.line(format!("  needed by snapshot {s}"))?;
             }
+        }
+        for l in &report.leftovers {
+            ctx.printer.status("Note", &l.message);
         }
         let summary = format!(
             "{} loose objects, {} packs ({} objects), {} refs, {} snapshots",

@@ -7,7 +7,6 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
 
 use rayon::prelude::*;
 
@@ -17,9 +16,6 @@ use crate::ops::Error;
 use crate::snapshot::{MAX_METADATA_BYTES, Snapshot};
 use crate::store::Store;
 use crate::store::objects::Location;
-
-/// Lock files older than this are reported as stale.
-pub const STALE_LOCK_AGE: Duration = Duration::from_secs(60);
 
 /// What kind of problem fsck found.
 #[derive(
@@ -45,9 +41,9 @@ pub enum ProblemKind {
     DanglingRef,
     /// A reflog line cannot be parsed.
     CorruptReflog,
-    /// A `.lock` file left behind.
+    /// A ref `.lock` file whose holder died (a leftover, not damage).
     StaleLock,
-    /// A `.tmp-*` file left behind.
+    /// A `.tmp-*` file or directory left behind (a leftover, not damage).
     LeftoverTemp,
     /// A file that does not belong in the store.
     StrayFile,
@@ -84,6 +80,10 @@ pub struct FsckReport {
     pub snapshots: u64,
     /// Problems found (empty when the store is healthy).
     pub problems: Vec<Problem>,
+    /// Leftovers of interrupted runs (stale locks, temp files): harmless, never referenced,
+    /// and removed by the next snap command that finds the store unused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub leftovers: Vec<Problem>,
 }
 
 impl FsckReport {
@@ -349,37 +349,34 @@ pub fn fsck(store: &Store) -> Result<FsckReport, Error> {
     }
 
     // 5. Leftovers.
-    let now = SystemTime::now();
     for lock in store.refs.lock_files()? {
-        let age = std::fs::metadata(&lock)
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| now.duration_since(t).ok())
-            .unwrap_or_default();
-        if age >= STALE_LOCK_AGE {
-            report.problems.push(problem(
+        // A lock file whose flock nobody holds belongs to a process that died.
+        if crate::lock::is_held(&lock).ok().flatten() == Some(false) {
+            report.leftovers.push(problem(
                 ProblemKind::StaleLock,
                 Some(lock.clone()),
                 None,
                 format!(
-                    "lock file {} is {}s old; remove it if no snap process is running",
-                    lock.display(),
-                    age.as_secs()
+                    "lock file {} was left by a snap process that died; the next update of \
+                     that ref removes it",
+                    lock.display()
                 ),
             ));
         }
     }
     for tmp in store.temp_files()? {
-        report.problems.push(problem(
+        report.leftovers.push(problem(
             ProblemKind::LeftoverTemp,
             Some(tmp.clone()),
             None,
             format!(
-                "leftover temp file {} from an interrupted write",
+                "leftover temp file {} from an interrupted write; the next snap command \
+                 removes it",
                 tmp.display()
             ),
         ));
     }
+    report.leftovers.sort_by(|a, b| a.path.cmp(&b.path));
     report
         .problems
         .sort_by(|a, b| (a.kind, &a.path, a.object).cmp(&(b.kind, &b.path, b.object)));

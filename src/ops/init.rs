@@ -21,6 +21,21 @@ pub fn open(explicit: Option<&Path>, cwd: &Path) -> Result<Store, Error> {
     }
 }
 
+/// Opens the store as [`open`] does, leaving the leftovers of interrupted runs in place (for
+/// `fsck`, which reports them).
+///
+/// # Errors
+/// As [`open`].
+pub fn open_as_is(explicit: Option<&Path>, cwd: &Path) -> Result<Store, Error> {
+    let dir = match explicit {
+        Some(dir) => cwd.join(dir),
+        None => Store::find(cwd).ok_or_else(|| crate::store::Error::NotFound {
+            start: cwd.to_owned(),
+        })?,
+    };
+    Ok(Store::open_as_is(&dir)?)
+}
+
 /// Opens the store as [`open`] does, holding the store-wide lock exclusively (for `gc`),
 /// trying again every 50 ms for up to `wait` while other snap processes use the store.
 ///

@@ -27,7 +27,7 @@ pub use export::{ExportOptions, ExportOutcome, export};
 pub use fsck::{FsckReport, fsck};
 pub use gc::{GcOptions, GcOutcome, gc};
 pub use import::{ImportOptions, ImportOutcome, import};
-pub use init::{init, open, open_exclusive, open_or_create};
+pub use init::{init, open, open_as_is, open_exclusive, open_or_create};
 pub use pull::{PullOptions, PullOutcome, pull};
 pub use push::{PushOptions, PushOutcome, push};
 pub use refs::{delete_ref, tag};

@@ -80,8 +80,21 @@ impl Store {
     ///
     /// # Errors
     /// [`Error::NotAStore`], [`Error::UnsupportedFormat`] or [`Error::Io`].
+    ///
+    /// When no other snap process uses the store, this first removes the leftovers of
+    /// interrupted runs (`.tmp-*` files and directories, ref `.lock` files whose holder died):
+    /// see [`Store::sweep_leftovers`].
     pub fn open(dir: &Path) -> Result<Store, Error> {
-        Store::open_locked(dir, LockMode::Shared, true)
+        Store::open_locked(dir, LockMode::Shared, true, true)
+    }
+
+    /// Opens a store as [`Store::open`] does but leaves leftovers where they are, for `fsck`
+    /// to report.
+    ///
+    /// # Errors
+    /// As [`Store::open`].
+    pub fn open_as_is(dir: &Path) -> Result<Store, Error> {
+        Store::open_locked(dir, LockMode::Shared, true, false)
     }
 
     /// Opens a store for maintenance: with the store-wide lock held exclusively, so no other
@@ -90,10 +103,10 @@ impl Store {
     /// # Errors
     /// As [`Store::open`], and a lock error naming the lock file when the store is in use.
     pub fn open_exclusive(dir: &Path) -> Result<Store, Error> {
-        Store::open_locked(dir, LockMode::Exclusive, false)
+        Store::open_locked(dir, LockMode::Exclusive, false, false)
     }
 
-    fn open_locked(dir: &Path, mode: LockMode, wait: bool) -> Result<Store, Error> {
+    fn open_locked(dir: &Path, mode: LockMode, wait: bool, sweep: bool) -> Result<Store, Error> {
         let format_path = dir.join(FORMAT_FILE);
         let text = match std::fs::read_to_string(&format_path) {
             Ok(t) => t,
@@ -119,7 +132,14 @@ impl Store {
             path: dir.to_owned(),
             source,
         })?;
-        let lock = StoreLock::acquire(&dir.join("LOCK"), mode, wait)?;
+        let lock_path = dir.join("LOCK");
+        let lock = match (mode, sweep) {
+            (LockMode::Shared, true) => StoreLock::acquire_shared_after(&lock_path, || {
+                // Best effort: a leftover that cannot be removed now is removed next time.
+                let _ = Store::sweep_leftovers(&dir);
+            })?,
+            _ => StoreLock::acquire(&lock_path, mode, wait)?,
+        };
         let root = dir.parent().map_or_else(|| dir.clone(), Path::to_path_buf);
         Ok(Store {
             objects: Objects::new(&dir),
@@ -188,6 +208,54 @@ impl Store {
                 path: self.dir.clone(),
                 source,
             })
+    }
+
+    /// Removes what interrupted runs left in the store `dir`: every `.tmp-*` file or directory,
+    /// and every ref `.lock` file no live process holds. Returns how many were removed.
+    ///
+    /// Call it only while holding the store lock exclusively: then no other snap process is
+    /// writing, so every temp file is garbage (store format §2).
+    ///
+    /// # Errors
+    /// [`Error::Io`] for the first leftover that could not be removed.
+    pub fn sweep_leftovers(dir: &Path) -> Result<usize, Error> {
+        let mut removed = 0;
+        let mut stack = vec![dir.to_owned()];
+        while let Some(d) = stack.pop() {
+            let rd = match std::fs::read_dir(&d) {
+                Ok(rd) => rd,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(source) => return Err(Error::Io { path: d, source }),
+            };
+            for e in rd.filter_map(Result::ok) {
+                let p = e.path();
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+                let res = if name.starts_with(fs::TEMP_PREFIX) {
+                    if is_dir {
+                        std::fs::remove_dir_all(&p)
+                    } else {
+                        std::fs::remove_file(&p)
+                    }
+                    .map(|()| true)
+                } else if name.ends_with(".lock") && !is_dir {
+                    crate::lock::remove_if_stale(&p).map(|_| !p.exists())
+                } else {
+                    if is_dir {
+                        stack.push(p.clone());
+                    }
+                    Ok(false)
+                };
+                match res {
+                    Ok(true) => removed += 1,
+                    Ok(false) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(source) => return Err(Error::Io { path: p, source }),
+                }
+            }
+        }
+        Ok(removed)
     }
 
     /// Leftover temp files (`.tmp-*`) anywhere in the store.

@@ -124,12 +124,15 @@ fn an_ambiguous_prefix_lists_the_candidates() -> Result {
 }
 
 #[test]
-fn a_stale_lock_is_named_and_the_exit_code_is_3() -> Result {
+fn a_held_lock_is_named_and_the_exit_code_is_3_and_a_dead_holders_lock_is_removed() -> Result {
     let env = Env::new()?;
     env.write("d/a", "1")?;
     env.ok(&["commit", "d"])?;
     env.write("d/a", "2")?;
+    // A live holder: this test process holds the lock file's flock, as a running snap would.
     env.write(".store/refs/heads/latest.lock", "")?;
+    let held = std::fs::File::open(env.join(".store/refs/heads/latest.lock"))?;
+    held.lock()?;
     let before = env.ok(&["refs"])?;
     let out = env.run(&["commit", "d"], 3)?;
     let err = stderr(&out);
@@ -137,8 +140,14 @@ fn a_stale_lock_is_named_and_the_exit_code_is_3() -> Result {
         err.contains("latest.lock"),
         "the message names the lock file: {err}"
     );
-    assert!(err.contains("delete that file"), "{err}");
+    assert!(err.contains("retry when it has finished"), "{err}");
     assert_eq!(env.ok(&["refs"])?, before, "ref unchanged");
+    assert!(env.join(".store/refs/heads/latest.lock").exists());
+    // The holder dies (its flock goes with it): the next commit removes the file and succeeds.
+    drop(held);
+    env.ok(&["commit", "d"])?;
+    assert_ne!(env.ok(&["refs"])?, before);
+    assert!(!env.join(".store/refs/heads/latest.lock").exists());
     Ok(())
 }
 
