@@ -45,6 +45,8 @@ pub enum ProblemKind {
     StaleLock,
     /// A `.tmp-*` file or directory left behind (a leftover, not damage).
     LeftoverTemp,
+    /// A pack index whose pack is not there (a leftover, not damage).
+    OrphanIndex,
     /// A file that does not belong in the store.
     StrayFile,
 }
@@ -373,6 +375,18 @@ pub fn fsck(store: &Store) -> Result<FsckReport, Error> {
                 "leftover temp file {} from an interrupted write; the next snap command \
                  removes it",
                 tmp.display()
+            ),
+        ));
+    }
+    for idx in objects.orphan_indexes()? {
+        report.leftovers.push(problem(
+            ProblemKind::OrphanIndex,
+            Some(idx.clone()),
+            None,
+            format!(
+                "pack index {} has no pack: a write was interrupted before the pack was \
+                 renamed into place; the next snap command removes it",
+                idx.display()
             ),
         ));
     }

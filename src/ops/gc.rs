@@ -171,6 +171,10 @@ pub fn gc(store: &Store, opts: &GcOptions) -> Result<GcOutcome, Error> {
             .is_some_and(|age| age >= opts.grace)
     };
     let size_of = |path: &std::path::Path| std::fs::symlink_metadata(path).map_or(0, |m| m.len());
+    // Manifests and indexes go first, and are made durably gone before anything they name: a
+    // gc killed half-way then leaves only unnamed objects, never a manifest (still listed in an
+    // expired reflog line, which fsck walks) whose config or trees are already gone.
+    let mut doomed_heads: Vec<PathBuf> = Vec::new();
     let mut doomed: Vec<PathBuf> = Vec::new();
     let (loose, _stray) = store.objects.list_loose()?;
     for (d, path) in loose {
@@ -183,7 +187,11 @@ pub fn gc(store: &Store, opts: &GcOptions) -> Result<GcOutcome, Error> {
         }
         out.loose_removed += 1;
         out.bytes_removed += size_of(&path);
-        doomed.push(path);
+        if names_others(store, &d) {
+            doomed_heads.push(path);
+        } else {
+            doomed.push(path);
+        }
     }
     let (packs, _stray) = store.objects.list_packs()?;
     for (d, pack, idx) in packs {
@@ -209,18 +217,40 @@ pub fn gc(store: &Store, opts: &GcOptions) -> Result<GcOutcome, Error> {
     if opts.dry_run {
         return Ok(out);
     }
+    let mut dirs = BTreeSet::new();
+    for path in doomed_heads {
+        remove(path.clone())?;
+        dirs.extend(path.parent().map(std::path::Path::to_path_buf));
+    }
+    for dir in dirs {
+        crate::fs::sync_dir(&dir).map_err(|source| Error::Io { path: dir, source })?;
+    }
     for path in doomed {
-        let res = if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
-            std::fs::remove_dir_all(&path)
-        } else {
-            std::fs::remove_file(&path)
-        };
-        match res {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => return Err(Error::Io { path, source }),
-        }
+        remove(path)?;
     }
     store.objects.sync_packs_dir()?;
     Ok(out)
+}
+
+/// Whether the object `d` is a manifest or an index (an object that names others).
+fn names_others(store: &Store, d: &Digest) -> bool {
+    let Ok(bytes) = store.objects.read(d, MAX_METADATA_BYTES) else {
+        return false;
+    };
+    serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .is_some_and(|v| v.get("manifests").is_some() || v.get("layers").is_some())
+}
+
+/// Removes a file or a directory (a leftover temp directory); already gone is fine.
+fn remove(path: PathBuf) -> Result<(), Error> {
+    let res = if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
+        std::fs::remove_dir_all(&path)
+    } else {
+        std::fs::remove_file(&path)
+    };
+    match res {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::Io { path, source: e }),
+        _ => Ok(()),
+    }
 }

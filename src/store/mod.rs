@@ -211,7 +211,8 @@ impl Store {
     }
 
     /// Removes what interrupted runs left in the store `dir`: every `.tmp-*` file or directory,
-    /// and every ref `.lock` file no live process holds. Returns how many were removed.
+    /// every ref `.lock` file no live process holds, and every pack index whose pack is not
+    /// there. Returns how many were removed.
     ///
     /// Call it only while holding the store lock exclusively: then no other snap process is
     /// writing, so every temp file is garbage (store format §2).
@@ -241,6 +242,9 @@ impl Store {
                     .map(|()| true)
                 } else if name.ends_with(".lock") && !is_dir {
                     crate::lock::remove_if_stale(&p).map(|_| !p.exists())
+                } else if name.ends_with(".idx") && !p.with_extension("pack").exists() {
+                    // A pack's index is written before the pack (§5.3): this one's writer died.
+                    std::fs::remove_file(&p).map(|()| true)
                 } else {
                     if is_dir {
                         stack.push(p.clone());

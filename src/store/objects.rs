@@ -2,8 +2,9 @@
 //!
 //! Format: store format §4 (loose) and §5 (packs). Invariants: an object file is written
 //! once via temp + fsync + rename and made read-only; every read verifies the digest (and the
-//! size, where one is recorded). A pack without its `.idx` is still a valid blob (a layer),
-//! but its objects are not found until the index is written.
+//! size, where one is recorded). A pack's `.idx` is written before the pack is renamed into
+//! place; an index without its pack is skipped (and swept), so objects are found only in
+//! packs that are wholly there.
 //!
 //! This module never moves refs.
 
@@ -195,17 +196,10 @@ impl Objects {
         let (digest, len, index, out) = writer.finish().map_err(|e| io_err(&dir, e))?;
         let tmp = out.into_inner().map_err(|e| io_err(&dir, e.into_error()))?;
         let pack_path = self.pack_path(&digest);
+        self.persist_index(&self.idx_path(&digest), &index)?;
         let new = tmp
             .persist_new(&pack_path, Some(OBJECT_MODE))
             .map_err(|e| io_err(&pack_path, e))?;
-        let idx_path = self.idx_path(&digest);
-        if !idx_path.exists() {
-            let mut itmp = AtomicFile::new_in(&dir).map_err(|e| io_err(&dir, e))?;
-            itmp.write_all(&index.encode())
-                .map_err(|e| io_err(&idx_path, e))?;
-            itmp.persist_new(&idx_path, Some(OBJECT_MODE))
-                .map_err(|e| io_err(&idx_path, e))?;
-        }
         self.add_to_index(&pack_path, &index);
         Ok((digest, len, new))
     }
@@ -266,10 +260,11 @@ impl Objects {
                 },
             )?
         };
+        self.persist_index(&idx_path, &index)?;
         let new = tmp
             .persist_new(&pack_path, Some(OBJECT_MODE))
             .map_err(|e| io_err(&pack_path, e))?;
-        self.write_index(&pack_path, &idx_path, &index)?;
+        self.add_to_index(&pack_path, &index);
         Ok(new)
     }
 
@@ -298,6 +293,7 @@ impl Objects {
             std::os::unix::fs::PermissionsExt::set_mode(&mut perms, OBJECT_MODE);
             std::fs::set_permissions(staged, perms).map_err(|e| io_err(staged, e))?;
         }
+        self.persist_index(&idx_path, &index)?;
         if let Err(e) = std::fs::rename(staged, &pack_path) {
             if e.kind() == io::ErrorKind::CrossesDevices {
                 let f = File::open(staged).map_err(|e| io_err(staged, e))?;
@@ -309,18 +305,15 @@ impl Objects {
             }
             return Err(io_err(&pack_path, e));
         }
-        self.write_index(&pack_path, &idx_path, &index)?;
+        self.add_to_index(&pack_path, &index);
         Ok(true)
     }
 
-    /// Writes a pack's index beside it (unless there already is one) and makes the pack
-    /// readable through the in-memory index set.
-    fn write_index(
-        &self,
-        pack_path: &Path,
-        idx_path: &Path,
-        index: &PackIndex,
-    ) -> Result<(), Error> {
+    /// Writes a pack's index (unless there already is one). Always before the pack itself is
+    /// renamed into place (store format §5.3): a writer killed in between leaves an index
+    /// without a pack, which readers skip and the next sweep removes, never a pack without an
+    /// index, which would look like damage.
+    fn persist_index(&self, idx_path: &Path, index: &PackIndex) -> Result<(), Error> {
         if !idx_path.exists() {
             let dir = &self.packs_dir;
             let mut itmp = AtomicFile::new_in(dir).map_err(|e| io_err(dir, e))?;
@@ -329,7 +322,6 @@ impl Objects {
             itmp.persist_new(idx_path, Some(OBJECT_MODE))
                 .map_err(|e| io_err(idx_path, e))?;
         }
-        self.add_to_index(pack_path, index);
         Ok(())
     }
 
@@ -602,11 +594,29 @@ impl Objects {
     /// # Errors
     /// [`Error::Io`].
     pub fn list_packs(&self) -> Result<(Vec<(Digest, PathBuf, PathBuf)>, Vec<PathBuf>), Error> {
+        let (packs, strays, _orphans) = self.list_packs_and_orphans()?;
+        Ok((packs, strays))
+    }
+
+    /// Indexes whose pack is not there: what a writer killed between writing a pack's index
+    /// and renaming the pack leaves behind.
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn orphan_indexes(&self) -> Result<Vec<PathBuf>, Error> {
+        Ok(self.list_packs_and_orphans()?.2)
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn list_packs_and_orphans(
+        &self,
+    ) -> Result<(Vec<(Digest, PathBuf, PathBuf)>, Vec<PathBuf>, Vec<PathBuf>), Error> {
         let mut packs = Vec::new();
         let mut strays = Vec::new();
+        let mut orphans = Vec::new();
         let rd = match std::fs::read_dir(&self.packs_dir) {
             Ok(rd) => rd,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((packs, strays)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((packs, strays, orphans)),
             Err(e) => return Err(io_err(&self.packs_dir, e)),
         };
         for entry in rd {
@@ -621,16 +631,17 @@ impl Objects {
                 .strip_suffix(".idx")
                 .is_some_and(|hex| Digest::from_hex(hex).is_ok())
             {
-                // Listed with its pack; an index without a pack is a stray.
+                // Listed with its pack; an index without a pack is a leftover.
                 if !path.with_extension("pack").exists() {
-                    strays.push(path);
+                    orphans.push(path);
                 }
             } else {
                 strays.push(path);
             }
         }
         packs.sort();
-        Ok((packs, strays))
+        orphans.sort();
+        Ok((packs, strays, orphans))
     }
 }
 
