@@ -59,7 +59,9 @@ impl AtomicFile {
     /// Any I/O error; the temp file is then removed.
     pub fn persist_replace(self, target: &Path, mode: Option<u32>) -> io::Result<()> {
         self.prepare(mode)?;
+        crash_point("rename");
         self.temp.persist(target).map_err(|e| e.error)?;
+        crash_point("renamed");
         Ok(())
     }
 
@@ -71,8 +73,12 @@ impl AtomicFile {
     /// Any I/O error other than the target existing.
     pub fn persist_new(self, target: &Path, mode: Option<u32>) -> io::Result<bool> {
         self.prepare(mode)?;
+        crash_point("rename");
         match self.temp.persist_noclobber(target) {
-            Ok(_) => Ok(true),
+            Ok(_) => {
+                crash_point("renamed");
+                Ok(true)
+            }
             Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => Ok(false),
             Err(e) => Err(e.error),
         }
@@ -95,6 +101,32 @@ impl Write for AtomicFile {
 
     fn flush(&mut self) -> io::Result<()> {
         self.temp.flush()
+    }
+}
+
+/// A test hook for crash-safety tests: with `SNAP_CRASH_AT=<point>` or `<point>:<n>` in the
+/// environment, the process aborts on the spot the `n`-th time (first by default) it reaches
+/// `point` — no destructor runs and nothing is cleaned up, as after a `SIGKILL`. Points:
+/// `rename` and `renamed` (around every rename of a final path), `ref-locked` and
+/// `ref-logged` (in a ref update), `gc-removed` (after each file gc removes). Without the
+/// variable this is one relaxed atomic load.
+pub fn crash_point(point: &str) {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static AT: OnceLock<Option<(String, AtomicU64)>> = OnceLock::new();
+    let at = AT.get_or_init(|| {
+        let spec = std::env::var("SNAP_CRASH_AT").ok()?;
+        let (name, n) = match spec.split_once(':') {
+            Some((name, n)) => (name.to_owned(), n.parse().ok()?),
+            None => (spec, 1),
+        };
+        Some((name, AtomicU64::new(n)))
+    });
+    if let Some((name, left)) = at
+        && name == point
+        && left.fetch_sub(1, Ordering::Relaxed) == 1
+    {
+        std::process::abort();
     }
 }
 

@@ -47,6 +47,7 @@ impl LockFile {
                     // That waiter may have found it unlocked in the instant before we locked it,
                     // and removed it: then the name is gone or someone else's, and we start over.
                     if names_inode(&lock_path, &file).map_err(io_err)? {
+                        fs::crash_point("ref-locked");
                         return Ok(LockFile {
                             file: Some(file),
                             lock_path,
@@ -113,6 +114,7 @@ impl LockFile {
     pub fn commit(mut self) -> Result<(), Error> {
         // The file (and its flock) stays open until the rename is done: a waiter must never
         // see an unlocked lock file under the lock's name while we still own it.
+        fs::crash_point("rename");
         let res = std::fs::rename(&self.lock_path, &self.target);
         if let Err(source) = res {
             return Err(Error::Io {

@@ -249,6 +249,7 @@ fn remove(path: PathBuf) -> Result<(), Error> {
     } else {
         std::fs::remove_file(&path)
     };
+    crate::fs::crash_point("gc-removed");
     match res {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::Io { path, source: e }),
         _ => Ok(()),

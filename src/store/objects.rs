@@ -294,6 +294,7 @@ impl Objects {
             std::fs::set_permissions(staged, perms).map_err(|e| io_err(staged, e))?;
         }
         self.persist_index(&idx_path, &index)?;
+        fs::crash_point("rename");
         if let Err(e) = std::fs::rename(staged, &pack_path) {
             if e.kind() == io::ErrorKind::CrossesDevices {
                 let f = File::open(staged).map_err(|e| io_err(staged, e))?;

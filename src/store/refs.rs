@@ -401,6 +401,7 @@ impl Refs {
             path: log_path.clone(),
             source,
         })?;
+        fs::crash_point("ref-logged");
         // 7. Move the ref.
         match edit.new {
             Some(_) => lock.commit()?,

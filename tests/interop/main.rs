@@ -2,6 +2,7 @@
 #![allow(clippy::disallowed_methods)] // tests write their fixtures directly
 
 mod harness;
+mod crash;
 mod registry;
 
 use harness::{

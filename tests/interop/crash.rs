@@ -1,0 +1,424 @@
+//! Crash safety: `commit`, `import`, `pull` and `gc` killed with SIGKILL at random moments.
+//!
+//! Half the runs get SIGKILL at a random moment; the other half abort at a random crash point
+//! (`SNAP_CRASH_AT`, see `snap::fs::crash_point`): the n-th rename of a final path, just after
+//! it, with a ref locked, or with its reflog line written — the narrow windows a random
+//! moment rarely hits.
+//!
+//! After every crash: `snap fsck` finds no damage, every ref holds its old value or the value
+//! the killed command was writing, and every snapshot a command reported committed is still
+//! there. Then the same command runs again to the end, and must leave no leftovers (temp files,
+//! stale lock files, orphan pack indexes).
+//!
+//! `SNAP_CRASH_KILLS` sets the kills per command (6 by default, so about 24 in CI);
+//! `bench/crash.sh` runs hundreds. `SNAP_CRASH_SEED` replays a run (the seed is printed).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use snap::ops::FsckReport;
+
+use crate::harness::{Registry, Result, have_registry, sh};
+
+/// A small, seedable generator (xorshift64*), so a failing run can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn from_env(test: &str) -> Rng {
+        let seed = std::env::var("SNAP_CRASH_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(1, |d| d.as_nanos() as u64)
+            })
+            | 1;
+        eprintln!("{test}: SNAP_CRASH_SEED={seed}");
+        Rng(seed)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A duration uniformly in [0, max].
+    fn upto(&mut self, max: Duration) -> Duration {
+        let micros = max.as_micros().max(1) as u64;
+        Duration::from_micros(self.next() % (micros + 1))
+    }
+}
+
+fn kills() -> usize {
+    std::env::var("SNAP_CRASH_KILLS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(6)
+}
+
+fn snap_cmd(dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_snap"));
+    cmd.args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env("SNAP_LOCK_TIMEOUT_MS", "5000")
+        .env("DOCKER_CONFIG", dir.join(".no-docker-config"))
+        .env("REGISTRY_AUTH_FILE", dir.join(".no-auth.json"))
+        .env_remove("SNAP_REGISTRY_USER")
+        .env_remove("SNAP_REGISTRY_PASSWORD")
+        .env_remove("SNAP_REGISTRY_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// Runs snap to the end; returns stdout and how long it took.
+fn run(dir: &Path, args: &[&str]) -> Result<(String, Duration)> {
+    let start = Instant::now();
+    let out = snap_cmd(dir, args).output()?;
+    if !out.status.success() {
+        return Err(format!(
+            "snap {args:?} failed after a crash:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    Ok((String::from_utf8(out.stdout)?, start.elapsed()))
+}
+
+/// How a run is cut short.
+#[derive(Debug)]
+enum Crash {
+    /// SIGKILL after this long.
+    Kill(Duration),
+    /// Abort on the spot the n-th time the process reaches a crash point (`SNAP_CRASH_AT`).
+    At(&'static str, u64),
+}
+
+impl Crash {
+    /// Alternates between a kill at a random moment within `took` and a random crash point.
+    fn pick(rng: &mut Rng, i: usize, took: Duration, points: &[(&'static str, u64)]) -> Crash {
+        if i % 2 == 0 || points.is_empty() {
+            return Crash::Kill(rng.upto(took));
+        }
+        let (point, most) = points[(rng.next() % points.len() as u64) as usize];
+        // Small counts are likelier (a delta commit renames only a handful of files), but every
+        // count up to `most` can come up.
+        let span = (1u64 << (rng.next() % 6)).min(most);
+        Crash::At(point, rng.next() % span + 1)
+    }
+}
+
+/// Runs snap and crashes it. Returns its stdout if it finished first.
+fn run_crashed(dir: &Path, args: &[&str], crash: &Crash) -> Result<Option<String>> {
+    let mut cmd = snap_cmd(dir, args);
+    if let Crash::At(point, n) = crash {
+        cmd.env("SNAP_CRASH_AT", format!("{point}:{n}"));
+    }
+    let mut child = cmd.spawn()?;
+    if let Crash::Kill(delay) = crash {
+        std::thread::sleep(*delay);
+        if child.try_wait()?.is_none() {
+            child.kill()?; // SIGKILL
+            child.wait()?;
+            return Ok(None);
+        }
+    }
+    let out = child.wait_with_output()?;
+    if matches!(crash, Crash::At(..)) && out.status.code().is_none() {
+        return Ok(None); // aborted at the crash point
+    }
+    if !out.status.success() {
+        return Err(format!(
+            "snap {args:?} failed without being killed ({crash:?}):\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    Ok(Some(String::from_utf8(out.stdout)?))
+}
+
+/// Crash points of a command that writes objects and moves a ref, with how often each can
+/// be reached in one run of these tests (a larger draw just lets the run finish).
+const WRITER_POINTS: &[(&str, u64)] = &[
+    ("rename", 32),
+    ("renamed", 32),
+    ("ref-locked", 1),
+    ("ref-logged", 1),
+];
+
+/// `snap fsck`: no damage. Returns how many leftovers it listed.
+fn fsck_clean(dir: &Path, after: &str) -> Result<usize> {
+    let out = snap_cmd(dir, &["--json", "fsck"]).output()?;
+    let report: FsckReport = serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("fsck after {after}: {e}: {}", String::from_utf8_lossy(&out.stderr)))?;
+    assert!(
+        report.is_clean() && out.status.success(),
+        "fsck after {after}: {:#?}",
+        report.problems
+    );
+    Ok(report.leftovers.len())
+}
+
+/// Every ref, by name.
+fn refs(dir: &Path) -> Result<BTreeMap<String, String>> {
+    let (out, _) = run(dir, &["--json", "refs"])?;
+    let mut map = BTreeMap::new();
+    for line in out.lines() {
+        let v: serde_json::Value = serde_json::from_str(line)?;
+        let v = &v["data"];
+        map.insert(
+            v["name"].as_str().ok_or("name")?.to_owned(),
+            v["digest"].as_str().ok_or("digest")?.to_owned(),
+        );
+    }
+    Ok(map)
+}
+
+fn json_field(out: &str, field: &str) -> Result<String> {
+    let v: serde_json::Value = serde_json::from_str(out)?;
+    Ok(v[field].as_str().ok_or(field.to_owned())?.to_owned())
+}
+
+/// The first-parent chain from `rev`, newest first.
+fn chain(dir: &Path, rev: &str) -> Result<Vec<String>> {
+    let (out, _) = run(dir, &["--json", "log", rev])?;
+    out.lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l)?;
+            Ok(v["data"]["digest"].as_str().ok_or("digest")?.to_owned())
+        })
+        .collect()
+}
+
+fn parents(dir: &Path, digest: &str) -> Result<Vec<String>> {
+    let (out, _) = run(dir, &["--json", "show", digest])?;
+    let v: serde_json::Value = serde_json::from_str(&out)?;
+    Ok(v["parents"]
+        .as_array()
+        .ok_or("parents")?
+        .iter()
+        .filter_map(|p| p.as_str().map(str::to_owned))
+        .collect())
+}
+
+/// Tallies kills that landed while the command still ran and runs it finished first.
+#[derive(Default)]
+struct Tally {
+    killed: usize,
+    finished: usize,
+    leftovers: usize,
+}
+
+impl Tally {
+    fn report(&self, what: &str) {
+        eprintln!(
+            "{what}: {} crashed mid-run, {} finished before the crash, {} leftovers swept",
+            self.killed, self.finished, self.leftovers
+        );
+    }
+}
+
+/// A tree with many small files and a few large ones, changed a little at every `mutate`.
+fn make_tree(dir: &Path) -> Result {
+    sh(
+        dir,
+        "mkdir -p data && cd data && for d in $(seq 1 20); do mkdir -p d$d; \
+         for f in $(seq 1 100); do echo \"$d $f\" > d$d/f$f; done; done && \
+         for b in 1 2 3; do head -c 3000000 /dev/urandom > big$b; done",
+    )?;
+    Ok(())
+}
+
+fn mutate(dir: &Path, rng: &mut Rng, i: usize) -> Result {
+    let d = rng.next() % 20 + 1;
+    let b = rng.next() % 3 + 1;
+    sh(
+        dir,
+        &format!(
+            "cd data && for f in $(seq 1 100); do echo \"round {i} $f\" > d{d}/f$f; done && \
+             head -c 3000000 /dev/urandom > big{b} && echo {i} > new{i}"
+        ),
+    )?;
+    Ok(())
+}
+
+#[test]
+fn commit_survives_sigkill_at_any_point() -> Result {
+    let mut rng = Rng::from_env("commit");
+    let t = tempfile::tempdir()?;
+    let dir = t.path();
+    make_tree(dir)?;
+    let (out, mut took) = run(dir, &["--json", "commit", "data", "-m", "first"])?;
+    let mut reported = vec![json_field(&out, "digest")?];
+    let mut tally = Tally::default();
+    for i in 0..kills() {
+        mutate(dir, &mut rng, i)?;
+        let old = refs(dir)?["latest"].clone();
+        let crash = Crash::pick(&mut rng, i, took, WRITER_POINTS);
+        let args = ["--json", "commit", "data", "-m", "crash"];
+        let finished = run_crashed(dir, &args, &crash)?;
+        let what = format!("commit crashed by {crash:?}");
+        // fsck first: any other command would sweep the leftovers it should see.
+        tally.leftovers += fsck_clean(dir, &what)?;
+        let now = refs(dir)?["latest"].clone();
+        if let Some(out) = finished {
+            tally.finished += 1;
+            let d = json_field(&out, "digest")?;
+            assert_eq!(d, now, "{what}: the reported snapshot is the ref's value");
+            reported.push(d);
+        } else {
+            tally.killed += 1;
+        }
+        // Old value, or a new snapshot on top of it (written completely before the ref moved).
+        assert!(
+            now == old || parents(dir, &now)? == [old.clone()],
+            "{what}: ref moved to {now}, which is not a child of {old}"
+        );
+        let (out, t) = run(dir, &["--json", "commit", "data", "-m", "again"])?;
+        took = t;
+        reported.push(json_field(&out, "digest")?);
+        assert_eq!(fsck_clean(dir, "the next commit")?, 0, "leftovers remain");
+    }
+    let history = chain(dir, "latest")?;
+    for d in &reported {
+        assert!(history.contains(d), "reported snapshot {d} was lost");
+    }
+    run(dir, &["restore", "latest", "out"])?;
+    sh(dir, "diff -r data out/data")?;
+    tally.report("commit");
+    Ok(())
+}
+
+#[test]
+fn import_survives_sigkill_at_any_point() -> Result {
+    let mut rng = Rng::from_env("import");
+    let t = tempfile::tempdir()?;
+    let src = t.path().join("src");
+    std::fs::create_dir_all(&src)?;
+    make_tree(&src)?;
+    let (out, _) = run(&src, &["--json", "commit", "data"])?;
+    let digest = json_field(&out, "digest")?;
+    run(&src, &["export", "--oci", "latest", "-o", "../snap.tar"])?;
+    let archive = t.path().join("snap.tar");
+    let archive = archive.to_str().ok_or("path")?;
+    let mut took = Duration::from_millis(500);
+    let mut tally = Tally::default();
+    for i in 0..kills() {
+        let dir = t.path().join(format!("dst{i}"));
+        std::fs::create_dir_all(&dir)?;
+        run(&dir, &["init"])?;
+        let crash = Crash::pick(&mut rng, i, took, WRITER_POINTS);
+        let args = ["--json", "import", archive, "--ref", "imported"];
+        match run_crashed(&dir, &args, &crash)? {
+            Some(_) => tally.finished += 1,
+            None => tally.killed += 1,
+        }
+        let what = format!("import crashed by {crash:?}");
+        tally.leftovers += fsck_clean(&dir, &what)?;
+        let now = refs(&dir)?;
+        assert!(
+            now.get("imported").is_none_or(|d| *d == digest),
+            "{what}: {now:?}"
+        );
+        let start = Instant::now();
+        run(&dir, &args)?;
+        took = start.elapsed();
+        assert_eq!(refs(&dir)?.get("imported"), Some(&digest));
+        assert_eq!(fsck_clean(&dir, "the next import")?, 0, "leftovers remain");
+        std::fs::remove_dir_all(&dir)?;
+    }
+    tally.report("import");
+    Ok(())
+}
+
+#[test]
+fn gc_survives_sigkill_at_any_point() -> Result {
+    let mut rng = Rng::from_env("gc");
+    let t = tempfile::tempdir()?;
+    let dir = t.path();
+    make_tree(dir)?;
+    let (out, _) = run(dir, &["--json", "commit", "data"])?;
+    let mut reported = vec![json_field(&out, "digest")?];
+    let mut took = Duration::from_millis(300);
+    let mut tally = Tally::default();
+    for i in 0..kills() {
+        // Garbage: two snapshots on a scratch ref that is then deleted; and one more keeper.
+        for _ in 0..2 {
+            mutate(dir, &mut rng, i)?;
+            run(dir, &["commit", "data", "--ref", "scratch"])?;
+        }
+        run(dir, &["ref", "delete", "scratch"])?;
+        mutate(dir, &mut rng, i)?;
+        let (out, _) = run(dir, &["--json", "commit", "data"])?;
+        reported.push(json_field(&out, "digest")?);
+        let before = refs(dir)?;
+        let crash = Crash::pick(&mut rng, i, took, &[("gc-removed", 30)]);
+        let args = ["--json", "gc", "--prune-now", "--expire", "0"];
+        match run_crashed(dir, &args, &crash)? {
+            Some(_) => tally.finished += 1,
+            None => tally.killed += 1,
+        }
+        let what = format!("gc crashed by {crash:?}");
+        tally.leftovers += fsck_clean(dir, &what)?;
+        assert_eq!(refs(dir)?, before, "{what}: gc moved a ref");
+        let (_, t) = run(dir, &args)?;
+        took = t;
+        assert_eq!(fsck_clean(dir, "the next gc")?, 0, "leftovers remain");
+    }
+    let history = chain(dir, "latest")?;
+    for d in &reported {
+        assert!(history.contains(d), "reported snapshot {d} was lost");
+    }
+    run(dir, &["restore", "latest", "out"])?;
+    sh(dir, "diff -r data out/data")?;
+    tally.report("gc");
+    Ok(())
+}
+
+#[test]
+fn pull_survives_sigkill_at_any_point() -> Result {
+    if !have_registry() {
+        return Ok(());
+    }
+    let mut rng = Rng::from_env("pull");
+    let reg = Registry::start()?;
+    let t = tempfile::tempdir()?;
+    let src = t.path().join("src");
+    std::fs::create_dir_all(&src)?;
+    make_tree(&src)?;
+    let (out, _) = run(&src, &["--json", "commit", "data"])?;
+    let digest = json_field(&out, "digest")?;
+    let target = format!("{}/crash/pull:v1", reg.addr);
+    run(&src, &["push", "latest", &target])?;
+    let mut took = Duration::from_millis(500);
+    let mut tally = Tally::default();
+    for i in 0..kills() {
+        let dir = t.path().join(format!("dst{i}"));
+        std::fs::create_dir_all(&dir)?;
+        run(&dir, &["init"])?;
+        let crash = Crash::pick(&mut rng, i, took, WRITER_POINTS);
+        let args = ["--json", "pull", &target];
+        match run_crashed(&dir, &args, &crash)? {
+            Some(_) => tally.finished += 1,
+            None => tally.killed += 1,
+        }
+        let what = format!("pull crashed by {crash:?}");
+        tally.leftovers += fsck_clean(&dir, &what)?;
+        let now = refs(&dir)?;
+        assert!(now.get("v1").is_none_or(|d| *d == digest), "{what}: {now:?}");
+        let start = Instant::now();
+        run(&dir, &args)?;
+        took = start.elapsed();
+        assert_eq!(refs(&dir)?.get("v1"), Some(&digest));
+        assert_eq!(fsck_clean(&dir, "the next pull")?, 0, "leftovers remain");
+        std::fs::remove_dir_all(&dir)?;
+    }
+    tally.report("pull");
+    Ok(())
+}
