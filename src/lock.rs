@@ -237,7 +237,7 @@ pub fn lock_path_for(target: &Path) -> PathBuf {
 
 /// A held advisory lock on a file; released on drop or when the process dies.
 pub struct StoreLock {
-    _file: File,
+    file: File,
 }
 
 /// How a [`StoreLock`] is held.
@@ -267,7 +267,7 @@ impl StoreLock {
             (LockMode::Shared, false) => try_lock(file.try_lock_shared(), path),
             (LockMode::Exclusive, false) => try_lock(file.try_lock(), path),
         };
-        res.map(|()| StoreLock { _file: file })
+        res.map(|()| StoreLock { file })
     }
 }
 
@@ -293,7 +293,23 @@ impl StoreLock {
         // From exclusive this converts in place (not atomically: another process may get in
         // between, as it could anyway); otherwise it waits for an exclusive holder to leave.
         file.lock_shared().map_err(io)?;
-        Ok(StoreLock { _file: file })
+        Ok(StoreLock { file })
+    }
+}
+
+impl StoreLock {
+    /// Gives up this (shared) lock and tries to hold it exclusively instead, without waiting.
+    /// Returns whether it now holds it exclusively; if not, it holds nothing (flock(2) drops
+    /// the old lock before trying the new one), which is all a caller about to finish needs.
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn try_upgrade(&self) -> io::Result<bool> {
+        match self.file.try_lock() {
+            Ok(()) => Ok(true),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(false),
+            Err(std::fs::TryLockError::Error(e)) => Err(e),
+        }
     }
 }
 
@@ -411,8 +427,8 @@ mod tests {
                             // Leave a stale lock now and then (create_new fails if one is there).
                             let _ = crate::fs::create_new(&lock_path_for(target));
                         }
-                        let l = LockFile::acquire(target, Duration::from_secs(10))
-                            .expect("acquire");
+                        let l =
+                            LockFile::acquire(target, Duration::from_secs(10)).expect("acquire");
                         assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0, "two holders");
                         std::thread::yield_now();
                         inside.fetch_sub(1, Ordering::SeqCst);

@@ -16,6 +16,11 @@ use crate::cli::output::Printer;
 /// Where the book's troubleshooting page lives.
 const TROUBLESHOOTING: &str = "book/src/troubleshooting.md";
 
+/// The next step when a filesystem is full.
+const DISK_FULL_HINT: &str = "free space on that filesystem (`snap gc` removes what no \
+    snapshot needs) and run this again; what this command wrote has been taken back where it \
+    could be";
+
 /// The process exit status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExitStatus {
@@ -48,6 +53,19 @@ pub fn report(printer: &Printer, err: &anyhow::Error) -> ExitStatus {
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     }) {
         return ExitStatus::Success;
+    }
+    if err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>().is_some_and(|io| {
+            matches!(
+                io.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+            )
+        })
+    }) {
+        printer.error(format!("no space left on device, writing {err}"));
+        printer.error_detail("hint", DISK_FULL_HINT);
+        printer.error_detail("  see", format!("{TROUBLESHOOTING}#disk-full"));
+        return ExitStatus::Error;
     }
     let op = err.chain().find_map(|e| e.downcast_ref::<ops::Error>());
     printer.error(err);

@@ -95,6 +95,19 @@ pub fn commit(
     opts: &CommitOptions,
     progress: &dyn Progress,
 ) -> Result<CommitOutcome, Error> {
+    let res = commit_inner(store, opts, progress);
+    if res.is_err() {
+        // Best effort: what cannot be taken back now, `snap gc` collects.
+        let _ = crate::ops::gc::roll_back(store);
+    }
+    res
+}
+
+fn commit_inner(
+    store: &Store,
+    opts: &CommitOptions,
+    progress: &dyn Progress,
+) -> Result<CommitOutcome, Error> {
     if opts.paths.is_empty() {
         return Err(Error::NothingToCommit);
     }

@@ -84,82 +84,8 @@ pub fn gc(store: &Store, opts: &GcOptions) -> Result<GcOutcome, Error> {
         ..GcOutcome::default()
     };
 
-    // Roots.
-    let mut roots = BTreeSet::new();
-    for (_, d) in store.refs.list()? {
-        roots.insert(d);
-    }
-    let oldest = now
-        .checked_sub(opts.expire)
-        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
-        .map_or(i64::MIN, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-    for name in store.refs.log_names()? {
-        let path = store.refs.log_path(&name);
-        let (entries, _bad) = reflog::read(&path).map_err(|source| Error::Io { path, source })?;
-        for e in entries.iter().filter(|e| e.time > oldest) {
-            roots.extend(e.old);
-            roots.extend(e.new);
-        }
-    }
-    out.roots = roots.len() as u64;
-
-    // Mark. A ref's value must be readable; an old reflog value may already be gone.
-    let refs: BTreeSet<Digest> = store.refs.list()?.into_iter().map(|(_, d)| d).collect();
-    let mut live: BTreeSet<Digest> = BTreeSet::new();
-    let mut queue: VecDeque<(Digest, bool)> =
-        roots.iter().map(|d| (*d, refs.contains(d))).collect();
-    while let Some((d, required)) = queue.pop_front() {
-        if !live.insert(d) {
-            continue;
-        }
-        let bytes = match store.objects.read(&d, MAX_METADATA_BYTES) {
-            Ok(b) => b,
-            Err(e) if required => return Err(e.into()),
-            Err(_) => continue,
-        };
-        let is_index = serde_json::from_slice::<serde_json::Value>(&bytes)
-            .ok()
-            .is_some_and(|v| v.get("manifests").is_some());
-        if is_index {
-            if let Ok(index) = RawIndex::from_bytes(bytes) {
-                for m in &index.index().manifests {
-                    queue.push_back((m.digest, required));
-                }
-            }
-            continue;
-        }
-        let Ok(manifest) = RawManifest::from_bytes(bytes) else {
-            continue; // a blob reached as a layer: nothing below it
-        };
-        let m = manifest.manifest();
-        live.insert(m.config.digest);
-        for l in &m.layers {
-            live.insert(l.digest);
-        }
-        if m.is_snapshot() {
-            let cfg = store
-                .objects
-                .read(&m.config.digest, MAX_METADATA_BYTES)
-                .map_err(Error::from)
-                .and_then(|b| {
-                    SnapshotConfig::decode(&b).map_err(|e| Error::NotAManifest {
-                        digest: d,
-                        reason: e.to_string(),
-                    })
-                });
-            match cfg {
-                Ok(cfg) => {
-                    live.extend(cfg.inline_trees().map(|(t, _)| *t));
-                    // Lineage stays as far as it is stored; a missing parent is not an error.
-                    for p in &cfg.parents {
-                        queue.push_back((*p, false));
-                    }
-                }
-                Err(e) if required => return Err(e),
-                Err(_) => {}
-            }
-        }
-    }
+    let (roots, live) = mark(store, opts.expire, now)?;
+    out.roots = roots;
     out.reachable = live.len() as u64;
 
     // Sweep.
@@ -230,6 +156,140 @@ pub fn gc(store: &Store, opts: &GcOptions) -> Result<GcOutcome, Error> {
     }
     store.objects.sync_packs_dir()?;
     Ok(out)
+}
+
+/// The roots (refs, and reflog values younger than `expire`) and everything they reach.
+///
+/// # Errors
+/// `Corrupt`/`NotFound` when a ref's snapshot cannot be read, `Io`.
+pub(crate) fn mark(
+    store: &Store,
+    expire: Duration,
+    now: SystemTime,
+) -> Result<(u64, BTreeSet<Digest>), Error> {
+    // Roots.
+    let mut roots = BTreeSet::new();
+    for (_, d) in store.refs.list()? {
+        roots.insert(d);
+    }
+    let oldest = now
+        .checked_sub(expire)
+        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .map_or(i64::MIN, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    for name in store.refs.log_names()? {
+        let path = store.refs.log_path(&name);
+        let (entries, _bad) = reflog::read(&path).map_err(|source| Error::Io { path, source })?;
+        for e in entries.iter().filter(|e| e.time > oldest) {
+            roots.extend(e.old);
+            roots.extend(e.new);
+        }
+    }
+
+    // Mark. A ref's value must be readable; an old reflog value may already be gone.
+    let refs: BTreeSet<Digest> = store.refs.list()?.into_iter().map(|(_, d)| d).collect();
+    let mut live: BTreeSet<Digest> = BTreeSet::new();
+    let mut queue: VecDeque<(Digest, bool)> =
+        roots.iter().map(|d| (*d, refs.contains(d))).collect();
+    while let Some((d, required)) = queue.pop_front() {
+        if !live.insert(d) {
+            continue;
+        }
+        let bytes = match store.objects.read(&d, MAX_METADATA_BYTES) {
+            Ok(b) => b,
+            Err(e) if required => return Err(e.into()),
+            Err(_) => continue,
+        };
+        let is_index = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .is_some_and(|v| v.get("manifests").is_some());
+        if is_index {
+            if let Ok(index) = RawIndex::from_bytes(bytes) {
+                for m in &index.index().manifests {
+                    queue.push_back((m.digest, required));
+                }
+            }
+            continue;
+        }
+        let Ok(manifest) = RawManifest::from_bytes(bytes) else {
+            continue; // a blob reached as a layer: nothing below it
+        };
+        let m = manifest.manifest();
+        live.insert(m.config.digest);
+        for l in &m.layers {
+            live.insert(l.digest);
+        }
+        if m.is_snapshot() {
+            let cfg = store
+                .objects
+                .read(&m.config.digest, MAX_METADATA_BYTES)
+                .map_err(Error::from)
+                .and_then(|b| {
+                    SnapshotConfig::decode(&b).map_err(|e| Error::NotAManifest {
+                        digest: d,
+                        reason: e.to_string(),
+                    })
+                });
+            match cfg {
+                Ok(cfg) => {
+                    live.extend(cfg.inline_trees().map(|(t, _)| *t));
+                    // Lineage stays as far as it is stored; a missing parent is not an error.
+                    for p in &cfg.parents {
+                        queue.push_back((*p, false));
+                    }
+                }
+                Err(e) if required => return Err(e),
+                Err(_) => {}
+            }
+        }
+    }
+    Ok((roots.len() as u64, live))
+}
+
+/// What [`roll_back`] took back.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RollBack {
+    /// Objects (loose objects and packs) removed.
+    pub objects: u64,
+    /// Bytes freed.
+    pub bytes: u64,
+}
+
+/// After a failed command, removes the objects this process created that nothing reaches, so
+/// a commit that failed half-way (a full disk, say) leaves the store as it was. Safe only
+/// because it first takes the store lock exclusively (giving up its shared hold): then no
+/// other process is writing, and anything another process committed meanwhile, even reusing
+/// an object this one created, is reached from a ref or reflog and kept. When another process
+/// uses the store, nothing is removed: `snap gc` collects it later. `None` then.
+///
+/// # Errors
+/// `Io`; a root that cannot be read (nothing is removed then).
+pub fn roll_back(store: &Store) -> Result<Option<RollBack>, Error> {
+    let created = store.objects.take_created();
+    if created.is_empty() || !store.try_hold_alone()? {
+        return Ok(None);
+    }
+    let (_, live) = mark(store, DEFAULT_EXPIRE, SystemTime::now())?;
+    let mut done = RollBack::default();
+    for (d, path) in created {
+        if live.contains(&d) {
+            continue;
+        }
+        let bytes = std::fs::symlink_metadata(&path).map_or(0, |m| m.len());
+        if path.extension().is_some_and(|x| x == "pack") {
+            // The index first: an index without its pack is a leftover, a pack without one is not.
+            remove(path.with_extension("idx"))?;
+        }
+        remove(path.clone())?;
+        if let Some(dir) = path.parent() {
+            crate::fs::sync_dir(dir).map_err(|source| Error::Io {
+                path: dir.to_owned(),
+                source,
+            })?;
+        }
+        done.objects += 1;
+        done.bytes += bytes;
+    }
+    Ok(Some(done))
 }
 
 /// Whether the object `d` is a manifest or an index (an object that names others).

@@ -34,7 +34,7 @@ pub struct Store {
     pub objects: Objects,
     /// Refs and reflogs.
     pub refs: Refs,
-    _lock: StoreLock,
+    lock: StoreLock,
 }
 
 impl Store {
@@ -146,7 +146,7 @@ impl Store {
             refs: Refs::new(&dir),
             dir,
             root,
-            _lock: lock,
+            lock,
         })
     }
 
@@ -184,6 +184,19 @@ impl Store {
     #[must_use]
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Trades this process's shared hold on the store-wide lock for an exclusive one, without
+    /// waiting; `false` (holding nothing) when another snap process uses the store. Only for
+    /// a command that failed and is about to finish: see `ops::roll_back`.
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn try_hold_alone(&self) -> Result<bool, Error> {
+        self.lock.try_upgrade().map_err(|source| Error::Io {
+            path: self.dir.join("LOCK"),
+            source,
+        })
     }
 
     /// Moves a ref by compare-and-swap, checking its new snapshot is stored.

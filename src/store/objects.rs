@@ -28,6 +28,9 @@ pub struct Objects {
     loose_dir: PathBuf,
     packs_dir: PathBuf,
     index: RwLock<Option<Arc<PackSet>>>,
+    /// Objects this process created (loose object paths and pack paths), so a failed command
+    /// can take back what nothing references: see [`crate::store::Store::roll_back`].
+    created: std::sync::Mutex<Vec<(Digest, PathBuf)>>,
 }
 
 /// Where an object's bytes are.
@@ -89,6 +92,7 @@ impl Objects {
             loose_dir: store_dir.join("objects").join("sha256"),
             packs_dir: store_dir.join("packs"),
             index: RwLock::new(None),
+            created: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -132,8 +136,12 @@ impl Objects {
             let frame = pack::compress_frame(chunk).map_err(|e| io_err(tmp.path(), e))?;
             tmp.write_all(&frame).map_err(|e| io_err(&target, e))?;
         }
-        tmp.persist_new(&target, Some(OBJECT_MODE))
-            .map_err(|e| io_err(&target, e))?;
+        if tmp
+            .persist_new(&target, Some(OBJECT_MODE))
+            .map_err(|e| io_err(&target, e))?
+        {
+            self.note_created(digest, target.clone());
+        }
         fs::sync_dir(dir).map_err(|e| io_err(dir, e))?;
         Ok(digest)
     }
@@ -165,8 +173,12 @@ impl Objects {
         }
         let dir = target.parent().expect("loose paths have a fan-out parent");
         fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
-        tmp.persist_new(&target, Some(OBJECT_MODE))
-            .map_err(|e| io_err(&target, e))?;
+        if tmp
+            .persist_new(&target, Some(OBJECT_MODE))
+            .map_err(|e| io_err(&target, e))?
+        {
+            self.note_created(digest, target.clone());
+        }
         fs::sync_dir(dir).map_err(|e| io_err(dir, e))?;
         Ok((digest, size))
     }
@@ -200,6 +212,9 @@ impl Objects {
         let new = tmp
             .persist_new(&pack_path, Some(OBJECT_MODE))
             .map_err(|e| io_err(&pack_path, e))?;
+        if new {
+            self.note_created(digest, pack_path.clone());
+        }
         self.add_to_index(&pack_path, &index);
         Ok((digest, len, new))
     }
@@ -264,6 +279,9 @@ impl Objects {
         let new = tmp
             .persist_new(&pack_path, Some(OBJECT_MODE))
             .map_err(|e| io_err(&pack_path, e))?;
+        if new {
+            self.note_created(*digest, pack_path.clone());
+        }
         self.add_to_index(&pack_path, &index);
         Ok(new)
     }
@@ -306,8 +324,26 @@ impl Objects {
             }
             return Err(io_err(&pack_path, e));
         }
+        self.note_created(*digest, pack_path.clone());
         self.add_to_index(&pack_path, &index);
         Ok(true)
+    }
+
+    fn note_created(&self, digest: Digest, path: PathBuf) {
+        self.created
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push((digest, path));
+    }
+
+    /// Takes the list of objects this process created (loose object and pack paths).
+    pub fn take_created(&self) -> Vec<(Digest, PathBuf)> {
+        std::mem::take(
+            &mut *self
+                .created
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
     }
 
     /// Writes a pack's index (unless there already is one). Always before the pack itself is

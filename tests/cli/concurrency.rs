@@ -117,7 +117,10 @@ fn eight_writers_twenty_commits_each_and_gc_twice_meanwhile_lose_nothing() -> Re
     // grace): count only the runs that finished before the last writer did.
     let mut gcs_meanwhile = 0;
     let mut busy = 0;
-    while writers.iter_mut().any(|w| w.try_wait().is_ok_and(|s| s.is_none())) {
+    while writers
+        .iter_mut()
+        .any(|w| w.try_wait().is_ok_and(|s| s.is_none()))
+    {
         let out = env
             .snap()
             .args(["gc", "--expire", "0", "--prune-now", "--wait", "30"])
@@ -163,7 +166,10 @@ fn eight_writers_twenty_commits_each_and_gc_twice_meanwhile_lose_nothing() -> Re
         chain.insert(digest);
         cur = parent_of(&env, &digest)?;
     }
-    assert_eq!(chain, reported, "history accounts for every reported commit");
+    assert_eq!(
+        chain, reported,
+        "history accounts for every reported commit"
+    );
     // ...and the reflog is one unbroken chain of moves, each from the previous value.
     let reflog = std::fs::read_to_string(env.join(".store/logs/heads/latest"))?;
     let mut prev = "-".to_owned();
@@ -171,11 +177,17 @@ fn eight_writers_twenty_commits_each_and_gc_twice_meanwhile_lose_nothing() -> Re
     for line in reflog.lines() {
         let mut f = line.split(' ');
         let (old, new) = (f.next().unwrap_or(""), f.next().unwrap_or(""));
-        assert_eq!(old, prev, "reflog line {line:?} does not follow the previous one");
+        assert_eq!(
+            old, prev,
+            "reflog line {line:?} does not follow the previous one"
+        );
         prev = new.to_owned();
         logged.insert(new.parse::<snap::Digest>()?);
     }
-    assert_eq!(logged, reported, "reflog accounts for every reported commit");
+    assert_eq!(
+        logged, reported,
+        "reflog accounts for every reported commit"
+    );
     let r: FsckReport = env.json(&["fsck"])?;
     assert!(r.is_clean(), "{:?}", r.problems);
     eprintln!(

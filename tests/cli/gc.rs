@@ -1,7 +1,5 @@
 //! `snap gc` removes only what nothing reaches, and never races a writer.
 
-use std::collections::BTreeSet;
-
 use snap::ops::fsck::FsckReport;
 use snap::ops::{CommitOutcome, GcOutcome};
 

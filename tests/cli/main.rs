@@ -5,6 +5,7 @@ mod harness;
 mod commit;
 mod concurrency;
 mod diff;
+mod disk_full;
 mod errors;
 mod export;
 mod fsck;

@@ -33,7 +33,9 @@ impl Rng {
             .unwrap_or_else(|| {
                 std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(1, |d| d.as_nanos() as u64)
+                    .map_or(1, |d| {
+                        u64::try_from(d.as_nanos() % u128::from(u64::MAX)).unwrap_or(1)
+                    })
             })
             | 1;
         eprintln!("{test}: SNAP_CRASH_SEED={seed}");
@@ -49,7 +51,7 @@ impl Rng {
 
     /// A duration uniformly in [0, max].
     fn upto(&mut self, max: Duration) -> Duration {
-        let micros = max.as_micros().max(1) as u64;
+        let micros = u64::try_from(max.as_micros().max(1)).unwrap_or(u64::MAX - 1);
         Duration::from_micros(self.next() % (micros + 1))
     }
 }
@@ -103,10 +105,10 @@ enum Crash {
 impl Crash {
     /// Alternates between a kill at a random moment within `took` and a random crash point.
     fn pick(rng: &mut Rng, i: usize, took: Duration, points: &[(&'static str, u64)]) -> Crash {
-        if i % 2 == 0 || points.is_empty() {
+        if i.is_multiple_of(2) || points.is_empty() {
             return Crash::Kill(rng.upto(took));
         }
-        let (point, most) = points[(rng.next() % points.len() as u64) as usize];
+        let (point, most) = points[usize::try_from(rng.next() % points.len() as u64).unwrap_or(0)];
         // Small counts are likelier (a delta commit renames only a handful of files), but every
         // count up to `most` can come up.
         let span = (1u64 << (rng.next() % 6)).min(most);
@@ -155,8 +157,12 @@ const WRITER_POINTS: &[(&str, u64)] = &[
 /// `snap fsck`: no damage. Returns how many leftovers it listed.
 fn fsck_clean(dir: &Path, after: &str) -> Result<usize> {
     let out = snap_cmd(dir, &["--json", "fsck"]).output()?;
-    let report: FsckReport = serde_json::from_slice(&out.stdout)
-        .map_err(|e| format!("fsck after {after}: {e}: {}", String::from_utf8_lossy(&out.stderr)))?;
+    let report: FsckReport = serde_json::from_slice(&out.stdout).map_err(|e| {
+        format!(
+            "fsck after {after}: {e}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })?;
     assert!(
         report.is_clean() && out.status.success(),
         "fsck after {after}: {:#?}",
@@ -411,7 +417,10 @@ fn pull_survives_sigkill_at_any_point() -> Result {
         let what = format!("pull crashed by {crash:?}");
         tally.leftovers += fsck_clean(&dir, &what)?;
         let now = refs(&dir)?;
-        assert!(now.get("v1").is_none_or(|d| *d == digest), "{what}: {now:?}");
+        assert!(
+            now.get("v1").is_none_or(|d| *d == digest),
+            "{what}: {now:?}"
+        );
         let start = Instant::now();
         run(&dir, &args)?;
         took = start.elapsed();

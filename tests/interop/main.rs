@@ -1,8 +1,8 @@
 //! Interop with the tools people already trust: skopeo, umoci, oras and a real registry.
 #![allow(clippy::disallowed_methods)] // tests write their fixtures directly
 
-mod harness;
 mod crash;
+mod harness;
 mod registry;
 
 use harness::{
