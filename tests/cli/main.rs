@@ -4,6 +4,7 @@ mod harness;
 
 mod commit;
 mod concurrency;
+mod corruption;
 mod diff;
 mod disk_full;
 mod errors;

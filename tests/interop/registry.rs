@@ -546,3 +546,43 @@ fn chunked_uploads_push_the_same_snapshot() -> Result {
     )?;
     Ok(())
 }
+
+#[test]
+fn push_refuses_a_snapshot_with_a_corrupt_pack_or_object_and_the_tag_never_appears() -> Result {
+    if !have_registry() {
+        return Ok(());
+    }
+    let reg = Registry::start()?;
+    for (rev, what) in [("latest", "pack"), ("small", "loose")] {
+        let (_t, dir) = workdir()?;
+        // Damage a byte inside a content frame: the largest pack of the grouped snapshot, or
+        // the largest loose object (a file) of the direct one.
+        let victim = if what == "pack" {
+            sh(&dir, "ls -S .store/packs/*.pack | head -1")?
+        } else {
+            sh(
+                &dir,
+                "ls -S $(find .store/objects -type f ! -name '.*') | head -1",
+            )?
+        };
+        sh(
+            &dir,
+            &format!(
+                "chmod u+w {0} && size=$(stat -c %s {0}) && printf 'X' | dd of={0} bs=1 seek=$((size / 2)) conv=notrunc status=none",
+                victim.trim()
+            ),
+        )?;
+        let target = format!("{}/snap/corrupt-{what}:v1", reg.addr);
+        let err = snap_fails(&dir, &["push", rev, &target], &[], 2)?;
+        assert!(err.contains("corrupt"), "{what}: {err}");
+        assert!(err.contains("snap fsck"), "{what}: the hint: {err}");
+        let fresh = tempfile::tempdir()?;
+        snap_ok(fresh.path(), &["init"], &[])?;
+        let err = snap_fails(fresh.path(), &["pull", &target], &[], 2)?;
+        assert!(
+            err.contains("not found"),
+            "{what}: no manifest was pushed: {err}"
+        );
+    }
+    Ok(())
+}
