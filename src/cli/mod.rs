@@ -5,6 +5,7 @@
 //! library's public API.
 
 mod commit;
+mod completions;
 mod diff;
 mod error;
 mod export;
@@ -102,6 +103,10 @@ enum Command {
     Fsck(fsck::Args),
     /// Remove objects no ref or recent reflog entry reaches.
     Gc(gc::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(completions::CompletionsArgs),
+    /// Print snap's man page (roff): `snap man > snap.1`.
+    Man(completions::ManArgs),
 }
 
 /// What every command gets.
@@ -157,6 +162,8 @@ pub fn main() -> ExitCode {
         Command::Tag(a) => refs::tag(&ctx, a),
         Command::Ref(a) => refs::manage(&ctx, a),
         Command::Fsck(a) => fsck::run(&ctx, a),
+        Command::Completions(a) => completions::completions(&ctx, a),
+        Command::Man(a) => completions::man(&ctx, a),
     };
     match result {
         Ok(status) => status.into(),

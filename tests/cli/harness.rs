@@ -108,6 +108,7 @@ impl Env {
             .arg("-c")
             .arg(script)
             .current_dir(self.path())
+            .env("SNAP", env!("CARGO_BIN_EXE_snap"))
             .env("GIT_CONFIG_GLOBAL", "/dev/null")
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .env("GIT_AUTHOR_NAME", "Snap Test")

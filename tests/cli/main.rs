@@ -3,6 +3,7 @@
 mod harness;
 
 mod commit;
+mod completions;
 mod concurrency;
 mod corruption;
 mod diff;
