@@ -22,8 +22,10 @@ pub struct ManArgs {
 
 pub fn completions(_ctx: &Context, args: &CompletionsArgs) -> anyhow::Result<ExitStatus> {
     let mut cmd = Cli::command();
-    let mut out = std::io::stdout().lock();
-    clap_complete::generate(args.shell, &mut cmd, "snap", &mut out);
+    // Into memory first: clap_complete panics on a failed write (`| head`); ours may not.
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut cmd, "snap", &mut script);
+    std::io::Write::write_all(&mut std::io::stdout().lock(), &script)?;
     Ok(ExitStatus::Success)
 }
 
