@@ -35,16 +35,7 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {
-    let (store, created) = ops::open_or_create(ctx.store_arg(), &ctx.cwd)?;
-    if let Some(dir) = created {
-        ctx.printer.status(
-            "Created",
-            format!(
-                "snap store in {} (ignored by git through its own .gitignore)",
-                dir.display()
-            ),
-        );
-    }
+    let store = ctx.open_or_create_store()?;
     let opts = CommitOptions {
         paths: args.paths.clone(),
         message: args.message.clone(),

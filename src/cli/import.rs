@@ -26,11 +26,7 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {
-    let (store, created) = ops::open_or_create(ctx.store_arg(), &ctx.cwd)?;
-    if let Some(dir) = created {
-        ctx.printer
-            .status("Created", format!("snap store in {}", dir.display()));
-    }
+    let store = ctx.open_or_create_store()?;
     let opts = ImportOptions {
         path: ctx.cwd.join(&args.path),
         ref_name: args.ref_name.clone(),

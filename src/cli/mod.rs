@@ -122,6 +122,22 @@ impl Context {
         Ok(snap::ops::open(self.store.as_deref(), &self.cwd)?)
     }
 
+    /// Opens the store as [`Context::open_store`] does, creating one when there is none (for
+    /// the commands that bring snapshots in: commit, import, pull), and says so.
+    pub fn open_or_create_store(&self) -> anyhow::Result<snap::store::Store> {
+        let (store, created) = snap::ops::open_or_create(self.store.as_deref(), &self.cwd)?;
+        if let Some(dir) = created {
+            self.printer.status(
+                "Created",
+                format!(
+                    "snap store in {} (ignored by git through its own .gitignore)",
+                    dir.display()
+                ),
+            );
+        }
+        Ok(store)
+    }
+
     /// The explicit store flag, if any.
     pub fn store_arg(&self) -> Option<&Path> {
         self.store.as_deref()

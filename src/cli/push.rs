@@ -138,13 +138,14 @@ pub struct PullArgs {
 }
 
 pub fn pull(ctx: &Context, args: &PullArgs) -> anyhow::Result<ExitStatus> {
-    let store = ctx.open_store()?;
     let source = RemoteRef::parse(&args.source).map_err(snap::ops::Error::from)?;
     if args.walk_back && (source.tag.is_some() || source.digest.is_some()) {
         anyhow::bail!(
             "--walk-back picks the tag itself; give REGISTRY/REPO without :TAG or @DIGEST"
         );
     }
+    // Like `git clone`: pulling into a directory without a store creates one.
+    let store = ctx.open_or_create_store()?;
     let opts = PullOptions {
         source,
         ref_name: args.ref_name.clone(),

@@ -163,9 +163,16 @@ pub fn materialize<E: From<Error>>(
         Err(e) if e.kind() == io::ErrorKind::NotFound => DestState::Missing,
         Err(source) => return Err(io_err(dest, source).into()),
         Ok(m) if m.is_dir() => {
-            let mut rd = fs::read_dir(dest).map_err(|e| io_err(dest, e))?;
-            if rd.next().is_none() {
+            let mut names = Vec::new();
+            for e in fs::read_dir(dest).map_err(|e| io_err(dest, e))? {
+                names.push(e.map_err(|e| io_err(dest, e))?.file_name());
+            }
+            if names.is_empty() {
                 DestState::Empty
+            } else if names == [crate::store::STORE_DIR_NAME] {
+                // A fresh clone holding only its store (`snap pull` then `snap restore SNAP .`):
+                // nothing to overwrite, so write in place, as with `force`.
+                DestState::OnlyStore
             } else {
                 DestState::NonEmpty
             }
@@ -177,6 +184,11 @@ pub fn materialize<E: From<Error>>(
             .into());
         }
     };
+    if state == DestState::OnlyStore {
+        let stats = write(dest, true)?;
+        sync_filesystem(dest)?;
+        return Ok(stats);
+    }
     if state == DestState::NonEmpty {
         if !force {
             return Err(Error::NotEmpty {
@@ -226,6 +238,7 @@ enum DestState {
     Missing,
     Empty,
     NonEmpty,
+    OnlyStore,
 }
 
 /// Removes a staging directory unless disarmed.

@@ -29,7 +29,10 @@ fn completions_for_every_shell_name_every_command() -> Result {
     for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
         let script = env.ok(&["completions", shell])?;
         for n in &names {
-            assert!(script.contains(n.as_str()), "{shell} completion lacks `{n}`");
+            assert!(
+                script.contains(n.as_str()),
+                "{shell} completion lacks `{n}`"
+            );
         }
     }
     // bash loads it and registers it for `snap`.
@@ -45,7 +48,10 @@ fn the_man_pages_cover_every_command() -> Result {
     let env = Env::new()?;
     let names = commands(&env)?;
     let main = env.ok(&["man"])?;
-    assert!(main.starts_with(".ie") && main.contains(".TH snap 1"), "{main}");
+    assert!(
+        main.starts_with(".ie") && main.contains(".TH snap 1"),
+        "{main}"
+    );
     for n in &names {
         assert!(
             main.contains(&format!("snap\\-{}(1)", n.replace('-', "\\-"))),
@@ -53,11 +59,18 @@ fn the_man_pages_cover_every_command() -> Result {
         );
         let page = env.ok(&["man", n])?;
         assert!(page.contains(&format!(".TH snap-{n} 1")), "{page}");
-        assert!(page.contains(".SH SYNOPSIS") && page.contains(".SH OPTIONS"), "{page}");
+        assert!(
+            page.contains(".SH SYNOPSIS") && page.contains(".SH OPTIONS"),
+            "{page}"
+        );
     }
     env.run(&["man", "nope"], 2)?;
     // man(1) renders it without complaint, where man is installed.
-    if std::process::Command::new("man").arg("--version").output().is_ok() {
+    if std::process::Command::new("man")
+        .arg("--version")
+        .output()
+        .is_ok()
+    {
         env.sh("\"$SNAP\" man commit > snap-commit.1 && man -l snap-commit.1 >/dev/null")?;
     }
     Ok(())
@@ -74,7 +87,10 @@ fn every_command_has_a_book_page() -> Result {
             other => other.to_owned(),
         };
         let rel = format!("commands/{page}.md");
-        assert!(book.join(&rel).is_file(), "no book page {rel} for `snap {n}`");
+        assert!(
+            book.join(&rel).is_file(),
+            "no book page {rel} for `snap {n}`"
+        );
         assert!(summary.contains(&rel), "SUMMARY.md does not link {rel}");
     }
     Ok(())

@@ -84,3 +84,19 @@ fn restore_of_an_older_snapshot_by_rev_syntax() -> Result {
     assert_eq!(std::fs::read_to_string(env.join("old2/data/a.txt"))?, "one");
     Ok(())
 }
+
+#[test]
+fn a_directory_holding_only_a_store_counts_as_empty() -> Result {
+    let env = Env::new()?;
+    env.write("d/a", "one")?;
+    env.ok(&["commit", "d"])?;
+    // A fresh clone: its own store and nothing else (as after `snap pull` there).
+    env.write("clone/.store/format", "snap-store 1\n")?;
+    env.ok(&["--store", ".store", "restore", "latest", "clone"])?;
+    assert_eq!(std::fs::read_to_string(env.join("clone/d/a"))?, "one");
+    // Anything else there still needs --force.
+    env.write("other/x", "")?;
+    env.write("other/.store/format", "snap-store 1\n")?;
+    env.run(&["--store", ".store", "restore", "latest", "other"], 2)?;
+    Ok(())
+}

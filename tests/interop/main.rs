@@ -3,6 +3,7 @@
 
 mod crash;
 mod harness;
+mod quickstart;
 mod registry;
 
 use harness::{
