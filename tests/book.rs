@@ -109,7 +109,12 @@ fn mdbook_builds_the_book() {
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "mdbook build failed:\n{log}");
     assert!(!log.contains("WARN") && !log.contains("ERROR"), "{log}");
-    for page in ["index.html", "quickstart.html", "commands/push.html", "comparison.html"] {
+    for page in [
+        "index.html",
+        "quickstart.html",
+        "commands/push.html",
+        "comparison.html",
+    ] {
         assert!(out_dir.path().join(page).is_file(), "{page} not rendered");
     }
 }

@@ -32,6 +32,13 @@ pub struct Args {
     /// Record paths relative to DIR instead of the store's directory.
     #[arg(short = 'C', value_name = "DIR")]
     base: Option<PathBuf>,
+    /// Leave out what matches PATTERN (gitignore syntax, anchored at the store's directory or
+    /// -C DIR; repeatable). `.snapignore` files are always honoured.
+    #[arg(long = "exclude", value_name = "PATTERN")]
+    excludes: Vec<String>,
+    /// Also honour `.gitignore` files (`.snapignore` has the last word).
+    #[arg(long)]
+    gitignore: bool,
 }
 
 pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {
@@ -44,6 +51,8 @@ pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {
         inputs: args.inputs.clone(),
         base: args.base.clone(),
         cwd: ctx.cwd.clone(),
+        excludes: args.excludes.clone(),
+        gitignore: args.gitignore,
     };
     let bar = crate::cli::progress::Bar::new(&ctx.printer).labelled("Committing", "files");
     let out = ops::commit(&store, &opts, &bar);

@@ -40,6 +40,10 @@ pub struct CommitOptions {
     pub base: Option<PathBuf>,
     /// The directory relative paths are resolved against.
     pub cwd: PathBuf,
+    /// Patterns (gitignore syntax, anchored at the recording base) to leave out.
+    pub excludes: Vec<String>,
+    /// Also honour `.gitignore` files (`.snapignore` files always are).
+    pub gitignore: bool,
 }
 
 /// How the ref changed.
@@ -174,7 +178,18 @@ fn commit_inner(
     // fingerprint of the whole scan names the root tree it produced last time, and per-file
     // records give the digests of unchanged files (worktree::statcache).
     let started = StatCache::started_now();
-    let entries = scan::scan(&roots, &[store.dir().to_owned()])?;
+    let mut ignore_files = vec![scan::SNAPIGNORE.to_owned()];
+    if opts.gitignore {
+        // First, so that `.snapignore` (read later) has the last word.
+        ignore_files.insert(0, ".gitignore".to_owned());
+    }
+    let filter = scan::Filter {
+        skip: vec![store.dir().to_owned()],
+        ignore_files,
+        excludes: opts.excludes.clone(),
+        base: base.clone(),
+    };
+    let entries = scan::scan_filtered(&roots, &filter)?;
     let fingerprint = statcache::fingerprint(&entries, started);
     let mut tree_cache = TreeCache::load(store.dir());
     let mut file_cache = None;

@@ -4,9 +4,18 @@
 //! contents, siblings sorted by the bytes of their names. Each recorded path's missing parent
 //! directories are synthesized. Symlinks are recorded, never followed. The store directory and
 //! `.git` directories are never recorded.
+//!
+//! Exclusions ([`Filter`]): ignore files in gitignore syntax — `.snapignore`, and `.gitignore`
+//! when asked — in every scanned directory and in the roots' ancestors up to the store root,
+//! plus patterns given on the command line. The paths given to commit are never excluded
+//! themselves, only what is found below them. An ignored directory is not entered.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ignore::Match;
+use ignore::gitignore::{Gitignore, GitignoreBuilder};
 
 use rayon::prelude::*;
 
@@ -63,7 +72,152 @@ pub struct Root {
 /// # Errors
 /// [`Error`] naming the path: missing, unreadable, not UTF-8, an unsupported file type, or two
 /// roots recorded under the same path.
+/// What a scan leaves out.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    /// Directories never entered (the store itself).
+    pub skip: Vec<PathBuf>,
+    /// Names of ignore files to honour (`.snapignore`, and `.gitignore` when asked).
+    pub ignore_files: Vec<String>,
+    /// Patterns in gitignore syntax, anchored at `base`; they take precedence over files.
+    pub excludes: Vec<String>,
+    /// The store root: where `excludes` are anchored, and how far up ignore files are looked
+    /// for above each root.
+    pub base: PathBuf,
+}
+
+/// The ignore file every commit honours.
+pub const SNAPIGNORE: &str = ".snapignore";
+
+/// Matchers in effect in a directory, outermost first, with the command line's separately.
+#[derive(Clone, Default)]
+struct Rules {
+    cli: Option<Arc<Gitignore>>,
+    files: Vec<Arc<Gitignore>>,
+}
+
+impl Rules {
+    fn is_empty(&self) -> bool {
+        self.cli.is_none() && self.files.is_empty()
+    }
+
+    /// Whether `path` is excluded: the command line first, then the innermost file that says
+    /// anything about it (a `!pattern` re-includes).
+    fn excludes(&self, path: &Path, is_dir: bool) -> bool {
+        let verdicts = self.cli.iter().chain(self.files.iter().rev());
+        for m in verdicts {
+            match m.matched(path, is_dir) {
+                Match::Ignore(_) => return true,
+                Match::Whitelist(_) => return false,
+                Match::None => {}
+            }
+        }
+        false
+    }
+
+    /// These rules plus the ignore files found in `dir` (whose entry names are `names`).
+    fn enter<'a>(
+        &self,
+        dir: &Path,
+        names: impl Iterator<Item = &'a str>,
+        filter: &Filter,
+    ) -> Result<Rules, Error> {
+        let present: Vec<&str> = names
+            .filter(|n| filter.ignore_files.iter().any(|f| f == n))
+            .collect();
+        if present.is_empty() {
+            return Ok(self.clone());
+        }
+        let mut b = GitignoreBuilder::new(dir);
+        // In the order given: a later file's patterns win (`.snapignore` over `.gitignore`).
+        for f in filter
+            .ignore_files
+            .iter()
+            .filter(|f| present.contains(&f.as_str()))
+        {
+            let path = dir.join(f);
+            if let Some(e) = b.add(&path) {
+                return Err(Error::BadIgnore {
+                    path,
+                    reason: e.to_string(),
+                });
+            }
+        }
+        let m = b.build().map_err(|e| Error::BadIgnore {
+            path: dir.join(present[0]),
+            reason: e.to_string(),
+        })?;
+        let mut out = self.clone();
+        out.files.push(Arc::new(m));
+        Ok(out)
+    }
+}
+
+/// The rules in effect for a root at `source`: command-line excludes, and ignore files in
+/// `filter.base` and every directory between it and the root.
+fn rules_for_root(source: &Path, filter: &Filter) -> Result<Rules, Error> {
+    let mut rules = Rules::default();
+    if !filter.excludes.is_empty() {
+        let mut b = GitignoreBuilder::new(&filter.base);
+        for pattern in &filter.excludes {
+            b.add_line(None, pattern).map_err(|e| Error::BadExclude {
+                pattern: pattern.clone(),
+                reason: e.to_string(),
+            })?;
+        }
+        let m = b.build().map_err(|e| Error::BadExclude {
+            pattern: filter.excludes.join(" "),
+            reason: e.to_string(),
+        })?;
+        rules.cli = Some(Arc::new(m));
+    }
+    if filter.ignore_files.is_empty() {
+        return Ok(rules);
+    }
+    let Some(parent) = source.parent() else {
+        return Ok(rules);
+    };
+    let Ok(rel) = parent.strip_prefix(&filter.base) else {
+        return Ok(rules); // recorded from outside the store root: its own files only
+    };
+    let mut dir = filter.base.clone();
+    let mut dirs = vec![dir.clone()];
+    for c in rel.components() {
+        dir.push(c);
+        dirs.push(dir.clone());
+    }
+    for d in dirs {
+        let names: Vec<String> = filter
+            .ignore_files
+            .iter()
+            .filter(|f| d.join(f).is_file())
+            .cloned()
+            .collect();
+        rules = rules.enter(&d, names.iter().map(String::as_str), filter)?;
+    }
+    Ok(rules)
+}
+
+/// [`scan_filtered`] with only the store left out.
+///
+/// # Errors
+/// As [`scan_filtered`].
 pub fn scan(roots: &[Root], skip: &[PathBuf]) -> Result<Vec<ScanEntry>, Error> {
+    scan_filtered(
+        roots,
+        &Filter {
+            skip: skip.to_vec(),
+            ..Filter::default()
+        },
+    )
+}
+
+/// Walks `roots` and returns every entry in tar member order, leaving out what `filter` says.
+///
+/// # Errors
+/// As [`scan`], and [`Error::BadIgnore`] / [`Error::BadExclude`] for a pattern that does not
+/// parse.
+pub fn scan_filtered(roots: &[Root], filter: &Filter) -> Result<Vec<ScanEntry>, Error> {
     // A trie of recorded paths: synthesized directories lead to the roots.
     #[derive(Default)]
     struct Node {
@@ -102,21 +256,25 @@ pub fn scan(roots: &[Root], skip: &[PathBuf]) -> Result<Vec<ScanEntry>, Error> {
         }
     }
 
-    let skip: Vec<PathBuf> = skip
+    let mut filter = filter.clone();
+    filter.skip = filter
+        .skip
         .iter()
         .map(|p| p.canonicalize().unwrap_or_else(|_| p.clone()))
         .collect();
+    let filter = &filter;
     let mut out = Vec::new();
 
     fn visit(
         node: &Node,
         prefix: &str,
         parent: Option<usize>,
-        skip: &[PathBuf],
+        filter: &Filter,
         out: &mut Vec<ScanEntry>,
     ) -> Result<(), Error> {
         if let Some(src) = &node.source {
-            return walk_dir_or_file(src, prefix, parent, skip, out, true);
+            let rules = rules_for_root(src, filter)?;
+            return walk_dir_or_file(src, prefix, parent, filter, &rules, out, true);
         }
         for (name, child) in &node.children {
             let path = join(prefix, name);
@@ -132,15 +290,15 @@ pub fn scan(roots: &[Root], skip: &[PathBuf]) -> Result<Vec<ScanEntry>, Error> {
                     kind: ScanKind::Dir,
                     stat: None,
                 });
-                visit(child, &path, Some(idx), skip, out)?;
+                visit(child, &path, Some(idx), filter, out)?;
             } else {
-                visit(child, &path, parent, skip, out)?;
+                visit(child, &path, parent, filter, out)?;
             }
         }
         Ok(())
     }
 
-    visit(&top, "", None, &skip, &mut out)?;
+    visit(&top, "", None, filter, &mut out)?;
     Ok(out)
 }
 
@@ -149,7 +307,8 @@ fn walk_dir_or_file(
     src: &Path,
     path: &str,
     parent: Option<usize>,
-    skip: &[PathBuf],
+    filter: &Filter,
+    rules: &Rules,
     out: &mut Vec<ScanEntry>,
     is_root: bool,
 ) -> Result<(), Error> {
@@ -165,7 +324,16 @@ fn walk_dir_or_file(
             }
         }
     })?;
-    walk_with_meta(src, &meta, path, parent, skip, out, PARALLEL_LEVELS)
+    walk_with_meta(
+        src,
+        &meta,
+        path,
+        parent,
+        filter,
+        rules,
+        out,
+        PARALLEL_LEVELS,
+    )
 }
 
 /// How many directory levels below a root are scanned in parallel: enough to keep both cores
@@ -174,12 +342,14 @@ const PARALLEL_LEVELS: u32 = 2;
 
 /// [`walk_dir_or_file`] with `lstat` already done (by the parent's directory entry, which
 /// stats relative to the open directory instead of walking the whole path again).
+#[allow(clippy::too_many_arguments)]
 fn walk_with_meta(
     src: &Path,
     meta: &std::fs::Metadata,
     path: &str,
     parent: Option<usize>,
-    skip: &[PathBuf],
+    filter: &Filter,
+    rules: &Rules,
     out: &mut Vec<ScanEntry>,
     parallel_levels: u32,
 ) -> Result<(), Error> {
@@ -254,7 +424,7 @@ fn walk_with_meta(
             .map_err(|_| Error::InvalidPath {
                 path: child.clone(),
             })?;
-        if name == ".git" || skip.contains(&child) {
+        if name == ".git" || filter.skip.contains(&child) {
             continue;
         }
         // fstatat relative to the open directory: no path walk per file.
@@ -265,9 +435,14 @@ fn walk_with_meta(
         children.push((name, child, meta));
     }
     children.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    let rules = &rules.enter(src, children.iter().map(|c| c.0.as_str()), filter)?;
+    if !rules.is_empty() {
+        children.retain(|(_, child, meta)| !rules.excludes(child, meta.is_dir()));
+    }
     if parallel_levels == 0 || children.len() < 2 {
         for (name, child, meta) in children {
-            walk_with_meta(&child, &meta, &join(path, &name), dir_index, skip, out, 0)?;
+            let path = join(path, &name);
+            walk_with_meta(&child, &meta, &path, dir_index, filter, rules, out, 0)?;
         }
         return Ok(());
     }
@@ -282,7 +457,8 @@ fn walk_with_meta(
                 &meta,
                 &join(path, &name),
                 None,
-                skip,
+                filter,
+                rules,
                 &mut local,
                 parallel_levels - 1,
             )?;
@@ -345,6 +521,22 @@ pub enum Error {
     RootNotDir {
         /// The path.
         path: PathBuf,
+    },
+    /// An ignore file with a pattern that does not parse.
+    #[error("{}: {reason}", path.display())]
+    BadIgnore {
+        /// The ignore file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An `--exclude` pattern that does not parse.
+    #[error("--exclude `{pattern}`: {reason}")]
+    BadExclude {
+        /// The pattern.
+        pattern: String,
+        /// What is wrong.
+        reason: String,
     },
     /// Two paths recorded under one name.
     #[error("two paths would be recorded as `{path}`")]

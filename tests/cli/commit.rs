@@ -350,3 +350,84 @@ fn the_stat_cache_skips_unchanged_files_and_misses_no_change() -> Result {
     assert!(r.is_clean(), "{:?}", r.problems);
     Ok(())
 }
+
+/// Every path `snap ls -r`-style listing of a snapshot: walks `snap ls` recursively.
+fn recorded(env: &Env, rev: &str) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let mut dirs = vec![String::new()];
+    while let Some(d) = dirs.pop() {
+        let args: Vec<&str> = if d.is_empty() {
+            vec!["--json", "ls", rev]
+        } else {
+            vec!["--json", "ls", rev, &d]
+        };
+        for line in env.ok(&args)?.lines() {
+            let v: serde_json::Value = serde_json::from_str(line)?;
+            let path = v["data"]["path"].as_str().ok_or("path")?.to_owned();
+            if v["data"]["type"] == "dir" {
+                dirs.push(path.clone());
+            }
+            out.push(path);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+#[test]
+fn snapignore_files_exclude_and_re_include_like_gitignore() -> Result {
+    let env = Env::new()?;
+    env.write(".snapignore", "*.tmp\n!keep.tmp\n")?;
+    env.write("out/a.txt", "a")?;
+    env.write("out/b.tmp", "b")?;
+    env.write("out/keep.tmp", "k")?;
+    env.write("out/cache/big", "c")?;
+    env.write("out/sub/.snapignore", "/local\n")?;
+    env.write("out/sub/local", "l")?;
+    env.write("out/sub/deep/local", "d")?;
+    env.write("out/.gitignore", "a.txt\n")?;
+    env.ok(&["commit", "out", "--exclude", "out/cache/"])?;
+    assert_eq!(
+        recorded(&env, "latest")?,
+        [
+            "out",
+            "out/.gitignore",
+            "out/a.txt",
+            "out/keep.tmp",
+            "out/sub",
+            "out/sub/.snapignore",
+            "out/sub/deep",
+            "out/sub/deep/local",
+        ]
+    );
+    // .gitignore only when asked; .snapignore has the last word.
+    env.write("out/.snapignore", "!a.txt\nkeep.tmp\n")?;
+    env.write("out/.gitignore", "a.txt\nsub/\n")?;
+    env.ok(&["commit", "out", "--gitignore"])?;
+    let got = recorded(&env, "latest")?;
+    assert!(got.contains(&"out/a.txt".to_owned()), "{got:?}");
+    assert!(!got.iter().any(|p| p.starts_with("out/sub")), "{got:?}");
+    assert!(!got.contains(&"out/keep.tmp".to_owned()), "{got:?}");
+    assert!(
+        got.contains(&"out/cache/big".to_owned()),
+        "--exclude is per commit: {got:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_path_given_on_the_command_line_is_recorded_even_if_ignored() -> Result {
+    let env = Env::new()?;
+    env.write(".snapignore", "build/\n*.bin\n")?;
+    env.write("build/model.bin", "m")?;
+    env.write("build/notes.txt", "n")?;
+    env.ok(&["commit", "build"])?;
+    assert_eq!(recorded(&env, "latest")?, ["build", "build/notes.txt"]);
+    let out = env.run(&["commit", "build", "--exclude", "{a,b"], 2)?;
+    assert!(
+        stderr(&out).contains("--exclude `{a,b`: error parsing glob"),
+        "{}",
+        stderr(&out)
+    );
+    Ok(())
+}
