@@ -28,6 +28,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "diff",
         &["digest", "object", "rev", "snapshot", "store", "worktree"],
     ),
+    ("config", &["lock", "store", "registry"]),
 ];
 
 const MODULES: &[&str] = &[
@@ -44,6 +45,7 @@ const MODULES: &[&str] = &[
     "provenance",
     "worktree",
     "diff",
+    "config",
     "ops",
 ];
 

@@ -15,14 +15,9 @@ pub struct Args {
     /// The snapshot's message.
     #[arg(short, long, default_value = "", value_name = "MSG")]
     message: String,
-    /// The head to move.
-    #[arg(
-        long = "ref",
-        default_value = "latest",
-        value_name = "NAME",
-        env = "SNAP_REF"
-    )]
-    ref_name: String,
+    /// The head to move (default: the `commit.ref` setting, else latest).
+    #[arg(long = "ref", value_name = "NAME", env = "SNAP_REF")]
+    ref_name: Option<String>,
     /// Add a manifest annotation (repeatable).
     #[arg(long = "annotation", value_name = "KEY=VALUE")]
     annotations: Vec<String>,
@@ -36,23 +31,29 @@ pub struct Args {
     /// -C DIR; repeatable). `.snapignore` files are always honoured.
     #[arg(long = "exclude", value_name = "PATTERN")]
     excludes: Vec<String>,
-    /// Also honour `.gitignore` files (`.snapignore` has the last word).
+    /// Also honour `.gitignore` files (`.snapignore` has the last word); the
+    /// `commit.gitignore` setting turns this on for every commit.
     #[arg(long)]
     gitignore: bool,
 }
 
 pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {
     let store = ctx.open_or_create_store()?;
+    let settings = snap::config::Config::load(store.dir())?;
     let opts = CommitOptions {
         paths: args.paths.clone(),
         message: args.message.clone(),
-        ref_name: args.ref_name.clone(),
+        ref_name: args
+            .ref_name
+            .clone()
+            .or_else(|| settings.get("commit.ref").map(str::to_owned))
+            .unwrap_or_default(),
         annotations: args.annotations.clone(),
         inputs: args.inputs.clone(),
         base: args.base.clone(),
         cwd: ctx.cwd.clone(),
         excludes: args.excludes.clone(),
-        gitignore: args.gitignore,
+        gitignore: args.gitignore || settings.flag("commit.gitignore"),
     };
     let bar = crate::cli::progress::Bar::new(&ctx.printer).labelled("Committing", "files");
     let out = ops::commit(&store, &opts, &bar);

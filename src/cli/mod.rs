@@ -6,6 +6,7 @@
 
 mod commit;
 mod completions;
+mod config;
 mod diff;
 mod error;
 mod export;
@@ -103,6 +104,8 @@ enum Command {
     Fsck(fsck::Args),
     /// Remove objects no ref or recent reflog entry reaches.
     Gc(gc::Args),
+    /// Read and set the store's settings (.store/config).
+    Config(config::Args),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(completions::CompletionsArgs),
     /// Print snap's man page (roff): `snap man > snap.1`.
@@ -178,6 +181,7 @@ pub fn main() -> ExitCode {
         Command::Tag(a) => refs::tag(&ctx, a),
         Command::Ref(a) => refs::manage(&ctx, a),
         Command::Fsck(a) => fsck::run(&ctx, a),
+        Command::Config(a) => config::run(&ctx, a),
         Command::Completions(a) => completions::completions(&ctx, a),
         Command::Man(a) => completions::man(&ctx, a),
     };

@@ -37,9 +37,9 @@ pub struct PushArgs {
     /// The snapshot to push.
     #[arg(value_name = "SNAP")]
     rev: String,
-    /// Where: REGISTRY/REPOSITORY, with an optional :TAG.
+    /// Where: REGISTRY/REPOSITORY, with an optional :TAG (default: the `remote` setting).
     #[arg(value_name = "REGISTRY/REPO[:TAG]")]
-    target: String,
+    target: Option<String>,
     /// The moving tag to set as well.
     #[arg(
         long,
@@ -69,7 +69,7 @@ pub struct PushArgs {
 
 pub fn push(ctx: &Context, args: &PushArgs) -> anyhow::Result<ExitStatus> {
     let store = ctx.open_store()?;
-    let target = RemoteRef::parse(&args.target).map_err(snap::ops::Error::from)?;
+    let target = remote(&store, args.target.as_deref())?;
     let opts = PushOptions {
         rev: args.rev.clone(),
         target,
@@ -118,9 +118,10 @@ pub fn push(ctx: &Context, args: &PushArgs) -> anyhow::Result<ExitStatus> {
 
 #[derive(clap::Args, Debug)]
 pub struct PullArgs {
-    /// What: REGISTRY/REPOSITORY[:TAG|@DIGEST] (no tag means `latest`).
+    /// What: REGISTRY/REPOSITORY[:TAG|@DIGEST] (no tag means `latest`; default: the `remote`
+    /// setting).
     #[arg(value_name = "REGISTRY/REPO[:TAG|@DIGEST]")]
-    source: String,
+    source: Option<String>,
     /// The head to point at the result (default: the tag; `latest` with --walk-back).
     #[arg(long = "ref", value_name = "NAME")]
     ref_name: Option<String>,
@@ -138,14 +139,22 @@ pub struct PullArgs {
 }
 
 pub fn pull(ctx: &Context, args: &PullArgs) -> anyhow::Result<ExitStatus> {
-    let source = RemoteRef::parse(&args.source).map_err(snap::ops::Error::from)?;
+    // Check a given reference before creating anything.
+    if let Some(given) = &args.source {
+        RemoteRef::parse(given).map_err(snap::ops::Error::from)?;
+    }
+    // Like `git clone`: pulling into a directory without a store creates one.
+    let store = ctx.open_or_create_store()?;
+    let mut source = remote(&store, args.source.as_deref())?;
+    if args.walk_back && args.source.is_none() {
+        // The setting may carry a tag for push; walk-back picks the tag itself.
+        source.tag = None;
+    }
     if args.walk_back && (source.tag.is_some() || source.digest.is_some()) {
         anyhow::bail!(
             "--walk-back picks the tag itself; give REGISTRY/REPO without :TAG or @DIGEST"
         );
     }
-    // Like `git clone`: pulling into a directory without a store creates one.
-    let store = ctx.open_or_create_store()?;
     let opts = PullOptions {
         source,
         ref_name: args.ref_name.clone(),
@@ -212,4 +221,18 @@ pub fn pull(ctx: &Context, args: &PullArgs) -> anyhow::Result<ExitStatus> {
         ctx.printer.line(out.digest)?;
     }
     Ok(ExitStatus::Success)
+}
+
+/// The registry reference given, else the store's `remote` setting.
+fn remote(store: &snap::store::Store, given: Option<&str>) -> anyhow::Result<RemoteRef> {
+    if let Some(text) = given {
+        return Ok(RemoteRef::parse(text).map_err(snap::ops::Error::from)?);
+    }
+    let settings = snap::config::Config::load(store.dir())?;
+    let text = settings.get("remote").ok_or_else(|| {
+        anyhow::anyhow!(
+            "no registry given: pass REGISTRY/REPO, or set a default with `snap config remote REGISTRY/REPO`"
+        )
+    })?;
+    Ok(RemoteRef::parse(text).map_err(snap::ops::Error::from)?)
 }

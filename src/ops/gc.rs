@@ -130,8 +130,10 @@ pub fn gc(store: &Store, opts: &GcOptions) -> Result<GcOutcome, Error> {
         }
         out.packs_removed += 1;
         out.bytes_removed += size_of(&pack) + size_of(&idx);
-        doomed.push(idx);
+        // The pack before its index: an index without a pack is a leftover the next sweep
+        // removes; a pack without an index would look like damage (store format §5.3).
         doomed.push(pack);
+        doomed.push(idx);
     }
     for t in store.temp_files()? {
         if old_enough(&t) {
@@ -275,11 +277,11 @@ pub fn roll_back(store: &Store) -> Result<Option<RollBack>, Error> {
             continue;
         }
         let bytes = std::fs::symlink_metadata(&path).map_or(0, |m| m.len());
+        remove(path.clone())?;
         if path.extension().is_some_and(|x| x == "pack") {
-            // The index first: an index without its pack is a leftover, a pack without one is not.
+            // After the pack: an index without its pack is a leftover, a pack without one is not.
             remove(path.with_extension("idx"))?;
         }
-        remove(path.clone())?;
         if let Some(dir) = path.parent() {
             crate::fs::sync_dir(dir).map_err(|source| Error::Io {
                 path: dir.to_owned(),

@@ -5,6 +5,7 @@ mod harness;
 mod commit;
 mod completions;
 mod concurrency;
+mod config;
 mod corruption;
 mod diff;
 mod disk_full;
