@@ -47,6 +47,7 @@ pub mod config;
 pub mod diff;
 pub mod digest;
 pub mod fs;
+pub mod graph;
 pub mod lock;
 pub mod object;
 pub mod oci;

@@ -8,9 +8,13 @@ use crate::cli::error::ExitStatus;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Where to start (default: latest).
-    #[arg(value_name = "SNAP", default_value = "latest")]
-    rev: String,
+    /// Where to start (default: latest; with --graph, every ref).
+    #[arg(value_name = "SNAP")]
+    rev: Option<String>,
+    /// Draw the lineage of every ref (or of SNAP) as a graph, all parents followed, like
+    /// `git log --graph --all --oneline`.
+    #[arg(long)]
+    graph: bool,
     /// Show at most N snapshots.
     #[arg(short = 'n', long = "max-count", value_name = "N")]
     max: Option<usize>,
@@ -21,7 +25,11 @@ pub struct Args {
 
 pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {
     let store = ctx.open_store()?;
-    let mut next = Some(snap::rev::resolve(&store, &args.rev).map_err(snap::ops::Error::from)?);
+    if args.graph {
+        return graph(ctx, &store, args);
+    }
+    let rev = args.rev.as_deref().unwrap_or("latest");
+    let mut next = Some(snap::rev::resolve(&store, rev).map_err(snap::ops::Error::from)?);
     let mut shown = 0;
     while let Some(id) = next {
         if args.max.is_some_and(|m| shown >= m) {
@@ -81,4 +89,86 @@ fn print_long(ctx: &Context, e: &LogEntry) -> std::io::Result<()> {
         p.line("")?;
     }
     Ok(())
+}
+
+/// `snap log --graph`: every snapshot reachable from the starting points, all parents
+/// followed, children before parents, newest first; each line decorated with its refs.
+fn graph(ctx: &Context, store: &snap::store::Store, args: &Args) -> anyhow::Result<ExitStatus> {
+    use std::collections::{BTreeMap, BTreeSet};
+    let refs = store.refs.list().map_err(snap::ops::Error::from)?;
+    let mut labels: BTreeMap<snap::Digest, Vec<String>> = BTreeMap::new();
+    for (name, d) in &refs {
+        labels.entry(*d).or_default().push(name.to_string());
+    }
+    let starts: Vec<snap::Digest> = match &args.rev {
+        Some(rev) => vec![snap::rev::resolve(store, rev).map_err(snap::ops::Error::from)?],
+        None => refs.iter().map(|(_, d)| *d).collect(),
+    };
+    let mut entries: BTreeMap<snap::Digest, LogEntry> = BTreeMap::new();
+    let mut queue: Vec<snap::Digest> = starts;
+    let mut seen = BTreeSet::new();
+    while let Some(id) = queue.pop() {
+        if !seen.insert(id) || !store.objects.contains(&id) {
+            continue;
+        }
+        let snap = Snapshot::load(store, &id).map_err(snap::ops::Error::from)?;
+        let entry = LogEntry::from(&snap);
+        queue.extend(entry.parents.iter().copied());
+        entries.insert(id, entry);
+    }
+    let nodes: BTreeMap<snap::Digest, (Vec<snap::Digest>, (String, snap::Digest))> = entries
+        .iter()
+        .map(|(id, e)| {
+            let parents = e
+                .parents
+                .iter()
+                .filter(|p| entries.contains_key(p))
+                .copied();
+            (
+                *id,
+                (
+                    parents.collect(),
+                    (e.created.clone().unwrap_or_default(), *id),
+                ),
+            )
+        })
+        .collect();
+    let mut order = snap::graph::topo_order(&nodes);
+    if let Some(max) = args.max {
+        order.truncate(max);
+    }
+    let shown: BTreeSet<snap::Digest> = order.iter().copied().collect();
+    let rows = snap::graph::layout(&order, |id| {
+        nodes[id]
+            .0
+            .iter()
+            .filter(|p| shown.contains(p))
+            .copied()
+            .collect()
+    });
+    for row in rows {
+        let Some(id) = row.node else {
+            if !ctx.printer.json() {
+                ctx.printer.line(&row.graph)?;
+            }
+            continue;
+        };
+        let e = &entries[&id];
+        if ctx.printer.json() {
+            ctx.printer.json_record("snapshot", e)?;
+            continue;
+        }
+        let deco = labels
+            .get(&id)
+            .map(|l| format!(" ({})", l.join(", ")))
+            .unwrap_or_default();
+        ctx.printer.line(format!(
+            "{}  {}{deco} {} {}",
+            row.graph,
+            ctx.printer.paint_id(&id.short()),
+            date(e),
+            e.message.lines().next().unwrap_or("")
+        ))?;
+    }
+    Ok(ExitStatus::Success)
 }
