@@ -126,14 +126,16 @@ where
                     .unwrap_or(0);
                 let mut cells = vec![' '; width];
                 for (from, to) in &mut lanes {
-                    if from == to {
-                        cells[*from * 2] = '|';
-                    } else if to < from {
-                        cells[*from * 2 - 1] = '/';
-                        *from -= 1;
-                    } else {
-                        cells[*from * 2 + 1] = '\\';
-                        *from += 1;
+                    match (*to).cmp(from) {
+                        std::cmp::Ordering::Equal => cells[*from * 2] = '|',
+                        std::cmp::Ordering::Less => {
+                            cells[*from * 2 - 1] = '/';
+                            *from -= 1;
+                        }
+                        std::cmp::Ordering::Greater => {
+                            cells[*from * 2 + 1] = '\\';
+                            *from += 1;
+                        }
                     }
                 }
                 rows.push(Row {
