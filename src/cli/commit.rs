@@ -69,6 +69,29 @@ pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {
         human_bytes(out.bytes),
         out.ref_name
     );
+    ctx.printer.detail(
+        "Read",
+        format!(
+            "{} of {} files (the others unchanged since the stat cache saw them)",
+            out.files_read, out.files
+        ),
+    );
+    ctx.printer.detail(
+        "Stored",
+        format!(
+            "{} layers, manifest {} bytes, {} dirs, {} symlinks",
+            out.layers, out.manifest_bytes, out.dirs, out.symlinks
+        ),
+    );
+    if out.attempts > 1 {
+        ctx.printer.detail(
+            "Reparented",
+            format!(
+                "{} times on snapshots other commits wrote meanwhile",
+                out.attempts - 1
+            ),
+        );
+    }
     match out.update {
         Update::Unchanged => ctx
             .printer

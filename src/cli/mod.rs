@@ -52,6 +52,9 @@ pub struct Cli {
     /// Print less (-q: no status lines; -qq: errors only).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     quiet: u8,
+    /// Print more: what each command read, wrote and skipped.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    verbose: u8,
     /// When to use colours.
     #[arg(
         long,
@@ -149,7 +152,7 @@ impl Context {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let printer = Printer::new(cli.quiet, cli.json, cli.color);
+    let printer = Printer::new(cli.quiet, cli.verbose, cli.json, cli.color);
     let cwd = match std::env::current_dir() {
         Ok(c) => c,
         Err(e) => {

@@ -1,7 +1,7 @@
 //! What the CLI shows, and where: data on stdout, everything else on stderr.
 //!
 //! The [`Printer`] is decided once from the global flags: `-q` silences status lines, `-qq`
-//! everything but errors, `--json` makes stdout machine-readable, colour follows `--color`,
+//! everything but errors, `-v` adds detail lines, `--json` makes stdout machine-readable, colour follows `--color`,
 //! `NO_COLOR` and whether stderr is a terminal. Status lines look like cargo's: a
 //! right-aligned verb, then the object.
 
@@ -22,6 +22,7 @@ pub enum ColorChoice {
 #[derive(Clone, Debug)]
 pub struct Printer {
     quiet: u8,
+    verbose: u8,
     json: bool,
     color: bool,
     stderr_tty: bool,
@@ -31,7 +32,7 @@ pub struct Printer {
 // write goes through the one place that decides.
 #[allow(clippy::unused_self)]
 impl Printer {
-    pub fn new(quiet: u8, json: bool, color: ColorChoice) -> Self {
+    pub fn new(quiet: u8, verbose: u8, json: bool, color: ColorChoice) -> Self {
         let stderr_tty = io::stderr().is_terminal();
         let color = match color {
             ColorChoice::Always => true,
@@ -42,6 +43,7 @@ impl Printer {
         };
         Printer {
             quiet,
+            verbose,
             json,
             color,
             stderr_tty,
@@ -69,6 +71,13 @@ impl Printer {
             format!("{verb:>12}")
         };
         let _ = writeln!(io::stderr().lock(), "{verb} {message}");
+    }
+
+    /// A status line shown only with `-v`: what a command did in detail.
+    pub fn detail(&self, verb: &str, message: impl std::fmt::Display) {
+        if self.verbose > 0 && self.quiet == 0 {
+            self.status(verb, message);
+        }
     }
 
     /// An error on stderr (always shown).

@@ -431,3 +431,23 @@ fn a_path_given_on_the_command_line_is_recorded_even_if_ignored() -> Result {
     );
     Ok(())
 }
+
+#[test]
+fn verbose_says_what_was_read_and_quiet_says_nothing() -> Result {
+    let env = Env::new()?;
+    env.write("d/a", "1")?;
+    env.write("d/b", "2")?;
+    // Old enough that the stat cache trusts it (a file changed within 2 s of the cache being
+    // written is always read again: the racy case).
+    env.sh("touch -d '2020-01-01' d/a")?;
+    env.ok(&["commit", "d"])?;
+    env.write("d/b", "3")?;
+    let out = env.run(&["commit", "d", "-v"], 0)?;
+    let err = stderr(&out);
+    assert!(err.contains("Read 1 of 2 files"), "{err}");
+    assert!(err.contains("Stored"), "{err}");
+    env.write("d/b", "4")?;
+    let out = env.run(&["commit", "d", "-q"], 0)?;
+    assert_eq!(stderr(&out), "");
+    Ok(())
+}
