@@ -313,6 +313,51 @@ impl StoreLock {
     }
 }
 
+/// The turnstile in front of a store-wide lock: a maintenance process that wants the lock
+/// exclusively holds the turnstile (exclusively) while it waits, and everyone who is about to
+/// take the lock shared passes through the turnstile first. So a stream of writers, each
+/// holding the lock shared for a moment, cannot starve the waiting maintenance forever: new
+/// writers queue at the turnstile, the ones inside finish, maintenance gets in.
+pub struct Turnstile {
+    file: File,
+}
+
+impl Turnstile {
+    /// Closes the turnstile (waiting for another closer to open it), until dropped.
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn close(path: &Path) -> Result<Turnstile, Error> {
+        let io = |source| Error::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let file = open_lock_file(path).map_err(io)?;
+        file.lock().map_err(io)?;
+        Ok(Turnstile { file })
+    }
+
+    /// Passes through: waits while the turnstile is closed.
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn pass(path: &Path) -> Result<(), Error> {
+        let io = |source| Error::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let file = open_lock_file(path).map_err(io)?;
+        file.lock_shared().map_err(io)?;
+        file.unlock().map_err(io)
+    }
+}
+
+impl Drop for Turnstile {
+    fn drop(&mut self) {
+        let _ = self.file.unlock();
+    }
+}
+
 fn open_lock_file(path: &Path) -> io::Result<File> {
     std::fs::OpenOptions::new()
         .read(true)

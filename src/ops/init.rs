@@ -52,6 +52,10 @@ pub fn open_exclusive(
             start: cwd.to_owned(),
         })?,
     };
+    // Close the turnstile while waiting, so commits that start meanwhile queue behind this
+    // gc instead of keeping the store busy forever; it opens again when this returns.
+    let _turnstile = crate::lock::Turnstile::close(&dir.join(crate::store::TURNSTILE))
+        .map_err(crate::store::Error::from)?;
     let deadline = std::time::Instant::now() + wait;
     loop {
         match Store::open_exclusive(&dir) {

@@ -133,6 +133,10 @@ impl Store {
             source,
         })?;
         let lock_path = dir.join("LOCK");
+        if mode == LockMode::Shared {
+            // Queue behind a gc that is waiting for the store (see `lock::Turnstile`).
+            crate::lock::Turnstile::pass(&dir.join(TURNSTILE))?;
+        }
         let lock = match (mode, sweep) {
             (LockMode::Shared, true) => StoreLock::acquire_shared_after(&lock_path, || {
                 // Best effort: a leftover that cannot be removed now is removed next time.
@@ -259,7 +263,10 @@ impl Store {
                     // A pack's index is written before the pack (§5.3): this one's writer died.
                     std::fs::remove_file(&p).map(|()| true)
                 } else {
-                    if is_dir {
+                    // Fan-out directories of loose objects hold no temp files (they are made in
+                    // `objects/sha256/`), and may hold very many objects: not read.
+                    let fan_out = name.len() == 2 && d.ends_with("objects/sha256");
+                    if is_dir && !fan_out {
                         stack.push(p.clone());
                     }
                     Ok(false)
@@ -300,6 +307,9 @@ impl Store {
         Ok(out)
     }
 }
+
+/// The turnstile in front of `LOCK` (store format §7).
+pub const TURNSTILE: &str = "LOCK.turnstile";
 
 /// Store errors.
 #[derive(Debug, thiserror::Error)]

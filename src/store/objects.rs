@@ -131,7 +131,10 @@ impl Objects {
         let target = self.loose_path(&digest);
         let dir = target.parent().expect("loose paths have a fan-out parent");
         fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
-        let mut tmp = AtomicFile::new_in(dir).map_err(|e| io_err(dir, e))?;
+        // Temp files live in `objects/sha256/` itself, never in a fan-out directory, so the
+        // sweep of leftovers need not read the fan-out directories.
+        let mut tmp =
+            AtomicFile::new_in(&self.loose_dir).map_err(|e| io_err(&self.loose_dir, e))?;
         for chunk in chunks_or_empty(bytes) {
             let frame = pack::compress_frame(chunk).map_err(|e| io_err(tmp.path(), e))?;
             tmp.write_all(&frame).map_err(|e| io_err(&target, e))?;
