@@ -16,7 +16,9 @@ use crate::snapshot::{self, read_tree};
 use crate::store::Store;
 
 /// How an entry changed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ChangeKind {
     /// Only on the new side.
@@ -43,7 +45,9 @@ impl ChangeKind {
 }
 
 /// One side of a change.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct EntrySummary {
     /// `file`, `dir` or `symlink`.
     #[serde(rename = "type")]
@@ -63,7 +67,9 @@ pub struct EntrySummary {
 }
 
 /// One changed path.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct Change {
     /// `/`-separated path relative to the root.
     pub path: String,

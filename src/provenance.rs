@@ -91,7 +91,9 @@ pub fn collect(path: &Path, inputs: &[PathBuf]) -> Result<Option<Provenance>, Er
 }
 
 /// How a recorded provenance compares with the repository now.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct Freshness {
     /// The current HEAD commit, if in a repository with commits.
     pub head: Option<String>,
@@ -109,7 +111,9 @@ pub struct Freshness {
 }
 
 /// The freshness verdict.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum FreshState {
     /// Built from HEAD (or from unchanged inputs) out of a clean work tree.

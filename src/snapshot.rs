@@ -131,7 +131,9 @@ impl Artifact {
 }
 
 /// A snapshot as `snap log` reports it.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct LogEntry {
     /// The snapshot id.
     pub digest: Digest,

@@ -169,7 +169,7 @@ pub fn ref_name(d: &Descriptor) -> Option<String> {
 }
 
 /// How a layout is written.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Format {
     /// A directory.

@@ -47,7 +47,9 @@ pub struct CommitOptions {
 }
 
 /// How the ref changed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Update {
     /// The ref was created.
@@ -59,7 +61,7 @@ pub enum Update {
 }
 
 /// What a commit did.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct CommitOutcome {
     /// The snapshot id (for `unchanged`, the existing snapshot).
     pub digest: Digest,

@@ -43,7 +43,9 @@ pub struct ExportOptions {
 }
 
 /// One manifest in the exported index.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct ExportedManifest {
     /// The manifest (snapshot id).
     pub digest: Digest,
@@ -52,7 +54,7 @@ pub struct ExportedManifest {
 }
 
 /// What an export wrote.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct ExportOutcome {
     /// The directory or archive written.
     pub out: PathBuf,

@@ -19,7 +19,16 @@ use crate::store::objects::Location;
 
 /// What kind of problem fsck found.
 #[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
 )]
 #[serde(rename_all = "kebab-case")]
 pub enum ProblemKind {
@@ -52,7 +61,9 @@ pub enum ProblemKind {
 }
 
 /// One problem.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct Problem {
     /// What kind.
     pub kind: ProblemKind,
@@ -68,7 +79,9 @@ pub struct Problem {
 }
 
 /// The fsck report.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct FsckReport {
     /// Loose objects verified.
     pub loose_objects: u64,

@@ -53,7 +53,9 @@ impl Default for GcOptions {
 }
 
 /// What gc found and did.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct GcOutcome {
     /// Whether nothing was removed on purpose.
     pub dry_run: bool,

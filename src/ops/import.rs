@@ -68,7 +68,9 @@ impl Default for ImportOptions {
 }
 
 /// What happened to one ref.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum RefUpdate {
     /// Created.
@@ -85,7 +87,9 @@ pub enum RefUpdate {
 }
 
 /// One ref's outcome.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct ImportedRef {
     /// The head's name.
     pub name: String,
@@ -98,7 +102,7 @@ pub struct ImportedRef {
 }
 
 /// What an import did.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct ImportOutcome {
     /// Top-level entries of the layout, in order.
     pub entries: Vec<Digest>,

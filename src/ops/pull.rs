@@ -50,7 +50,9 @@ pub struct PullOptions {
 }
 
 /// Where walking back ended.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct WalkBack {
     /// The commit whose snapshot was found.
     pub commit: String,
@@ -61,7 +63,7 @@ pub struct WalkBack {
 }
 
 /// What a pull did.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct PullOutcome {
     /// The manifest (or index) pulled.
     pub digest: Digest,

@@ -51,7 +51,9 @@ pub struct PushOptions {
 }
 
 /// Why a tag was set.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum TagKind {
     /// Given in the reference.
@@ -63,7 +65,9 @@ pub enum TagKind {
 }
 
 /// What happened to a tag.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum TagUpdate {
     /// It did not exist.
@@ -75,7 +79,9 @@ pub enum TagUpdate {
 }
 
 /// One tag's outcome.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct PushedTag {
     /// The tag.
     pub tag: String,
@@ -88,7 +94,7 @@ pub struct PushedTag {
 }
 
 /// What a push did.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct PushOutcome {
     /// The manifest pushed.
     pub digest: Digest,

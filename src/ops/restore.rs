@@ -25,7 +25,7 @@ pub struct RestoreOptions {
 }
 
 /// What a restore did.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct RestoreOutcome {
     /// The snapshot restored.
     pub digest: Digest,

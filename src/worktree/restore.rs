@@ -116,7 +116,17 @@ pub fn plan_with(
 }
 
 /// Counts of what a restore wrote.
-#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+    PartialEq,
+    Eq,
+    schemars::JsonSchema,
+)]
 pub struct RestoreStats {
     /// Files written.
     pub files: u64,
