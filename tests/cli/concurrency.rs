@@ -43,17 +43,7 @@ fn eight_concurrent_commits_to_one_ref_are_all_in_the_log_and_reflog() -> Result
     }
     assert_eq!(reported.len(), 8);
     // First-parent history from the ref holds every reported snapshot.
-    let mut chain = BTreeSet::new();
-    let mut cur = env
-        .ok(&["refs"])?
-        .split_whitespace()
-        .next()
-        .map(str::to_owned);
-    while let Some(d) = cur {
-        let digest: snap::Digest = d.parse()?;
-        chain.insert(digest);
-        cur = parent_of(&env, &digest)?;
-    }
+    let chain = first_parent_chain(&env)?;
     assert_eq!(chain, reported, "log accounts for every success");
     let reflog = std::fs::read_to_string(env.join(".store/logs/heads/latest"))?;
     let logged: BTreeSet<snap::Digest> = reflog
@@ -64,6 +54,22 @@ fn eight_concurrent_commits_to_one_ref_are_all_in_the_log_and_reflog() -> Result
     let r: FsckReport = env.json(&["fsck"])?;
     assert!(r.is_clean(), "{:?}", r.problems);
     Ok(())
+}
+
+/// Every snapshot on the first-parent chain from the (only) ref.
+fn first_parent_chain(env: &Env) -> Result<BTreeSet<snap::Digest>> {
+    let mut chain = BTreeSet::new();
+    let mut cur = env
+        .ok(&["refs"])?
+        .split_whitespace()
+        .next()
+        .map(str::to_owned);
+    while let Some(d) = cur {
+        let digest: snap::Digest = d.parse()?;
+        chain.insert(digest);
+        cur = parent_of(env, &digest)?;
+    }
+    Ok(chain)
 }
 
 fn parent_of(env: &Env, d: &snap::Digest) -> Result<Option<String>> {
@@ -155,17 +161,7 @@ fn eight_writers_twenty_commits_each_and_gc_twice_meanwhile_lose_nothing() -> Re
     }
     assert_eq!(reported.len(), WRITERS * n);
     // Every reported commit is in the first-parent history...
-    let mut chain = BTreeSet::new();
-    let mut cur = env
-        .ok(&["refs"])?
-        .split_whitespace()
-        .next()
-        .map(str::to_owned);
-    while let Some(d) = cur {
-        let digest: snap::Digest = d.parse()?;
-        chain.insert(digest);
-        cur = parent_of(&env, &digest)?;
-    }
+    let chain = first_parent_chain(&env)?;
     assert_eq!(
         chain, reported,
         "history accounts for every reported commit"

@@ -303,7 +303,6 @@ fn commit_survives_sigkill_at_any_point() -> Result {
 
 #[test]
 fn import_survives_sigkill_at_any_point() -> Result {
-    let mut rng = Rng::from_env("import");
     let t = tempfile::tempdir()?;
     let src = t.path().join("src");
     std::fs::create_dir_all(&src)?;
@@ -313,34 +312,8 @@ fn import_survives_sigkill_at_any_point() -> Result {
     run(&src, &["export", "--oci", "latest", "-o", "../snap.tar"])?;
     let archive = t.path().join("snap.tar");
     let archive = archive.to_str().ok_or("path")?;
-    let mut took = Duration::from_millis(500);
-    let mut tally = Tally::default();
-    for i in 0..kills() {
-        let dir = t.path().join(format!("dst{i}"));
-        std::fs::create_dir_all(&dir)?;
-        run(&dir, &["init"])?;
-        let crash = Crash::pick(&mut rng, i, took, WRITER_POINTS);
-        let args = ["--json", "import", archive, "--ref", "imported"];
-        match run_crashed(&dir, &args, &crash)? {
-            Some(_) => tally.finished += 1,
-            None => tally.killed += 1,
-        }
-        let what = format!("import crashed by {crash:?}");
-        tally.leftovers += fsck_clean(&dir, &what)?;
-        let now = refs(&dir)?;
-        assert!(
-            now.get("imported").is_none_or(|d| *d == digest),
-            "{what}: {now:?}"
-        );
-        let start = Instant::now();
-        run(&dir, &args)?;
-        took = start.elapsed();
-        assert_eq!(refs(&dir)?.get("imported"), Some(&digest));
-        assert_eq!(fsck_clean(&dir, "the next import")?, 0, "leftovers remain");
-        std::fs::remove_dir_all(&dir)?;
-    }
-    tally.report("import");
-    Ok(())
+    let args = ["--json", "import", archive, "--ref", "imported"];
+    crash_into_fresh_stores("import", t.path(), &args, "imported", &digest)
 }
 
 #[test]
@@ -392,7 +365,6 @@ fn pull_survives_sigkill_at_any_point() -> Result {
     if !have_registry() {
         return Ok(());
     }
-    let mut rng = Rng::from_env("pull");
     let reg = Registry::start()?;
     let t = tempfile::tempdir()?;
     let src = t.path().join("src");
@@ -402,32 +374,50 @@ fn pull_survives_sigkill_at_any_point() -> Result {
     let digest = json_field(&out, "digest")?;
     let target = format!("{}/crash/pull:v1", reg.addr);
     run(&src, &["push", "latest", &target])?;
+    let args = ["--json", "pull", &target];
+    crash_into_fresh_stores("pull", t.path(), &args, "v1", &digest)
+}
+
+/// Crashes `args` (an import or a pull of the snapshot `digest` onto `ref_name`) once per
+/// kill, each time into a fresh store under `base`, and checks the store after each crash and
+/// after the run that follows it.
+fn crash_into_fresh_stores(
+    what: &str,
+    base: &Path,
+    args: &[&str],
+    ref_name: &str,
+    digest: &str,
+) -> Result {
+    let mut rng = Rng::from_env(what);
     let mut took = Duration::from_millis(500);
     let mut tally = Tally::default();
     for i in 0..kills() {
-        let dir = t.path().join(format!("dst{i}"));
+        let dir = base.join(format!("dst{i}"));
         std::fs::create_dir_all(&dir)?;
         run(&dir, &["init"])?;
         let crash = Crash::pick(&mut rng, i, took, WRITER_POINTS);
-        let args = ["--json", "pull", &target];
-        match run_crashed(&dir, &args, &crash)? {
+        match run_crashed(&dir, args, &crash)? {
             Some(_) => tally.finished += 1,
             None => tally.killed += 1,
         }
-        let what = format!("pull crashed by {crash:?}");
-        tally.leftovers += fsck_clean(&dir, &what)?;
+        let after = format!("{what} crashed by {crash:?}");
+        tally.leftovers += fsck_clean(&dir, &after)?;
         let now = refs(&dir)?;
         assert!(
-            now.get("v1").is_none_or(|d| *d == digest),
-            "{what}: {now:?}"
+            now.get(ref_name).is_none_or(|d| d == digest),
+            "{after}: {now:?}"
         );
         let start = Instant::now();
-        run(&dir, &args)?;
+        run(&dir, args)?;
         took = start.elapsed();
-        assert_eq!(refs(&dir)?.get("v1"), Some(&digest));
-        assert_eq!(fsck_clean(&dir, "the next pull")?, 0, "leftovers remain");
+        assert_eq!(refs(&dir)?.get(ref_name).map(String::as_str), Some(digest));
+        assert_eq!(
+            fsck_clean(&dir, &format!("the next {what}"))?,
+            0,
+            "leftovers remain"
+        );
         std::fs::remove_dir_all(&dir)?;
     }
-    tally.report("pull");
+    tally.report(what);
     Ok(())
 }
