@@ -385,8 +385,8 @@ pub fn fsck(store: &Store) -> Result<FsckReport, Error> {
             Some(tmp.clone()),
             None,
             format!(
-                "leftover temp file {} from an interrupted write; the next snap command \
-                 removes it",
+                "temp file {} of an interrupted write (or of one still running); the next \
+                 snap command that finds the store unused removes it",
                 tmp.display()
             ),
         ));
