@@ -213,6 +213,17 @@ fn parents(dir: &Path, digest: &str) -> Result<Vec<String>> {
         .collect())
 }
 
+/// Every reported snapshot is in `latest`'s history, and `latest` restores to the tree.
+fn nothing_lost(dir: &Path, reported: &[String]) -> Result {
+    let history = chain(dir, "latest")?;
+    for d in reported {
+        assert!(history.contains(d), "reported snapshot {d} was lost");
+    }
+    run(dir, &["restore", "latest", "out"])?;
+    sh(dir, "diff -r data out/data")?;
+    Ok(())
+}
+
 /// Tallies kills that landed while the command still ran and runs it finished first.
 #[derive(Default)]
 struct Tally {
@@ -291,12 +302,7 @@ fn commit_survives_sigkill_at_any_point() -> Result {
         reported.push(json_field(&out, "digest")?);
         assert_eq!(fsck_clean(dir, "the next commit")?, 0, "leftovers remain");
     }
-    let history = chain(dir, "latest")?;
-    for d in &reported {
-        assert!(history.contains(d), "reported snapshot {d} was lost");
-    }
-    run(dir, &["restore", "latest", "out"])?;
-    sh(dir, "diff -r data out/data")?;
+    nothing_lost(dir, &reported)?;
     tally.report("commit");
     Ok(())
 }
@@ -350,12 +356,7 @@ fn gc_survives_sigkill_at_any_point() -> Result {
         took = t;
         assert_eq!(fsck_clean(dir, "the next gc")?, 0, "leftovers remain");
     }
-    let history = chain(dir, "latest")?;
-    for d in &reported {
-        assert!(history.contains(d), "reported snapshot {d} was lost");
-    }
-    run(dir, &["restore", "latest", "out"])?;
-    sh(dir, "diff -r data out/data")?;
+    nothing_lost(dir, &reported)?;
     tally.report("gc");
     Ok(())
 }
