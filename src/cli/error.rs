@@ -87,6 +87,14 @@ pub fn report(printer: &Printer, err: &anyhow::Error) -> ExitStatus {
             ErrorKind::Conflict => ExitStatus::Conflict,
             _ => ExitStatus::Error,
         }
+    } else if err.chain().any(|e| {
+        matches!(
+            e.downcast_ref::<snap::config::Error>(),
+            Some(snap::config::Error::Locked { .. })
+        )
+    }) {
+        // Like a held ref lock: another process is at it, safe to retry.
+        ExitStatus::Conflict
     } else {
         ExitStatus::Error
     }

@@ -94,3 +94,21 @@ fn settings_are_defaults_that_flags_and_the_environment_override() -> Result {
     );
     Ok(())
 }
+
+#[test]
+fn a_config_held_by_another_process_exits_3() -> Result {
+    let env = Env::new()?;
+    env.ok(&["init"])?;
+    env.write(".store/config.lock", "")?;
+    let held = std::fs::File::open(env.join(".store/config.lock"))?;
+    held.lock()?;
+    let out = env.run(&["config", "commit.ref", "x"], 3)?;
+    assert!(
+        stderr(&out).contains("config.lock is locked"),
+        "{}",
+        stderr(&out)
+    );
+    drop(held);
+    env.ok(&["config", "commit.ref", "x"])?;
+    Ok(())
+}
