@@ -324,35 +324,55 @@ fn walk_dir_or_file(
             }
         }
     })?;
-    walk_with_meta(
-        src,
-        &meta,
-        path,
-        parent,
-        filter,
-        rules,
-        out,
-        PARALLEL_LEVELS,
-    )
+    let scanned = if path.is_empty() {
+        // The contents become the root: only a directory can be the root.
+        if !meta.is_dir() {
+            return Err(Error::RootNotDir {
+                path: src.to_owned(),
+            });
+        }
+        scan_dir(src, path, filter, rules)?
+    } else {
+        vec![scan_one(
+            src.to_owned(),
+            &meta,
+            path.to_owned(),
+            filter,
+            rules,
+        )?]
+    };
+    flatten(scanned, parent, out);
+    Ok(())
 }
 
-/// How many directory levels below a root are scanned in parallel: enough to keep both cores
-/// busy, few enough that entries are moved between vectors at most this many times.
-const PARALLEL_LEVELS: u32 = 2;
+/// One scanned entry and, for a directory, what is in it, in order.
+struct Scanned {
+    entry: ScanEntry,
+    below: Vec<Scanned>,
+}
 
-/// [`walk_dir_or_file`] with `lstat` already done (by the parent's directory entry, which
-/// stats relative to the open directory instead of walking the whole path again).
-#[allow(clippy::too_many_arguments)]
-fn walk_with_meta(
-    src: &Path,
+/// Appends `items` and everything below them to `out` in pre-order (a directory, then its
+/// contents, then its next sibling), setting each entry's parent index. Every entry is moved
+/// once, whatever the depth.
+fn flatten(items: Vec<Scanned>, parent: Option<usize>, out: &mut Vec<ScanEntry>) {
+    for Scanned { mut entry, below } in items {
+        let idx = out.len();
+        entry.parent = parent;
+        out.push(entry);
+        flatten(below, Some(idx), out);
+    }
+}
+
+/// The entry for `src` (already `lstat`ed as `meta`, by the parent's directory entry, which
+/// stats relative to the open directory instead of walking the whole path again), recorded as
+/// `path`; a directory is scanned too.
+fn scan_one(
+    src: PathBuf,
     meta: &std::fs::Metadata,
-    path: &str,
-    parent: Option<usize>,
+    path: String,
     filter: &Filter,
     rules: &Rules,
-    out: &mut Vec<ScanEntry>,
-    parallel_levels: u32,
-) -> Result<(), Error> {
+) -> Result<Scanned, Error> {
     let ft = meta.file_type();
     let kind = if ft.is_dir() {
         ScanKind::Dir
@@ -362,51 +382,43 @@ fn walk_with_meta(
             executable: is_executable(meta),
         }
     } else if ft.is_symlink() {
-        let target = std::fs::read_link(src).map_err(|source| Error::Io {
-            path: src.to_owned(),
+        let target = std::fs::read_link(&src).map_err(|source| Error::Io {
+            path: src.clone(),
             source,
         })?;
         let target = target
             .into_os_string()
             .into_string()
-            .map_err(|_| Error::InvalidPath {
-                path: src.to_owned(),
-            })?;
+            .map_err(|_| Error::InvalidPath { path: src.clone() })?;
         ScanKind::Symlink { target }
     } else {
-        return Err(Error::Unsupported {
-            path: src.to_owned(),
-        });
+        return Err(Error::Unsupported { path: src });
     };
-
-    let dir_index = if path.is_empty() {
-        // The contents become the root: only a directory can be the root.
-        if kind != ScanKind::Dir {
-            return Err(Error::RootNotDir {
-                path: src.to_owned(),
-            });
-        }
-        parent
+    let name = path.rsplit('/').next().unwrap_or(&path);
+    let name = EntryName::new(name).map_err(|_| Error::InvalidPath { path: src.clone() })?;
+    let below = if kind == ScanKind::Dir {
+        scan_dir(&src, &path, filter, rules)?
     } else {
-        let name = path.rsplit('/').next().unwrap_or(path);
-        let idx = out.len();
-        out.push(ScanEntry {
-            path: path.to_owned(),
-            name: EntryName::new(name).map_err(|_| Error::InvalidPath {
-                path: src.to_owned(),
-            })?,
-            parent,
-            source: Some(src.to_owned()),
+        Vec::new()
+    };
+    Ok(Scanned {
+        entry: ScanEntry {
+            path,
+            name,
+            parent: None,
             stat: matches!(kind, ScanKind::File { .. })
                 .then(|| crate::worktree::statcache::FileStat::of(meta)),
-            kind: kind.clone(),
-        });
-        if kind != ScanKind::Dir {
-            return Ok(());
-        }
-        Some(idx)
-    };
+            source: Some(src),
+            kind,
+        },
+        below,
+    })
+}
 
+/// The entries of directory `src` (recorded as `path`), sorted by name, each with what is
+/// below it. Every directory's entries are stated and scanned in parallel, so both cores stay
+/// busy however the tree is shaped; small directories stay on one thread.
+fn scan_dir(src: &Path, path: &str, filter: &Filter, rules: &Rules) -> Result<Vec<Scanned>, Error> {
     let rd = std::fs::read_dir(src).map_err(|source| Error::Io {
         path: src.to_owned(),
         source,
@@ -417,69 +429,56 @@ fn walk_with_meta(
             path: src.to_owned(),
             source,
         })?;
-        let child = entry.path();
         let name = entry
             .file_name()
             .into_string()
-            .map_err(|_| Error::InvalidPath {
-                path: child.clone(),
-            })?;
-        if name == ".git" || filter.skip.contains(&child) {
+            .map_err(|_| Error::InvalidPath { path: entry.path() })?;
+        if name == ".git" {
             continue;
         }
-        // fstatat relative to the open directory: no path walk per file.
-        let meta = entry.metadata().map_err(|source| Error::Io {
-            path: child.clone(),
-            source,
-        })?;
-        children.push((name, child, meta));
+        children.push((name, entry));
     }
-    children.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    if !filter.skip.is_empty() {
+        children.retain(|(name, _)| !filter.skip.contains(&src.join(name)));
+    }
+    children.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
     let rules = &rules.enter(src, children.iter().map(|c| c.0.as_str()), filter)?;
-    if !rules.is_empty() {
-        children.retain(|(_, child, meta)| !rules.excludes(child, meta.is_dir()));
-    }
-    if parallel_levels == 0 || children.len() < 2 {
-        for (name, child, meta) in children {
-            let path = join(path, &name);
-            walk_with_meta(&child, &meta, &path, dir_index, filter, rules, out, 0)?;
-        }
-        return Ok(());
-    }
-    // Each child's subtree on its own (parents relative to it; `None`: this directory), then
-    // appended in order, so the result is the same as the sequential walk's.
-    let parts: Vec<Result<Vec<ScanEntry>, Error>> = children
+    children
         .into_par_iter()
-        .map(|(name, child, meta)| {
-            let mut local = Vec::new();
-            walk_with_meta(
-                &child,
-                &meta,
-                &join(path, &name),
-                None,
-                filter,
-                rules,
-                &mut local,
-                parallel_levels - 1,
-            )?;
-            Ok(local)
+        .with_min_len(MIN_PER_THREAD)
+        .filter_map(|(name, entry)| {
+            let child = entry.path();
+            // fstatat relative to the open directory: no path walk per file.
+            let meta = match entry.metadata() {
+                Ok(m) => m,
+                Err(source) => {
+                    return Some(Err(Error::Io {
+                        path: child,
+                        source,
+                    }));
+                }
+            };
+            if !rules.is_empty() && rules.excludes(&child, meta.is_dir()) {
+                return None;
+            }
+            Some(scan_one(child, &meta, join(path, &name), filter, rules))
         })
-        .collect();
-    for part in parts {
-        let base = out.len();
-        out.extend(part?.into_iter().map(|mut e| {
-            e.parent = e.parent.map_or(dir_index, |p| Some(p + base));
-            e
-        }));
-    }
-    Ok(())
+        .collect()
 }
+
+/// Entries of one directory handled by one thread before another may take some: a file costs
+/// about one `fstatat`, so splitting finer costs more than it gains.
+const MIN_PER_THREAD: usize = 1;
 
 fn join(prefix: &str, name: &str) -> String {
     if prefix.is_empty() {
         name.to_owned()
     } else {
-        format!("{prefix}/{name}")
+        let mut s = String::with_capacity(prefix.len() + 1 + name.len());
+        s.push_str(prefix);
+        s.push('/');
+        s.push_str(name);
+        s
     }
 }
 
