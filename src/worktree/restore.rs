@@ -195,9 +195,7 @@ pub fn materialize<E: From<Error>>(
         }
     };
     if state == DestState::OnlyStore {
-        let stats = write(dest, true)?;
-        sync_filesystem(dest)?;
-        return Ok(stats);
+        return synced(dest, || write(dest, true));
     }
     if state == DestState::NonEmpty {
         if !force {
@@ -206,9 +204,7 @@ pub fn materialize<E: From<Error>>(
             }
             .into());
         }
-        let stats = write(dest, true)?;
-        sync_filesystem(dest)?;
-        return Ok(stats);
+        return synced(dest, || write(dest, true));
     }
 
     let dest = std::path::absolute(dest).map_err(|e| io_err(dest, e))?;
@@ -225,8 +221,7 @@ pub fn materialize<E: From<Error>>(
     fs::create_dir(&stage_path).map_err(|e| io_err(&stage_path, e))?;
     let mut staging = Staging(Some(stage_path.clone()));
 
-    let stats = write(&stage_path, false)?;
-    sync_filesystem(&stage_path)?;
+    let stats = synced(&stage_path, || write(&stage_path, false))?;
 
     if state == DestState::Missing {
         fs::rename(&stage_path, &dest).map_err(|e| io_err(&dest, e))?;
@@ -434,12 +429,58 @@ fn temp_sibling(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
-/// Flushes everything written on `path`'s filesystem (one `syncfs` instead of an fsync per
-/// file).
-fn sync_filesystem(path: &Path) -> Result<(), Error> {
-    let f = File::open(path).map_err(|e| io_err(path, e))?;
-    rustix::fs::syncfs(&f).map_err(|e| io_err(path, e.into()))
+/// Runs `write`, then flushes everything written on `dir`'s filesystem (one `syncfs` instead
+/// of an fsync per file). Meanwhile a second thread syncs every [`FLUSH_INTERVAL`], so the
+/// disk writes overlap with decompressing and verifying instead of all waiting for the end.
+/// The descriptor synced last is opened first, so a write-back error that happens at any time
+/// is reported to it; one seen by the background syncs is reported too.
+fn synced<T, E: From<Error>>(dir: &Path, write: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
+    let f = File::open(dir).map_err(|e| io_err(dir, e))?;
+    let done = (std::sync::Mutex::new(false), std::sync::Condvar::new());
+    let background_error = std::sync::Mutex::new(None);
+    let out = std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut stop = done
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            loop {
+                stop = done
+                    .1
+                    .wait_timeout(stop, FLUSH_INTERVAL)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .0;
+                if *stop {
+                    return;
+                }
+                if let Err(e) = rustix::fs::syncfs(&f) {
+                    *background_error
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e);
+                    return;
+                }
+            }
+        });
+        let out = write();
+        *done
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = true;
+        done.1.notify_all();
+        out
+    })?;
+    let seen = background_error
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(e) = seen {
+        return Err(io_err(dir, e.into()).into());
+    }
+    rustix::fs::syncfs(&f).map_err(|e| io_err(dir, e.into()))?;
+    Ok(out)
 }
+
+/// How often a restore syncs while it writes (see [`synced`]).
+const FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
 
 fn io_err(path: &Path, source: io::Error) -> Error {
     Error::Io {
