@@ -213,8 +213,10 @@ pub fn fsck(store: &Store) -> Result<FsckReport, Error> {
             }
         };
         report.packed_objects += index.entries().len() as u64;
-        let results: Vec<(Digest, Result<u64, String>)> = index
-            .entries()
+        // In pack order, so that each thread decompresses a block once for all its objects.
+        let mut in_order = index.entries().to_vec();
+        in_order.sort_unstable_by_key(|e| (e.offset, e.skip));
+        let results: Vec<(Digest, Result<u64, String>)> = in_order
             .par_iter()
             .map(|e| {
                 let loc = Location::InPack {

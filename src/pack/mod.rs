@@ -93,89 +93,86 @@ pub fn decompress_frames(frames: &[u8], expected: usize) -> io::Result<Vec<u8>> 
     Ok(out)
 }
 
-/// One member, encoded: its header frame and its content frames.
+/// One member to add to a pack: its tar header block(s) and, for a file, its contents and
+/// their digest. Nothing is compressed yet: [`PackWriter`] decides the frames.
 #[derive(Debug)]
-pub struct EncodedMember {
-    /// The uncompressed header block(s), used by the group cut rule.
+pub struct Member {
+    /// The tar header block(s) (also what the group cut rule hashes).
     pub header: Vec<u8>,
-    /// The compressed header frame.
-    pub header_frame: Vec<u8>,
-    /// Compressed content frames (contents plus padding); empty for members without contents.
-    pub content_frames: Vec<u8>,
-    /// Digest of the contents (files only).
-    pub digest: Option<Digest>,
-    /// Content size in bytes.
-    pub size: u64,
+    /// A file's contents and their digest; `None` for directories and symlinks.
+    pub content: Option<(Vec<u8>, Digest)>,
 }
 
-impl EncodedMember {
-    /// Encoded bytes in the pack.
+impl Member {
+    /// A member whose contents are in memory (`content` is `None` for directories and
+    /// symlinks); hashes the contents. The content's size must match `kind`'s.
     #[must_use]
-    pub fn packed_len(&self) -> u64 {
-        (self.header_frame.len() + self.content_frames.len()) as u64
-    }
-}
-
-/// Encodes a member whose contents are in memory (`content` is `None` for directories and
-/// symlinks). The content's size must match `kind`'s.
-///
-/// # Errors
-/// An I/O error from zstd.
-pub fn encode_member(
-    path: &str,
-    kind: MemberKind,
-    link_target: Option<&str>,
-    content: Option<&[u8]>,
-) -> io::Result<EncodedMember> {
-    let header = tar::header(path, kind, link_target);
-    let header_frame = compress_frame(&header)?;
-    let (content_frames, digest, size) = match content {
-        Some(bytes) => {
-            let (frames, digest) = encode_content(bytes)?;
-            (frames, Some(digest), bytes.len() as u64)
-        }
-        None => (Vec::new(), None, 0),
-    };
-    Ok(EncodedMember {
-        header,
-        header_frame,
-        content_frames,
-        digest,
-        size,
-    })
-}
-
-/// Compresses contents into frames of [`FRAME_SIZE`] with the tar padding in the last frame,
-/// and hashes them.
-///
-/// # Errors
-/// An I/O error from zstd.
-pub fn encode_content(bytes: &[u8]) -> io::Result<(Vec<u8>, Digest)> {
-    let digest = Digest::of(bytes);
-    if bytes.is_empty() {
-        return Ok((Vec::new(), digest));
-    }
-    let pad = tar::padding(bytes.len() as u64);
-    let mut frames = Vec::with_capacity(bytes.len() / 3 + 64);
-    let chunks: Vec<&[u8]> = bytes.chunks(FRAME_SIZE).collect();
-    for (i, chunk) in chunks.iter().enumerate() {
-        if i + 1 == chunks.len() && pad > 0 {
-            let mut last = Vec::with_capacity(chunk.len() + pad);
-            last.extend_from_slice(chunk);
-            last.resize(chunk.len() + pad, 0);
-            frames.extend(compress_frame(&last)?);
-        } else {
-            frames.extend(compress_frame(chunk)?);
+    pub fn new(
+        path: &str,
+        kind: MemberKind,
+        link_target: Option<&str>,
+        content: Option<Vec<u8>>,
+    ) -> Member {
+        Member {
+            header: tar::header(path, kind, link_target),
+            content: content.map(|c| {
+                let d = Digest::of(&c);
+                (c, d)
+            }),
         }
     }
-    Ok((frames, digest))
+
+    /// The digest of the contents (files only).
+    #[must_use]
+    pub fn digest(&self) -> Option<Digest> {
+        self.content.as_ref().map(|c| c.1)
+    }
+
+    /// Content size in bytes.
+    #[must_use]
+    pub fn size(&self) -> u64 {
+        self.content.as_ref().map_or(0, |c| c.0.len() as u64)
+    }
 }
 
-/// Writes a pack: members in order, then the trailer frame.
+/// Largest file contents stored inside a block; larger contents get content frames of their
+/// own (store format §5.2).
+pub const BLOCK_INLINE_MAX: u64 = 64 << 10;
+/// A block ends once its input reaches this many bytes (store format §5.2).
+pub const BLOCK_SIZE: usize = 256 << 10;
+/// Input a [`PackWriter`] gathers before compressing it, in parallel, and writing it.
+const FLUSH_BYTES: usize = 16 << 20;
+
+/// A frame decided but not yet compressed.
+enum FrameInput {
+    /// A block: members' headers and small contents; the objects in it as (digest, skip,
+    /// size).
+    Block(Vec<u8>, Vec<(Digest, u64, u64)>),
+    /// One of a file's content frames: the first carries the object (digest, size), the last
+    /// is marked.
+    Content(Vec<u8>, Option<(Digest, u64)>, bool),
+}
+
+impl FrameInput {
+    fn input(&self) -> &[u8] {
+        match self {
+            FrameInput::Block(b, _) | FrameInput::Content(b, _, _) => b,
+        }
+    }
+}
+
+/// Writes a pack: members in order cut into blocks and content frames (store format §5.2),
+/// then the trailer frame. Frames are compressed in parallel, [`FLUSH_BYTES`] at a time.
 pub struct PackWriter<W: Write> {
     out: HashingWriter<W>,
     entries: Vec<IndexEntry>,
     members: u64,
+    block: Vec<u8>,
+    block_objects: Vec<(Digest, u64, u64)>,
+    pending: Vec<FrameInput>,
+    pending_bytes: usize,
+    /// The object whose content frames are being written: digest, size, offset, length.
+    open: Option<(Digest, u64, u64, u64)>,
 }
 
 impl<W: Write> PackWriter<W> {
@@ -185,12 +182,12 @@ impl<W: Write> PackWriter<W> {
             out: HashingWriter::new(out),
             entries: Vec::new(),
             members: 0,
+            block: Vec::new(),
+            block_objects: Vec::new(),
+            pending: Vec::new(),
+            pending_bytes: 0,
+            open: None,
         }
-    }
-
-    /// Bytes written so far.
-    pub fn len(&self) -> u64 {
-        self.out.len()
     }
 
     /// Whether no member was added.
@@ -203,39 +200,126 @@ impl<W: Write> PackWriter<W> {
         self.members
     }
 
-    /// Appends an encoded member.
+    /// Appends a member.
     ///
     /// # Errors
-    /// Any write error.
-    pub fn add(&mut self, m: &EncodedMember) -> io::Result<()> {
-        self.out.write_all(&m.header_frame)?;
-        let offset = self.out.len();
-        self.out.write_all(&m.content_frames)?;
-        if let Some(digest) = m.digest
-            && m.size > 0
-        {
-            self.entries.push(IndexEntry {
-                digest,
-                offset,
-                length: m.content_frames.len() as u64,
-                size: m.size,
-            });
-        }
+    /// Any write error, or one from zstd.
+    pub fn add(&mut self, m: Member) -> io::Result<()> {
         self.members += 1;
+        self.block.extend_from_slice(&m.header);
+        if let Some((mut bytes, digest)) = m.content
+            && !bytes.is_empty()
+        {
+            let size = bytes.len() as u64;
+            let pad = tar::padding(size);
+            if size <= BLOCK_INLINE_MAX {
+                self.block_objects
+                    .push((digest, self.block.len() as u64, size));
+                self.block.extend_from_slice(&bytes);
+                self.block.resize(self.block.len() + pad, 0);
+            } else {
+                self.end_block();
+                self.pending_bytes += bytes.len() + pad;
+                if bytes.len() <= FRAME_SIZE {
+                    bytes.resize(bytes.len() + pad, 0);
+                    self.pending
+                        .push(FrameInput::Content(bytes, Some((digest, size)), true));
+                } else {
+                    let n = bytes.len().div_ceil(FRAME_SIZE);
+                    for (i, chunk) in bytes.chunks(FRAME_SIZE).enumerate() {
+                        let mut input = chunk.to_vec();
+                        if i + 1 == n {
+                            input.resize(chunk.len() + pad, 0);
+                        }
+                        self.pending.push(FrameInput::Content(
+                            input,
+                            (i == 0).then_some((digest, size)),
+                            i + 1 == n,
+                        ));
+                    }
+                }
+            }
+        }
+        if self.block.len() >= BLOCK_SIZE {
+            self.end_block();
+        }
+        if self.pending_bytes >= FLUSH_BYTES {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn end_block(&mut self) {
+        if !self.block.is_empty() {
+            self.pending_bytes += self.block.len();
+            self.pending.push(FrameInput::Block(
+                std::mem::take(&mut self.block),
+                std::mem::take(&mut self.block_objects),
+            ));
+        }
+    }
+
+    /// Compresses the pending frames on the rayon pool and writes them in order.
+    fn flush(&mut self) -> io::Result<()> {
+        use rayon::prelude::*;
+        let pending = std::mem::take(&mut self.pending);
+        self.pending_bytes = 0;
+        let compressed: Vec<io::Result<Vec<u8>>> = pending
+            .par_iter()
+            .map(|f| compress_frame(f.input()))
+            .collect();
+        for (f, c) in pending.into_iter().zip(compressed) {
+            let c = c?;
+            let offset = self.out.len();
+            self.out.write_all(&c)?;
+            let length = c.len() as u64;
+            match f {
+                FrameInput::Block(_, objects) => {
+                    for (digest, skip, size) in objects {
+                        self.entries.push(IndexEntry {
+                            digest,
+                            offset,
+                            length,
+                            skip,
+                            size,
+                        });
+                    }
+                }
+                FrameInput::Content(_, first, last) => {
+                    if let Some((digest, size)) = first {
+                        self.open = Some((digest, size, offset, 0));
+                    }
+                    if let Some(o) = &mut self.open {
+                        o.3 += length;
+                    }
+                    if last && let Some((digest, size, offset, length)) = self.open.take() {
+                        self.entries.push(IndexEntry {
+                            digest,
+                            offset,
+                            length,
+                            skip: 0,
+                            size,
+                        });
+                    }
+                }
+            }
+        }
         Ok(())
     }
 
     /// Appends a member whose content frames are streamed by `write_content`, which returns
-    /// the contents' digest and size once done.
+    /// the contents' digest and size once done. The header ends the current block.
     ///
     /// # Errors
     /// Any error of `write_content` or of writing.
     pub fn add_streamed(
         &mut self,
-        header_frame: &[u8],
+        header: &[u8],
         write_content: impl FnOnce(&mut dyn Write) -> io::Result<(Digest, u64)>,
     ) -> io::Result<()> {
-        self.out.write_all(header_frame)?;
+        self.block.extend_from_slice(header);
+        self.end_block();
+        self.flush()?;
         let offset = self.out.len();
         let (digest, size) = write_content(&mut self.out)?;
         let length = self.out.len() - offset;
@@ -244,6 +328,7 @@ impl<W: Write> PackWriter<W> {
                 digest,
                 offset,
                 length,
+                skip: 0,
                 size,
             });
         }
@@ -251,12 +336,14 @@ impl<W: Write> PackWriter<W> {
         Ok(())
     }
 
-    /// Writes the trailer frame and returns the pack's digest, its length, its index and the
-    /// inner writer.
+    /// Writes the last block and the trailer frame, and returns the pack's digest, its length,
+    /// its index and the inner writer.
     ///
     /// # Errors
     /// Any write error.
     pub fn finish(mut self) -> io::Result<(Digest, u64, PackIndex, W)> {
+        self.end_block();
+        self.flush()?;
         self.out.write_all(&compress_frame(&tar::TRAILER)?)?;
         let (digest, len, inner) = self.out.finish();
         Ok((digest, len, PackIndex::new(self.entries), inner))
@@ -268,11 +355,14 @@ impl<W: Write> PackWriter<W> {
 pub struct IndexEntry {
     /// The object's digest.
     pub digest: Digest,
-    /// Offset of its first content frame.
+    /// Offset of the first frame holding it: its block, or its first content frame.
     pub offset: u64,
-    /// Total length of its content frames.
+    /// Total length of the frames holding it.
     pub length: u64,
-    /// Object size (the frames hold size + padding bytes).
+    /// Bytes the frames decompress to before the object's first byte: its place in its
+    /// block; 0 for content frames.
+    pub skip: u64,
+    /// Object size (content frames hold size + padding bytes).
     pub size: u64,
 }
 
@@ -282,8 +372,12 @@ pub struct PackIndex {
     entries: Vec<IndexEntry>,
 }
 
-const IDX_MAGIC: &[u8; 8] = b"SNAPIDX1";
-const IDX_ENTRY: usize = 56;
+/// The index written since store format 2: entries carry `skip`.
+const IDX_MAGIC: &[u8; 8] = b"SNAPIDX2";
+const IDX_ENTRY: usize = 64;
+/// The index of store format 1 (no `skip`: every object starts its frames); still read.
+const IDX1_MAGIC: &[u8; 8] = b"SNAPIDX1";
+const IDX1_ENTRY: usize = 56;
 
 impl PackIndex {
     /// Sorts and deduplicates entries (the first occurrence of a digest wins).
@@ -319,6 +413,7 @@ impl PackIndex {
             out.extend_from_slice(e.digest.as_bytes());
             out.extend_from_slice(&e.offset.to_le_bytes());
             out.extend_from_slice(&e.length.to_le_bytes());
+            out.extend_from_slice(&e.skip.to_le_bytes());
             out.extend_from_slice(&e.size.to_le_bytes());
         }
         let mut h = Hasher::new();
@@ -333,7 +428,12 @@ impl PackIndex {
     /// A reason if the checksum fails, the layout is wrong, entries are unsorted or point
     /// outside the pack.
     pub fn decode(bytes: &[u8], pack_len: u64) -> Result<Self, String> {
-        if bytes.len() < 48 || &bytes[..8] != IDX_MAGIC {
+        let entry_len = match bytes.get(..8) {
+            Some(m) if m == IDX_MAGIC => IDX_ENTRY,
+            Some(m) if m == IDX1_MAGIC => IDX1_ENTRY,
+            _ => return Err("not a pack index (bad magic or too short)".into()),
+        };
+        if bytes.len() < 48 {
             return Err("not a pack index (bad magic or too short)".into());
         }
         let (body, sum) = bytes.split_at(bytes.len() - 32);
@@ -342,7 +442,7 @@ impl PackIndex {
         }
         let count = u64::from_le_bytes(body[8..16].try_into().map_err(|_| "short header")?);
         let count = usize::try_from(count).map_err(|_| "absurd entry count")?;
-        let expected = count.checked_mul(IDX_ENTRY).and_then(|n| n.checked_add(16));
+        let expected = count.checked_mul(entry_len).and_then(|n| n.checked_add(16));
         if expected != Some(body.len()) {
             return Err(format!(
                 "pack index claims {count} entries but has {} bytes",
@@ -350,27 +450,36 @@ impl PackIndex {
             ));
         }
         let mut entries = Vec::with_capacity(count);
-        for chunk in body[16..].chunks_exact(IDX_ENTRY) {
+        for chunk in body[16..].chunks_exact(entry_len) {
             let u = |r: std::ops::Range<usize>| {
-                u64::from_le_bytes(
-                    chunk[r]
-                        .try_into()
-                        .expect("8-byte slice of a 56-byte chunk"),
-                )
+                u64::from_le_bytes(chunk[r].try_into().expect("8-byte slice of an entry"))
             };
             let mut d = [0u8; 32];
             d.copy_from_slice(&chunk[..32]);
+            let (skip, size) = if entry_len == IDX_ENTRY {
+                (u(48..56), u(56..64))
+            } else {
+                (0, u(48..56))
+            };
             let e = IndexEntry {
                 digest: Digest::from_bytes(d),
                 offset: u(32..40),
                 length: u(40..48),
-                size: u(48..56),
+                skip,
+                size,
             };
             if e.offset
                 .checked_add(e.length)
                 .is_none_or(|end| end > pack_len)
             {
                 return Err(format!("entry {} lies outside the pack", e.digest));
+            }
+            if e.skip
+                .checked_add(e.size)
+                .is_none_or(|end| end > MAX_FRAME_OUTPUT as u64)
+                && e.skip > 0
+            {
+                return Err(format!("entry {} lies outside its frame", e.digest));
             }
             if entries
                 .last()
@@ -384,18 +493,17 @@ impl PackIndex {
     }
 }
 
+/// Largest output a frame of a pack may decompress to: a content frame and its padding (a
+/// block is far smaller).
+pub const MAX_FRAME_OUTPUT: usize = FRAME_SIZE + 512;
+
 /// Reads one object's frames from `frames` (exactly `entry.length` bytes), decompresses,
 /// and verifies size and digest.
 ///
 /// # Errors
 /// `InvalidData` naming what does not match.
 pub fn read_object(frames: &[u8], entry: &IndexEntry) -> io::Result<Vec<u8>> {
-    let size = usize::try_from(entry.size).map_err(|_| invalid("object too large"))?;
-    let padded = size
-        .checked_add(tar::padding(entry.size))
-        .ok_or_else(|| invalid("object too large"))?;
-    let mut bytes = decompress_frames(frames, padded)?;
-    bytes.truncate(size);
+    let bytes = object_bytes(frames, entry)?;
     let actual = Digest::of(&bytes);
     if actual != entry.digest {
         return Err(invalid(&format!(
@@ -404,6 +512,54 @@ pub fn read_object(frames: &[u8], entry: &IndexEntry) -> io::Result<Vec<u8>> {
         )));
     }
     Ok(bytes)
+}
+
+/// The object's bytes from its frames, not verified: content frames decompress to exactly the
+/// object and its padding; a block holds it at `skip`.
+fn object_bytes(frames: &[u8], entry: &IndexEntry) -> io::Result<Vec<u8>> {
+    let size = usize::try_from(entry.size).map_err(|_| invalid("object too large"))?;
+    if entry.skip == 0 {
+        let padded = size
+            .checked_add(tar::padding(entry.size))
+            .ok_or_else(|| invalid("object too large"))?;
+        let mut bytes = decompress_frames(frames, padded)?;
+        bytes.truncate(size);
+        return Ok(bytes);
+    }
+    let block = decompress_block(frames)?;
+    block_slice(&block, entry).map(<[u8]>::to_vec)
+}
+
+/// Decompresses one block frame (at most [`MAX_FRAME_OUTPUT`] bytes).
+///
+/// # Errors
+/// `InvalidData` if the frame is corrupt or too large.
+pub fn decompress_block(frame: &[u8]) -> io::Result<Vec<u8>> {
+    let declared = zstd::zstd_safe::get_frame_content_size(frame)
+        .ok()
+        .flatten()
+        .and_then(|n| usize::try_from(n).ok())
+        .filter(|n| *n <= MAX_FRAME_OUTPUT)
+        .ok_or_else(|| invalid("a block frame without a plausible content size"))?;
+    let out = decompress_frames_bulk(frame, declared)?;
+    if out.len() != declared {
+        return Err(invalid(
+            "a block frame decompresses to another size than it says",
+        ));
+    }
+    Ok(out)
+}
+
+/// An object's bytes inside its decompressed block.
+///
+/// # Errors
+/// `InvalidData` if the entry reaches past the block.
+pub fn block_slice<'a>(block: &'a [u8], entry: &IndexEntry) -> io::Result<&'a [u8]> {
+    usize::try_from(entry.skip)
+        .ok()
+        .zip(usize::try_from(entry.size).ok())
+        .and_then(|(skip, size)| block.get(skip..skip.checked_add(size)?))
+        .ok_or_else(|| invalid("the object reaches past the end of its block"))
 }
 
 fn invalid(msg: &str) -> io::Error {
@@ -421,7 +577,7 @@ mod tests {
     ) -> io::Result<(Vec<u8>, PackIndex)> {
         let mut w = PackWriter::new(Vec::new());
         for (p, k, l, c) in members {
-            w.add(&encode_member(p, *k, *l, *c)?)?;
+            w.add(Member::new(p, *k, *l, c.map(<[u8]>::to_vec)))?;
         }
         let (d, len, idx, bytes) = w.finish()?;
         assert_eq!(d, Digest::of(&bytes));
@@ -493,6 +649,95 @@ mod tests {
             let frames = &pack[e.offset as usize..(e.offset + e.length) as usize];
             assert_eq!(read_object(frames, e)?, content);
         }
+        Ok(())
+    }
+
+    fn file(size: usize) -> MemberKind {
+        MemberKind::File {
+            size: size as u64,
+            executable: false,
+        }
+    }
+
+    /// The frames of a pack: (offset, compressed length, decompressed length).
+    fn frames(pack: &[u8]) -> Vec<(usize, usize, usize)> {
+        let mut out = Vec::new();
+        let mut at = 0;
+        while at < pack.len() {
+            let n = zstd::zstd_safe::find_frame_compressed_size(&pack[at..]).expect("a frame");
+            let size = zstd::zstd_safe::get_frame_content_size(&pack[at..])
+                .ok()
+                .flatten()
+                .expect("content size") as usize;
+            out.push((at, n, size));
+            at += n;
+        }
+        out
+    }
+
+    #[test]
+    fn small_files_share_blocks_and_large_ones_get_frames() -> io::Result<()> {
+        // 64 KiB is the most a block holds inline; one byte more gets frames of its own.
+        let inline = vec![7u8; BLOCK_INLINE_MAX as usize];
+        let own = vec![8u8; BLOCK_INLINE_MAX as usize + 1];
+        let smalls: Vec<Vec<u8>> = (0..40u8).map(|i| vec![i; 10_000]).collect();
+        let mut members: Vec<(String, Vec<u8>)> =
+            vec![("a".into(), inline.clone()), ("b".into(), own.clone())];
+        for (i, c) in smalls.iter().enumerate() {
+            members.push((format!("s{i:02}"), c.clone()));
+        }
+        let mut w = PackWriter::new(Vec::new());
+        for (p, c) in &members {
+            w.add(Member::new(p, file(c.len()), None, Some(c.clone())))?;
+        }
+        let (_, _, idx, pack) = w.finish()?;
+        // [a's header, a, b's header] [b's contents and padding] [25 small members: the
+        // first block to reach 256 KiB] [the other 15] [the trailer]
+        let member = 512 + 10_240;
+        let sizes: Vec<usize> = frames(&pack).iter().map(|f| f.2).collect();
+        assert_eq!(
+            sizes,
+            [
+                512 + inline.len() + 512,
+                own.len() + 511,
+                25 * member,
+                15 * member,
+                1024
+            ]
+        );
+        let a = idx.find(&Digest::of(&inline)).ok_or_else(|| invalid("a"))?;
+        assert_eq!((a.offset, a.skip), (0, 512));
+        let b = idx.find(&Digest::of(&own)).ok_or_else(|| invalid("b"))?;
+        assert_eq!(b.skip, 0, "b has frames of its own");
+        // Every object reads alone, and the whole pack is still one tar.
+        for (_, c) in &members {
+            let e = idx.find(&Digest::of(c)).ok_or_else(|| invalid("indexed"))?;
+            let bytes = &pack[e.offset as usize..(e.offset + e.length) as usize];
+            assert_eq!(&read_object(bytes, e)?, c);
+        }
+        let tar_bytes = zstd::stream::decode_all(&pack[..])?;
+        assert_eq!(
+            ::tar::Archive::new(&tar_bytes[..]).entries()?.count(),
+            members.len()
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn version_1_indexes_read_with_skip_zero() -> io::Result<()> {
+        let (pack, idx) = build(&[("x", file(3), None, Some(b"abc"))])?;
+        let e = idx.entries()[0];
+        let mut v1 = Vec::new();
+        v1.extend_from_slice(b"SNAPIDX1");
+        v1.extend_from_slice(&1u64.to_le_bytes());
+        v1.extend_from_slice(e.digest.as_bytes());
+        for n in [e.offset, e.length, e.size] {
+            v1.extend_from_slice(&n.to_le_bytes());
+        }
+        let sum = Digest::of(&v1);
+        v1.extend_from_slice(sum.as_bytes());
+        let decoded = PackIndex::decode(&v1, pack.len() as u64).map_err(|e| invalid(&e))?;
+        assert_eq!(decoded.entries()[0], IndexEntry { skip: 0, ..e });
         Ok(())
     }
 

@@ -1,23 +1,20 @@
 //! Rebuilding a pack's index from the pack alone (for packs that arrive as layers from an
-//! import or a pull), checking on the way that the pack has exactly snap's frame structure
-//! (store format §5.2): a header frame per member, content frames holding exactly the member's
-//! bytes and padding, a trailer frame, nothing after it.
+//! import or a pull), checking on the way that the pack has snap's frame structure (store
+//! format §5.2): every member's header blocks inside one frame; a file's contents and padding
+//! either inside the frame that holds its header (a block) or in frames of their own that
+//! start right after it and end with it; a trailer frame; nothing after it.
 //!
 //! Streaming and bounded: frames are delimited by parsing zstd frame and block headers, and
-//! no frame may decompress to more than [`super::FRAME_SIZE`] plus a tar padding block, so
-//! neither a huge pack nor a decompression bomb holds much memory.
+//! no frame may decompress to more than [`MAX_FRAME_OUTPUT`], so neither a huge pack nor a
+//! decompression bomb holds much memory.
 
 use std::io::{self, Read};
 
-use crate::digest::Hasher;
-use crate::pack::{FRAME_SIZE, IndexEntry, PackIndex};
+use crate::digest::{Digest, Hasher};
+use crate::pack::{FRAME_SIZE, IndexEntry, MAX_FRAME_OUTPUT, PackIndex};
 
-/// Largest decompressed frame a pack may have.
-const MAX_FRAME_OUTPUT: usize = FRAME_SIZE + 512;
 /// Largest compressed frame accepted (incompressible input plus zstd's overhead).
 const MAX_FRAME_INPUT: usize = FRAME_SIZE + (FRAME_SIZE >> 6) + 1024;
-/// Largest header frame (a PAX header with long names, and the ustar block).
-const MAX_HEADER_OUTPUT: usize = 64 << 10;
 
 /// Reads a whole pack and returns its index.
 ///
@@ -33,52 +30,125 @@ pub fn index_pack(input: &mut dyn Read) -> Result<PackIndex, String> {
         let Some((start, frame)) = r.next_frame()? else {
             return Err("the pack ends without its trailer frame".into());
         };
-        let header = decompress(&frame, MAX_HEADER_OUTPUT)?;
-        if header.len() == 1024 && header.iter().all(|b| *b == 0) {
+        let out = decompress(&frame, MAX_FRAME_OUTPUT)?;
+        if out.len() == 1024 && out.iter().all(|b| *b == 0) {
             // The trailer: nothing may follow it.
             return match r.next_frame()? {
                 None => Ok(PackIndex::new(entries)),
                 Some(_) => Err("data after the trailer frame".into()),
             };
         }
-        let size = member_size(&header).map_err(|e| format!("member header at {start}: {e}"))?;
-        if size == 0 {
-            continue;
+        if out.is_empty() {
+            return Err(format!("empty frame at {start}"));
         }
-        let padded = size + crate::pack::tar::padding(size) as u64;
-        let mut got = 0u64;
-        let mut hasher = Hasher::new();
-        let mut first = None;
-        let mut length = 0u64;
-        while got < padded {
-            let (at, frame) = r
-                .next_frame()?
-                .ok_or_else(|| format!("member at {start} ends early"))?;
-            first.get_or_insert(at);
-            length += frame.len() as u64;
-            let out = decompress(&frame, MAX_FRAME_OUTPUT)?;
-            let remaining = padded - got;
-            if out.len() as u64 > remaining || out.is_empty() {
+        // The members whose headers are in this frame.
+        let mut pos = 0;
+        while pos < out.len() {
+            let at = |pos: usize| format!("member header at {start}+{pos}");
+            let hlen = header_len(&out[pos..]).map_err(|e| format!("{}: {e}", at(pos)))?;
+            let size =
+                member_size(&out[pos..pos + hlen]).map_err(|e| format!("{}: {e}", at(pos)))?;
+            pos += hlen;
+            if size == 0 {
+                continue;
+            }
+            let padded = size + crate::pack::tar::padding(size) as u64;
+            if pos == out.len() {
+                // Contents in frames of their own.
+                let (offset, length, digest) = content_frames(&mut r, size, padded, start)?;
+                entries.push(IndexEntry {
+                    digest,
+                    offset,
+                    length,
+                    skip: 0,
+                    size,
+                });
+                continue;
+            }
+            // Contents inside this frame, after the header: a block.
+            let end = usize::try_from(padded)
+                .ok()
+                .and_then(|p| pos.checked_add(p))
+                .filter(|end| *end <= out.len())
+                .ok_or_else(|| {
+                    format!("the member at {start}+{pos} does not end in the frame it starts in")
+                })?;
+            let content_end = pos + usize::try_from(size).unwrap_or(usize::MAX);
+            if out[content_end..end].iter().any(|b| *b != 0) {
                 return Err(format!(
-                    "content frame at {at} does not end at the member's end"
+                    "tar padding of the member at {start}+{pos} is not zero"
                 ));
             }
-            // Hash the content part; the padding must be zeros.
-            let content_left = size.saturating_sub(got);
-            let split = usize::try_from(content_left.min(out.len() as u64)).unwrap_or(out.len());
-            hasher.update(&out[..split]);
-            if out[split..].iter().any(|b| *b != 0) {
-                return Err(format!("tar padding of the member at {start} is not zero"));
-            }
-            got += out.len() as u64;
+            entries.push(IndexEntry {
+                digest: Digest::of(&out[pos..content_end]),
+                offset: start,
+                length: frame.len() as u64,
+                skip: pos as u64,
+                size,
+            });
+            pos = end;
         }
-        entries.push(IndexEntry {
-            digest: hasher.finish(),
-            offset: first.unwrap_or(start),
-            length,
-            size,
-        });
     }
+}
+
+/// Reads the content frames of a member of `size` bytes (`padded` with its padding) whose
+/// header ended the frame at `start`: they must end exactly where the padding does. Returns
+/// their offset, total length and the contents' digest.
+fn content_frames(
+    r: &mut Frames<'_>,
+    size: u64,
+    padded: u64,
+    start: u64,
+) -> Result<(u64, u64, Digest), String> {
+    let mut got = 0u64;
+    let mut hasher = Hasher::new();
+    let mut first = None;
+    let mut length = 0u64;
+    while got < padded {
+        let (at, frame) = r
+            .next_frame()?
+            .ok_or_else(|| format!("member at {start} ends early"))?;
+        first.get_or_insert(at);
+        length += frame.len() as u64;
+        let out = decompress(&frame, MAX_FRAME_OUTPUT)?;
+        let remaining = padded - got;
+        if out.len() as u64 > remaining || out.is_empty() {
+            return Err(format!(
+                "content frame at {at} does not end at the member's end"
+            ));
+        }
+        // Hash the content part; the padding must be zeros.
+        let content_left = size.saturating_sub(got);
+        let split = usize::try_from(content_left.min(out.len() as u64)).unwrap_or(out.len());
+        hasher.update(&out[..split]);
+        if out[split..].iter().any(|b| *b != 0) {
+            return Err(format!("tar padding of the member at {start} is not zero"));
+        }
+        got += out.len() as u64;
+    }
+    Ok((first.unwrap_or(start), length, hasher.finish()))
+}
+
+/// The length of the header blocks at the start of `buf`: one ustar block, or a PAX header,
+/// its records and the ustar block. They must all be in `buf` (one frame).
+fn header_len(buf: &[u8]) -> Result<usize, String> {
+    let first = buf
+        .get(..512)
+        .ok_or("a header block cut by the end of its frame")?;
+    if first[156] != b'x' {
+        return Ok(512);
+    }
+    let declared = octal(&first[124..136])?;
+    let total = usize::try_from(declared)
+        .ok()
+        .and_then(|d| d.checked_add(511))
+        .map(|d| d / 512 * 512)
+        .and_then(|d| d.checked_add(1024))
+        .ok_or("PAX size")?;
+    if buf.len() < total {
+        return Err("a PAX header cut by the end of its frame".into());
+    }
+    Ok(total)
 }
 
 /// The content size of the member whose header block(s) are `h`: the PAX `size` record if
@@ -135,8 +205,7 @@ fn octal(field: &[u8]) -> Result<u64, String> {
 }
 
 fn decompress(frame: &[u8], limit: usize) -> Result<Vec<u8>, String> {
-    // A per-thread context: packs have two frames per member, and creating a context costs
-    // more than decompressing a small one. Output beyond `limit` is an error, never memory.
+    // A per-thread context: creating one costs more than decompressing a small frame. Output beyond `limit` is an error, never memory.
     let declared = match zstd::zstd_safe::get_frame_content_size(frame) {
         Ok(Some(n)) => usize::try_from(n).unwrap_or(usize::MAX),
         _ => limit,
@@ -244,28 +313,28 @@ fn read_exact_or_eof(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
 mod tests {
     use super::*;
     use crate::digest::Digest;
-    use crate::pack::{MemberKind, PackWriter, encode_member};
+    use crate::pack::{Member, MemberKind, PackWriter};
 
     fn pack(members: &[(&str, &[u8])]) -> io::Result<(Vec<u8>, PackIndex)> {
         let mut w = PackWriter::new(Vec::new());
-        w.add(&encode_member("d", MemberKind::Dir, None, None)?)?;
+        w.add(Member::new("d", MemberKind::Dir, None, None))?;
         for (p, c) in members {
-            w.add(&encode_member(
+            w.add(Member::new(
                 p,
                 MemberKind::File {
                     size: c.len() as u64,
                     executable: false,
                 },
                 None,
-                Some(c),
-            )?)?;
+                Some(c.to_vec()),
+            ))?;
         }
-        w.add(&encode_member(
+        w.add(Member::new(
             "l",
             MemberKind::Symlink,
             Some(&"t".repeat(300)),
             None,
-        )?)?;
+        ))?;
         let (_, _, idx, bytes) = w.finish()?;
         Ok((bytes, idx))
     }
@@ -304,6 +373,70 @@ mod tests {
             let _ = index_pack(&mut &bad[..]);
         }
         assert!(index_pack(&mut &b""[..]).is_err());
+        Ok(())
+    }
+
+    /// A pack as store format version 1 wrote them: a frame for every member's header, content
+    /// frames for every file.
+    fn version_1_pack(members: &[(&str, &[u8])]) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        for (p, c) in members {
+            let kind = MemberKind::File {
+                size: c.len() as u64,
+                executable: false,
+            };
+            out.extend(crate::pack::compress_frame(&crate::pack::tar::header(
+                p, kind, None,
+            ))?);
+            if !c.is_empty() {
+                let mut padded = c.to_vec();
+                padded.resize(c.len() + crate::pack::tar::padding(c.len() as u64), 0);
+                out.extend(crate::pack::compress_frame(&padded)?);
+            }
+        }
+        out.extend(crate::pack::compress_frame(&crate::pack::tar::TRAILER)?);
+        Ok(out)
+    }
+
+    #[test]
+    fn version_1_packs_still_index() -> Result<(), Box<dyn std::error::Error>> {
+        let big: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let members: [(&str, &[u8]); 3] = [("a", b"hello"), ("b", &big), ("c", b"")];
+        let bytes = version_1_pack(&members)?;
+        let idx = index_pack(&mut &bytes[..])?;
+        assert_eq!(idx.entries().len(), 2);
+        for (_, c) in &members[..2] {
+            let e = idx.find(&Digest::of(c)).ok_or("indexed")?;
+            assert_eq!(e.skip, 0, "content frames of its own");
+            let frames = &bytes[e.offset as usize..(e.offset + e.length) as usize];
+            assert_eq!(crate::pack::read_object(frames, e)?, *c);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn blocks_index_as_written_and_members_may_not_straddle_frames()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let smalls: Vec<(String, Vec<u8>)> = (0..60u8)
+            .map(|i| (format!("d/f{i:02}"), vec![i; 7_000 + usize::from(i)]))
+            .collect();
+        let refs: Vec<(&str, &[u8])> = smalls.iter().map(|(p, c)| (p.as_str(), &c[..])).collect();
+        let (bytes, idx) = pack(&refs)?;
+        assert_eq!(index_pack(&mut &bytes[..])?, idx);
+        assert!(idx.entries().iter().all(|e| e.skip > 0), "all in blocks");
+        // The same tar cut into frames at 4,000-byte steps: members cross frame boundaries.
+        let tar = zstd::stream::decode_all(&bytes[..])?;
+        let (body, trailer) = tar.split_at(tar.len() - 1024);
+        let mut recut = Vec::new();
+        for chunk in body.chunks(4_000) {
+            recut.extend(crate::pack::compress_frame(chunk)?);
+        }
+        recut.extend(crate::pack::compress_frame(trailer)?);
+        let e = index_pack(&mut &recut[..]).expect_err("straddling members");
+        assert!(
+            e.contains("cut by the end of its frame") || e.contains("does not end"),
+            "{e}"
+        );
         Ok(())
     }
 }

@@ -23,7 +23,7 @@ pub use refs::{Expected, RefEdit, RefKind, RefName, Refs};
 /// The store directory's usual name.
 pub const STORE_DIR_NAME: &str = ".store";
 /// The format version this code reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 const FORMAT_FILE: &str = "format";
 
 /// An open store.
@@ -122,11 +122,26 @@ impl Store {
                 });
             }
         };
-        if text.trim_end() != format!("snap-store {FORMAT_VERSION}") {
-            return Err(Error::UnsupportedFormat {
-                path: format_path,
-                found: text.trim_end().chars().take(40).collect(),
-            });
+        let current = format!("snap-store {FORMAT_VERSION}");
+        if text.trim_end() != current {
+            let read_only = !sweep && mode != LockMode::Exclusive; // fsck
+            if text.trim_end() != "snap-store 1" {
+                return Err(Error::UnsupportedFormat {
+                    path: format_path,
+                    found: text.trim_end().chars().take(40).collect(),
+                });
+            }
+            // Version 1 is version 2 without blocks in packs and `skip` in indexes: all it
+            // holds reads as it is. Say version 2 before anything new can be written, so an
+            // older snap refuses the store instead of misreading new indexes (store format §2).
+            if !read_only {
+                fs::write_atomic(&format_path, format!("{current}\n").as_bytes()).map_err(
+                    |source| Error::Io {
+                        path: format_path.clone(),
+                        source,
+                    },
+                )?;
+            }
         }
         let dir = std::path::absolute(dir).map_err(|source| Error::Io {
             path: dir.to_owned(),
@@ -328,7 +343,7 @@ pub enum Error {
         path: PathBuf,
     },
     /// A store of a version this snap does not know.
-    #[error("{} says `{found}`; this snap reads `snap-store {FORMAT_VERSION}`", path.display())]
+    #[error("{} says `{found}`; this snap reads `snap-store 1` and `snap-store {FORMAT_VERSION}`", path.display())]
     UnsupportedFormat {
         /// The format file.
         path: PathBuf,

@@ -816,17 +816,22 @@ impl ObjectReader {
                         None,
                     )
                 }
+                Location::InPack { pack, entry } if entry.skip > 0 => {
+                    // Inside a block: from the last block this thread decompressed, if it is
+                    // this one (readers go in pack order), else read and decompress it.
+                    let inner: Box<dyn Read + Send> = match read_in_block(&pack, &entry)? {
+                        Ok(bytes) => Box::new(io::Cursor::new(bytes)),
+                        // Report it as the stream would: a corrupt object, on first read.
+                        Err(e) => Box::new(FailingReader(Some(e))),
+                    };
+                    (pack, inner, Some(entry.size))
+                }
                 Location::InPack { pack, entry }
                     if entry.length <= SMALL_OBJECT && entry.size <= SMALL_OBJECT =>
                 {
                     // Small objects are decompressed whole, with a reused context.
-                    let mut f = File::open(&pack).map_err(|e| io_err(&pack, e))?;
-                    f.seek(io::SeekFrom::Start(entry.offset))
-                        .map_err(|e| io_err(&pack, e))?;
                     let mut frames = Vec::with_capacity(usize::try_from(entry.length).unwrap_or(0));
-                    f.take(entry.length)
-                        .read_to_end(&mut frames)
-                        .map_err(|e| io_err(&pack, e))?;
+                    read_frames(&pack, &entry, &mut frames)?;
                     let size = usize::try_from(entry.size).unwrap_or(usize::MAX);
                     let padded = size.saturating_add(pack::tar::padding(entry.size));
                     let inner: Box<dyn Read + Send> =
@@ -931,6 +936,55 @@ impl Read for ObjectReader {
         }
         Ok(n)
     }
+}
+
+/// Reads an entry's frames (`length` bytes at `offset`) into `buf`.
+fn read_frames(pack: &Path, entry: &IndexEntry, buf: &mut Vec<u8>) -> Result<(), Error> {
+    let mut f = File::open(pack).map_err(|e| io_err(pack, e))?;
+    f.seek(io::SeekFrom::Start(entry.offset))
+        .map_err(|e| io_err(pack, e))?;
+    buf.clear();
+    f.take(entry.length)
+        .read_to_end(buf)
+        .map_err(|e| io_err(pack, e))?;
+    if buf.len() as u64 != entry.length {
+        return Err(io_err(
+            pack,
+            io::Error::new(io::ErrorKind::UnexpectedEof, "the pack ends inside a frame"),
+        ));
+    }
+    Ok(())
+}
+
+/// The (unverified) bytes of an object inside a block; the outer error is I/O, the inner one
+/// corruption. Each thread keeps the last block it decompressed: a restore or an fsck reads a
+/// block's objects one after another, and decompresses the block once.
+fn read_in_block(pack: &Path, entry: &IndexEntry) -> Result<io::Result<Vec<u8>>, Error> {
+    type Cached = Option<(PathBuf, u64, u64, std::sync::Arc<Vec<u8>>)>;
+    thread_local! {
+        static LAST: std::cell::RefCell<Cached> = const { std::cell::RefCell::new(None) };
+    }
+    let hit = LAST.with(|c| {
+        c.borrow().as_ref().and_then(|(p, o, l, b)| {
+            (*o == entry.offset && *l == entry.length && p.as_os_str() == pack.as_os_str())
+                .then(|| b.clone())
+        })
+    });
+    let block = if let Some(b) = hit {
+        b
+    } else {
+        let mut frames = Vec::new();
+        read_frames(pack, entry, &mut frames)?;
+        let block = match pack::decompress_block(&frames) {
+            Ok(b) => std::sync::Arc::new(b),
+            Err(e) => return Ok(Err(io::Error::other(format!("cannot decompress: {e}")))),
+        };
+        LAST.with(|c| {
+            *c.borrow_mut() = Some((pack.to_owned(), entry.offset, entry.length, block.clone()));
+        });
+        block
+    };
+    Ok(pack::block_slice(&block, entry).map(<[u8]>::to_vec))
 }
 
 fn io_err(path: &Path, source: io::Error) -> Error {
@@ -1061,15 +1115,15 @@ mod tests {
     fn packed_objects_are_found_and_verified() -> Result<(), Box<dyn std::error::Error>> {
         let (dir, o) = objects()?;
         let mut w = o.begin_pack()?;
-        w.add(&pack::encode_member(
+        w.add(pack::Member::new(
             "a",
             pack::MemberKind::File {
                 size: 3,
                 executable: false,
             },
             None,
-            Some(b"abc"),
-        )?)?;
+            Some(b"abc".to_vec()),
+        ))?;
         let (pd, len, new) = o.finish_pack(w)?;
         let store_dir = dir.path();
         assert!(new && len > 0);

@@ -231,7 +231,7 @@ fn store_grouped(
     // writes the previous into packs; the channel holds one batch, so at most two are in
     // memory.
     enum Work {
-        Batch(usize, Vec<Result<pack::EncodedMember, Error>>),
+        Batch(usize, Vec<Result<pack::Member, Error>>),
         Large(usize),
     }
     std::thread::scope(|scope| -> Result<(), Error> {
@@ -258,9 +258,9 @@ fn store_grouped(
                     }
                     j += 1;
                 }
-                let encoded: Vec<Result<pack::EncodedMember, Error>> = entries[i..j]
+                let encoded: Vec<Result<pack::Member, Error>> = entries[i..j]
                     .par_iter()
-                    .map(|e| encode_small(e, large))
+                    .map(|e| read_small(e, large))
                     .collect();
                 // The receiver stops listening after an error: stop encoding then.
                 if tx.send(Work::Batch(i, encoded)).is_err() {
@@ -282,14 +282,16 @@ fn store_grouped(
                 Work::Batch(i, encoded) => {
                     for (k, m) in encoded.into_iter().enumerate() {
                         let m = m?;
-                        if let Some(d) = m.digest {
-                            files[i + k] = Some((d, m.size));
-                            progress.stored(1, m.size);
+                        let (digest, size) = (m.digest(), m.size());
+                        if let Some(d) = digest {
+                            files[i + k] = Some((d, size));
+                            progress.stored(1, size);
                         }
+                        let cut = grouper.push(&m.header, digest.as_ref(), artifact::weight(size));
                         out.pack()?
-                            .add(&m)
+                            .add(m)
                             .map_err(|source| io(objects.packs_dir(), source))?;
-                        if grouper.push(&m.header, m.digest.as_ref(), artifact::weight(m.size)) {
+                        if cut {
                             out.cut()?;
                         }
                     }
@@ -316,8 +318,8 @@ fn member_kind(e: &ScanEntry, size: u64) -> (MemberKind, Option<&str>) {
     }
 }
 
-/// Reads (if a file) and encodes one small member.
-fn encode_small(e: &ScanEntry, large: u64) -> Result<pack::EncodedMember, Error> {
+/// Reads (if a file) and hashes one small member.
+fn read_small(e: &ScanEntry, large: u64) -> Result<pack::Member, Error> {
     let content = match (&e.kind, &e.source) {
         (ScanKind::File { size, .. }, Some(src)) => {
             let mut buf = Vec::with_capacity(usize::try_from(*size).unwrap_or(0));
@@ -333,8 +335,7 @@ fn encode_small(e: &ScanEntry, large: u64) -> Result<pack::EncodedMember, Error>
     };
     let size = content.as_ref().map_or(0, |c| c.len() as u64);
     let (kind, link) = member_kind(e, size);
-    let src = e.source.as_deref().unwrap_or(Path::new(&e.path));
-    pack::encode_member(&e.path, kind, link, content.as_deref()).map_err(|source| io(src, source))
+    Ok(pack::Member::new(&e.path, kind, link, content))
 }
 
 /// Streams a large file into `pack` as its only member.
@@ -347,11 +348,10 @@ fn store_large(pack: &mut OpenPack, e: &ScanEntry) -> Result<(Digest, u64), Erro
         unreachable!("only files are large");
     };
     let header = pack::tar::header(&e.path, MemberKind::File { size, executable }, None);
-    let header_frame = pack::compress_frame(&header).map_err(|source| io(src, source))?;
     let mut file = File::open(src).map_err(|source| io(src, source))?;
     let mut result = None;
     let mut failure = None;
-    pack.add_streamed(&header_frame, |out| {
+    pack.add_streamed(&header, |out| {
         let mut limited = (&mut file).take(size.saturating_add(1));
         match objects::compress_stream(&mut limited, out, true) {
             Ok((digest, n)) => {
@@ -452,26 +452,23 @@ fn store_trees(objects: &Objects, trees: &[(Digest, Vec<u8>)]) -> Result<Vec<Des
         media_type: MEDIA_TYPE_TREES,
     };
     for batch in trees.chunks(BATCH_MEMBERS) {
-        let encoded: Vec<std::io::Result<pack::EncodedMember>> = batch
-            .par_iter()
-            .map(|(d, bytes)| {
-                pack::encode_member(
+        for (d, bytes) in batch {
+            let m = pack::Member {
+                header: pack::tar::header(
                     &format!("sha256/{}", d.hex()),
                     MemberKind::File {
                         size: bytes.len() as u64,
                         executable: false,
                     },
                     None,
-                    Some(bytes),
-                )
-            })
-            .collect();
-        for m in encoded {
-            let m = m.map_err(|source| io(objects.packs_dir(), source))?;
+                ),
+                content: Some((bytes.clone(), *d)),
+            };
+            let cut = grouper.push(&m.header, Some(d), artifact::weight(m.size()));
             out.pack()?
-                .add(&m)
+                .add(m)
                 .map_err(|source| io(objects.packs_dir(), source))?;
-            if grouper.push(&m.header, m.digest.as_ref(), artifact::weight(m.size)) {
+            if cut {
                 out.cut()?;
             }
         }

@@ -3,6 +3,7 @@
 mod harness;
 
 mod commit;
+mod compat;
 mod completions;
 mod concurrency;
 mod config;
