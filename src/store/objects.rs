@@ -452,6 +452,17 @@ impl Objects {
         out
     }
 
+    /// Every stored copy of `digest` for reading many objects in a row (a restore): copies in
+    /// packs first, from the indexes in memory; the others (`stat` calls) only if those run out.
+    pub fn locate_all_packed_first(&self, digest: &Digest) -> impl Iterator<Item = Location> {
+        // The empty blob is in every store, and cannot be damaged.
+        (*digest == Digest::EMPTY)
+            .then_some(Location::Empty)
+            .into_iter()
+            .chain(self.locate_packed(digest))
+            .chain(std::iter::once_with(|| self.locate_direct(digest)).flatten())
+    }
+
     /// Copies found without the pack indexes: the empty blob, loose, a pack that is the object.
     fn locate_direct(&self, digest: &Digest) -> Vec<Location> {
         let mut out = Vec::new();

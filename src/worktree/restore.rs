@@ -283,12 +283,14 @@ fn write_all(
         }
     }
     let bytes = AtomicU64::new(0);
-    plan.files.par_iter().try_for_each(|f| {
-        let n = write_file(objects, f, &base.join(&f.path), replace)?;
-        bytes.fetch_add(n, Ordering::Relaxed);
-        progress.stored(1, n);
-        Ok::<(), Error>(())
-    })?;
+    plan.files
+        .par_iter()
+        .try_for_each_init(Dirs::default, |dirs, f| {
+            let n = write_file(objects, f, base, &mut *dirs, replace)?;
+            bytes.fetch_add(n, Ordering::Relaxed);
+            progress.stored(1, n);
+            Ok::<(), Error>(())
+        })?;
     stats.files = plan.files.len() as u64;
     stats.bytes = bytes.into_inner();
     for (path, target) in &plan.symlinks {
@@ -315,21 +317,25 @@ fn write_all(
 fn write_file(
     objects: &Objects,
     f: &PlannedFile,
-    path: &Path,
+    base: &Path,
+    dirs: &mut Dirs,
     replace: bool,
 ) -> Result<u64, Error> {
+    let path = &base.join(&f.path);
     let target = if replace {
         temp_sibling(path)
     } else {
-        path.to_owned()
+        path.clone()
     };
-    let locations = objects.locate_all(&f.digest);
-    if locations.is_empty() {
-        return Err(Error::Objects(objects::Error::NotFound(f.digest)));
-    }
     let mut last = None;
-    for location in locations {
-        match write_copy(objects, f, location, path, &target, replace) {
+    for location in objects.locate_all_packed_first(&f.digest) {
+        let created = if replace {
+            create_file(&target, f.executable)
+        } else {
+            dirs.create(base, &f.path, f.executable)
+        };
+        let out = created.map_err(|e| io_err(&target, e))?;
+        match write_copy(objects, f, location, out, path, &target, replace) {
             Ok(n) => return Ok(n),
             Err(e) => {
                 let _ = fs::remove_file(&target);
@@ -341,18 +347,18 @@ fn write_file(
             }
         }
     }
-    Err(last.expect("at least one location was tried"))
+    Err(last.unwrap_or(Error::Objects(objects::Error::NotFound(f.digest))))
 }
 
 fn write_copy(
     objects: &Objects,
     f: &PlannedFile,
     location: Location,
+    mut out: File,
     path: &Path,
     target: &Path,
     replace: bool,
 ) -> Result<u64, Error> {
-    let mut out = create_file(target, f.executable).map_err(|e| io_err(target, e))?;
     let mut reader = objects.open_at(&f.digest, location)?;
     let mut buf = vec![
         0u8;
@@ -402,6 +408,50 @@ fn create_file(path: &Path, executable: bool) -> io::Result<File> {
     #[cfg(not(unix))]
     let _ = executable;
     o.open(path)
+}
+
+/// The last directory a restore thread created a file in, kept open: files are created
+/// relative to it (`openat`) instead of walking the whole path from `/` for each. Lives for one
+/// rayon job of one restore, so it never outlives the tree it was opened in.
+#[derive(Default)]
+struct Dirs {
+    last: Option<(PathBuf, std::os::fd::OwnedFd)>,
+}
+
+impl Dirs {
+    /// Creates the new file `rel` (a `/`-separated path below `base`, whose directories exist).
+    #[cfg(unix)]
+    fn create(&mut self, base: &Path, rel: &str, executable: bool) -> io::Result<File> {
+        use rustix::fs::{Mode, OFlags};
+        let (dir, name) = match rel.rsplit_once('/') {
+            Some((d, n)) => (base.join(d), n),
+            None => (base.to_owned(), rel),
+        };
+        let fd = match &self.last {
+            Some((p, fd)) if *p == dir => fd,
+            _ => {
+                let fd = rustix::fs::open(
+                    &dir,
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )?;
+                &self.last.insert((dir, fd)).1
+            }
+        };
+        let mode = if executable { 0o777 } else { 0o666 };
+        let file = rustix::fs::openat(
+            fd,
+            name,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC,
+            Mode::from_raw_mode(mode),
+        )?;
+        Ok(File::from(file))
+    }
+
+    #[cfg(not(unix))]
+    fn create(&mut self, base: &Path, rel: &str, executable: bool) -> io::Result<File> {
+        create_file(&base.join(rel), executable)
+    }
 }
 
 #[cfg(unix)]
