@@ -293,13 +293,8 @@ impl<W: Write> PackWriter<W> {
                         o.3 += length;
                     }
                     if last && let Some((digest, size, offset, length)) = self.open.take() {
-                        self.entries.push(IndexEntry {
-                            digest,
-                            offset,
-                            length,
-                            skip: 0,
-                            size,
-                        });
+                        self.entries
+                            .push(IndexEntry::in_frames(digest, offset, length, size));
                     }
                 }
             }
@@ -324,13 +319,8 @@ impl<W: Write> PackWriter<W> {
         let (digest, size) = write_content(&mut self.out)?;
         let length = self.out.len() - offset;
         if size > 0 {
-            self.entries.push(IndexEntry {
-                digest,
-                offset,
-                length,
-                skip: 0,
-                size,
-            });
+            self.entries
+                .push(IndexEntry::in_frames(digest, offset, length, size));
         }
         self.members += 1;
         Ok(())
@@ -364,6 +354,20 @@ pub struct IndexEntry {
     pub skip: u64,
     /// Object size (content frames hold size + padding bytes).
     pub size: u64,
+}
+
+impl IndexEntry {
+    /// An object in content frames of its own (`skip` 0).
+    #[must_use]
+    pub fn in_frames(digest: Digest, offset: u64, length: u64, size: u64) -> IndexEntry {
+        IndexEntry {
+            digest,
+            offset,
+            length,
+            skip: 0,
+            size,
+        }
+    }
 }
 
 /// A pack's index: entries sorted by digest, unique.

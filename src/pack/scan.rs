@@ -56,13 +56,7 @@ pub fn index_pack(input: &mut dyn Read) -> Result<PackIndex, String> {
             if pos == out.len() {
                 // Contents in frames of their own.
                 let (offset, length, digest) = content_frames(&mut r, size, padded, start)?;
-                entries.push(IndexEntry {
-                    digest,
-                    offset,
-                    length,
-                    skip: 0,
-                    size,
-                });
+                entries.push(IndexEntry::in_frames(digest, offset, length, size));
                 continue;
             }
             // Contents inside this frame, after the header: a block.
