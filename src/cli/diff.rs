@@ -8,6 +8,7 @@ use snap::snapshot::Snapshot;
 
 use crate::cli::Context;
 use crate::cli::error::ExitStatus;
+use crate::cli::output::Name;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -67,7 +68,7 @@ pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {
             ctx.printer.json_record("change", c)?;
         } else {
             ctx.printer
-                .line(format!("{}\t{}", c.kind.letter(), c.path))?;
+                .line(format!("{}\t{}", c.kind.letter(), Name(&c.path)))?;
         }
     }
     Ok(if changes.is_empty() {

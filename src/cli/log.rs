@@ -47,12 +47,15 @@ pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {
         if ctx.printer.json() {
             ctx.printer.json_record("snapshot", &entry)?;
         } else if args.oneline {
-            ctx.printer.line(format!(
-                "{} {} {}",
-                ctx.printer.paint_id(&id.short()),
-                date(&entry),
-                entry.message.lines().next().unwrap_or("")
-            ))?;
+            ctx.printer.line_with_id(
+                "",
+                &id.short(),
+                format!(
+                    " {} {}",
+                    date(&entry),
+                    entry.message.lines().next().unwrap_or("")
+                ),
+            )?;
         } else {
             print_long(ctx, &entry)?;
         }
@@ -68,7 +71,7 @@ fn date(e: &LogEntry) -> &str {
 
 fn print_long(ctx: &Context, e: &LogEntry) -> std::io::Result<()> {
     let p = &ctx.printer;
-    p.line(p.paint_id(&format!("snapshot {}", e.digest)))?;
+    p.line_with_id("", &format!("snapshot {}", e.digest), "")?;
     p.line(format!("Date:   {}", date(e)))?;
     if let Some(c) = &e.commit {
         let short = c.get(..12).unwrap_or(c);
@@ -162,13 +165,15 @@ fn graph(ctx: &Context, store: &snap::store::Store, args: &Args) -> anyhow::Resu
             .get(&id)
             .map(|l| format!(" ({})", l.join(", ")))
             .unwrap_or_default();
-        ctx.printer.line(format!(
-            "{}  {}{deco} {} {}",
-            row.graph,
-            ctx.printer.paint_id(&id.short()),
-            date(e),
-            e.message.lines().next().unwrap_or("")
-        ))?;
+        ctx.printer.line_with_id(
+            format!("{}  ", row.graph),
+            &id.short(),
+            format!(
+                "{deco} {} {}",
+                date(e),
+                e.message.lines().next().unwrap_or("")
+            ),
+        )?;
     }
     Ok(ExitStatus::Success)
 }

@@ -11,6 +11,7 @@ use snap::worktree::unpack::{self, Kind, LayerEntry};
 
 use crate::cli::Context;
 use crate::cli::error::ExitStatus;
+use crate::cli::output::Name;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -158,9 +159,9 @@ fn show(ctx: &Context, e: &LsEntry) -> std::io::Result<()> {
     let size = e.size.map_or_else(|| "-".to_owned(), |s| s.to_string());
     let digest = e.digest.map_or_else(|| "-".repeat(12), |d| d.short());
     let name = match &e.target {
-        Some(t) => format!("{} -> {t}", e.path),
-        None if e.kind == "dir" => format!("{}/", e.path),
-        None => e.path.clone(),
+        Some(t) => format!("{} -> {}", Name(&e.path), Name(t)),
+        None if e.kind == "dir" => format!("{}/", Name(&e.path)),
+        None => Name(&e.path).to_string(),
     };
     ctx.printer
         .line(format!("{mode} {size:>12} {digest} {name}"))
@@ -238,11 +239,15 @@ fn ls_foreign(
                 let target = e
                     .target
                     .as_deref()
-                    .map(|t| format!(" -> {t}"))
+                    .map(|t| format!(" -> {}", Name(t)))
                     .unwrap_or_default();
                 ctx.printer.line(format!(
                     "layer {} {:<8} {:o} {:>12} {}{target}",
-                    e.layer, e.kind, e.mode, e.size, e.path
+                    e.layer,
+                    e.kind,
+                    e.mode,
+                    e.size,
+                    Name(&e.path)
                 ))
             })
             .map_err(Error::from)?;

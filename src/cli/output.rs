@@ -4,7 +4,18 @@
 //! everything but errors, `-v` adds detail lines, `--json` makes stdout machine-readable, colour follows `--color`,
 //! `NO_COLOR` and whether stderr is a terminal. Status lines look like cargo's: a
 //! right-aligned verb, then the object.
+//!
+//! Names and texts that arrive from archives, registries and file systems are hostile until
+//! shown safely: a file name may hold a newline (and forge a line of `ls` or `diff`), an
+//! annotation may hold a terminal escape sequence. So every human line goes through
+//! [`visible`], which makes control characters (C0 but tab, DEL, C1) and the Unicode bidi
+//! overrides visible as escapes; and names (paths, link targets) are shown as [`Name`]s, quoted
+//! the way git quotes paths when they need it, so that a shown name is never ambiguous. The
+//! printer's own colours are the only escape sequences that reach the terminal. `--json`
+//! output carries the exact strings (JSON escapes control characters itself).
 
+use std::borrow::Cow;
+use std::fmt;
 use std::io::{self, IsTerminal, Write};
 
 /// When to colour.
@@ -70,6 +81,7 @@ impl Printer {
         } else {
             format!("{verb:>12}")
         };
+        let message = visible(&message.to_string()).into_owned();
         let _ = writeln!(io::stderr().lock(), "{verb} {message}");
     }
 
@@ -87,17 +99,37 @@ impl Printer {
         } else {
             "error"
         };
+        let message = visible(&message.to_string()).into_owned();
         let _ = writeln!(io::stderr().lock(), "{label}: {message}");
     }
 
     /// A continuation line of an error (`  caused by: …`, `hint: …`).
     pub fn error_detail(&self, label: &str, message: impl std::fmt::Display) {
+        let message = visible(&message.to_string()).into_owned();
         let _ = writeln!(io::stderr().lock(), "{label}: {message}");
     }
 
-    /// A line of data on stdout.
+    /// A line of data on stdout, control characters made visible.
     pub fn line(&self, text: impl std::fmt::Display) -> io::Result<()> {
-        writeln!(io::stdout().lock(), "{text}")
+        let text = text.to_string();
+        writeln!(io::stdout().lock(), "{}", visible(&text))
+    }
+
+    /// A line of data on stdout: `before`, an id (a digest), coloured when colour is on, and
+    /// `after`, all with control characters made visible.
+    pub fn line_with_id(
+        &self,
+        before: impl std::fmt::Display,
+        id: &str,
+        after: impl std::fmt::Display,
+    ) -> io::Result<()> {
+        let (before, after) = (before.to_string(), after.to_string());
+        let (before, id, after) = (visible(&before), visible(id), visible(&after));
+        if self.color {
+            writeln!(io::stdout().lock(), "{before}\x1b[33m{id}\x1b[0m{after}")
+        } else {
+            writeln!(io::stdout().lock(), "{before}{id}{after}")
+        }
     }
 
     /// One JSON document (or one JSON Lines record) on stdout.
@@ -111,13 +143,98 @@ impl Printer {
     pub fn json_record<T: serde::Serialize>(&self, kind: &str, data: &T) -> io::Result<()> {
         self.json_value(&serde_json::json!({ "type": kind, "data": data }))
     }
+}
 
-    /// Colours text bold-yellow (for digests), when colour is on.
-    pub fn paint_id(&self, text: &str) -> String {
-        if self.color {
-            format!("\x1b[33m{text}\x1b[0m")
+/// Whether the terminal must not see `c` as it is: C0 controls but tab, DEL, C1 controls, and
+/// the bidi embeddings, overrides and isolates that can make a line read as another.
+fn is_hidden(c: char) -> bool {
+    (c.is_control() && c != '\t')
+        || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{061c}')
+}
+
+/// `text` with every control character (but tab) and bidi control written as an escape
+/// (`\n`, `\r`, `\x1b`, `\u{202e}`); borrowed when there is none.
+pub fn visible(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(is_hidden) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if is_hidden(c) {
+            push_escape(&mut out, c);
         } else {
-            text.to_owned()
+            out.push(c);
         }
+    }
+    Cow::Owned(out)
+}
+
+fn push_escape(out: &mut String, c: char) {
+    use fmt::Write as _;
+    let _ = match c {
+        '\n' => write!(out, "\\n"),
+        '\r' => write!(out, "\\r"),
+        '\t' => write!(out, "\\t"),
+        c if u32::from(c) < 0x100 => write!(out, "\\x{:02x}", u32::from(c)),
+        c => write!(out, "\\u{{{:x}}}", u32::from(c)),
+    };
+}
+
+/// A name (a path, a link target, a title) as a human line shows it: as it is, or — when it
+/// holds a control character, a bidi control, a tab, `"` or `\\` — in double quotes with those
+/// escaped C-style, as git quotes paths (`"a\nb"`). So a name cannot forge a line, and a quoted
+/// name is never mistaken for another.
+pub struct Name<'a>(pub &'a str);
+
+impl fmt::Display for Name<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let needs_quotes = self
+            .0
+            .chars()
+            .any(|c| is_hidden(c) || matches!(c, '\t' | '"' | '\\'));
+        if !needs_quotes {
+            return f.write_str(self.0);
+        }
+        let mut out = String::with_capacity(self.0.len() + 8);
+        out.push('"');
+        for c in self.0.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                c if is_hidden(c) || c == '\t' => push_escape(&mut out, c),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        f.write_str(&out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_and_bidi_overrides_are_made_visible() {
+        assert_eq!(visible("plain name ü"), "plain name ü");
+        assert_eq!(visible("a\tb"), "a\tb", "tabs separate columns");
+        assert_eq!(
+            visible("x\nFAKE\rline \x1b[2J\u{9b}\u{7f} \u{202e}txt.exe"),
+            "x\\nFAKE\\rline \\x1b[2J\\x9b\\x7f \\u{202e}txt.exe"
+        );
+    }
+
+    #[test]
+    fn names_are_quoted_like_git_only_when_they_need_it() {
+        assert_eq!(Name("dir/file.txt").to_string(), "dir/file.txt");
+        assert_eq!(Name("ü ok").to_string(), "ü ok");
+        assert_eq!(Name("a\nb").to_string(), "\"a\\nb\"");
+        assert_eq!(Name("tab\there").to_string(), "\"tab\\there\"");
+        assert_eq!(Name("say \"hi\"").to_string(), "\"say \\\"hi\\\"\"");
+        assert_eq!(Name("back\\slash").to_string(), "\"back\\\\slash\"");
+        assert_eq!(
+            Name("\x1b]0;pwned\x07").to_string(),
+            "\"\\x1b]0;pwned\\x07\""
+        );
     }
 }

@@ -51,11 +51,8 @@ pub fn list(ctx: &Context, _args: &ListArgs) -> anyhow::Result<ExitStatus> {
             };
             ctx.printer.json_record("ref", &row)?;
         } else {
-            ctx.printer.line(format!(
-                "{} {}",
-                ctx.printer.paint_id(&digest.to_string()),
-                name
-            ))?;
+            ctx.printer
+                .line_with_id("", &digest.to_string(), format!(" {name}"))?;
         }
     }
     Ok(ExitStatus::Success)

@@ -12,6 +12,7 @@ use snap::snapshot::Artifact;
 use crate::cli::Context;
 use crate::cli::commit::human_bytes;
 use crate::cli::error::ExitStatus;
+use crate::cli::output::Name;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -84,7 +85,7 @@ pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {
         return Ok(ExitStatus::Success);
     }
     let p = &ctx.printer;
-    p.line(p.paint_id(&format!("snapshot {id}")))?;
+    p.line_with_id("", &format!("snapshot {id}"), "")?;
     if !show.refs.is_empty() {
         p.line(format!("Refs:     {}", show.refs.join(", ")))?;
     }
@@ -112,7 +113,7 @@ pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {
     for i in &show.provenance.inputs {
         p.line(format!(
             "Input:    {} {}{}",
-            i.path,
+            Name(&i.path),
             i.tree.as_deref().unwrap_or("(not in HEAD)"),
             if i.dirty { " dirty" } else { "" }
         ))?;
@@ -209,7 +210,7 @@ fn show_foreign(ctx: &Context, id: &Digest, a: &Artifact, raw: bool) -> anyhow::
         return Ok(ExitStatus::Success);
     }
     let p = &ctx.printer;
-    p.line(p.paint_id(&format!("{} {id}", show.kind)))?;
+    p.line_with_id("", &format!("{} {id}", show.kind), "")?;
     p.line(format!(
         "Media type:    {}",
         show.media_type.as_deref().unwrap_or("(none)")
@@ -226,7 +227,10 @@ fn show_foreign(ctx: &Context, id: &Digest, a: &Artifact, raw: bool) -> anyhow::
         ))?;
     }
     for (i, l) in show.layers.iter().enumerate() {
-        let title = l.title().map(|t| format!(" {t}")).unwrap_or_default();
+        let title = l
+            .title()
+            .map(|t| format!(" {}", Name(t)))
+            .unwrap_or_default();
         p.line(format!(
             "Layer {i}:{:>7} {} {} {}{title}",
             "",

@@ -55,12 +55,11 @@ pub fn run(ctx: &Context, _args: &Args) -> anyhow::Result<ExitStatus> {
         .line(format!("store {}", store.dir().display()))?;
     let width = refs.iter().map(|r| r.name.len()).max().unwrap_or(0);
     for r in &refs {
-        ctx.printer.line(format!(
-            "{:width$}  {}  {}",
-            r.name,
-            ctx.printer.paint_id(&r.digest.short()),
-            describe(&r.freshness)
-        ))?;
+        ctx.printer.line_with_id(
+            format!("{:width$}  ", r.name),
+            &r.digest.short(),
+            format!("  {}", describe(&r.freshness)),
+        )?;
     }
     Ok(ExitStatus::Success)
 }

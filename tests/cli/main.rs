@@ -21,3 +21,4 @@ mod refs;
 mod restore;
 mod show;
 mod status;
+mod terminal;
