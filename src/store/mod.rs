@@ -243,8 +243,12 @@ impl Store {
     }
 
     /// Removes what interrupted runs left in the store `dir`: every `.tmp-*` file or directory,
-    /// every ref `.lock` file no live process holds, and every pack index whose pack is not
-    /// there. Returns how many were removed.
+    /// every `.lock` file no live process holds, and every pack index (`packs/<64 hex>.idx`)
+    /// whose pack is not there. Returns how many were removed.
+    ///
+    /// Only names no ref can take are touched (store format §6.1): ref names never start with
+    /// `.` nor end with `.lock`, and pack indexes are looked for in `packs/` alone, so a ref or
+    /// reflog named, say, `release-1.idx` is never taken for a leftover.
     ///
     /// Call it only while holding the store lock exclusively: then no other snap process is
     /// writing, so every temp file is garbage (store format §2).
@@ -252,6 +256,7 @@ impl Store {
     /// # Errors
     /// [`Error::Io`] for the first leftover that could not be removed.
     pub fn sweep_leftovers(dir: &Path) -> Result<usize, Error> {
+        let packs_dir = dir.join(objects::PACKS_DIR);
         let mut removed = 0;
         let mut stack = vec![dir.to_owned()];
         while let Some(d) = stack.pop() {
@@ -274,7 +279,11 @@ impl Store {
                     .map(|()| true)
                 } else if name.ends_with(".lock") && !is_dir {
                     crate::lock::remove_if_stale(&p).map(|_| !p.exists())
-                } else if name.ends_with(".idx") && !p.with_extension("pack").exists() {
+                } else if d == packs_dir
+                    && !is_dir
+                    && objects::index_digest(&name).is_some()
+                    && !p.with_extension("pack").exists()
+                {
                     // A pack's index is written before the pack (§5.3): this one's writer died.
                     std::fs::remove_file(&p).map(|()| true)
                 } else {
@@ -362,4 +371,48 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+}
+
+#[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests write fixtures directly
+mod tests {
+    use super::*;
+
+    // issue 13: the sweep took every `*.idx` without a sibling `.pack` for an orphan pack
+    // index, refs and reflogs included.
+    #[test]
+    fn sweep_removes_leftovers_and_nothing_a_ref_can_be_named()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let tmp = tempfile::tempdir()?;
+        let (store, _) = Store::init(&tmp.path().join(STORE_DIR_NAME))?;
+        let dir = store.dir().to_owned();
+        drop(store);
+        let hex = Digest::of(b"pack").hex();
+        let keep = [
+            "refs/heads/release-1.idx",
+            "logs/heads/release-1.idx",
+            "refs/tags/a/b.idx",
+            "logs/tags/a/b.idx",
+            "packs/not-a-digest.idx",
+        ];
+        let gone = [
+            format!("packs/{hex}.idx"),
+            "refs/heads/.tmp-123".to_owned(),
+            "refs/heads/main.lock".to_owned(),
+            "objects/sha256/.tmp-9".to_owned(),
+        ];
+        for p in keep.iter().copied().chain(gone.iter().map(String::as_str)) {
+            let p = dir.join(p);
+            std::fs::create_dir_all(p.parent().ok_or("no parent")?)?;
+            std::fs::write(&p, b"x")?;
+        }
+        assert_eq!(Store::sweep_leftovers(&dir)?, gone.len());
+        for p in keep {
+            assert!(dir.join(p).exists(), "{p} is not a leftover and must stay");
+        }
+        for p in &gone {
+            assert!(!dir.join(p).exists(), "{p} is a leftover");
+        }
+        Ok(())
+    }
 }

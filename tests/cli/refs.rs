@@ -69,3 +69,30 @@ fn refs_json_lines_parse() -> Result {
     assert_eq!(v["data"]["digest"], c.digest.to_string());
     Ok(())
 }
+
+// issue 13 (item 3): a ref named like a pack index was taken for an orphan index by the next
+// command's leftover sweep, which deleted the ref and its reflog; gc then deleted the snapshot.
+#[test]
+fn issue13_refs_named_like_pack_indexes_survive_the_leftover_sweep() -> Result {
+    let env = Env::new()?;
+    env.write("d/a", "1")?;
+    let c: CommitOutcome = env.json(&["commit", "d", "--ref", "release-1.idx"])?;
+    env.json::<CommitOutcome>(&["commit", "d", "--ref", "ci/nightly.idx"])?;
+    // Each of these opens the store alone, so each sweeps leftovers.
+    env.ok(&["log", "release-1.idx"])?;
+    env.ok(&["gc", "--prune-now"])?;
+    let refs = env.ok(&["refs"])?;
+    assert!(
+        refs.contains(&format!("{} release-1.idx", c.digest)) && refs.contains("ci/nightly.idx"),
+        "both refs are still there: {refs}"
+    );
+    for log in ["release-1.idx", "ci/nightly.idx"] {
+        assert!(
+            env.join(".store/logs/heads").join(log).is_file(),
+            "the reflog of {log} is still there"
+        );
+    }
+    assert_eq!(env.ok(&["cat", "release-1.idx", "d/a"])?, "1", "gc kept it");
+    env.ok(&["fsck"])?;
+    Ok(())
+}
