@@ -217,6 +217,26 @@ fn hint_for(err: &ops::Error) -> Option<(String, &'static str)> {
             "ref names use ASCII letters, digits, `.`, `_`, `-` and `/`".into(),
             "invalid-ref-name",
         )),
+        ops::Error::Refs(refs::Error::NameTooLong { .. }) => Some((
+            format!(
+                "choose a shorter name: at most {} bytes, and {} per `/`-separated component",
+                refs::MAX_NAME_BYTES,
+                refs::MAX_COMPONENT_BYTES
+            ),
+            "ref-name-too-long",
+        )),
+        ops::Error::Refs(refs::Error::ReservedPrefix { .. }) => Some((
+            "`heads/NAME` and `tags/NAME` only look refs up; make a tag with `snap tag NAME REV`, or choose a head name not starting with `heads/` or `tags/`".into(),
+            "reserved-ref-name",
+        )),
+        ops::Error::Refs(refs::Error::NameConflict { existing, deleted: false, .. }) => Some((
+            format!("a ref name cannot also be a directory of ref names; choose another name, or delete `{existing}` first with `snap ref delete`"),
+            "ref-name-conflict",
+        )),
+        ops::Error::Refs(refs::Error::NameConflict { deleted: true, .. }) => Some((
+            "that reflog keeps the deleted ref's history (gc keeps its snapshots while it is recent); choose another name".into(),
+            "ref-name-conflict",
+        )),
         ops::Error::Restore(snap::worktree::restore::Error::NotEmpty { .. }) => Some((
             "restore into a new or empty directory, or pass --force to overwrite".into(),
             "destination-not-empty",

@@ -328,6 +328,9 @@ impl Error {
             Error::Refs(R::InvalidName { .. } | R::Ambiguous { .. } | R::InvalidMessage { .. }) => {
                 ErrorKind::InvalidInput
             }
+            Error::Refs(
+                R::NameTooLong { .. } | R::ReservedPrefix { .. } | R::NameConflict { .. },
+            ) => ErrorKind::InvalidInput,
             Error::Refs(R::MissingTarget { .. }) => ErrorKind::NotFound,
             Error::Refs(R::Corrupt { .. }) => ErrorKind::Corrupt,
             Error::Refs(_) => ErrorKind::Io,
