@@ -246,6 +246,14 @@ fn hint_for(err: &ops::Error) -> Option<(String, &'static str)> {
             "commit to another head with --ref NAME, or delete the tag with `snap ref delete tags/NAME`".into(),
             "commit-to-tag",
         )),
+        ops::Error::RecordsStore { .. } => Some((
+            "commit the directory that holds the store instead: the store is left out of it".into(),
+            "commit-store",
+        )),
+        ops::Error::Scan(snap::worktree::scan::Error::Reserved { .. }) => Some((
+            "commit the directory around it instead: `.git` and `.store` below it are skipped".into(),
+            "commit-reserved-name",
+        )),
         ops::Error::PathNotFound { .. } | ops::Error::Scan(snap::worktree::scan::Error::Missing { .. }) => Some((
             "check the path; relative paths are resolved against the current directory".into(),
             "path-not-found",

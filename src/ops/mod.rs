@@ -163,6 +163,14 @@ pub enum Error {
         /// The path.
         path: PathBuf,
     },
+    /// A path to commit that is the store, or inside it.
+    #[error("refusing to record the store itself: {} is {}", path.display(), if path == store { "the store" } else { "inside the store" })]
+    RecordsStore {
+        /// The path given.
+        path: PathBuf,
+        /// The store directory.
+        store: PathBuf,
+    },
     /// `--annotation` without `=`, or an empty key.
     #[error("invalid annotation `{input}`: expected KEY=VALUE")]
     InvalidAnnotation {
@@ -360,6 +368,7 @@ impl Error {
             Error::Diff(crate::diff::Error::NotUtf8 { .. }) => ErrorKind::InvalidInput,
             Error::Diff(_) => ErrorKind::Io,
             Error::NothingToCommit
+            | Error::RecordsStore { .. }
             | Error::InvalidAnnotation { .. }
             | Error::ReservedAnnotation { .. }
             | Error::CommitToTag { .. } => ErrorKind::InvalidInput,

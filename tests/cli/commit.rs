@@ -451,3 +451,79 @@ fn verbose_says_what_was_read_and_quiet_says_nothing() -> Result {
     assert_eq!(stderr(&out), "");
     Ok(())
 }
+
+// issue 13 (item 4): `snap commit .store` recorded the store itself; restoring that snapshot
+// then rewound a ref, truncated its reflog, and gc removed the newer snapshot.
+#[test]
+fn issue13_commit_refuses_to_record_the_store_itself() -> Result {
+    let env = Env::new()?;
+    env.write("d/a", "1")?;
+    let first: CommitOutcome = env.json(&["commit", "d"])?;
+    let refs = env.ok(&["refs"])?;
+    for args in [
+        vec!["commit", ".store"],
+        vec!["commit", ".store/refs"],
+        vec!["commit", ".store/."],
+        vec!["commit", "d", ".store/logs/heads/latest"],
+        vec!["commit", "-C", ".store", "."],
+    ] {
+        let out = env.run(&args, 2)?;
+        assert!(
+            stderr(&out).contains("refusing to record the store itself"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+        assert!(stderr(&out).contains("#commit-store"), "{}", stderr(&out));
+    }
+    let out = env
+        .snap_in(&env.join(".store"))
+        .args(["commit", "."])
+        .output()?;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(env.ok(&["refs"])?, refs, "no ref moved");
+    assert!(env.ok(&["log"])?.contains(&first.digest.to_string()));
+    // Found inside a committed directory, the store is left out, as before.
+    env.ok(&["commit", "."])?;
+    assert_eq!(recorded(&env, "latest")?, ["d", "d/a", "home"]);
+    Ok(())
+}
+
+// issue 13: restore refuses `.git` and `.store` in any letter case, so commit must not record
+// them either (it skipped `.git` exactly, and recorded `.GIT/hooks/…` and `.Store`).
+#[test]
+fn issue13_commit_skips_git_and_store_entries_in_any_letter_case() -> Result {
+    let env = Env::new()?;
+    for f in [
+        "d/a",
+        "d/.GIT/hooks/post-checkout",
+        "d/sub/.Store/refs/heads/latest",
+        "d/sub/.git",
+        "d/.gitignore",
+        "d/.git2/x",
+        "d/x.store",
+    ] {
+        env.write(f, "1")?;
+    }
+    env.ok(&["commit", "d"])?;
+    assert_eq!(
+        recorded(&env, "latest")?,
+        [
+            "d",
+            "d/.git2",
+            "d/.git2/x",
+            "d/.gitignore",
+            "d/a",
+            "d/sub",
+            "d/x.store"
+        ]
+    );
+    for root in ["d/.GIT", "d/.GIT/hooks", "d/sub/.Store"] {
+        let out = env.run(&["commit", root], 2)?;
+        assert!(
+            stderr(&out).contains("is never recorded"),
+            "{root}: {}",
+            stderr(&out)
+        );
+    }
+    Ok(())
+}
