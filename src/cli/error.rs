@@ -164,11 +164,18 @@ fn hint_for(err: &ops::Error) -> Option<(String, &'static str)> {
     use snap::store;
     use snap::store::refs;
     if let Some(lock_path) = err.lock_path()
-        && lock_path.file_name().is_some_and(|n| n == "LOCK")
+        && lock_path
+            .file_name()
+            .is_some_and(|n| n == "LOCK" || n == "LOCK.turnstile")
     {
         // The store-wide flock: released by the kernel when its holder exits.
         return Some((
-            "another snap process is using this store; run this again when it has finished".into(),
+            concat!(
+                "another snap process is using this store; run this again when it has finished ",
+                "(safe to retry). A stopped one must be resumed (`kill -CONT PID`) or ended; to ",
+                "wait longer, set SNAP_STORE_LOCK_TIMEOUT_MS (gc: --wait)"
+            )
+            .into(),
             "store-in-use",
         ));
     }

@@ -298,8 +298,10 @@ impl Error {
     #[must_use]
     pub fn lock_path(&self) -> Option<&std::path::Path> {
         match self {
-            Error::Refs(store::refs::Error::Lock(crate::lock::Error::Locked { lock_path }))
-            | Error::Store(store::Error::Lock(crate::lock::Error::Locked { lock_path })) => {
+            Error::Refs(store::refs::Error::Lock(crate::lock::Error::Locked {
+                lock_path, ..
+            }))
+            | Error::Store(store::Error::Lock(crate::lock::Error::Locked { lock_path, .. })) => {
                 Some(lock_path)
             }
             _ => None,

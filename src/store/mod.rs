@@ -12,6 +12,7 @@ pub mod refs;
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use crate::digest::Digest;
 use crate::fs;
@@ -76,16 +77,17 @@ impl Store {
     }
 
     /// Opens the store at `dir` (the `.store` directory itself), taking its shared lock
-    /// (waiting while maintenance holds it exclusively).
+    /// (waiting up to [`lock_timeout`] while maintenance holds it, or waits for it).
     ///
     /// # Errors
-    /// [`Error::NotAStore`], [`Error::UnsupportedFormat`] or [`Error::Io`].
+    /// [`Error::NotAStore`], [`Error::UnsupportedFormat`] or [`Error::Io`]; [`Error::Lock`]
+    /// naming the lock file and its holder when maintenance kept the store past the timeout.
     ///
     /// When no other snap process uses the store, this first removes the leftovers of
     /// interrupted runs (`.tmp-*` files and directories, ref `.lock` files whose holder died):
     /// see [`Store::sweep_leftovers`].
     pub fn open(dir: &Path) -> Result<Store, Error> {
-        Store::open_locked(dir, LockMode::Shared, true, true)
+        Store::open_locked(dir, LockMode::Shared, lock_timeout(), true)
     }
 
     /// Opens a store as [`Store::open`] does but leaves leftovers where they are, for `fsck`
@@ -94,19 +96,27 @@ impl Store {
     /// # Errors
     /// As [`Store::open`].
     pub fn open_as_is(dir: &Path) -> Result<Store, Error> {
-        Store::open_locked(dir, LockMode::Shared, true, false)
+        Store::open_locked(dir, LockMode::Shared, lock_timeout(), false)
     }
 
     /// Opens a store for maintenance: with the store-wide lock held exclusively, so no other
-    /// snap process reads or writes objects meanwhile. Fails at once if one does.
+    /// snap process reads or writes objects meanwhile, waiting up to `wait` (zero: failing at
+    /// once) while one does.
     ///
     /// # Errors
-    /// As [`Store::open`], and a lock error naming the lock file when the store is in use.
-    pub fn open_exclusive(dir: &Path) -> Result<Store, Error> {
-        Store::open_locked(dir, LockMode::Exclusive, false, false)
+    /// As [`Store::open`], and a lock error naming the lock file (and its holder, when known)
+    /// when the store is still in use after `wait`.
+    pub fn open_exclusive(dir: &Path, wait: Duration) -> Result<Store, Error> {
+        Store::open_locked(dir, LockMode::Exclusive, wait, false)
     }
 
-    fn open_locked(dir: &Path, mode: LockMode, wait: bool, sweep: bool) -> Result<Store, Error> {
+    fn open_locked(
+        dir: &Path,
+        mode: LockMode,
+        timeout: Duration,
+        sweep: bool,
+    ) -> Result<Store, Error> {
+        let deadline = Instant::now() + timeout;
         let format_path = dir.join(FORMAT_FILE);
         let text = match std::fs::read_to_string(&format_path) {
             Ok(t) => t,
@@ -148,17 +158,21 @@ impl Store {
             source,
         })?;
         let lock_path = dir.join("LOCK");
+        // One deadline for both waits: a stopped gc makes this fail, not hang (store format §7).
+        let left = || deadline.saturating_duration_since(Instant::now());
         if mode == LockMode::Shared {
             // Queue behind a gc that is waiting for the store (see `lock::Turnstile`).
-            crate::lock::Turnstile::pass(&dir.join(TURNSTILE))?;
+            crate::lock::Turnstile::pass(&dir.join(TURNSTILE), left())
+                .map_err(|e| waited(e, timeout))?;
         }
         let lock = match (mode, sweep) {
-            (LockMode::Shared, true) => StoreLock::acquire_shared_after(&lock_path, || {
+            (LockMode::Shared, true) => StoreLock::acquire_shared_after(&lock_path, left(), || {
                 // Best effort: a leftover that cannot be removed now is removed next time.
                 let _ = Store::sweep_leftovers(&dir);
-            })?,
-            _ => StoreLock::acquire(&lock_path, mode, wait)?,
-        };
+            }),
+            _ => StoreLock::acquire(&lock_path, mode, left()),
+        }
+        .map_err(|e| waited(e, timeout))?;
         let root = dir.parent().map_or_else(|| dir.clone(), Path::to_path_buf);
         Ok(Store {
             objects: Objects::new(&dir),
@@ -332,8 +346,39 @@ impl Store {
     }
 }
 
+/// A lock error saying how long opening the store waited in all.
+fn waited(e: lock::Error, timeout: Duration) -> lock::Error {
+    match e {
+        lock::Error::Locked {
+            lock_path, holder, ..
+        } => lock::Error::Locked {
+            lock_path,
+            holder,
+            waited: timeout,
+        },
+        e => e,
+    }
+}
+
 /// The turnstile in front of `LOCK` (store format §7).
 pub const TURNSTILE: &str = "LOCK.turnstile";
+
+/// How long opening a store waits for the turnstile and `LOCK` when no timeout is given
+/// otherwise: what a gc of a large store takes, by far.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The environment variable that sets how long opening a store waits, in milliseconds.
+pub const LOCK_TIMEOUT_VAR: &str = "SNAP_STORE_LOCK_TIMEOUT_MS";
+
+/// How long opening a store waits for a gc: [`LOCK_TIMEOUT_VAR`], else
+/// [`DEFAULT_LOCK_TIMEOUT`].
+#[must_use]
+pub fn lock_timeout() -> Duration {
+    std::env::var(LOCK_TIMEOUT_VAR)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(DEFAULT_LOCK_TIMEOUT, Duration::from_millis)
+}
 
 /// Store errors.
 #[derive(Debug, thiserror::Error)]
