@@ -27,7 +27,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{BufWriter, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -36,9 +36,9 @@ use crate::digest::Digest;
 use crate::fs::AtomicFile;
 
 const HEADER: &str = "snap-stat-cache 2";
-/// The longest path a record may hold (far beyond `PATH_MAX`, which no path that can be
-/// stat'ed exceeds): a damaged length is then a malformed cache, not a huge allocation.
-const MAX_PATH_BYTES: usize = 64 * 1024;
+/// The most bytes a cache may decompress to (about 7 million files' records): a damaged
+/// file is then ignored, not a huge allocation.
+const MAX_CACHE_BYTES: u64 = 1 << 30;
 /// Cache files of the injectable version 1, removed when their successors are written.
 const OLD_FILES: [&str; 2] = ["stat.v1", "trees.v1"];
 /// How much older than the cache file a record's mtime must be to be trusted (2 s covers
@@ -120,34 +120,32 @@ impl StatCache {
     fn try_load(path: &Path) -> Option<StatCache> {
         let file = File::open(path).ok()?;
         let written_ns = FileStat::of(&file.metadata().ok()?).mtime_ns;
-        let decoder = zstd::stream::read::Decoder::new(file).ok()?;
-        let mut r = BufReader::with_capacity(1 << 20, decoder);
-        let mut buf = Vec::new();
-        r.read_until(b'\n', &mut buf).ok()?;
-        if buf.strip_suffix(b"\n")? != HEADER.as_bytes() {
-            return None;
-        }
+        // Read whole, then parsed in place: no allocation per field.
+        let mut bytes = Vec::new();
+        zstd::stream::read::Decoder::new(file)
+            .ok()?
+            .take(MAX_CACHE_BYTES)
+            .read_to_end(&mut bytes)
+            .ok()?;
+        let mut rest = bytes.strip_prefix(HEADER.as_bytes())?.strip_prefix(b"\n")?;
         let mut records = HashMap::new();
-        while !r.fill_buf().ok()?.is_empty() {
-            let digest = Digest::from_hex(field(&mut r, &mut buf)?).ok()?;
+        while !rest.is_empty() {
+            let digest = Digest::from_hex(field(&mut rest)?).ok()?;
             let stat = FileStat {
-                size: field(&mut r, &mut buf)?.parse().ok()?,
-                mtime_ns: field(&mut r, &mut buf)?.parse().ok()?,
-                ctime_ns: field(&mut r, &mut buf)?.parse().ok()?,
-                ino: field(&mut r, &mut buf)?.parse().ok()?,
-                dev: field(&mut r, &mut buf)?.parse().ok()?,
+                size: field(&mut rest)?.parse().ok()?,
+                mtime_ns: field(&mut rest)?.parse().ok()?,
+                ctime_ns: field(&mut rest)?.parse().ok()?,
+                ino: field(&mut rest)?.parse().ok()?,
+                dev: field(&mut rest)?.parse().ok()?,
             };
-            let len: usize = field(&mut r, &mut buf)?.parse().ok()?;
-            if len > MAX_PATH_BYTES {
-                return None;
-            }
-            let mut path = vec![0; len + 1];
-            r.read_exact(&mut path).ok()?;
+            let len: usize = field(&mut rest)?.parse().ok()?;
             // The record ends exactly where its length says, or the file is not a cache.
-            if path.pop() != Some(b'\n') {
+            if rest.get(len) != Some(&b'\n') {
                 return None;
             }
-            records.insert(path.into_boxed_slice(), (stat, digest));
+            let (path, tail) = rest.split_at(len);
+            rest = &tail[1..];
+            records.insert(Box::from(path), (stat, digest));
         }
         Some(StatCache {
             records,
@@ -232,15 +230,13 @@ impl StatCache {
     }
 }
 
-/// One space-terminated field of a record, as text.
-fn field<'a>(r: &mut impl BufRead, buf: &'a mut Vec<u8>) -> Option<&'a str> {
-    buf.clear();
+/// The space-terminated field at the start of `rest`, as text; `rest` moves past it.
+fn field<'a>(rest: &mut &'a [u8]) -> Option<&'a str> {
     // Fields are numbers and 64 hex digits: a longer one is damage.
-    r.take(80).read_until(b' ', buf).ok()?;
-    if buf.pop() != Some(b' ') {
-        return None;
-    }
-    std::str::from_utf8(buf).ok()
+    let end = rest.iter().take(80).position(|b| *b == b' ')?;
+    let (f, tail) = rest.split_at(end);
+    *rest = &tail[1..];
+    std::str::from_utf8(f).ok()
 }
 
 /// Best effort: a version 1 cache left behind only costs space.

@@ -93,7 +93,12 @@ fn issue13_refs_named_like_pack_indexes_survive_the_leftover_sweep() -> Result {
         );
     }
     assert_eq!(env.ok(&["cat", "release-1.idx", "d/a"])?, "1", "gc kept it");
-    env.ok(&["fsck"])?;
+    let report: snap::ops::FsckReport = env.json(&["fsck"])?;
+    assert!(
+        report.is_clean() && report.leftovers.is_empty(),
+        "fsck takes no ref for a leftover either: {report:?}"
+    );
+    assert_eq!(report.refs, 2);
     Ok(())
 }
 
