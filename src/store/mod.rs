@@ -116,7 +116,8 @@ impl Store {
         timeout: Duration,
         sweep: bool,
     ) -> Result<Store, Error> {
-        let deadline = Instant::now() + timeout;
+        // `None`: a timeout too long to reach (from the environment, say) never ends.
+        let deadline = Instant::now().checked_add(timeout);
         let format_path = dir.join(FORMAT_FILE);
         let text = match std::fs::read_to_string(&format_path) {
             Ok(t) => t,
@@ -159,7 +160,7 @@ impl Store {
         })?;
         let lock_path = dir.join("LOCK");
         // One deadline for both waits: a stopped gc makes this fail, not hang (store format §7).
-        let left = || deadline.saturating_duration_since(Instant::now());
+        let left = || deadline.map_or(timeout, |d| d.saturating_duration_since(Instant::now()));
         if mode == LockMode::Shared {
             // Queue behind a gc that is waiting for the store (see `lock::Turnstile`).
             crate::lock::Turnstile::pass(&dir.join(TURNSTILE), left())
