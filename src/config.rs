@@ -245,7 +245,7 @@ pub enum Error {
 impl Error {
     fn from_lock(e: crate::lock::Error) -> Error {
         match e {
-            crate::lock::Error::Locked { lock_path } => Error::Locked { path: lock_path },
+            crate::lock::Error::Locked { lock_path, .. } => Error::Locked { path: lock_path },
             crate::lock::Error::Io { path, source } => Error::Io { path, source },
         }
     }

@@ -9,6 +9,12 @@
 //! * [`StoreLock`] is an advisory `flock` on one file: shared for readers and writers of
 //!   objects, exclusive for maintenance. The kernel drops it when the process dies.
 //!
+//! No wait here is unbounded: every `flock` is taken by polling its non-blocking form with
+//! backoff until the timeout the caller gives, so a holder that is stopped (`SIGSTOP`,
+//! Ctrl-Z) or stuck makes others fail with [`Error::Locked`] instead of hanging. That error
+//! names the process holding the lock when the system says ([`holder`]: `/proc/locks` on
+//! Linux).
+//!
 //! This module decides no retry policy beyond the timeout it is given.
 
 use std::fs::File;
@@ -42,8 +48,9 @@ impl LockFile {
             };
             match fs::create_new(&lock_path) {
                 Ok(file) => {
-                    // Blocks only while a waiter is checking this file for staleness.
-                    file.lock().map_err(io_err)?;
+                    // Waits only while a waiter is checking this file for staleness (which then
+                    // removes it, and we start over), unless that waiter is stopped.
+                    lock_within(&file, &lock_path, LockMode::Exclusive, timeout)?;
                     // That waiter may have found it unlocked in the instant before we locked it,
                     // and removed it: then the name is gone or someone else's, and we start over.
                     if names_inode(&lock_path, &file).map_err(io_err)? {
@@ -60,7 +67,11 @@ impl LockFile {
                         continue;
                     }
                     if start.elapsed() >= timeout {
-                        return Err(Error::Locked { lock_path });
+                        return Err(Error::Locked {
+                            holder: holder(&lock_path, LockMode::Exclusive),
+                            lock_path,
+                            waited: timeout,
+                        });
                     }
                     // Jitter from the clock's low bits spreads out racing processes.
                     let jitter = u64::from(start.elapsed().subsec_nanos() % 1000);
@@ -250,34 +261,32 @@ pub enum LockMode {
 }
 
 impl StoreLock {
-    /// Takes the lock on `path` (creating the file), waiting for it if `wait`, else failing
-    /// with [`Error::Locked`] when another process holds a conflicting lock.
+    /// Takes the lock on `path` (creating the file), waiting up to `timeout` (zero: trying
+    /// once) while another process holds a conflicting lock.
     ///
     /// # Errors
-    /// [`Error::Locked`] or [`Error::Io`].
-    pub fn acquire(path: &Path, mode: LockMode, wait: bool) -> Result<StoreLock, Error> {
-        let io = |source| Error::Io {
+    /// [`Error::Locked`] after `timeout`, or [`Error::Io`].
+    pub fn acquire(path: &Path, mode: LockMode, timeout: Duration) -> Result<StoreLock, Error> {
+        let file = open_lock_file(path).map_err(|source| Error::Io {
             path: path.to_owned(),
             source,
-        };
-        let file = open_lock_file(path).map_err(io)?;
-        let res = match (mode, wait) {
-            (LockMode::Shared, true) => file.lock_shared().map_err(io),
-            (LockMode::Exclusive, true) => file.lock().map_err(io),
-            (LockMode::Shared, false) => try_lock(file.try_lock_shared(), path),
-            (LockMode::Exclusive, false) => try_lock(file.try_lock(), path),
-        };
-        res.map(|()| StoreLock { file })
+        })?;
+        lock_within(&file, path, mode, timeout)?;
+        Ok(StoreLock { file })
     }
 }
 
 impl StoreLock {
-    /// Takes the lock shared, waiting for an exclusive holder to leave; but when no other
-    /// process holds it at all, first runs `alone` while holding it exclusively.
+    /// Takes the lock shared, waiting up to `timeout` for an exclusive holder to leave; but
+    /// when no other process holds it at all, first runs `alone` while holding it exclusively.
     ///
     /// # Errors
-    /// [`Error::Io`].
-    pub fn acquire_shared_after(path: &Path, alone: impl FnOnce()) -> Result<StoreLock, Error> {
+    /// [`Error::Locked`] after `timeout`, or [`Error::Io`].
+    pub fn acquire_shared_after(
+        path: &Path,
+        timeout: Duration,
+        alone: impl FnOnce(),
+    ) -> Result<StoreLock, Error> {
         let io = |source| Error::Io {
             path: path.to_owned(),
             source,
@@ -292,7 +301,7 @@ impl StoreLock {
         }
         // From exclusive this converts in place (not atomically: another process may get in
         // between, as it could anyway); otherwise it waits for an exclusive holder to leave.
-        file.lock_shared().map_err(io)?;
+        lock_within(&file, path, LockMode::Shared, timeout)?;
         Ok(StoreLock { file })
     }
 }
@@ -323,31 +332,31 @@ pub struct Turnstile {
 }
 
 impl Turnstile {
-    /// Closes the turnstile (waiting for another closer to open it), until dropped.
+    /// Closes the turnstile until dropped, waiting up to `timeout` for another closer to open
+    /// it.
     ///
     /// # Errors
-    /// [`Error::Io`].
-    pub fn close(path: &Path) -> Result<Turnstile, Error> {
-        let io = |source| Error::Io {
+    /// [`Error::Locked`] after `timeout`, or [`Error::Io`].
+    pub fn close(path: &Path, timeout: Duration) -> Result<Turnstile, Error> {
+        let file = open_lock_file(path).map_err(|source| Error::Io {
             path: path.to_owned(),
             source,
-        };
-        let file = open_lock_file(path).map_err(io)?;
-        file.lock().map_err(io)?;
+        })?;
+        lock_within(&file, path, LockMode::Exclusive, timeout)?;
         Ok(Turnstile { file })
     }
 
-    /// Passes through: waits while the turnstile is closed.
+    /// Passes through, waiting up to `timeout` while the turnstile is closed.
     ///
     /// # Errors
-    /// [`Error::Io`].
-    pub fn pass(path: &Path) -> Result<(), Error> {
+    /// [`Error::Locked`] after `timeout`, or [`Error::Io`].
+    pub fn pass(path: &Path, timeout: Duration) -> Result<(), Error> {
         let io = |source| Error::Io {
             path: path.to_owned(),
             source,
         };
         let file = open_lock_file(path).map_err(io)?;
-        file.lock_shared().map_err(io)?;
+        lock_within(&file, path, LockMode::Shared, timeout)?;
         file.unlock().map_err(io)
     }
 }
@@ -367,17 +376,153 @@ fn open_lock_file(path: &Path) -> io::Result<File> {
         .open(path)
 }
 
-fn try_lock(res: Result<(), std::fs::TryLockError>, path: &Path) -> Result<(), Error> {
-    match res {
-        Ok(()) => Ok(()),
-        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked {
-            lock_path: path.to_owned(),
-        }),
-        Err(std::fs::TryLockError::Error(source)) => Err(Error::Io {
-            path: path.to_owned(),
-            source,
-        }),
+/// The longest pause between two tries of a `flock`: how late a waiter may notice the lock
+/// is free, traded against how often it wakes up.
+const MAX_PAUSE: Duration = Duration::from_millis(100);
+
+/// Takes `file`'s `flock` in `mode`, trying again with backoff until `timeout` has passed
+/// (zero: once). Never blocks in the kernel, so never waits longer than asked.
+fn lock_within(file: &File, path: &Path, mode: LockMode, timeout: Duration) -> Result<(), Error> {
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let res = match mode {
+            LockMode::Shared => file.try_lock_shared(),
+            LockMode::Exclusive => file.try_lock(),
+        };
+        match res {
+            Ok(()) => return Ok(()),
+            Err(std::fs::TryLockError::WouldBlock) => {}
+            Err(std::fs::TryLockError::Error(source)) => {
+                return Err(Error::Io {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        }
+        let waited = start.elapsed();
+        if waited >= timeout {
+            return Err(Error::Locked {
+                lock_path: path.to_owned(),
+                holder: holder(path, mode),
+                waited: timeout,
+            });
+        }
+        std::thread::sleep(pause.min(timeout.saturating_sub(waited)));
+        pause = (pause * 2).min(MAX_PAUSE);
     }
+}
+
+/// A process holding a lock.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Holder {
+    /// Its process id.
+    pub pid: u32,
+    /// Its command line (`snap gc --wait 60`), or its command name, if it could be read.
+    pub command: Option<String>,
+}
+
+impl std::fmt::Display for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.command {
+            Some(c) => write!(f, "pid {} (`{c}`)", self.pid),
+            None => write!(f, "pid {}", self.pid),
+        }
+    }
+}
+
+/// The process that holds a `flock` on the file at `path` in conflict with `wanted`, if the
+/// system says: on Linux, `/proc/locks` lists each `flock` with its holder's pid and the
+/// device and inode of its file. `None` elsewhere, or when the holder cannot be seen (another
+/// pid namespace, or it let go meanwhile).
+#[must_use]
+pub fn holder(path: &Path, wanted: LockMode) -> Option<Holder> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(path).ok()?;
+        let locks = std::fs::read_to_string("/proc/locks").ok()?;
+        let pid = holder_in_proc_locks(&locks, meta.dev(), meta.ino(), wanted)?;
+        Some(Holder {
+            pid,
+            command: command_of(pid),
+        })
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (path, wanted);
+        None
+    }
+}
+
+/// The pid of a holder (not a waiter: those lines have `->`) of a conflicting `FLOCK` on inode
+/// `ino` of device `dev`, in the text of `/proc/locks`: `1: FLOCK  ADVISORY  WRITE 4242
+/// fe:01:1234 0 EOF`, the device as hex `major:minor`. A line whose device differs is used
+/// only if none matches exactly (some filesystems, btrfs for one, report another device to
+/// `stat` than the one the lock list names).
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+fn holder_in_proc_locks(locks: &str, dev: u64, ino: u64, wanted: LockMode) -> Option<u32> {
+    let major = ((dev >> 32) & 0xffff_f000) | ((dev >> 8) & 0x0000_0fff);
+    let minor = ((dev >> 12) & 0xffff_ff00) | (dev & 0x0000_00ff);
+    let me = std::process::id();
+    let mut other_device = None;
+    for line in locks.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let [_, "FLOCK", _, access, pid, id, ..] = fields[..] else {
+            continue; // a waiter (`->`), or a POSIX or OFD lock
+        };
+        // A shared holder is in the way only of an exclusive lock.
+        if wanted == LockMode::Shared && access != "WRITE" {
+            continue;
+        }
+        let Ok(pid) = pid.parse::<u32>() else {
+            continue;
+        };
+        let mut parts = id.split(':');
+        let (Some(maj), Some(min), Some(inode)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        if pid == 0 || pid == me || inode.parse::<u64>().ok() != Some(ino) {
+            continue;
+        }
+        let same_device = u64::from_str_radix(maj, 16).ok() == Some(major)
+            && u64::from_str_radix(min, 16).ok() == Some(minor);
+        if same_device {
+            return Some(pid);
+        }
+        other_device.get_or_insert(pid);
+    }
+    other_device
+}
+
+/// What process `pid` runs, for a message: its command line with the program's directory
+/// left out, else its command name; control characters shown as `?`, at most 120 characters.
+#[cfg(target_os = "linux")]
+fn command_of(pid: u32) -> Option<String> {
+    let proc = Path::new("/proc").join(pid.to_string());
+    let cmdline = std::fs::read(proc.join("cmdline")).unwrap_or_default();
+    let mut args: Vec<String> = cmdline
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    if let Some(program) = args.first_mut()
+        && let Some(name) = Path::new(program.as_str()).file_name()
+    {
+        *program = name.to_string_lossy().into_owned();
+    }
+    let text = if args.is_empty() {
+        std::fs::read_to_string(proc.join("comm")).ok()?
+    } else {
+        args.join(" ")
+    };
+    let text: String = text
+        .trim()
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .take(120)
+        .collect();
+    (!text.is_empty()).then_some(text)
 }
 
 /// Lock errors.
@@ -385,10 +530,19 @@ fn try_lock(res: Result<(), std::fs::TryLockError>, path: &Path) -> Result<(), E
 #[non_exhaustive]
 pub enum Error {
     /// Another live process holds the lock.
-    #[error("{} is locked by another process", lock_path.display())]
+    #[error(
+        "{} is locked by {}{}",
+        lock_path.display(),
+        holder.as_ref().map_or_else(|| "another process".to_owned(), ToString::to_string),
+        gave_up(*waited)
+    )]
     Locked {
         /// The lock file.
         lock_path: PathBuf,
+        /// Who holds it, when the system says.
+        holder: Option<Holder>,
+        /// How long this process waited for it (zero: it tried once).
+        waited: Duration,
     },
     /// An I/O error on a lock file.
     #[error("lock file {}", path.display())]
@@ -399,6 +553,14 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+}
+
+fn gave_up(waited: Duration) -> String {
+    match waited.as_millis() {
+        0 => String::new(),
+        ms @ 1..1000 => format!("; gave up after waiting {ms} ms"),
+        _ => format!("; gave up after waiting {:.1} s", waited.as_secs_f64()),
+    }
 }
 
 #[cfg(test)]
@@ -412,7 +574,9 @@ mod tests {
         let target = dir.path().join("r");
         let _held = LockFile::acquire(&target, Duration::ZERO)?;
         match LockFile::acquire(&target, Duration::from_millis(20)) {
-            Err(Error::Locked { lock_path }) => assert_eq!(lock_path, dir.path().join("r.lock")),
+            Err(Error::Locked { lock_path, .. }) => {
+                assert_eq!(lock_path, dir.path().join("r.lock"));
+            }
             other => panic!("expected Locked, got {:?}", other.map(|_| ())),
         }
         Ok(())
@@ -485,14 +649,84 @@ mod tests {
         Ok(())
     }
 
+    // issue 13: the turnstile and the shared wait on `LOCK` were blocking flocks, so a
+    // stopped holder made every command wait forever.
+    #[test]
+    fn every_flock_wait_gives_up_after_its_timeout() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let p = dir.path().join("LOCK");
+        let t = dir.path().join("LOCK.turnstile");
+        // Another open file description conflicts like another process (flock(2)).
+        let _gc = StoreLock::acquire(&p, LockMode::Exclusive, Duration::ZERO)?;
+        let _closed = Turnstile::close(&t, Duration::ZERO)?;
+        let wait = Duration::from_millis(50);
+        let start = Instant::now();
+        for res in [
+            StoreLock::acquire(&p, LockMode::Shared, wait).map(drop),
+            StoreLock::acquire_shared_after(&p, wait, || {}).map(drop),
+            Turnstile::pass(&t, wait),
+            Turnstile::close(&t, wait).map(drop),
+        ] {
+            match res {
+                Err(e @ Error::Locked { waited, .. }) => {
+                    assert_eq!(waited, wait);
+                    assert!(
+                        e.to_string().ends_with("gave up after waiting 50 ms"),
+                        "{e}"
+                    );
+                }
+                other => panic!("expected Locked, got {other:?}"),
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "no wait is unbounded"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn the_holder_is_read_from_proc_locks() {
+        let locks = "1: FLOCK  ADVISORY  WRITE 4242 fe:01:77 0 EOF\n\
+                     2: FLOCK  ADVISORY  READ 4343 fe:01:88 0 EOF\n\
+                     2: -> FLOCK  ADVISORY  WRITE 4444 fe:01:88 0 EOF\n\
+                     3: POSIX  ADVISORY  WRITE 4545 fe:01:99 0 EOF\n\
+                     4: FLOCK  ADVISORY  WRITE 4646 00:2a:99 0 EOF\n\
+                     5: FLOCK  ADVISORY  WRITE 4747 fe:01:99 0 EOF\n";
+        let dev = (0xfe << 8) | 0x01;
+        let find = |ino, mode| holder_in_proc_locks(locks, dev, ino, mode);
+        assert_eq!(find(77, LockMode::Shared), Some(4242));
+        assert_eq!(
+            find(88, LockMode::Exclusive),
+            Some(4343),
+            "a reader is in gc's way"
+        );
+        assert_eq!(
+            find(88, LockMode::Shared),
+            None,
+            "not in a reader's, nor is a waiter"
+        );
+        assert_eq!(
+            find(99, LockMode::Shared),
+            Some(4747),
+            "same device first, POSIX never"
+        );
+        assert_eq!(find(5, LockMode::Exclusive), None);
+        assert_eq!(
+            holder_in_proc_locks(locks, 0x2b, 99, LockMode::Shared),
+            Some(4646),
+            "another device only if none matches"
+        );
+    }
+
     #[test]
     fn exclusive_store_lock_excludes_shared() -> Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
         let p = dir.path().join("LOCK");
-        let shared = StoreLock::acquire(&p, LockMode::Shared, false)?;
-        let _shared2 = StoreLock::acquire(&p, LockMode::Shared, false)?;
+        let shared = StoreLock::acquire(&p, LockMode::Shared, Duration::ZERO)?;
+        let _shared2 = StoreLock::acquire(&p, LockMode::Shared, Duration::ZERO)?;
         assert!(matches!(
-            StoreLock::acquire(&p, LockMode::Exclusive, false),
+            StoreLock::acquire(&p, LockMode::Exclusive, Duration::ZERO),
             Err(Error::Locked { .. })
         ));
         drop(shared);

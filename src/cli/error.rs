@@ -164,11 +164,18 @@ fn hint_for(err: &ops::Error) -> Option<(String, &'static str)> {
     use snap::store;
     use snap::store::refs;
     if let Some(lock_path) = err.lock_path()
-        && lock_path.file_name().is_some_and(|n| n == "LOCK")
+        && lock_path
+            .file_name()
+            .is_some_and(|n| n == "LOCK" || n == "LOCK.turnstile")
     {
         // The store-wide flock: released by the kernel when its holder exits.
         return Some((
-            "another snap process is using this store; run this again when it has finished".into(),
+            concat!(
+                "another snap process is using this store; run this again when it has finished ",
+                "(safe to retry). A stopped one must be resumed (`kill -CONT PID`) or ended; to ",
+                "wait longer, set SNAP_STORE_LOCK_TIMEOUT_MS (gc: --wait)"
+            )
+            .into(),
             "store-in-use",
         ));
     }
@@ -217,6 +224,26 @@ fn hint_for(err: &ops::Error) -> Option<(String, &'static str)> {
             "ref names use ASCII letters, digits, `.`, `_`, `-` and `/`".into(),
             "invalid-ref-name",
         )),
+        ops::Error::Refs(refs::Error::NameTooLong { .. }) => Some((
+            format!(
+                "choose a shorter name: at most {} bytes, and {} per `/`-separated component",
+                refs::MAX_NAME_BYTES,
+                refs::MAX_COMPONENT_BYTES
+            ),
+            "ref-name-too-long",
+        )),
+        ops::Error::Refs(refs::Error::ReservedPrefix { .. }) => Some((
+            "`heads/NAME` and `tags/NAME` only look refs up; make a tag with `snap tag NAME REV`, or choose a head name not starting with `heads/` or `tags/`".into(),
+            "reserved-ref-name",
+        )),
+        ops::Error::Refs(refs::Error::NameConflict { existing, deleted: false, .. }) => Some((
+            format!("a ref name cannot also be a directory of ref names; choose another name, or delete `{existing}` first with `snap ref delete`"),
+            "ref-name-conflict",
+        )),
+        ops::Error::Refs(refs::Error::NameConflict { deleted: true, .. }) => Some((
+            "that reflog keeps the deleted ref's history (gc keeps its snapshots while it is recent); choose another name".into(),
+            "ref-name-conflict",
+        )),
         ops::Error::Restore(snap::worktree::restore::Error::NotEmpty { .. }) => Some((
             "restore into a new or empty directory, or pass --force to overwrite".into(),
             "destination-not-empty",
@@ -225,6 +252,14 @@ fn hint_for(err: &ops::Error) -> Option<(String, &'static str)> {
         ops::Error::CommitToTag { .. } => Some((
             "commit to another head with --ref NAME, or delete the tag with `snap ref delete tags/NAME`".into(),
             "commit-to-tag",
+        )),
+        ops::Error::RecordsStore { .. } => Some((
+            "commit the directory that holds the store instead: the store is left out of it".into(),
+            "commit-store",
+        )),
+        ops::Error::Scan(snap::worktree::scan::Error::Reserved { .. }) => Some((
+            "commit the directory around it instead: `.git` and `.store` below it are skipped".into(),
+            "commit-reserved-name",
         )),
         ops::Error::PathNotFound { .. } | ops::Error::Scan(snap::worktree::scan::Error::Missing { .. }) => Some((
             "check the path; relative paths are resolved against the current directory".into(),

@@ -138,6 +138,9 @@ fn commit_inner(
                 path: store.root().to_owned(),
             })?,
     };
+    // The store is never recorded: a snapshot of it, restored, would rewind its refs and
+    // reflogs behind their locks. Found inside a directory, it is skipped (scan::Filter).
+    let store_dir = canonical(store.dir())?;
     let mut roots = Vec::new();
     for p in &opts.paths {
         // With -C, paths are given relative to that directory (as with `tar -C`).
@@ -147,6 +150,12 @@ fn commit_inner(
             &opts.cwd
         };
         let abs = canonical_keep_last(&from.join(p))?;
+        if abs.starts_with(&store_dir) {
+            return Err(Error::RecordsStore {
+                path: abs,
+                store: store_dir,
+            });
+        }
         let recorded = match abs.strip_prefix(&base) {
             Ok(rel) => rel
                 .components()
@@ -186,7 +195,7 @@ fn commit_inner(
         ignore_files.insert(0, ".gitignore".to_owned());
     }
     let filter = scan::Filter {
-        skip: vec![store.dir().to_owned()],
+        skip: vec![store_dir],
         ignore_files,
         excludes: opts.excludes.clone(),
         base: base.clone(),

@@ -37,7 +37,7 @@ pub fn open_as_is(explicit: Option<&Path>, cwd: &Path) -> Result<Store, Error> {
 }
 
 /// Opens the store as [`open`] does, holding the store-wide lock exclusively (for `gc`),
-/// trying again every 50 ms for up to `wait` while other snap processes use the store.
+/// waiting for up to `wait` while other snap processes use the store.
 ///
 /// # Errors
 /// As [`open`]; a lock error when the store is still in use after `wait`.
@@ -52,22 +52,24 @@ pub fn open_exclusive(
             start: cwd.to_owned(),
         })?,
     };
+    let start = std::time::Instant::now();
     // Close the turnstile while waiting, so commits that start meanwhile queue behind this
-    // gc instead of keeping the store busy forever; it opens again when this returns.
-    let _turnstile = crate::lock::Turnstile::close(&dir.join(crate::store::TURNSTILE))
-        .map_err(crate::store::Error::from)?;
-    let deadline = std::time::Instant::now() + wait;
-    loop {
-        match Store::open_exclusive(&dir) {
-            Err(crate::store::Error::Lock(crate::lock::Error::Locked { .. }))
-                if std::time::Instant::now() < deadline =>
-            {
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-            other => return Ok(other?),
-        }
-    }
+    // gc instead of keeping the store busy forever; it opens again when this returns. Commands
+    // pass it in an instant, so even `--wait 0` waits a moment for them; another gc holds it
+    // closed for as long as it waits itself.
+    let _turnstile = crate::lock::Turnstile::close(
+        &dir.join(crate::store::TURNSTILE),
+        wait.max(TURNSTILE_CLOSE_MIN),
+    )
+    .map_err(crate::store::Error::from)?;
+    Ok(Store::open_exclusive(
+        &dir,
+        wait.saturating_sub(start.elapsed()),
+    )?)
 }
+
+/// The least time gc waits to close the turnstile, whatever `--wait` says.
+const TURNSTILE_CLOSE_MIN: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Creates a store in `dir` (a directory to hold `.store/`), or at `explicit` (the store
 /// directory itself). Returns the store and whether it was created.

@@ -163,6 +163,14 @@ pub enum Error {
         /// The path.
         path: PathBuf,
     },
+    /// A path to commit that is the store, or inside it.
+    #[error("refusing to record the store itself: {} is {}", path.display(), if path == store { "the store" } else { "inside the store" })]
+    RecordsStore {
+        /// The path given.
+        path: PathBuf,
+        /// The store directory.
+        store: PathBuf,
+    },
     /// `--annotation` without `=`, or an empty key.
     #[error("invalid annotation `{input}`: expected KEY=VALUE")]
     InvalidAnnotation {
@@ -290,8 +298,10 @@ impl Error {
     #[must_use]
     pub fn lock_path(&self) -> Option<&std::path::Path> {
         match self {
-            Error::Refs(store::refs::Error::Lock(crate::lock::Error::Locked { lock_path }))
-            | Error::Store(store::Error::Lock(crate::lock::Error::Locked { lock_path })) => {
+            Error::Refs(store::refs::Error::Lock(crate::lock::Error::Locked {
+                lock_path, ..
+            }))
+            | Error::Store(store::Error::Lock(crate::lock::Error::Locked { lock_path, .. })) => {
                 Some(lock_path)
             }
             _ => None,
@@ -328,6 +338,9 @@ impl Error {
             Error::Refs(R::InvalidName { .. } | R::Ambiguous { .. } | R::InvalidMessage { .. }) => {
                 ErrorKind::InvalidInput
             }
+            Error::Refs(
+                R::NameTooLong { .. } | R::ReservedPrefix { .. } | R::NameConflict { .. },
+            ) => ErrorKind::InvalidInput,
             Error::Refs(R::MissingTarget { .. }) => ErrorKind::NotFound,
             Error::Refs(R::Corrupt { .. }) => ErrorKind::Corrupt,
             Error::Refs(_) => ErrorKind::Io,
@@ -357,6 +370,7 @@ impl Error {
             Error::Diff(crate::diff::Error::NotUtf8 { .. }) => ErrorKind::InvalidInput,
             Error::Diff(_) => ErrorKind::Io,
             Error::NothingToCommit
+            | Error::RecordsStore { .. }
             | Error::InvalidAnnotation { .. }
             | Error::ReservedAnnotation { .. }
             | Error::CommitToTag { .. } => ErrorKind::InvalidInput,

@@ -12,6 +12,7 @@ pub mod refs;
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use crate::digest::Digest;
 use crate::fs;
@@ -76,16 +77,17 @@ impl Store {
     }
 
     /// Opens the store at `dir` (the `.store` directory itself), taking its shared lock
-    /// (waiting while maintenance holds it exclusively).
+    /// (waiting up to [`lock_timeout`] while maintenance holds it, or waits for it).
     ///
     /// # Errors
-    /// [`Error::NotAStore`], [`Error::UnsupportedFormat`] or [`Error::Io`].
+    /// [`Error::NotAStore`], [`Error::UnsupportedFormat`] or [`Error::Io`]; [`Error::Lock`]
+    /// naming the lock file and its holder when maintenance kept the store past the timeout.
     ///
     /// When no other snap process uses the store, this first removes the leftovers of
     /// interrupted runs (`.tmp-*` files and directories, ref `.lock` files whose holder died):
     /// see [`Store::sweep_leftovers`].
     pub fn open(dir: &Path) -> Result<Store, Error> {
-        Store::open_locked(dir, LockMode::Shared, true, true)
+        Store::open_locked(dir, LockMode::Shared, lock_timeout(), true)
     }
 
     /// Opens a store as [`Store::open`] does but leaves leftovers where they are, for `fsck`
@@ -94,19 +96,28 @@ impl Store {
     /// # Errors
     /// As [`Store::open`].
     pub fn open_as_is(dir: &Path) -> Result<Store, Error> {
-        Store::open_locked(dir, LockMode::Shared, true, false)
+        Store::open_locked(dir, LockMode::Shared, lock_timeout(), false)
     }
 
     /// Opens a store for maintenance: with the store-wide lock held exclusively, so no other
-    /// snap process reads or writes objects meanwhile. Fails at once if one does.
+    /// snap process reads or writes objects meanwhile, waiting up to `wait` (zero: failing at
+    /// once) while one does.
     ///
     /// # Errors
-    /// As [`Store::open`], and a lock error naming the lock file when the store is in use.
-    pub fn open_exclusive(dir: &Path) -> Result<Store, Error> {
-        Store::open_locked(dir, LockMode::Exclusive, false, false)
+    /// As [`Store::open`], and a lock error naming the lock file (and its holder, when known)
+    /// when the store is still in use after `wait`.
+    pub fn open_exclusive(dir: &Path, wait: Duration) -> Result<Store, Error> {
+        Store::open_locked(dir, LockMode::Exclusive, wait, false)
     }
 
-    fn open_locked(dir: &Path, mode: LockMode, wait: bool, sweep: bool) -> Result<Store, Error> {
+    fn open_locked(
+        dir: &Path,
+        mode: LockMode,
+        timeout: Duration,
+        sweep: bool,
+    ) -> Result<Store, Error> {
+        // `None`: a timeout too long to reach (from the environment, say) never ends.
+        let deadline = Instant::now().checked_add(timeout);
         let format_path = dir.join(FORMAT_FILE);
         let text = match std::fs::read_to_string(&format_path) {
             Ok(t) => t,
@@ -148,17 +159,21 @@ impl Store {
             source,
         })?;
         let lock_path = dir.join("LOCK");
+        // One deadline for both waits: a stopped gc makes this fail, not hang (store format §7).
+        let left = || deadline.map_or(timeout, |d| d.saturating_duration_since(Instant::now()));
         if mode == LockMode::Shared {
             // Queue behind a gc that is waiting for the store (see `lock::Turnstile`).
-            crate::lock::Turnstile::pass(&dir.join(TURNSTILE))?;
+            crate::lock::Turnstile::pass(&dir.join(TURNSTILE), left())
+                .map_err(|e| waited(e, timeout))?;
         }
         let lock = match (mode, sweep) {
-            (LockMode::Shared, true) => StoreLock::acquire_shared_after(&lock_path, || {
+            (LockMode::Shared, true) => StoreLock::acquire_shared_after(&lock_path, left(), || {
                 // Best effort: a leftover that cannot be removed now is removed next time.
                 let _ = Store::sweep_leftovers(&dir);
-            })?,
-            _ => StoreLock::acquire(&lock_path, mode, wait)?,
-        };
+            }),
+            _ => StoreLock::acquire(&lock_path, mode, left()),
+        }
+        .map_err(|e| waited(e, timeout))?;
         let root = dir.parent().map_or_else(|| dir.clone(), Path::to_path_buf);
         Ok(Store {
             objects: Objects::new(&dir),
@@ -243,8 +258,12 @@ impl Store {
     }
 
     /// Removes what interrupted runs left in the store `dir`: every `.tmp-*` file or directory,
-    /// every ref `.lock` file no live process holds, and every pack index whose pack is not
-    /// there. Returns how many were removed.
+    /// every `.lock` file no live process holds, and every pack index (`packs/<64 hex>.idx`)
+    /// whose pack is not there. Returns how many were removed.
+    ///
+    /// Only names no ref can take are touched (store format §6.1): ref names never start with
+    /// `.` nor end with `.lock`, and pack indexes are looked for in `packs/` alone, so a ref or
+    /// reflog named, say, `release-1.idx` is never taken for a leftover.
     ///
     /// Call it only while holding the store lock exclusively: then no other snap process is
     /// writing, so every temp file is garbage (store format §2).
@@ -252,6 +271,7 @@ impl Store {
     /// # Errors
     /// [`Error::Io`] for the first leftover that could not be removed.
     pub fn sweep_leftovers(dir: &Path) -> Result<usize, Error> {
+        let packs_dir = dir.join(objects::PACKS_DIR);
         let mut removed = 0;
         let mut stack = vec![dir.to_owned()];
         while let Some(d) = stack.pop() {
@@ -274,7 +294,11 @@ impl Store {
                     .map(|()| true)
                 } else if name.ends_with(".lock") && !is_dir {
                     crate::lock::remove_if_stale(&p).map(|_| !p.exists())
-                } else if name.ends_with(".idx") && !p.with_extension("pack").exists() {
+                } else if d == packs_dir
+                    && !is_dir
+                    && objects::index_digest(&name).is_some()
+                    && !p.with_extension("pack").exists()
+                {
                     // A pack's index is written before the pack (§5.3): this one's writer died.
                     std::fs::remove_file(&p).map(|()| true)
                 } else {
@@ -323,8 +347,39 @@ impl Store {
     }
 }
 
+/// A lock error saying how long opening the store waited in all.
+fn waited(e: lock::Error, timeout: Duration) -> lock::Error {
+    match e {
+        lock::Error::Locked {
+            lock_path, holder, ..
+        } => lock::Error::Locked {
+            lock_path,
+            holder,
+            waited: timeout,
+        },
+        e => e,
+    }
+}
+
 /// The turnstile in front of `LOCK` (store format §7).
 pub const TURNSTILE: &str = "LOCK.turnstile";
+
+/// How long opening a store waits for the turnstile and `LOCK` when no timeout is given
+/// otherwise: what a gc of a large store takes, by far.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The environment variable that sets how long opening a store waits, in milliseconds.
+pub const LOCK_TIMEOUT_VAR: &str = "SNAP_STORE_LOCK_TIMEOUT_MS";
+
+/// How long opening a store waits for a gc: [`LOCK_TIMEOUT_VAR`], else
+/// [`DEFAULT_LOCK_TIMEOUT`].
+#[must_use]
+pub fn lock_timeout() -> Duration {
+    std::env::var(LOCK_TIMEOUT_VAR)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(DEFAULT_LOCK_TIMEOUT, Duration::from_millis)
+}
 
 /// Store errors.
 #[derive(Debug, thiserror::Error)]
@@ -362,4 +417,48 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+}
+
+#[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests write fixtures directly
+mod tests {
+    use super::*;
+
+    // issue 13: the sweep took every `*.idx` without a sibling `.pack` for an orphan pack
+    // index, refs and reflogs included.
+    #[test]
+    fn sweep_removes_leftovers_and_nothing_a_ref_can_be_named()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let tmp = tempfile::tempdir()?;
+        let (store, _) = Store::init(&tmp.path().join(STORE_DIR_NAME))?;
+        let dir = store.dir().to_owned();
+        drop(store);
+        let hex = Digest::of(b"pack").hex();
+        let keep = [
+            "refs/heads/release-1.idx",
+            "logs/heads/release-1.idx",
+            "refs/tags/a/b.idx",
+            "logs/tags/a/b.idx",
+            "packs/not-a-digest.idx",
+        ];
+        let gone = [
+            format!("packs/{hex}.idx"),
+            "refs/heads/.tmp-123".to_owned(),
+            "refs/heads/main.lock".to_owned(),
+            "objects/sha256/.tmp-9".to_owned(),
+        ];
+        for p in keep.iter().copied().chain(gone.iter().map(String::as_str)) {
+            let p = dir.join(p);
+            std::fs::create_dir_all(p.parent().ok_or("no parent")?)?;
+            std::fs::write(&p, b"x")?;
+        }
+        assert_eq!(Store::sweep_leftovers(&dir)?, gone.len());
+        for p in keep {
+            assert!(dir.join(p).exists(), "{p} is not a leftover and must stay");
+        }
+        for p in &gone {
+            assert!(!dir.join(p).exists(), "{p} is a leftover");
+        }
+        Ok(())
+    }
 }

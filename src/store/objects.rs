@@ -86,11 +86,21 @@ impl PackSet {
     }
 }
 
+/// The directory of packs and their indexes, inside the store directory.
+pub(crate) const PACKS_DIR: &str = "packs";
+
+/// The pack a file name `<64 hex>.idx` indexes; `None` for any other name. Only files so
+/// named in the packs directory are pack indexes (store format §5.3).
+pub(crate) fn index_digest(name: &str) -> Option<Digest> {
+    name.strip_suffix(".idx")
+        .and_then(|hex| Digest::from_hex(hex).ok())
+}
+
 impl Objects {
     pub(crate) fn new(store_dir: &Path) -> Self {
         Objects {
             loose_dir: store_dir.join("objects").join("sha256"),
-            packs_dir: store_dir.join("packs"),
+            packs_dir: store_dir.join(PACKS_DIR),
             index: RwLock::new(None),
             created: std::sync::Mutex::new(Vec::new()),
         }
@@ -678,10 +688,7 @@ impl Objects {
                 && let Ok(d) = Digest::from_hex(hex)
             {
                 packs.push((d, path.clone(), path.with_extension("idx")));
-            } else if name
-                .strip_suffix(".idx")
-                .is_some_and(|hex| Digest::from_hex(hex).is_ok())
-            {
+            } else if index_digest(&name).is_some() {
                 // Listed with its pack; an index without a pack is a leftover.
                 if !path.with_extension("pack").exists() {
                     orphans.push(path);

@@ -90,7 +90,18 @@ impl ReflogEntry {
 pub fn read(path: &Path) -> std::io::Result<(Vec<ReflogEntry>, Vec<(usize, String)>)> {
     let text = match std::fs::read(path) {
         Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        // No log by that name: a directory there holds logs of longer names (`a/b` for `a`),
+        // a file above it is the log of a shorter one (`a` for `a/b`).
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound
+                    | std::io::ErrorKind::NotADirectory
+                    | std::io::ErrorKind::IsADirectory
+            ) =>
+        {
+            Vec::new()
+        }
         Err(e) => return Err(e),
     };
     let text = String::from_utf8_lossy(&text);

@@ -38,7 +38,18 @@ impl RefKind {
     }
 }
 
+/// Bytes a ref name may have in all (store format §6.1).
+pub const MAX_NAME_BYTES: usize = 255;
+/// Bytes one `/`-separated component of a new ref name may have: its lock file
+/// `<component>.lock` must fit the 255-byte limit most filesystems put on a file name.
+pub const MAX_COMPONENT_BYTES: usize = 255 - ".lock".len();
+/// First components that would make a name read as a qualified one (`heads/x`, `tags/x`).
+const NAMESPACES: [&str; 2] = ["heads", "tags"];
+
 /// A validated ref name with its namespace.
+///
+/// No ref name can be the name of another file snap keeps beside ref files and reflogs: no
+/// component starts with `.` (temp files are `.tmp-*`) or ends with `.lock` (lock files).
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RefName {
     kind: RefKind,
@@ -46,11 +57,46 @@ pub struct RefName {
 }
 
 impl RefName {
-    /// Validates `name` (store format §6.1) in namespace `kind`.
+    /// Validates `name` (store format §6.1) in namespace `kind`: a name a ref can be created
+    /// with.
     ///
     /// # Errors
-    /// [`Error::InvalidName`] with the reason.
+    /// [`Error::NameTooLong`], [`Error::ReservedPrefix`] or [`Error::InvalidName`] with the
+    /// reason.
     pub fn new(kind: RefKind, name: &str) -> Result<Self, Error> {
+        // Before any other rule: this is the limit a user cannot guess from the characters.
+        if name.len() > MAX_NAME_BYTES {
+            return Err(Error::NameTooLong {
+                name: name.to_owned(),
+                length: name.len(),
+                limit: MAX_NAME_BYTES,
+            });
+        }
+        if let Some(long) = name.split('/').find(|c| c.len() > MAX_COMPONENT_BYTES) {
+            return Err(Error::NameTooLong {
+                name: name.to_owned(),
+                length: long.len(),
+                limit: MAX_COMPONENT_BYTES,
+            });
+        }
+        let name = Self::existing(kind, name)?;
+        if let Some(prefix) = NAMESPACES.into_iter().find(|p| {
+            name.name
+                .strip_prefix(p)
+                .is_some_and(|r| r.starts_with('/'))
+        }) {
+            return Err(Error::ReservedPrefix {
+                name: name.name,
+                prefix,
+            });
+        }
+        Ok(name)
+    }
+
+    /// Validates `name` by the rules every ref on disk follows, also those created before
+    /// [`RefName::new`] refused some names (longer components, a `heads/` or `tags/` start):
+    /// for finding, listing and deleting existing refs, never for creating one.
+    fn existing(kind: RefKind, name: &str) -> Result<Self, Error> {
         validate(name).map_err(|reason| Error::InvalidName {
             name: name.to_owned(),
             reason,
@@ -77,16 +123,17 @@ impl RefName {
         Self::new(RefKind::Tag, name)
     }
 
-    /// Parses `heads/x` or `tags/x`; returns `None` for an unqualified name.
+    /// Parses `heads/x` or `tags/x`, to look up an existing ref; returns `None` for an
+    /// unqualified name.
     ///
     /// # Errors
     /// [`Error::InvalidName`] if qualified but invalid.
     pub fn parse_qualified(s: &str) -> Result<Option<Self>, Error> {
         if let Some(rest) = s.strip_prefix("heads/") {
-            return Self::head(rest).map(Some);
+            return Self::existing(RefKind::Head, rest).map(Some);
         }
         if let Some(rest) = s.strip_prefix("tags/") {
-            return Self::tag(rest).map(Some);
+            return Self::existing(RefKind::Tag, rest).map(Some);
         }
         Ok(None)
     }
@@ -113,9 +160,21 @@ impl RefName {
 impl fmt::Display for RefName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.kind {
+            // A head made before such names were refused would read as a qualified name.
+            RefKind::Head if self.has_namespace_prefix() => write!(f, "heads/{}", self.name),
             RefKind::Head => f.write_str(&self.name),
             RefKind::Tag => write!(f, "tags/{}", self.name),
         }
+    }
+}
+
+impl RefName {
+    fn has_namespace_prefix(&self) -> bool {
+        NAMESPACES.into_iter().any(|p| {
+            self.name
+                .strip_prefix(p)
+                .is_some_and(|r| r.starts_with('/'))
+        })
     }
 }
 
@@ -135,7 +194,7 @@ fn validate(name: &str) -> Result<(), &'static str> {
     if name.is_empty() {
         return Err("it is empty");
     }
-    if name.len() > 255 {
+    if name.len() > MAX_NAME_BYTES {
         return Err("it is longer than 255 bytes");
     }
     for comp in name.split('/') {
@@ -242,8 +301,8 @@ impl Refs {
         if let Some(name) = RefName::parse_qualified(s)? {
             return Ok(self.get(&name)?.map(|d| (name, d)));
         }
-        let head = RefName::head(s)?;
-        let tag = RefName::tag(s)?;
+        let head = RefName::existing(RefKind::Head, s)?;
+        let tag = RefName::existing(RefKind::Tag, s)?;
         match (self.get(&head)?, self.get(&tag)?) {
             (Some(_), Some(_)) => Err(Error::Ambiguous { name: s.to_owned() }),
             (Some(d), None) => Ok(Some((head, d))),
@@ -267,7 +326,7 @@ impl Refs {
                 if n.ends_with(".lock") || n.split('/').any(|c| c.starts_with(".tmp-")) {
                     continue;
                 }
-                let Ok(name) = RefName::new(kind, &n) else {
+                let Ok(name) = RefName::existing(kind, &n) else {
                     continue;
                 };
                 if let Some(d) = self.get(&name)? {
@@ -289,7 +348,7 @@ impl Refs {
             let mut names = Vec::new();
             walk_files(&base, &base, &mut names)?;
             names.sort();
-            out.extend(names.iter().filter_map(|n| RefName::new(kind, n).ok()));
+            out.extend(names.iter().filter_map(|n| RefName::existing(kind, n).ok()));
         }
         Ok(out)
     }
@@ -305,7 +364,7 @@ impl Refs {
             let mut names = Vec::new();
             walk_files(&base, &base, &mut names)?;
             names.sort();
-            out.extend(names.iter().filter_map(|n| RefName::new(kind, n).ok()));
+            out.extend(names.iter().filter_map(|n| RefName::existing(kind, n).ok()));
         }
         Ok(out)
     }
@@ -349,11 +408,15 @@ impl Refs {
     ) -> Result<(), Error> {
         let path = self.path(&edit.name);
         let log_path = self.log_path(&edit.name);
+        if edit.new.is_some() {
+            // Before anything is written: a ref found by a laxer rule may be deleted, not set,
+            // and no name may be both a ref and a directory of refs.
+            RefName::new(edit.name.kind, &edit.name.name)?;
+            self.check_available(&edit.name)?;
+        }
         for dir in [path.parent(), log_path.parent()].into_iter().flatten() {
-            fs::create_dir_all(dir).map_err(|source| Error::Io {
-                path: dir.to_owned(),
-                source,
-            })?;
+            fs::create_dir_all(dir)
+                .map_err(|source| self.io_or_conflict(&edit.name, dir, source))?;
         }
         let line = ReflogEntry {
             old: None,
@@ -397,10 +460,8 @@ impl Refs {
         }
         .encode()
         .map_err(|reason| Error::InvalidMessage { reason })?;
-        fs::append_line(&log_path, line.as_bytes()).map_err(|source| Error::Io {
-            path: log_path.clone(),
-            source,
-        })?;
+        fs::append_line(&log_path, line.as_bytes())
+            .map_err(|source| self.io_or_conflict(&edit.name, &log_path, source))?;
         fs::crash_point("ref-logged");
         // 7. Move the ref.
         match edit.new {
@@ -408,6 +469,110 @@ impl Refs {
             None => lock.commit_delete()?,
         }
         Ok(())
+    }
+
+    /// Fails if `name` cannot be created beside the refs and reflogs there are: when a
+    /// shorter name on its path is a ref (`a` for `a/b`), or longer names live below it (`a/b`
+    /// for `a`), or the reflog of such a deleted ref is kept (as git refuses `a/b` next to `a`).
+    /// Empty directories left by deleted refs are not in the way: they are removed.
+    fn check_available(&self, name: &RefName) -> Result<(), Error> {
+        let conflict = |existing: &str, deleted: bool| {
+            RefName::existing(name.kind, existing).map_or_else(
+                |e| e,
+                |existing| Error::NameConflict {
+                    name: name.clone(),
+                    existing,
+                    deleted,
+                },
+            )
+        };
+        let mut prefix = String::new();
+        let comps: Vec<&str> = name.name.split('/').collect();
+        for c in &comps[..comps.len() - 1] {
+            if !prefix.is_empty() {
+                prefix.push('/');
+            }
+            prefix.push_str(c);
+            let shorter = RefName {
+                kind: name.kind,
+                name: prefix.clone(),
+            };
+            if self.path(&shorter).is_file() {
+                return Err(conflict(&prefix, false));
+            }
+            if self.log_path(&shorter).is_file() {
+                return Err(conflict(&prefix, true));
+            }
+        }
+        let (dir, log_dir) = (self.path(name), self.log_path(name));
+        if dir.is_dir() {
+            let mut below = Vec::new();
+            walk_files(&dir, &dir, &mut below)?;
+            below.sort();
+            if let Some(first) = below
+                .iter()
+                .find(|n| RefName::existing(name.kind, n).is_ok())
+            {
+                return Err(conflict(&format!("{}/{first}", name.name), false));
+            }
+        }
+        if log_dir.is_dir() {
+            let mut below = Vec::new();
+            walk_files(&log_dir, &log_dir, &mut below)?;
+            below.sort();
+            if let Some(first) = below.first() {
+                return Err(conflict(&format!("{}/{first}", name.name), true));
+            }
+        }
+        for d in [dir, log_dir] {
+            remove_empty_dirs(&d).map_err(|source| Error::Io { path: d, source })?;
+        }
+        Ok(())
+    }
+
+    /// An I/O error on the way to `name`'s files, or the conflict that caused it when another
+    /// process created a clashing ref since [`Refs::check_available`] looked.
+    fn io_or_conflict(&self, name: &RefName, path: &Path, source: std::io::Error) -> Error {
+        if matches!(
+            source.kind(),
+            std::io::ErrorKind::NotADirectory | std::io::ErrorKind::IsADirectory
+        ) && let Err(e) = self.check_available(name)
+        {
+            return e;
+        }
+        Error::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
+
+/// Removes `dir` and the directories below it if they hold no file; a file anywhere below
+/// keeps it (and what leads to it). Absent is fine.
+fn remove_empty_dirs(dir: &Path) -> std::io::Result<()> {
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+            ) =>
+        {
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    for entry in rd {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            remove_empty_dirs(&entry.path())?;
+        }
+    }
+    match std::fs::remove_dir(dir) {
+        // Not empty: a file (a lock file of a concurrent creator, say) keeps it.
+        Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other,
     }
 }
 
@@ -440,8 +605,17 @@ fn walk_files(base: &Path, dir: &Path, out: &mut Vec<String>) -> Result<(), Erro
 fn read_ref(path: &Path) -> Result<Option<Digest>, Error> {
     let text = match std::fs::read(path) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) if e.kind() == std::io::ErrorKind::IsADirectory => return Ok(None),
+        // A directory holds longer names (`a/b` for `a`); a file on the way is a shorter one.
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound
+                    | std::io::ErrorKind::IsADirectory
+                    | std::io::ErrorKind::NotADirectory
+            ) =>
+        {
+            return Ok(None);
+        }
         Err(source) => {
             return Err(Error::Io {
                 path: path.to_owned(),
@@ -473,6 +647,45 @@ pub enum Error {
         name: String,
         /// Why.
         reason: &'static str,
+    },
+    /// A name longer than the store can hold (store format §6.1).
+    #[error(
+        "ref name too long: `{}` {}; at most {limit} bytes are allowed{}",
+        shorten(name),
+        if *limit == MAX_COMPONENT_BYTES { format!("has a component of {length} bytes") } else { format!("is {length} bytes") },
+        if *limit == MAX_COMPONENT_BYTES { " per component" } else { "" }
+    )]
+    NameTooLong {
+        /// The name.
+        name: String,
+        /// Bytes in the name, or in its longest component when that is what is too long.
+        length: usize,
+        /// The limit that was exceeded: [`MAX_NAME_BYTES`] or [`MAX_COMPONENT_BYTES`].
+        limit: usize,
+    },
+    /// A name starting with `heads/` or `tags/`, which would read as a qualified name.
+    #[error(
+        "invalid ref name `{name}`: it starts with `{prefix}/`, which selects a namespace and cannot begin a name"
+    )]
+    ReservedPrefix {
+        /// The name.
+        name: String,
+        /// `heads` or `tags`.
+        prefix: &'static str,
+    },
+    /// A name that is a directory of existing ref names, or has one as a directory.
+    #[error(
+        "cannot create ref `{name}`: {} `{existing}` {}",
+        if *deleted { "the reflog of deleted ref" } else { "ref" },
+        if *deleted { "is kept there" } else { "exists" }
+    )]
+    NameConflict {
+        /// The ref that was to be created.
+        name: RefName,
+        /// The ref in the way: a shorter name on its path, or a longer one below it.
+        existing: RefName,
+        /// Whether `existing` is deleted and only its reflog is in the way.
+        deleted: bool,
     },
     /// Both `heads/<name>` and `tags/<name>` exist.
     #[error("ref name `{name}` is ambiguous: both heads/{name} and tags/{name} exist")]
@@ -526,6 +739,16 @@ pub enum Error {
     },
 }
 
+/// The start of a long name, for messages.
+fn shorten(name: &str) -> String {
+    if name.len() <= 40 {
+        return name.to_owned();
+    }
+    let mut out: String = name.chars().take(32).collect();
+    out.push('…');
+    out
+}
+
 fn show(d: Option<Digest>) -> String {
     d.map_or_else(|| "nothing".into(), |d| d.to_string())
 }
@@ -569,6 +792,140 @@ mod tests {
         for good in ["latest", "ci/main", "v1.2.3", "a_b-c"] {
             assert!(RefName::head(good).is_ok(), "{good:?}");
         }
+    }
+
+    // issue 13: names of 251-255 bytes passed validation, then failed on `<name>.lock`.
+    #[test]
+    fn names_too_long_for_their_lock_file_are_refused_before_any_file_is_touched()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let (d, r) = refs()?;
+        let ok = "a".repeat(MAX_COMPONENT_BYTES);
+        let too_long = "a".repeat(MAX_COMPONENT_BYTES + 1);
+        let nested = format!("ab/{too_long}");
+        for (name, length, limit) in [
+            (
+                too_long.as_str(),
+                MAX_COMPONENT_BYTES + 1,
+                MAX_COMPONENT_BYTES,
+            ),
+            (
+                nested.as_str(),
+                MAX_COMPONENT_BYTES + 1,
+                MAX_COMPONENT_BYTES,
+            ),
+            (&"a/".repeat(128), 256, MAX_NAME_BYTES),
+        ] {
+            match RefName::head(name) {
+                Err(e @ Error::NameTooLong { .. }) => {
+                    assert!(
+                        matches!(e, Error::NameTooLong { length: l, limit: m, .. } if l == length && m == limit),
+                        "{e:?}"
+                    );
+                    assert!(e.to_string().starts_with("ref name too long"), "{e}");
+                }
+                other => panic!("{name:?} must be too long, got {other:?}"),
+            }
+        }
+        let name = RefName::head(&ok)?;
+        r.update(
+            &edit(&name, Expected::Absent, Some(Digest::of(b"a"))),
+            |_| true,
+        )?;
+        assert_eq!(r.get(&name)?, Some(Digest::of(b"a")));
+        let mut all = Vec::new();
+        walk_files(d.path(), d.path(), &mut all)?;
+        assert_eq!(all.len(), 2, "the ref and its reflog: {all:?}");
+        Ok(())
+    }
+
+    // issue 13: a head named `tags/x` was listed as `tags/x` and shadowed by the tag `x`.
+    #[test]
+    fn names_starting_with_a_namespace_are_refused_but_old_ones_stay_reachable()
+    -> Result<(), Box<dyn std::error::Error>> {
+        for name in ["tags/x", "heads/x", "heads/a/b"] {
+            assert!(
+                matches!(RefName::head(name), Err(Error::ReservedPrefix { .. })),
+                "{name}"
+            );
+            assert!(matches!(
+                RefName::tag(name),
+                Err(Error::ReservedPrefix { .. })
+            ));
+        }
+        for name in ["tags", "heads", "tagsx/y", "x/tags/y"] {
+            assert!(RefName::head(name).is_ok(), "{name} is a fine name");
+        }
+        // A head an older snap created with such a name.
+        let (d, r) = refs()?;
+        std::fs::create_dir_all(d.path().join("refs/heads/tags"))?;
+        std::fs::write(
+            d.path().join("refs/heads/tags/x"),
+            format!("{}\n", Digest::of(b"a")),
+        )?;
+        let (name, _) = r.list()?.pop().ok_or("listed")?;
+        assert_eq!(name.to_string(), "heads/tags/x", "shown qualified");
+        assert_eq!(r.find("heads/tags/x")?.map(|f| f.0), Some(name.clone()));
+        assert!(
+            matches!(
+                r.update(&edit(&name, Expected::Any, Some(Digest::of(b"b"))), |_| {
+                    true
+                }),
+                Err(Error::ReservedPrefix { .. })
+            ),
+            "it cannot be set"
+        );
+        r.update(&edit(&name, Expected::Any, None), |_| true)?;
+        assert!(r.list()?.is_empty(), "but it can be deleted");
+        Ok(())
+    }
+
+    // issue 13: `a` then `a/b` (or the reverse) failed with a raw ENOTDIR / EISDIR.
+    #[test]
+    fn a_name_and_a_directory_of_names_conflict_in_either_order()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let (d, r) = refs()?;
+        let v = Some(Digest::of(b"a"));
+        let (a, ab, abc) = (
+            RefName::head("a")?,
+            RefName::head("a/b")?,
+            RefName::head("a/b/c")?,
+        );
+        r.update(&edit(&a, Expected::Absent, v), |_| true)?;
+        let conflict = |e: Result<(), Error>| match e {
+            Err(Error::NameConflict {
+                existing, deleted, ..
+            }) => Ok((existing.to_string(), deleted)),
+            other => Err(format!("expected a conflict, got {other:?}")),
+        };
+        assert_eq!(
+            conflict(r.update(&edit(&abc, Expected::Absent, v), |_| true))?,
+            ("a".to_owned(), false)
+        );
+        // The other order, and the reflog of a deleted ref.
+        r.update(&edit(&a, Expected::Any, None), |_| true)?;
+        assert_eq!(
+            conflict(r.update(&edit(&ab, Expected::Absent, v), |_| true))?,
+            ("a".to_owned(), true),
+            "the deleted ref's reflog is in the way"
+        );
+        std::fs::remove_file(d.path().join("logs/heads/a"))?;
+        r.update(&edit(&abc, Expected::Absent, v), |_| true)?;
+        assert_eq!(
+            conflict(r.update(&edit(&a, Expected::Absent, v), |_| true))?,
+            ("a/b/c".to_owned(), false)
+        );
+        assert_eq!(r.get(&a)?, None, "nothing was written");
+        assert_eq!(r.get(&ab)?, None, "`a/b` is a directory, not a ref");
+        // Deleted, `a/b/c` leaves its reflog (a conflict) and an empty directory (not one).
+        r.update(&edit(&abc, Expected::Any, None), |_| true)?;
+        assert_eq!(
+            conflict(r.update(&edit(&a, Expected::Absent, v), |_| true))?,
+            ("a/b/c".to_owned(), true)
+        );
+        std::fs::remove_dir_all(d.path().join("logs/heads/a"))?;
+        r.update(&edit(&a, Expected::Absent, v), |_| true)?;
+        assert_eq!(r.get(&a)?, v);
+        Ok(())
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //!
 //! The order is the tar member order of the OCI mapping: depth-first, a directory before its
 //! contents, siblings sorted by the bytes of their names. Each recorded path's missing parent
-//! directories are synthesized. Symlinks are recorded, never followed. The store directory and
-//! `.git` directories are never recorded.
+//! directories are synthesized. Symlinks are recorded, never followed. The store directory, and
+//! entries named `.git` or `.store` in any letter case ([`is_reserved`]), are never recorded.
 //!
 //! Exclusions ([`Filter`]): ignore files in gitignore syntax — `.snapignore`, and `.gitignore`
 //! when asked — in every scanned directory and in the roots' ancestors up to the store root,
@@ -233,6 +233,12 @@ pub fn scan_filtered(roots: &[Root], filter: &Filter) -> Result<Vec<ScanEntry>, 
             EntryName::new(*c).map_err(|_| Error::InvalidPath {
                 path: root.source.clone(),
             })?;
+            if is_reserved(c) {
+                return Err(Error::Reserved {
+                    path: root.source.clone(),
+                    name: (*c).to_owned(),
+                });
+            }
             if node.source.is_some() {
                 covered = true; // an ancestor is recorded already, and covers this root
                 break;
@@ -433,7 +439,7 @@ fn scan_dir(src: &Path, path: &str, filter: &Filter, rules: &Rules) -> Result<Ve
             .file_name()
             .into_string()
             .map_err(|_| Error::InvalidPath { path: entry.path() })?;
-        if name == ".git" {
+        if is_reserved(&name) {
             continue;
         }
         children.push((name, entry));
@@ -469,6 +475,18 @@ fn scan_dir(src: &Path, path: &str, filter: &Filter, rules: &Rules) -> Result<Ve
 /// Entries of one directory handled by one thread before another may take some: a file costs
 /// about one `fstatat`, so splitting finer costs more than it gains.
 const MIN_PER_THREAD: usize = 1;
+
+/// Whether an entry named `name` is never recorded: `.git` and `.store` in any letter case.
+/// Restore never writes such a path (a case-insensitive filesystem would take `.GIT` for
+/// `.git`), so a snapshot holding one could not be restored; and a store inside a committed
+/// directory is snap's own state, not content.
+#[must_use]
+pub fn is_reserved(name: &str) -> bool {
+    RESERVED_NAMES.iter().any(|r| name.eq_ignore_ascii_case(r))
+}
+
+/// Names never recorded, compared ignoring ASCII case (see [`is_reserved`]).
+pub const RESERVED_NAMES: [&str; 2] = [".git", ".store"];
 
 fn join(prefix: &str, name: &str) -> String {
     if prefix.is_empty() {
@@ -508,6 +526,17 @@ pub enum Error {
     InvalidPath {
         /// The path.
         path: PathBuf,
+    },
+    /// A path to commit whose recorded path has a `.git` or `.store` component.
+    #[error(
+        "cannot record {}: a `{name}` is never recorded (`.git` and `.store`, in any letter case), since restore never writes one",
+        path.display()
+    )]
+    Reserved {
+        /// The path given.
+        path: PathBuf,
+        /// The reserved component.
+        name: String,
     },
     /// A device, socket or FIFO.
     #[error("cannot record {}: only regular files, directories and symlinks are supported", path.display())]

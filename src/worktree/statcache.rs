@@ -8,21 +8,26 @@
 //! timestamp tick after it was read, and look unchanged. Such files are simply read again
 //! next time. (Records are also checked against the cache file's own mtime when loaded.)
 //!
-//! The cache is an optimisation, never the truth: it lives at `.store/cache/stat.v1`, may be
+//! The cache is an optimisation, never the truth: it lives at `.store/cache/stat.v2`, may be
 //! deleted at any time, is replaced atomically, and a damaged or foreign one is ignored.
 //!
-//! A second, small file (`.store/cache/trees.v1`) maps a fingerprint of a whole scan — every
+//! A second, small file (`.store/cache/trees.v2`) maps a fingerprint of a whole scan — every
 //! entry's path, kind and stat, in order — to the root tree it produced, so an unchanged
 //! tree is recognised without even loading the per-file records. A fingerprint is recorded
 //! only when every file in it was safely old, by the same rule.
 //!
-//! Format (zstd-compressed text, one record per line after the header `snap-stat-cache 1`):
-//! `<hex digest> <size> <mtime_ns> <ctime_ns> <ino> <dev> <path>`, the path being the absolute
-//! path that was read (any bytes but newline).
+//! Format (zstd-compressed, after the header line `snap-stat-cache 2`), one record per file:
+//! `<hex digest> <size> <mtime_ns> <ctime_ns> <ino> <dev> <path length> <path>\n`, the path
+//! being the absolute path that was read, as its length in bytes and then exactly those bytes.
+//! A name is data, never syntax: whatever bytes it holds (a newline and a forged record, say)
+//! cannot end its record or start another. The fingerprint length-prefixes every name too.
+//! (Version 1 wrote paths raw, one per line: a directory named `x\n<record>` could make a
+//! later commit record another file as chosen bytes. Its files, `stat.v1` and `trees.v1`, are
+//! never read, and are removed when the new ones are written.)
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufWriter, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -30,7 +35,12 @@ use std::path::{Path, PathBuf};
 use crate::digest::Digest;
 use crate::fs::AtomicFile;
 
-const HEADER: &str = "snap-stat-cache 1";
+const HEADER: &str = "snap-stat-cache 2";
+/// The most bytes a cache may decompress to (about 7 million files' records): a damaged
+/// file is then ignored, not a huge allocation.
+const MAX_CACHE_BYTES: u64 = 1 << 30;
+/// Cache files of the injectable version 1, removed when their successors are written.
+const OLD_FILES: [&str; 2] = ["stat.v1", "trees.v1"];
 /// How much older than the cache file a record's mtime must be to be trusted (2 s covers
 /// FAT's granularity, and coarse kernel clocks by far).
 pub const RACY_MARGIN_NS: i128 = 2_000_000_000;
@@ -80,7 +90,7 @@ impl StatCache {
     /// The cache file of a store directory.
     #[must_use]
     pub fn path(store_dir: &Path) -> PathBuf {
-        store_dir.join("cache").join("stat.v1")
+        store_dir.join("cache").join("stat.v2")
     }
 
     /// Loads the cache, or an empty one if it is missing, unreadable or malformed.
@@ -110,25 +120,32 @@ impl StatCache {
     fn try_load(path: &Path) -> Option<StatCache> {
         let file = File::open(path).ok()?;
         let written_ns = FileStat::of(&file.metadata().ok()?).mtime_ns;
-        let decoder = zstd::stream::read::Decoder::new(file).ok()?;
-        let mut lines = BufReader::with_capacity(1 << 20, decoder).split(b'\n');
-        if lines.next()?.ok()? != HEADER.as_bytes() {
-            return None;
-        }
+        // Read whole, then parsed in place: no allocation per field.
+        let mut bytes = Vec::new();
+        zstd::stream::read::Decoder::new(file)
+            .ok()?
+            .take(MAX_CACHE_BYTES)
+            .read_to_end(&mut bytes)
+            .ok()?;
+        let mut rest = bytes.strip_prefix(HEADER.as_bytes())?.strip_prefix(b"\n")?;
         let mut records = HashMap::new();
-        for line in lines {
-            let line = line.ok()?;
-            let mut parts = line.splitn(7, |b| *b == b' ');
-            let mut next = || std::str::from_utf8(parts.next()?).ok().map(str::to_owned);
-            let digest = Digest::from_hex(&next()?).ok()?;
+        while !rest.is_empty() {
+            let digest = Digest::from_hex(field(&mut rest)?).ok()?;
             let stat = FileStat {
-                size: next()?.parse().ok()?,
-                mtime_ns: next()?.parse().ok()?,
-                ctime_ns: next()?.parse().ok()?,
-                ino: next()?.parse().ok()?,
-                dev: next()?.parse().ok()?,
+                size: field(&mut rest)?.parse().ok()?,
+                mtime_ns: field(&mut rest)?.parse().ok()?,
+                ctime_ns: field(&mut rest)?.parse().ok()?,
+                ino: field(&mut rest)?.parse().ok()?,
+                dev: field(&mut rest)?.parse().ok()?,
             };
-            records.insert(Box::from(parts.next()?), (stat, digest));
+            let len: usize = field(&mut rest)?.parse().ok()?;
+            // The record ends exactly where its length says, or the file is not a cache.
+            if rest.get(len) != Some(&b'\n') {
+                return None;
+            }
+            let (path, tail) = rest.split_at(len);
+            rest = &tail[1..];
+            records.insert(Box::from(path), (stat, digest));
         }
         Some(StatCache {
             records,
@@ -193,20 +210,39 @@ impl StatCache {
             for (p, (s, d)) in &self.records {
                 write!(
                     w,
-                    "{} {} {} {} {} {} ",
+                    "{} {} {} {} {} {} {} ",
                     d.hex(),
                     s.size,
                     s.mtime_ns,
                     s.ctime_ns,
                     s.ino,
-                    s.dev
+                    s.dev,
+                    p.len()
                 )?;
                 w.write_all(p)?;
                 w.write_all(b"\n")?;
             }
             w.flush()?;
         }
-        tmp.persist_replace(&path, None)
+        tmp.persist_replace(&path, None)?;
+        remove_old_files(&dir);
+        Ok(())
+    }
+}
+
+/// The space-terminated field at the start of `rest`, as text; `rest` moves past it.
+fn field<'a>(rest: &mut &'a [u8]) -> Option<&'a str> {
+    // Fields are numbers and 64 hex digits: a longer one is damage.
+    let end = rest.iter().take(80).position(|b| *b == b' ')?;
+    let (f, tail) = rest.split_at(end);
+    *rest = &tail[1..];
+    std::str::from_utf8(f).ok()
+}
+
+/// Best effort: a version 1 cache left behind only costs space.
+fn remove_old_files(cache_dir: &Path) {
+    for name in OLD_FILES {
+        let _ = std::fs::remove_file(cache_dir.join(name));
     }
 }
 
@@ -254,6 +290,114 @@ mod tests {
         assert_eq!(loaded.get(&f, &now), None);
     }
 
+    // issue 13: paths were written raw, one per line, so a directory named `x\n<record>`
+    // forged a record for another file.
+    #[test]
+    fn names_with_newlines_are_kept_exactly_and_cannot_forge_records()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        let good = dir.path().join("good");
+        std::fs::write(&good, "GOOD")?;
+        File::options().write(true).open(&good)?.set_modified(old)?;
+        let g = stat(&good);
+        let forged = format!(
+            "x\n{} {} {} {} {} {} {}",
+            Digest::of(b"EVIL").hex(),
+            g.size,
+            g.mtime_ns,
+            g.ctime_ns,
+            g.ino,
+            g.dev,
+            good.display()
+        );
+        // `x\n<record> /…/good`: a directory whose name holds the forged record, then
+        // directories spelling out the rest of the good file's path.
+        let evil = dir.path().join(&forged);
+        std::fs::create_dir_all(evil.parent().ok_or("no parent")?)?;
+        std::fs::write(&evil, "EVIL")?;
+        File::options().write(true).open(&evil)?.set_modified(old)?;
+
+        let mut c = StatCache::load(dir.path());
+        c.insert(&evil, stat(&evil), Digest::of(b"EVIL"));
+        c.save(dir.path())?;
+        let loaded = StatCache::load(dir.path());
+        assert_eq!(loaded.len(), 1, "one record, read back whole");
+        assert_eq!(
+            loaded.get(&good, &g),
+            None,
+            "no record was forged for {good:?}"
+        );
+        assert_eq!(
+            loaded.get(&evil, &stat(&evil)),
+            Some(Digest::of(b"EVIL")),
+            "a name with a newline is cached like any other"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_version_1_cache_is_ignored_and_removed() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let cache = dir.path().join("cache");
+        std::fs::create_dir_all(&cache)?;
+        let f = dir.path().join("f");
+        std::fs::write(&f, "f")?;
+        let s = stat(&f);
+        let v1 = format!(
+            "snap-stat-cache 1\n{} {} {} {} {} {} {}\n",
+            Digest::of(b"f").hex(),
+            s.size,
+            s.mtime_ns,
+            s.ctime_ns,
+            s.ino,
+            s.dev,
+            f.display()
+        );
+        std::fs::write(cache.join("stat.v1"), zstd::encode_all(v1.as_bytes(), 1)?)?;
+        std::fs::write(cache.join("trees.v1"), "snap-tree-cache 1\n")?;
+        let mut c = StatCache::load(dir.path());
+        assert!(c.is_empty(), "version 1 is never read");
+        c.dirty = true;
+        c.save(dir.path())?;
+        assert!(!cache.join("stat.v1").exists() && !cache.join("trees.v1").exists());
+        assert!(StatCache::path(dir.path()).exists());
+        Ok(())
+    }
+
+    #[test]
+    fn fingerprints_cannot_be_forged_by_names() {
+        use crate::object::EntryName;
+        use crate::worktree::scan::{ScanEntry, ScanKind};
+        let entry = |path: &str, source: Option<&str>, kind: ScanKind| ScanEntry {
+            path: path.to_owned(),
+            name: EntryName::new(path.rsplit('/').next().unwrap_or(path))
+                .unwrap_or_else(|e| panic!("{e}")),
+            parent: None,
+            source: source.map(PathBuf::from),
+            kind,
+            stat: None,
+        };
+        let link = |t: &str| ScanKind::Symlink { target: t.into() };
+        // The same bytes in a row, cut differently.
+        let a = [
+            entry("a", Some("/s"), link("t")),
+            entry("b", Some("/s"), ScanKind::Dir),
+        ];
+        let b = [entry("a", Some("/s"), link("t\0\0\0\0\0\0\0\u{1}b"))];
+        let synthesized = [entry("a", None, ScanKind::Dir)];
+        let empty_source = [entry("a", Some(""), ScanKind::Dir)];
+        let fps: Vec<_> = [&a[..], &b[..], &synthesized[..], &empty_source[..]]
+            .iter()
+            .map(|e| fingerprint(e, i128::MAX))
+            .collect();
+        for (i, x) in fps.iter().enumerate() {
+            for y in &fps[i + 1..] {
+                assert_ne!(x, y, "two different scans, one fingerprint");
+            }
+        }
+    }
+
     #[test]
     fn a_damaged_cache_is_ignored() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
@@ -271,7 +415,7 @@ mod tests {
     }
 }
 
-const TREES_HEADER: &str = "snap-tree-cache 1";
+const TREES_HEADER: &str = "snap-tree-cache 2";
 /// Fingerprints remembered (the most recent ones).
 const MAX_TREES: usize = 64;
 
@@ -283,20 +427,27 @@ pub fn fingerprint(
     started_ns: i128,
 ) -> Option<Digest> {
     use crate::worktree::scan::ScanKind;
+    // Every name goes in with its length first, so no name can pass for a separator or for
+    // the next entry, whatever bytes it holds.
+    fn name(h: &mut crate::digest::Hasher, bytes: &[u8]) {
+        h.update(&(bytes.len() as u64).to_le_bytes());
+        h.update(bytes);
+    }
     let mut h = crate::digest::Hasher::new();
     for e in entries {
-        h.update(e.path.as_bytes());
-        h.update(b"\0");
-        if let Some(src) = &e.source {
-            h.update(src.as_os_str().as_bytes());
+        name(&mut h, e.path.as_bytes());
+        match &e.source {
+            Some(src) => {
+                h.update(b"s");
+                name(&mut h, src.as_os_str().as_bytes());
+            }
+            None => h.update(b"-"),
         }
-        h.update(b"\0");
         match &e.kind {
             ScanKind::Dir => h.update(b"d"),
             ScanKind::Symlink { target } => {
                 h.update(b"l");
-                h.update(target.as_bytes());
-                h.update(b"\0");
+                name(&mut h, target.as_bytes());
             }
             ScanKind::File { size, executable } => {
                 let s = e.stat.as_ref()?;
@@ -329,7 +480,7 @@ pub struct TreeCache {
 
 impl TreeCache {
     fn path(store_dir: &Path) -> PathBuf {
-        store_dir.join("cache").join("trees.v1")
+        store_dir.join("cache").join("trees.v2")
     }
 
     /// Loads the cache (empty if missing or malformed).
@@ -388,7 +539,10 @@ impl TreeCache {
             text.push('\n');
         }
         let path = Self::path(store_dir);
-        crate::fs::create_dir_all(path.parent().unwrap_or(store_dir))?;
-        crate::fs::write_atomic(&path, text.as_bytes())
+        let dir = path.parent().unwrap_or(store_dir);
+        crate::fs::create_dir_all(dir)?;
+        crate::fs::write_atomic(&path, text.as_bytes())?;
+        remove_old_files(dir);
+        Ok(())
     }
 }

@@ -334,15 +334,15 @@ fn the_stat_cache_skips_unchanged_files_and_misses_no_change() -> Result {
     // A damaged cache is ignored.
     env.sh(age)?;
     env.ok(&["commit", "demo"])?;
-    env.write(".store/cache/trees.v1", "snap-tree-cache 1\nzz\n")?;
+    env.write(".store/cache/trees.v2", "snap-tree-cache 2\nzz\n")?;
     let fingerprint_gone: CommitOutcome = env.json(&["commit", "demo"])?;
     assert_eq!(
         (fingerprint_gone.update, fingerprint_gone.files_read),
         (Update::Unchanged, 0),
         "the per-file records still know every file"
     );
-    env.write(".store/cache/stat.v1", "snap-stat-cache 1\nnot a record\n")?;
-    env.write(".store/cache/trees.v1", "junk")?;
+    env.write(".store/cache/stat.v2", "snap-stat-cache 2\nnot a record\n")?;
+    env.write(".store/cache/trees.v2", "junk")?;
     let after: CommitOutcome = env.json(&["commit", "demo"])?;
     assert_eq!(after.update, Update::Unchanged);
     assert_eq!(after.files_read, 6);
@@ -449,5 +449,141 @@ fn verbose_says_what_was_read_and_quiet_says_nothing() -> Result {
     env.write("d/b", "4")?;
     let out = env.run(&["commit", "d", "-q"], 0)?;
     assert_eq!(stderr(&out), "");
+    Ok(())
+}
+
+// issue 13 (item 4): `snap commit .store` recorded the store itself; restoring that snapshot
+// then rewound a ref, truncated its reflog, and gc removed the newer snapshot.
+#[test]
+fn issue13_commit_refuses_to_record_the_store_itself() -> Result {
+    let env = Env::new()?;
+    env.write("d/a", "1")?;
+    let first: CommitOutcome = env.json(&["commit", "d"])?;
+    let refs = env.ok(&["refs"])?;
+    for args in [
+        vec!["commit", ".store"],
+        vec!["commit", ".store/refs"],
+        vec!["commit", ".store/."],
+        vec!["commit", "d", ".store/logs/heads/latest"],
+        vec!["commit", "-C", ".store", "."],
+    ] {
+        let out = env.run(&args, 2)?;
+        assert!(
+            stderr(&out).contains("refusing to record the store itself"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+        assert!(stderr(&out).contains("#commit-store"), "{}", stderr(&out));
+    }
+    let out = env
+        .snap_in(&env.join(".store"))
+        .args(["commit", "."])
+        .output()?;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(env.ok(&["refs"])?, refs, "no ref moved");
+    assert!(env.ok(&["log"])?.contains(&first.digest.to_string()));
+    // Found inside a committed directory, the store is left out, as before.
+    env.ok(&["commit", "."])?;
+    assert_eq!(recorded(&env, "latest")?, ["d", "d/a", "home"]);
+    Ok(())
+}
+
+// issue 13: restore refuses `.git` and `.store` in any letter case, so commit must not record
+// them either (it skipped `.git` exactly, and recorded `.GIT/hooks/…` and `.Store`).
+#[test]
+fn issue13_commit_skips_git_and_store_entries_in_any_letter_case() -> Result {
+    let env = Env::new()?;
+    for f in [
+        "d/a",
+        "d/.GIT/hooks/post-checkout",
+        "d/sub/.Store/refs/heads/latest",
+        "d/sub/.git",
+        "d/.gitignore",
+        "d/.git2/x",
+        "d/x.store",
+    ] {
+        env.write(f, "1")?;
+    }
+    env.ok(&["commit", "d"])?;
+    assert_eq!(
+        recorded(&env, "latest")?,
+        [
+            "d",
+            "d/.git2",
+            "d/.git2/x",
+            "d/.gitignore",
+            "d/a",
+            "d/sub",
+            "d/x.store"
+        ]
+    );
+    for root in ["d/.GIT", "d/.GIT/hooks", "d/sub/.Store"] {
+        let out = env.run(&["commit", root], 2)?;
+        assert!(
+            stderr(&out).contains("is never recorded"),
+            "{root}: {}",
+            stderr(&out)
+        );
+    }
+    Ok(())
+}
+
+// issue 13 (item 5): the stat cache wrote paths raw, one record per line, so a directory
+// named `a\n<record>` forged a record: a later commit recorded good.txt (GOOD) as EVIL.
+#[test]
+fn issue13_stat_cache_records_cannot_be_forged_by_file_names() -> Result {
+    use std::os::unix::fs::MetadataExt;
+    let env = Env::new()?;
+    let root = env.path().canonicalize()?;
+    env.write("good.txt", "GOOD")?;
+    env.sh("touch -d '2020-01-01' good.txt")?;
+    let m = std::fs::symlink_metadata(root.join("good.txt"))?;
+    let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
+    let attack = format!(
+        "a\n{} {} {} {} {} {} ",
+        snap::Digest::of(b"EVIL").hex(),
+        m.len(),
+        ns(m.mtime(), m.mtime_nsec()),
+        ns(m.ctime(), m.ctime_nsec()),
+        m.ino(),
+        m.dev()
+    );
+    // `<root>/a\n<record> /<root>/good.txt`: read as a line of its own, the tail of this
+    // path is a record for the real good.txt.
+    let evil = root
+        .join(&attack)
+        .join(root.strip_prefix("/")?)
+        .join("good.txt");
+    std::fs::create_dir_all(evil.parent().ok_or("parent")?)?;
+    #[allow(clippy::disallowed_methods)] // a test fixture
+    std::fs::write(&evil, "EVIL")?;
+    let touch = std::process::Command::new("touch")
+        .args(["-d", "2020-01-01"])
+        .arg(&evil)
+        .status()?;
+    assert!(touch.success());
+    env.ok(&["commit", &attack])?;
+    env.ok(&["commit", "good.txt"])?;
+    assert_eq!(env.ok(&["cat", "latest", "good.txt"])?, "GOOD");
+    env.ok(&["fsck"])?;
+    Ok(())
+}
+
+// issue 13 (item 5): any newline in a name made the whole stat cache unreadable.
+#[test]
+fn issue13_files_with_newlines_in_their_names_are_cached() -> Result {
+    let env = Env::new()?;
+    env.write("n/a\nb", "x")?;
+    env.write("n/c", "1")?;
+    env.sh("touch -d '2020-01-01' n/a* n/c")?;
+    let first: CommitOutcome = env.json(&["commit", "n"])?;
+    assert_eq!(first.files_read, 2);
+    env.write("n/c", "2")?;
+    let second: CommitOutcome = env.json(&["commit", "n"])?;
+    assert_eq!(
+        second.files_read, 1,
+        "only the changed file is read: the one with a newline came from the cache"
+    );
+    assert_eq!(env.ok(&["cat", "latest", "n/a\nb"])?, "x");
     Ok(())
 }

@@ -192,3 +192,144 @@ fn eight_writers_twenty_commits_each_and_gc_twice_meanwhile_lose_nothing() -> Re
     );
     Ok(())
 }
+
+/// Runs `cmd` to the end, or fails if it is still running after `limit` (and kills it).
+fn output_within(
+    mut cmd: std::process::Command,
+    limit: std::time::Duration,
+) -> Result<std::process::Output> {
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let start = std::time::Instant::now();
+    while child.try_wait()?.is_none() {
+        if start.elapsed() > limit {
+            child.kill()?;
+            child.wait()?;
+            return Err(format!("{cmd:?} still waited after {limit:?}").into());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Ok(child.wait_with_output()?)
+}
+
+/// A child process killed when dropped, stopped or not (so a failed test leaves none).
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn signal(pid: u32, sig: &str) -> Result {
+    let status = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()?;
+    assert!(status.success(), "kill {sig} {pid}");
+    Ok(())
+}
+
+// issue 13 (item 7): a gc stopped (SIGSTOP, Ctrl-Z) while it waited for the store kept the
+// turnstile closed, and every command, `snap log` included, waited for it forever.
+#[test]
+fn issue13_a_stopped_gc_makes_commands_fail_naming_it_instead_of_hanging() -> Result {
+    let env = Env::new()?;
+    env.write("d/a", "1")?;
+    env.ok(&["commit", "d"])?;
+    // This process uses the store, so gc waits for it, holding the turnstile closed.
+    let held = snap::store::Store::open(&env.join(".store"))?;
+    let gc = Reaped(
+        env.snap_std(env.path())
+            .args(["gc", "--wait", "600"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()?,
+    );
+    let gc_pid = gc.0.id();
+    let turnstile = std::fs::File::open(env.join(".store/LOCK.turnstile"))?;
+    let start = std::time::Instant::now();
+    loop {
+        match turnstile.try_lock_shared() {
+            Ok(()) => turnstile.unlock()?,
+            Err(std::fs::TryLockError::WouldBlock) => break, // gc closed it
+            Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "gc never closed the turnstile"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    signal(gc_pid, "-STOP")?;
+    drop(held);
+
+    let mut log = env.snap_std(env.path());
+    log.env("SNAP_STORE_LOCK_TIMEOUT_MS", "500").arg("log");
+    let out = output_within(log, std::time::Duration::from_secs(20))?;
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains(&format!(
+            "LOCK.turnstile is locked by pid {gc_pid} (`snap gc --wait 600`); gave up after waiting 500 ms"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("kill -CONT") && err.contains("#store-in-use"),
+        "{err}"
+    );
+    drop(gc);
+    env.ok(&["log"])?;
+    Ok(())
+}
+
+// issue 13 (item 7): the shared wait on LOCK, and gc's wait on the turnstile, had no timeout
+// either.
+#[test]
+fn issue13_every_store_wide_wait_gives_up_and_names_the_holder() -> Result {
+    let env = Env::new()?;
+    env.write("d/a", "1")?;
+    env.ok(&["commit", "d"])?;
+    let me = std::process::id();
+    let open = |name: &str| {
+        std::fs::File::options()
+            .read(true)
+            .write(true)
+            .open(env.join(".store").join(name))
+    };
+    // Held exclusively, as a running gc holds it.
+    let lock = open("LOCK")?;
+    lock.try_lock()?;
+    for args in [vec!["log"], vec!["commit", "d"], vec!["fsck"]] {
+        let mut cmd = env.snap_std(env.path());
+        cmd.env("SNAP_STORE_LOCK_TIMEOUT_MS", "300").args(&args);
+        let out = output_within(cmd, std::time::Duration::from_secs(20))?;
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {err}");
+        assert!(
+            err.contains(&format!("LOCK is locked by pid {me} (`")),
+            "{args:?}: {err}"
+        );
+        assert!(err.contains("gave up after waiting 300 ms"), "{err}");
+    }
+    drop(lock);
+    // Closed, as a waiting gc holds it: another gc gives up too, even with a long --wait
+    // budget spent elsewhere (here --wait 0 still waits a moment for the turnstile).
+    let turnstile = open("LOCK.turnstile")?;
+    turnstile.try_lock()?;
+    let mut gc = env.snap_std(env.path());
+    gc.args(["gc", "--wait", "0"]);
+    let out = output_within(gc, std::time::Duration::from_secs(20))?;
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains(&format!("LOCK.turnstile is locked by pid {me}")),
+        "{err}"
+    );
+    drop(turnstile);
+    env.ok(&["log"])?;
+    Ok(())
+}

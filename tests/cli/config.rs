@@ -101,7 +101,7 @@ fn a_config_held_by_another_process_exits_3() -> Result {
     env.ok(&["init"])?;
     env.write(".store/config.lock", "")?;
     let held = std::fs::File::open(env.join(".store/config.lock"))?;
-    held.lock()?;
+    held.try_lock()?;
     let out = env.run(&["config", "commit.ref", "x"], 3)?;
     assert!(
         stderr(&out).contains("config.lock is locked"),

@@ -132,7 +132,7 @@ fn a_held_lock_is_named_and_the_exit_code_is_3_and_a_dead_holders_lock_is_remove
     // A live holder: this test process holds the lock file's flock, as a running snap would.
     env.write(".store/refs/heads/latest.lock", "")?;
     let held = std::fs::File::open(env.join(".store/refs/heads/latest.lock"))?;
-    held.lock()?;
+    held.try_lock()?;
     let before = env.ok(&["refs"])?;
     let out = env.run(&["commit", "d"], 3)?;
     let err = stderr(&out);
