@@ -42,8 +42,7 @@ pub struct ImageIndex {
     /// `application/vnd.oci.image.index.v1+json` (optional in foreign indexes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media_type: Option<String>,
-    /// The manifests it lists.
-    #[serde(default)]
+    /// The manifests it lists (required: without it, any JSON object would be an empty index).
     pub manifests: Vec<Descriptor>,
     /// Index annotations.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -65,6 +64,16 @@ impl RawIndex {
     /// [`Error::Malformed`] if the bytes are not an image index.
     pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, Error> {
         let digest = Digest::of(&bytes);
+        let fields = crate::oci::Fields::of(&bytes);
+        if fields.config || fields.layers {
+            return Err(Error::Malformed {
+                what: format!("image index {digest}"),
+                reason: format!(
+                    "it has `{}`, so it is an image manifest, not an image index",
+                    if fields.config { "config" } else { "layers" }
+                ),
+            });
+        }
         let index: ImageIndex = serde_json::from_slice(&bytes).map_err(|e| Error::Malformed {
             what: format!("image index {digest}"),
             reason: e.to_string(),
@@ -673,6 +682,25 @@ mod tests {
         let r = read_tar(&zst[..], 1 << 20, |_, _, r| io::copy(r, &mut io::sink()));
         assert!(r.is_err());
         Ok(())
+    }
+
+    // issue 13: manifest bytes parsed as an index with no entries (`manifests` defaulted to
+    // empty), so an entry typed as an index imported a manifest that could not be restored.
+    #[test]
+    fn an_index_is_never_a_manifest() {
+        let config = format!(
+            r#"{{"mediaType":"application/vnd.oci.empty.v1+json","digest":"{}","size":2}}"#,
+            Digest::of(b"{}")
+        );
+        let manifest = format!(r#"{{"schemaVersion":2,"config":{config},"layers":[]}}"#);
+        assert!(RawIndex::from_bytes(manifest.into_bytes()).is_err());
+        let layers_only = br#"{"schemaVersion":2,"layers":[],"manifests":[]}"#;
+        assert!(RawIndex::from_bytes(layers_only.to_vec()).is_err());
+        assert!(
+            RawIndex::from_bytes(br#"{"schemaVersion":2}"#.to_vec()).is_err(),
+            "`manifests` is required"
+        );
+        assert!(RawIndex::from_bytes(br#"{"schemaVersion":2,"manifests":[]}"#.to_vec()).is_ok());
     }
 
     #[test]

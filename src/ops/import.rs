@@ -5,15 +5,20 @@
 //!
 //! 1. **Read.** An archive is streamed into a temp directory inside the store; every blob is
 //!    hashed on the way and must match its name (a directory layout is read in place).
-//! 2. **Check.** From `index.json` down — nested indexes, manifests, configs, layers, and the
+//! 2. **Check.** Every ref name the import would move is parsed (each entry's tag, `--ref`).
+//!    Then from `index.json` down — nested indexes, manifests, configs, layers, and the
 //!    ancestors of snap snapshots that are present — every blob must exist with exactly the
-//!    size its descriptor says and hash to its digest. Manifest bytes are kept verbatim.
+//!    size its descriptor says and hash to its digest; what a descriptor calls a manifest or
+//!    an index must be one (its own `mediaType`, if any, agreeing), and descriptors of one
+//!    digest must agree on size and media type. Manifest bytes are kept verbatim.
 //! 3. **Store.** Manifests, indexes and configs become loose objects; snap's file and tree
 //!    layers become packs (their index rebuilt from their frames, which must have snap's
 //!    structure); other layers become loose objects. Every imported snap snapshot must then be
 //!    complete: each tree readable, each file present.
 //! 4. **Refs.** Only now do refs move: each tagged entry (or `--ref`) is inserted, left
-//!    unchanged, replaced (`--force`) or reported as conflicted.
+//!    unchanged, replaced (`--force`) or reported as conflicted. Each moves by compare-and-swap;
+//!    when another process moved it first, the value found under its lock decides again, so a
+//!    concurrent import (or pull) of the same content is `unchanged`, not a conflict.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fs::File;
@@ -235,6 +240,8 @@ struct Plan {
     /// Snap snapshots and their root trees, for the completeness check.
     snapshots: Vec<(Digest, Digest)>,
     manifests: u64,
+    /// The refs to move once everything is stored, each name parsed.
+    refs: Vec<(RefName, Digest)>,
 }
 
 /// Imports a layout.
@@ -332,20 +339,43 @@ pub(crate) fn import_with(
     };
     layout::check_oci_layout(&oci_layout)?;
     let index = RawIndex::from_bytes(index_bytes)?;
+    let tops = &index.index().manifests;
 
-    // Phase 2: check everything reachable.
-    let mut plan = Plan::default();
-    let mut queue: VecDeque<(Descriptor, usize)> = index
-        .index()
-        .manifests
+    // Phase 2: check everything — names first, then everything reachable.
+    let mut plan = Plan {
+        refs: ref_names(opts.ref_name.as_deref(), tops)?,
+        ..Plan::default()
+    };
+    let mut queue: VecDeque<Queued> = tops
         .iter()
-        .map(|d| (d.clone(), 0))
+        .map(|d| Queued {
+            desc: d.clone(),
+            depth: 0,
+            described: true,
+        })
         .collect();
-    let mut seen = BTreeSet::new();
-    while let Some((desc, depth)) = queue.pop_front() {
-        if !seen.insert(desc.digest) {
+    // Every descriptor met so far, by digest: all that name the same digest must agree.
+    let mut seen: HashMap<Digest, Descriptor> = HashMap::new();
+    while let Some(Queued {
+        desc,
+        depth,
+        described,
+    }) = queue.pop_front()
+    {
+        if let Some(first) = seen.get(&desc.digest) {
+            // Ancestors are queued with the size their blob has, not as described: a
+            // descriptor of the same digest has already been checked against those bytes.
+            if described && (first.size != desc.size || first.media_type != desc.media_type) {
+                return Err(Error::BadLayout {
+                    reason: format!(
+                        "{} is described twice, as `{}` of {} bytes and as `{}` of {} bytes",
+                        desc.digest, first.media_type, first.size, desc.media_type, desc.size
+                    ),
+                });
+            }
             continue;
         }
+        seen.insert(desc.digest, desc.clone());
         if depth > MAX_INDEX_DEPTH {
             return Err(Error::BadLayout {
                 reason: format!("image indexes nest deeper than {MAX_INDEX_DEPTH} levels"),
@@ -362,8 +392,13 @@ pub(crate) fn import_with(
             MEDIA_TYPE_INDEX | MEDIA_TYPE_DOCKER_LIST => {
                 let bytes = source.read(&desc.digest, desc.size, MAX_MANIFEST_BYTES)?;
                 let child = RawIndex::from_bytes(bytes.clone())?;
+                check_media_type(&desc, child.index().media_type.as_deref())?;
                 for m in &child.index().manifests {
-                    queue.push_back((m.clone(), depth + 1));
+                    queue.push_back(Queued {
+                        desc: m.clone(),
+                        depth: depth + 1,
+                        described: true,
+                    });
                 }
                 plan.metadata.insert(desc.digest, bytes);
             }
@@ -409,56 +444,14 @@ pub(crate) fn import_with(
     stored?;
 
     store.objects.sync_packs_dir()?;
-    // Phase 4: refs.
-    let tops = &index.index().manifests;
-    let mut named: Vec<(String, Digest)> = Vec::new();
-    match &opts.ref_name {
-        Some(name) => {
-            if tops.len() != 1 {
-                return Err(Error::BadLayout {
-                    reason: format!("--ref names one entry, but the layout has {}", tops.len()),
-                });
-            }
-            named.push((name.clone(), tops[0].digest));
-        }
-        None => {
-            for d in tops {
-                if let Some(tag) = layout::ref_name(d) {
-                    named.push((tag, d.digest));
-                }
-            }
-        }
-    }
+    // Phase 4: refs, each by compare-and-swap.
+    let message = format!("import: {}", opts.path.display()).replace(['\n', '\r'], " ");
     let mut refs_out = Vec::new();
-    for (name, digest) in named {
-        let r = RefName::head(&name)?;
-        let previous = store.refs.get(&r)?;
-        let update = match previous {
-            Some(p) if p == digest => RefUpdate::Unchanged,
-            Some(p) if !(opts.force || mode.fast_forward && is_ancestor(store, &p, &digest)) => {
-                RefUpdate::Conflicted
-            }
-            _ => {
-                let edit = RefEdit {
-                    name: r.clone(),
-                    expected: previous.map_or(Expected::Absent, Expected::Is),
-                    new: Some(digest),
-                    message: format!("import: {}", opts.path.display()).replace(['\n', '\r'], " "),
-                };
-                match store.update_ref(&edit) {
-                    Ok(()) if previous.is_some_and(|p| is_ancestor(store, &p, &digest)) => {
-                        RefUpdate::FastForward
-                    }
-                    Ok(()) if previous.is_some() => RefUpdate::Replaced,
-                    Ok(()) => RefUpdate::Inserted,
-                    Err(refs::Error::OutOfDate { .. }) => RefUpdate::Conflicted,
-                    Err(e) => return Err(e.into()),
-                }
-            }
-        };
+    for (name, digest) in &plan.refs {
+        let (previous, update) = move_ref(store, name, *digest, &message, opts.force, mode)?;
         refs_out.push(ImportedRef {
-            name,
-            digest,
+            name: name.short().to_owned(),
+            digest: *digest,
             previous,
             update,
         });
@@ -470,6 +463,115 @@ pub(crate) fn import_with(
         bytes,
         refs: refs_out,
     })
+}
+
+/// A descriptor waiting to be checked.
+struct Queued {
+    desc: Descriptor,
+    /// How many indexes lead to it.
+    depth: usize,
+    /// Whether a manifest or index describes it (an ancestor found through a snapshot's
+    /// parents is not described, only present).
+    described: bool,
+}
+
+/// The refs an import moves: `--ref` for the single entry, or each entry's tag. Every name is
+/// parsed here, in the check phase, so a bad one is refused before anything is stored; one
+/// name may not name two different entries.
+fn ref_names(given: Option<&str>, tops: &[Descriptor]) -> Result<Vec<(RefName, Digest)>, Error> {
+    if let Some(name) = given {
+        if tops.len() != 1 {
+            return Err(Error::BadLayout {
+                reason: format!("--ref names one entry, but the layout has {}", tops.len()),
+            });
+        }
+        return Ok(vec![(RefName::head(name)?, tops[0].digest)]);
+    }
+    let mut out: Vec<(RefName, Digest)> = Vec::new();
+    for d in tops {
+        let Some(tag) = layout::ref_name(d) else {
+            continue;
+        };
+        let name = RefName::head(&tag).map_err(|source| Error::EntryRefName {
+            digest: d.digest,
+            source: Box::new(source),
+        })?;
+        match out.iter().find(|(n, _)| *n == name) {
+            Some((_, other)) if *other != d.digest => {
+                return Err(Error::BadLayout {
+                    reason: format!(
+                        "ref `{}` names two entries, {other} and {}",
+                        name.short(),
+                        d.digest
+                    ),
+                });
+            }
+            Some(_) => {}
+            None => out.push((name, d.digest)),
+        }
+    }
+    Ok(out)
+}
+
+/// A descriptor's `mediaType` must be the one the bytes declare for themselves, if they do.
+fn check_media_type(desc: &Descriptor, own: Option<&str>) -> Result<(), Error> {
+    match own {
+        Some(mt) if mt != desc.media_type => Err(Error::BadLayout {
+            reason: format!(
+                "{} is described as `{}` but says it is `{mt}`",
+                desc.digest, desc.media_type
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// How many times a ref update is retried when other processes keep moving the ref.
+const REF_ATTEMPTS: usize = 8;
+
+/// Moves one ref to `digest` by compare-and-swap. The decision is made on the value read; when
+/// the swap finds that another process moved the ref meanwhile, the value it found under the
+/// lock decides again — a concurrent import of the same content makes it `Unchanged`, not a
+/// conflict. Returns what the ref held before and what happened.
+fn move_ref(
+    store: &Store,
+    name: &RefName,
+    digest: Digest,
+    message: &str,
+    force: bool,
+    mode: Mode,
+) -> Result<(Option<Digest>, RefUpdate), Error> {
+    let mut previous = store.refs.get(name)?;
+    for _ in 0..REF_ATTEMPTS {
+        match previous {
+            Some(p) if p == digest => return Ok((previous, RefUpdate::Unchanged)),
+            Some(p) if !(force || mode.fast_forward && is_ancestor(store, &p, &digest)) => {
+                return Ok((previous, RefUpdate::Conflicted));
+            }
+            _ => {}
+        }
+        let edit = RefEdit {
+            name: name.clone(),
+            expected: previous.map_or(Expected::Absent, Expected::Is),
+            new: Some(digest),
+            message: message.to_owned(),
+        };
+        match store.update_ref(&edit) {
+            Ok(()) => {
+                let update = match previous {
+                    Some(p) if is_ancestor(store, &p, &digest) => RefUpdate::FastForward,
+                    Some(_) => RefUpdate::Replaced,
+                    None => RefUpdate::Inserted,
+                };
+                return Ok((previous, update));
+            }
+            // Lost a race: `actual` was read under the lock, so it is what the ref holds.
+            Err(refs::Error::OutOfDate { actual, .. }) => previous = actual,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    // Other processes kept moving it: report what it held last, as a conflict.
+    Ok((previous, RefUpdate::Conflicted))
 }
 
 /// Phase 3 of an import: stores what the plan checked.
@@ -608,20 +710,11 @@ fn check_manifest(
     manifest: &RawManifest,
     desc: &Descriptor,
     plan: &mut Plan,
-    queue: &mut VecDeque<(Descriptor, usize)>,
+    queue: &mut VecDeque<Queued>,
     depth: usize,
 ) -> Result<(), Error> {
     let m = manifest.manifest();
-    if let Some(mt) = &m.media_type
-        && *mt != desc.media_type
-    {
-        return Err(Error::BadLayout {
-            reason: format!(
-                "{} is described as `{}` but says it is `{mt}`",
-                desc.digest, desc.media_type
-            ),
-        });
-    }
+    check_media_type(desc, m.media_type.as_deref())?;
     plan.manifests += 1;
     plan.metadata
         .insert(manifest.digest(), manifest.bytes().to_vec());
@@ -660,7 +753,11 @@ fn check_manifest(
         // Ancestors travel as untagged entries or bare blobs: take the ones that are here.
         for p in &cfg.parents {
             if let Some(size) = source.size(p)? {
-                queue.push_back((Descriptor::new(MEDIA_TYPE_MANIFEST, *p, size), depth));
+                queue.push_back(Queued {
+                    desc: Descriptor::new(MEDIA_TYPE_MANIFEST, *p, size),
+                    depth,
+                    described: false,
+                });
             }
         }
     }
