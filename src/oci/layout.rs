@@ -30,8 +30,9 @@ pub const INDEX_JSON: &str = "index.json";
 pub const OCI_LAYOUT_BYTES: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 /// The annotation that names an index entry (a tag).
 pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
-/// Largest `index.json` or `oci-layout` accepted.
-pub const MAX_INDEX_BYTES: u64 = 16 << 20;
+/// Largest `index.json` accepted: what registries accept for an index. Parsed JSON takes
+/// several times its size in memory, so this bounds what reading one costs.
+pub const MAX_INDEX_BYTES: u64 = 4 << 20;
 
 /// The typed view of an image index.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -358,38 +359,117 @@ fn classify(raw: &str) -> Result<EntryName, Error> {
     }
 }
 
-/// Streams a layout archive (plain, gzip or zstd, detected from the bytes). Each blob is
-/// passed to `on_blob` with a reader of its exact bytes; `on_blob` must read it to the end
-/// and return how many bytes it read; the digest is checked against the blob's name after.
-/// At most `max_bytes` are read out of the archive.
+/// Most members a layout archive may have.
+pub const MAX_ENTRIES: u64 = 1 << 18;
+/// Largest `oci-layout` file accepted.
+pub const MAX_OCI_LAYOUT_BYTES: u64 = 64 << 10;
+
+/// How far a layout archive may expand when decompressed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Expansion {
+    /// Bytes the archive may expand to on trust: headers, extension records, `oci-layout`,
+    /// `index.json` and the blobs given [`Staging::Budgeted`].
+    pub budget: u64,
+    /// Bytes read out of the archive in all, whatever is done with them.
+    pub ceiling: u64,
+}
+
+impl Expansion {
+    /// One limit for everything.
+    #[must_use]
+    pub fn at_most(bytes: u64) -> Self {
+        Expansion {
+            budget: bytes,
+            ceiling: bytes,
+        }
+    }
+}
+
+/// What [`read_tar`] does with one blob, decided from its digest and size before a byte of it
+/// is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Staging {
+    /// Pass it to [`BlobSink::write`]; its bytes count toward [`Expansion::budget`].
+    Budgeted,
+    /// Pass it to [`BlobSink::write`] without counting it: a descriptor names it with exactly
+    /// this size, so the layout vouches for it.
+    Named,
+    /// Only hash it (its name is still checked) and drop it; it does not count either.
+    Skip,
+}
+
+/// Where [`read_tar`] sends the blobs of a layout archive. Any
+/// `FnMut(&Digest, u64, &mut dyn Read) -> io::Result<u64>` is one that takes every blob on
+/// the budget.
+pub trait BlobSink {
+    /// What to do with blob `digest` of `size` bytes; `room` is what is left of the budget.
+    fn staging(&mut self, digest: &Digest, size: u64, room: u64) -> Staging {
+        let _ = (digest, size, room);
+        Staging::Budgeted
+    }
+
+    /// Takes the exact bytes of a blob that is not skipped: must read `content` to its end
+    /// and return how many bytes it read. The digest is checked after.
+    ///
+    /// # Errors
+    /// Any I/O error, which stops the reading.
+    fn write(&mut self, digest: &Digest, size: u64, content: &mut dyn Read) -> io::Result<u64>;
+}
+
+/// A [`BlobSink`] that takes every blob on the budget, from a closure (this only helps type
+/// inference: `read_tar(input, expansion, &mut sink(|digest, size, content| ...))`).
+pub fn sink<F: FnMut(&Digest, u64, &mut dyn Read) -> io::Result<u64>>(f: F) -> F {
+    f
+}
+
+impl<F: FnMut(&Digest, u64, &mut dyn Read) -> io::Result<u64>> BlobSink for F {
+    fn write(&mut self, digest: &Digest, size: u64, content: &mut dyn Read) -> io::Result<u64> {
+        self(digest, size, content)
+    }
+}
+
+/// Streams a layout archive (plain, gzip or zstd, detected from the bytes) through snap's
+/// bounded tar reader ([`crate::pack::tar::Reader`]): extension records of at most 1 MiB, at
+/// most [`MAX_ENTRIES`] members. Each blob goes to `sink` as it decides; every blob, written
+/// or not, is hashed while it streams and must match its name. Nothing is read past the
+/// limits of `expansion`: a blob that would pass one is refused from its header.
 ///
 /// # Errors
 /// [`Error`] for any entry snap refuses, a blob whose bytes do not match its name, a missing
-/// `oci-layout` or `index.json`, a truncated archive, or more than `max_bytes`.
+/// `oci-layout` or `index.json`, a truncated or malformed archive, or one that expands past
+/// `expansion`.
 pub fn read_tar(
     input: impl Read,
-    max_bytes: u64,
-    mut on_blob: impl FnMut(&Digest, u64, &mut dyn Read) -> io::Result<u64>,
+    expansion: Expansion,
+    sink: &mut dyn BlobSink,
 ) -> Result<TarLayout, Error> {
-    let counted = CountingReader {
-        inner: decompressing(input).map_err(Error::Io)?,
-        count: 0,
-        limit: max_bytes,
-    };
-    let mut archive = ::tar::Archive::new(counted);
+    let mut archive = tar::Reader::with_limits(
+        decompressing(input).map_err(Error::Io)?,
+        tar::Limits {
+            max_extension: tar::MAX_EXTENSION_BYTES,
+            max_entries: MAX_ENTRIES,
+        },
+    );
     let mut oci_layout = None;
     let mut index = None;
     let mut seen = HashSet::new();
-    for entry in archive.entries().map_err(Error::Io)? {
-        let mut entry = entry.map_err(Error::Io)?;
-        let path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        let kind = entry.header().entry_type();
+    // Blob bytes that do not count toward the budget (named or skipped).
+    let mut exempt = 0u64;
+    while let Some(mut entry) = archive.next_entry()? {
+        let position = entry.offset() + 512;
+        let trusted = position.saturating_sub(exempt);
+        if trusted > expansion.budget || position > expansion.ceiling {
+            return Err(Error::Expands {
+                limit: expansion.budget.min(expansion.ceiling),
+            });
+        }
+        let path = String::from_utf8_lossy(entry.path_bytes()).into_owned();
         let name = classify(&path)?;
-        match (&name, kind) {
-            (EntryName::Dir, ::tar::EntryType::Directory) => continue,
-            (_, ::tar::EntryType::Regular | ::tar::EntryType::Continuous)
-                if !matches!(name, EntryName::Dir) => {}
-            (_, ::tar::EntryType::Symlink | ::tar::EntryType::Link) => {
+        match (&name, entry.kind()) {
+            (EntryName::Dir, tar::EntryKind::Dir) => continue,
+            (EntryName::Dir, _) => return Err(Error::UnexpectedEntry { path }),
+            (_, tar::EntryKind::File) => {}
+            (_, tar::EntryKind::Symlink | tar::EntryKind::HardLink) => {
                 return Err(Error::LinkEntry { path });
             }
             _ => return Err(Error::UnexpectedEntry { path }),
@@ -403,17 +483,31 @@ pub fn read_tar(
         if !seen.insert(key) {
             return Err(Error::Duplicate { path });
         }
-        let size = entry.header().size().map_err(Error::Io)?;
+        let size = entry.size();
+        if position.saturating_add(size) > expansion.ceiling {
+            return Err(Error::Expands {
+                limit: expansion.ceiling,
+            });
+        }
         match name {
             EntryName::OciLayout | EntryName::Index => {
-                if size > MAX_INDEX_BYTES {
-                    return Err(Error::TooLarge {
-                        what: path,
-                        limit: MAX_INDEX_BYTES,
+                let limit = if matches!(name, EntryName::OciLayout) {
+                    MAX_OCI_LAYOUT_BYTES
+                } else {
+                    MAX_INDEX_BYTES
+                };
+                if size > limit {
+                    return Err(Error::TooLarge { what: path, limit });
+                }
+                if trusted.saturating_add(size) > expansion.budget {
+                    return Err(Error::Expands {
+                        limit: expansion.budget,
                     });
                 }
                 let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-                entry.read_to_end(&mut bytes).map_err(Error::Io)?;
+                entry
+                    .read_to_end(&mut bytes)
+                    .map_err(|e| content_error(e, &path))?;
                 if matches!(name, EntryName::OciLayout) {
                     oci_layout = Some(bytes);
                 } else {
@@ -421,8 +515,22 @@ pub fn read_tar(
                 }
             }
             EntryName::Blob(digest) => {
+                let staging = sink.staging(&digest, size, expansion.budget.saturating_sub(trusted));
+                match staging {
+                    Staging::Budgeted if trusted.saturating_add(size) > expansion.budget => {
+                        return Err(Error::Expands {
+                            limit: expansion.budget,
+                        });
+                    }
+                    Staging::Budgeted => {}
+                    Staging::Named | Staging::Skip => exempt = exempt.saturating_add(size),
+                }
                 let mut hashing = HashingReader::new(&mut entry);
-                let read = on_blob(&digest, size, &mut hashing).map_err(Error::Io)?;
+                let read = match staging {
+                    Staging::Skip => io::copy(&mut hashing, &mut io::sink()),
+                    Staging::Budgeted | Staging::Named => sink.write(&digest, size, &mut hashing),
+                }
+                .map_err(|e| content_error(e, &path))?;
                 let (actual, n, _) = hashing.finish();
                 if read != size || n != size {
                     return Err(Error::Truncated { path });
@@ -434,32 +542,21 @@ pub fn read_tar(
             EntryName::Dir => {}
         }
     }
-    let bytes_read = archive.into_inner().count;
     Ok(TarLayout {
         oci_layout: oci_layout.ok_or(Error::Missing { name: OCI_LAYOUT })?,
         index: index.ok_or(Error::Missing { name: INDEX_JSON })?,
-        bytes_read,
+        bytes_read: archive.position(),
     })
 }
 
-/// Counts bytes and refuses to go past a limit (a decompression bomb stops here).
-struct CountingReader<R> {
-    inner: R,
-    count: u64,
-    limit: u64,
-}
-
-impl<R: Read> Read for CountingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.count += n as u64;
-        if self.count > self.limit {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("the archive expands to more than {} bytes", self.limit),
-            ));
+/// A member's content could not be read: cut short, or the input failed.
+fn content_error(e: io::Error, path: &str) -> Error {
+    if e.kind() == io::ErrorKind::UnexpectedEof {
+        Error::Truncated {
+            path: path.to_owned(),
         }
-        Ok(n)
+    } else {
+        Error::Io(e)
     }
 }
 
@@ -535,7 +632,16 @@ pub enum Error {
         /// Why.
         reason: String,
     },
-    /// Reading or writing failed (including a truncated or corrupt archive).
+    /// The archive expands past a limit (a decompression bomb stops here).
+    #[error("the archive expands to more than {limit} bytes")]
+    Expands {
+        /// The limit.
+        limit: u64,
+    },
+    /// The tar stream is malformed, or over one of its limits.
+    #[error(transparent)]
+    Tar(#[from] tar::reader::Error),
+    /// Reading or writing failed (including a corrupt compressed stream).
     #[error("cannot read the archive")]
     Io(#[source] io::Error),
 }
@@ -544,6 +650,10 @@ pub enum Error {
 #[allow(clippy::disallowed_methods)] // tests build archives in memory
 mod tests {
     use super::*;
+
+    fn drain() -> impl BlobSink {
+        sink(|_, _, r| io::copy(r, &mut io::sink()))
+    }
 
     fn layout_tar(index: &[u8], blobs: &[&[u8]]) -> io::Result<Vec<u8>> {
         let mut sorted: Vec<(Digest, &[u8])> = blobs.iter().map(|b| (Digest::of(b), *b)).collect();
@@ -565,12 +675,16 @@ mod tests {
             "order and bytes are fixed"
         );
         let mut seen = Vec::new();
-        let l = read_tar(&a[..], u64::MAX, |d, _, r| {
-            let mut v = Vec::new();
-            r.read_to_end(&mut v)?;
-            seen.push((*d, v.clone()));
-            Ok(v.len() as u64)
-        })?;
+        let l = read_tar(
+            &a[..],
+            Expansion::at_most(u64::MAX),
+            &mut sink(|d, _, r| {
+                let mut v = Vec::new();
+                r.read_to_end(&mut v)?;
+                seen.push((*d, v.clone()));
+                Ok(v.len() as u64)
+            }),
+        )?;
         assert_eq!(l.index, index);
         check_oci_layout(&l.oci_layout)?;
         assert_eq!(seen.len(), 2);
@@ -614,23 +728,26 @@ mod tests {
         let gz = gz.finish()?;
         let zst = zstd::stream::encode_all(&plain[..], 3)?;
         for bytes in [plain, gz, zst] {
-            let l = read_tar(&bytes[..], u64::MAX, |_, _, r| io::copy(r, &mut io::sink()))?;
+            let l = read_tar(&bytes[..], Expansion::at_most(u64::MAX), &mut drain())?;
             assert_eq!(l.index, br#"{"schemaVersion":2,"manifests":[]}"#);
         }
         Ok(())
     }
 
+    /// A GNU-style member with any type flag and link name, checksummed.
     fn raw_entry(out: &mut Vec<u8>, path: &str, kind: u8, content: &[u8], link: &str) {
-        let mut h = ::tar::Header::new_gnu();
-        if let Some(g) = h.as_gnu_mut() {
-            g.name[..path.len().min(100)].copy_from_slice(&path.as_bytes()[..path.len().min(100)]);
-            g.linkname[..link.len()].copy_from_slice(link.as_bytes());
-        }
-        h.set_size(content.len() as u64);
-        h.set_entry_type(::tar::EntryType::new(kind));
-        h.set_mode(0o644);
-        h.set_cksum();
-        out.extend_from_slice(h.as_bytes());
+        let mut h = [0u8; 512];
+        let name = &path.as_bytes()[..path.len().min(100)];
+        h[..name.len()].copy_from_slice(name);
+        h[100..108].copy_from_slice(b"0000644\0");
+        h[124..136].copy_from_slice(format!("{:011o}\0", content.len()).as_bytes());
+        h[156] = kind;
+        h[157..157 + link.len()].copy_from_slice(link.as_bytes());
+        h[257..265].copy_from_slice(b"ustar  \0");
+        h[148..156].fill(b' ');
+        let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
+        h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        out.extend_from_slice(&h);
         out.extend_from_slice(content);
         out.resize(out.len() + tar::padding(content.len() as u64), 0);
     }
@@ -652,7 +769,7 @@ mod tests {
             let mut t = Vec::new();
             raw_entry(&mut t, path, kind, content, link);
             t.extend_from_slice(&tar::TRAILER);
-            let r = read_tar(&t[..], u64::MAX, |_, _, r| io::copy(r, &mut io::sink()));
+            let r = read_tar(&t[..], Expansion::at_most(u64::MAX), &mut drain());
             assert!(r.is_err(), "{path} must be refused");
         }
         // A blob whose bytes do not match its name, and a duplicate.
@@ -660,7 +777,7 @@ mod tests {
         raw_entry(&mut t, &format!("blobs/sha256/{d}"), b'0', b"y", "");
         t.extend_from_slice(&tar::TRAILER);
         assert!(matches!(
-            read_tar(&t[..], u64::MAX, |_, _, r| io::copy(r, &mut io::sink())),
+            read_tar(&t[..], Expansion::at_most(u64::MAX), &mut drain()),
             Err(Error::DigestMismatch { .. })
         ));
         let mut t = Vec::new();
@@ -668,7 +785,7 @@ mod tests {
         raw_entry(&mut t, "./oci-layout", b'0', OCI_LAYOUT_BYTES, "");
         t.extend_from_slice(&tar::TRAILER);
         assert!(matches!(
-            read_tar(&t[..], u64::MAX, |_, _, r| io::copy(r, &mut io::sink())),
+            read_tar(&t[..], Expansion::at_most(u64::MAX), &mut drain()),
             Err(Error::Duplicate { .. })
         ));
     }
@@ -679,7 +796,7 @@ mod tests {
         let plain = layout_tar(br#"{"schemaVersion":2,"manifests":[]}"#, &[&big])?;
         let zst = zstd::stream::encode_all(&plain[..], 3)?;
         assert!(zst.len() < 10_000, "it compresses very well");
-        let r = read_tar(&zst[..], 1 << 20, |_, _, r| io::copy(r, &mut io::sink()));
+        let r = read_tar(&zst[..], Expansion::at_most(1 << 20), &mut drain());
         assert!(r.is_err());
         Ok(())
     }

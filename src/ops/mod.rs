@@ -372,7 +372,10 @@ impl Error {
             Error::TagExists { .. } | Error::TooManyRetries { .. } => ErrorKind::Conflict,
             Error::NothingToExport | Error::OutputNotEmpty { .. } => ErrorKind::InvalidInput,
             Error::NotAManifest { .. } => ErrorKind::Corrupt,
-            Error::Layout(crate::oci::layout::Error::Io(_)) => ErrorKind::Io,
+            Error::Layout(
+                crate::oci::layout::Error::Io(_)
+                | crate::oci::layout::Error::Tar(crate::pack::tar::reader::Error::Io(_)),
+            ) => ErrorKind::Io,
             Error::Layout(_)
             | Error::Oci(_)
             | Error::BadLayout { .. }

@@ -256,3 +256,141 @@ fn concurrent_imports_of_the_same_layout_all_succeed() -> Result {
     assert!(refs.contains(&format!("{} b", Digest::of(&m2))), "{refs}");
     Ok(())
 }
+
+// issue 13: snap could not import its own `.tar.zst` export of a highly compressible snapshot:
+// the 100× bomb limit refused the raw layer of zeros (80 MB from a few KB).
+#[test]
+fn snap_imports_its_own_export_of_a_highly_compressible_snapshot() -> Result {
+    let env = Env::new()?;
+    env.sh("mkdir -p zeros && head -c 80000000 /dev/zero > zeros/big && echo small > zeros/small")?;
+    env.ok(&["commit", "zeros", "-m", "zeros"])?;
+    env.ok(&["export", "--oci", "latest", "-o", "z.tar.zst"])?;
+    let len = std::fs::metadata(env.join("z.tar.zst"))?.len();
+    assert!(
+        len * 100 + (64 << 20) < 80_000_000,
+        "the archive ({len} bytes) expands past the old limit"
+    );
+    let dst = Env::new()?;
+    let archive = env.join("z.tar.zst");
+    let archive = archive.to_str().ok_or("utf8")?;
+    let i: ImportOutcome = dst.json(&["import", archive])?;
+    assert_eq!(i.refs[0].update, RefUpdate::Inserted);
+    dst.ok(&["restore", "latest", "out"])?;
+    assert_eq!(
+        std::fs::metadata(dst.join("out/zeros/big"))?.len(),
+        80_000_000
+    );
+    let r: FsckReport = dst.json(&["fsck"])?;
+    assert!(r.is_clean(), "{:?}", r.problems);
+
+    // --max-bytes raises or lowers the limit, and stages everything as it comes.
+    let again = Env::new()?;
+    again.ok(&["import", "--max-bytes", "90000000", archive])?;
+    let out = again.run(&["import", "--max-bytes", "1000000", archive], 2)?;
+    assert!(
+        stderr(&out).contains("expands to more than 1000000 bytes"),
+        "{}",
+        stderr(&out)
+    );
+    Ok(())
+}
+
+/// A tar header block of type `typeflag` declaring `size` bytes, checksummed.
+fn raw_header(name: &str, typeflag: u8, size: u64) -> [u8; 512] {
+    let mut h = [0u8; 512];
+    h[..name.len()].copy_from_slice(name.as_bytes());
+    h[100..108].copy_from_slice(b"0000644\0");
+    h[124..136].copy_from_slice(format!("{size:011o}\0").as_bytes());
+    h[156] = typeflag;
+    h[257..263].copy_from_slice(b"ustar\0");
+    h[263..265].copy_from_slice(b"00");
+    h[148..156].fill(b' ');
+    let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
+    h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    h
+}
+
+// issue 13: a small archive holding one huge PAX record drove import to 434 MB of memory (the
+// `tar` crate reads extension records whole). Now the record is refused from its header, and
+// the process stays small.
+#[test]
+fn a_pax_bomb_is_refused_from_its_header_in_bounded_memory() -> Result {
+    use std::io::Write;
+    let env = Env::new()?;
+    env.ok(&["init"])?;
+    // 1 MiB of noise (so the archive is big enough for the old limit to be generous), then
+    // 256 MiB that compress to nearly nothing, all one PAX record.
+    let noise_len = 1 << 20;
+    let record_len: u64 = noise_len + (256 << 20);
+    let mut z = zstd::stream::Encoder::new(Vec::new(), 1)?;
+    z.write_all(&raw_header("PaxHeader", b'x', record_len))?;
+    let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+    let noise: Vec<u8> = (0..noise_len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x.to_le_bytes()[0]
+        })
+        .collect();
+    z.write_all(&noise)?;
+    let fill = vec![b'9'; 1 << 20];
+    for _ in 0..256 {
+        z.write_all(&fill)?;
+    }
+    env.write("pax-bomb.tar.zst", z.finish()?)?;
+    let before = store_listing(&env)?;
+    // Peak memory of the child, from its parent's rusage: a bound, not a timing.
+    let report = env.sh(r#"python3 - "$SNAP" import pax-bomb.tar.zst <<'EOF'
+import resource, subprocess, sys
+r = subprocess.run(sys.argv[1:], stderr=subprocess.PIPE)
+print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+print(r.stderr.decode(errors="replace"))
+EOF"#)?;
+    let (first, err) = report.split_once('\n').ok_or("report")?;
+    let mut fields = first.split(' ');
+    let code: i32 = fields.next().ok_or("code")?.parse()?;
+    let max_rss_kib: u64 = fields.next().ok_or("rss")?.parse()?;
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.lines()
+            .next()
+            .is_some_and(|l| l.starts_with("error: ") && l.contains("PAX extended header")),
+        "{err}"
+    );
+    assert!(
+        max_rss_kib < 64 << 10,
+        "import peaked at {max_rss_kib} KiB of memory"
+    );
+    assert_eq!(store_listing(&env)?, before, "nothing stored");
+    Ok(())
+}
+
+// issue 13: an `index.json` of up to 16 MiB was parsed whole, and JSON of tiny annotations
+// takes about thirty times its size once parsed (15 MB of it drove import to 430 MB). It is
+// now capped at 4 MiB, what registries accept for an index, in a directory or an archive.
+#[test]
+fn an_oversized_index_json_is_refused_before_it_is_parsed() -> Result {
+    let env = store_with_a_snapshot()?;
+    let annotations: serde_json::Map<String, Value> =
+        (0..420_000).map(|i| (format!("k{i}"), json!(""))).collect();
+    let mut entry = desc(MANIFEST, b"x", None);
+    entry["annotations"] = Value::Object(annotations);
+    let index = js(&json!({"schemaVersion": 2, "manifests": [entry]}));
+    assert!(index.len() > 4 << 20, "{}", index.len());
+    env.write("L/oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+    env.write("L/index.json", &index)?;
+    refused(
+        &env,
+        &["L"],
+        "index.json is not a regular file of at most 4194304 bytes",
+    )?;
+    let w = snap::oci::layout::TarWriter::new(Vec::new())?;
+    env.write("big-index.tar", w.finish(&index)?)?;
+    refused(
+        &env,
+        &["big-index.tar"],
+        "`index.json` is larger than 4194304 bytes",
+    )?;
+    Ok(())
+}
