@@ -202,11 +202,14 @@ impl RawManifest {
     }
 }
 
-/// Which of the fields that tell manifests and indexes apart a JSON document has. Serde
-/// ignores unknown fields, so without this a manifest parses as an index with no entries and an
-/// index with a stray `config` parses as a manifest.
-#[derive(Clone, Copy, Debug, Default)]
+/// What a JSON document says it is: its `mediaType`, and which of the fields that tell
+/// manifests and indexes apart it has. Serde ignores unknown fields, so without this a
+/// manifest parses as an index with no entries and an index with a stray `config` parses as a
+/// manifest. Probing skips every value it does not keep, so it allocates next to nothing.
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Fields {
+    /// The document's own `mediaType`, if it is a string.
+    pub media_type: Option<String>,
     /// `manifests`: only an image index has it.
     pub manifests: bool,
     /// `config`: only an image manifest has it.
@@ -216,10 +219,13 @@ pub(crate) struct Fields {
 }
 
 impl Fields {
-    /// The fields of `bytes`; all `false` if they are not a JSON object.
+    /// The fields of `bytes`; none if they are not a JSON object.
     pub(crate) fn of(bytes: &[u8]) -> Fields {
         #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
         struct Probe {
+            #[serde(default)]
+            media_type: Option<serde::de::IgnoredAny>,
             #[serde(default)]
             manifests: Option<serde::de::IgnoredAny>,
             #[serde(default)]
@@ -227,11 +233,24 @@ impl Fields {
             #[serde(default)]
             layers: Option<serde::de::IgnoredAny>,
         }
-        serde_json::from_slice::<Probe>(bytes).map_or(Fields::default(), |p| Fields {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct MediaType {
+            #[serde(default)]
+            media_type: Option<String>,
+        }
+        let Ok(p) = serde_json::from_slice::<Probe>(bytes) else {
+            return Fields::default();
+        };
+        Fields {
+            media_type: p
+                .media_type
+                .and_then(|_| serde_json::from_slice::<MediaType>(bytes).ok())
+                .and_then(|m| m.media_type),
             manifests: p.manifests.is_some(),
             config: p.config.is_some(),
             layers: p.layers.is_some(),
-        })
+        }
     }
 }
 
