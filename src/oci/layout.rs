@@ -474,13 +474,17 @@ pub fn read_tar(
             }
             _ => return Err(Error::UnexpectedEntry { path }),
         }
+        // Keyed by what the entry is, not its spelling: `./oci-layout` is `oci-layout`.
         let key = match &name {
-            EntryName::Blob(d) => d.to_string(),
-            EntryName::OciLayout => OCI_LAYOUT.to_owned(),
-            EntryName::Index => INDEX_JSON.to_owned(),
-            EntryName::Dir => unreachable!("directories continue above"),
+            EntryName::Blob(d) => Some(*d),
+            EntryName::OciLayout | EntryName::Index | EntryName::Dir => None,
         };
-        if !seen.insert(key) {
+        let first = match (&name, key) {
+            (_, Some(d)) => seen.insert(d),
+            (EntryName::OciLayout, None) => oci_layout.is_none(),
+            (_, None) => index.is_none(),
+        };
+        if !first {
             return Err(Error::Duplicate { path });
         }
         let size = entry.size();

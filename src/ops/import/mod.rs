@@ -3,8 +3,10 @@
 //!
 //! Four phases, so that hostile or broken input changes nothing:
 //!
-//! 1. **Read.** An archive is streamed into a temp directory inside the store; every blob is
-//!    hashed on the way and must match its name (a directory layout is read in place).
+//! 1. **Read.** An archive is streamed through snap's bounded tar reader into a temp directory
+//!    inside the store; every blob is hashed on the way and must match its name, within the
+//!    decompression-bomb limit (`archive.rs`: large blobs past it are staged by a second
+//!    pass only if a descriptor names them). A directory layout is read in place.
 //! 2. **Check.** Every ref name the import would move is parsed (each entry's tag, `--ref`).
 //!    Then from `index.json` down — nested indexes, manifests, configs, layers, and the
 //!    ancestors of snap snapshots that are present — every blob must exist with exactly the
