@@ -123,6 +123,22 @@ fn an_invalid_second_ref_name_is_refused_before_anything_is_stored() -> Result {
             "is tagged with a name snap cannot use as a ref",
         )?;
     }
+    // One tag on two different entries would move the ref once, then conflict.
+    let blobs: Vec<Vec<u8>> = b1.iter().chain(&b2).cloned().collect();
+    let path = archive(
+        &env,
+        "same-tag.tar",
+        &[
+            desc(MANIFEST, &m1, Some("v1")),
+            desc(MANIFEST, &m2, Some("v1")),
+        ],
+        &blobs,
+    )?;
+    refused(
+        &env,
+        &[path.to_str().ok_or("utf8")?],
+        "ref `v1` names two entries",
+    )?;
     // The same for --ref.
     let path = archive(&env, "one.tar", &[desc(MANIFEST, &m1, None)], &b1)?;
     refused(

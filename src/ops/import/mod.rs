@@ -22,7 +22,7 @@
 //!    when another process moved it first, the value found under its lock decides again, so a
 //!    concurrent import (or pull) of the same content is `unchanged`, not a conflict.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::PathBuf;
@@ -277,6 +277,7 @@ fn ref_names(given: Option<&str>, tops: &[Descriptor]) -> Result<Vec<(RefName, D
         return Ok(vec![(RefName::head(name)?, tops[0].digest)]);
     }
     let mut out: Vec<(RefName, Digest)> = Vec::new();
+    let mut named: HashMap<RefName, Digest> = HashMap::new();
     for d in tops {
         let Some(tag) = layout::ref_name(d) else {
             continue;
@@ -285,8 +286,8 @@ fn ref_names(given: Option<&str>, tops: &[Descriptor]) -> Result<Vec<(RefName, D
             digest: d.digest,
             source: Box::new(source),
         })?;
-        match out.iter().find(|(n, _)| *n == name) {
-            Some((_, other)) if *other != d.digest => {
+        match named.get(&name) {
+            Some(other) if *other != d.digest => {
                 return Err(Error::BadLayout {
                     reason: format!(
                         "ref `{}` names two entries, {other} and {}",
@@ -296,7 +297,10 @@ fn ref_names(given: Option<&str>, tops: &[Descriptor]) -> Result<Vec<(RefName, D
                 });
             }
             Some(_) => {}
-            None => out.push((name, d.digest)),
+            None => {
+                named.insert(name.clone(), d.digest);
+                out.push((name, d.digest));
+            }
         }
     }
     Ok(out)
