@@ -218,6 +218,20 @@ fn layout_archives_never_panic() {
 }
 
 #[test]
+fn the_tar_reader_never_panics() {
+    let (dir, _) = corpus();
+    let tar = std::fs::read(dir.path().join("layout.tar")).unwrap_or_else(|e| panic!("{e}"));
+    let mut rng = Rng(13);
+    for _ in 0..400 {
+        let m = mutate(&mut rng, &tar);
+        let mut reader = snap::pack::tar::Reader::new(Cursor::new(m));
+        while let Ok(Some(mut entry)) = reader.next_entry() {
+            let _ = std::io::copy(&mut entry, &mut std::io::sink());
+        }
+    }
+}
+
+#[test]
 fn names_and_references_never_panic() {
     let seeds: Vec<Vec<u8>> = [
         "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
