@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 secs=${1:-600}; shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(manifest index config tree pack_index pack_scan layout_tar names)
+[ ${#targets[@]} -eq 0 ] && targets=(manifest index config tree pack_index pack_scan layout_tar tar_reader names)
 ./seed.sh
 for t in "${targets[@]}"; do
   echo "== $t (${secs}s)"

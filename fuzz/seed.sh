@@ -3,7 +3,7 @@
 # indexes, an exported layout archive, and some names.
 set -euo pipefail
 cd "$(dirname "$0")"
-mkdir -p corpus/{manifest,index,config,tree,pack_index,pack_scan,layout_tar,names}
+mkdir -p corpus/{manifest,index,config,tree,pack_index,pack_scan,layout_tar,tar_reader,names}
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 snap=$(cd .. && cargo build -q --release && pwd)/target/release/snap
 (cd "$work" && mkdir -p t/sub && for i in $(seq 1 100); do seq 1 $i > t/sub/f$i; done &&
@@ -13,6 +13,7 @@ snap=$(cd .. && cargo build -q --release && pwd)/target/release/snap
   "$snap" show --manifest latest > m1 && "$snap" show --manifest small > m2)
 cp "$work/m1" "$work/m2" corpus/manifest/
 cp "$work/layout.tar" corpus/layout_tar/
+cp "$work/layout.tar" corpus/tar_reader/
 tar -xOf "$work/layout.tar" index.json > corpus/index/index.json
 for f in $(find "$work/.store/objects" -type f); do
   b=$(zstd -dc "$f" 2>/dev/null | head -c 16 || true)

@@ -9,7 +9,7 @@ use std::path::Path;
 use snap::Digest;
 use snap::object::{SnapshotConfig, Tree};
 use snap::oci::RawManifest;
-use snap::oci::layout::{RawIndex, read_tar};
+use snap::oci::layout::{Expansion, RawIndex, read_tar, sink};
 use snap::pack::PackIndex;
 
 /// xorshift64*: reproducible without a dependency.
@@ -209,9 +209,25 @@ fn layout_archives_never_panic() {
     let mut rng = Rng(11);
     for _ in 0..400 {
         let m = mutate(&mut rng, &tar);
-        let _ = read_tar(Cursor::new(m), 1 << 30, |_, _, r| {
-            std::io::copy(r, &mut std::io::sink())
-        });
+        let _ = read_tar(
+            Cursor::new(m),
+            Expansion::at_most(1 << 30),
+            &mut sink(|_, _, r| std::io::copy(r, &mut std::io::sink())),
+        );
+    }
+}
+
+#[test]
+fn the_tar_reader_never_panics() {
+    let (dir, _) = corpus();
+    let tar = std::fs::read(dir.path().join("layout.tar")).unwrap_or_else(|e| panic!("{e}"));
+    let mut rng = Rng(13);
+    for _ in 0..400 {
+        let m = mutate(&mut rng, &tar);
+        let mut reader = snap::pack::tar::Reader::new(Cursor::new(m));
+        while let Ok(Some(mut entry)) = reader.next_entry() {
+            let _ = std::io::copy(&mut entry, &mut std::io::sink());
+        }
     }
 }
 

@@ -286,6 +286,14 @@ fn hint_for(err: &ops::Error) -> Option<(String, &'static str)> {
             "have the producer push an image manifest with an artifactType (what oras 1.x writes)".into(),
             "legacy-artifact-manifest",
         )),
+        ops::Error::Layout(snap::oci::layout::Error::Expands { .. }) => Some((
+            "nothing was stored; if you trust the archive, let it expand further with --max-bytes BYTES".into(),
+            "import-expands",
+        )),
+        ops::Error::EntryRefName { .. } => Some((
+            "nothing was stored; import that entry under another name with --ref NAME (a layout of one entry), or fix its org.opencontainers.image.ref.name".into(),
+            "import-ref-name",
+        )),
         ops::Error::Layout(_)
         | ops::Error::Oci(_)
         | ops::Error::BadLayout { .. }

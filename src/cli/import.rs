@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use snap::ops::import::{DEFAULT_MAX_BYTES, RefUpdate};
+use snap::ops::import::RefUpdate;
 use snap::ops::{self, ImportOptions};
 
 use crate::cli::Context;
@@ -20,9 +20,11 @@ pub struct Args {
     /// Move refs that already point elsewhere.
     #[arg(long)]
     force: bool,
-    /// Refuse archives that expand to more than this many bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_BYTES, env = "SNAP_IMPORT_MAX_BYTES")]
-    max_bytes: u64,
+    /// Let an archive expand to at most this many bytes, all staged as they come, instead of the
+    /// default limits (100 times the archive's size plus 64 MiB on trust, and 1 TiB in all for
+    /// blobs the layout names). Raises or lowers the limit.
+    #[arg(long, value_name = "BYTES", env = "SNAP_IMPORT_MAX_BYTES")]
+    max_bytes: Option<u64>,
 }
 
 pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {

@@ -137,6 +137,13 @@ impl RawManifest {
     /// [`Error::Malformed`] if the bytes are not an image manifest.
     pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, Error> {
         let digest = Digest::of(&bytes);
+        // An index with a `config` would otherwise parse as a manifest whose layers are empty.
+        if Fields::of(&bytes).manifests {
+            return Err(Error::Malformed {
+                digest,
+                reason: "it has `manifests`, so it is an image index, not an image manifest".into(),
+            });
+        }
         let manifest: ImageManifest =
             serde_json::from_slice(&bytes).map_err(|e| Error::Malformed {
                 digest,
@@ -195,6 +202,58 @@ impl RawManifest {
     }
 }
 
+/// What a JSON document says it is: its `mediaType`, and which of the fields that tell
+/// manifests and indexes apart it has. Serde ignores unknown fields, so without this a
+/// manifest parses as an index with no entries and an index with a stray `config` parses as a
+/// manifest. Probing skips every value it does not keep, so it allocates next to nothing.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Fields {
+    /// The document's own `mediaType`, if it is a string.
+    pub media_type: Option<String>,
+    /// `manifests`: only an image index has it.
+    pub manifests: bool,
+    /// `config`: only an image manifest has it.
+    pub config: bool,
+    /// `layers`: only an image manifest has it.
+    pub layers: bool,
+}
+
+impl Fields {
+    /// The fields of `bytes`; none if they are not a JSON object.
+    pub(crate) fn of(bytes: &[u8]) -> Fields {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Probe {
+            #[serde(default)]
+            media_type: Option<serde::de::IgnoredAny>,
+            #[serde(default)]
+            manifests: Option<serde::de::IgnoredAny>,
+            #[serde(default)]
+            config: Option<serde::de::IgnoredAny>,
+            #[serde(default)]
+            layers: Option<serde::de::IgnoredAny>,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct MediaType {
+            #[serde(default)]
+            media_type: Option<String>,
+        }
+        let Ok(p) = serde_json::from_slice::<Probe>(bytes) else {
+            return Fields::default();
+        };
+        Fields {
+            media_type: p
+                .media_type
+                .and_then(|_| serde_json::from_slice::<MediaType>(bytes).ok())
+                .and_then(|m| m.media_type),
+            manifests: p.manifests.is_some(),
+            config: p.config.is_some(),
+            layers: p.layers.is_some(),
+        }
+    }
+}
+
 /// OCI errors.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -239,5 +298,12 @@ mod tests {
         assert!(RawManifest::from_bytes(b"not json".to_vec()).is_err());
         let index = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#;
         assert!(RawManifest::from_bytes(index.to_vec()).is_err());
+        // issue 13: without a mediaType, an index that also carries a `config` is still an index.
+        let config = format!(
+            r#"{{"mediaType":"{MEDIA_TYPE_EMPTY}","digest":"{}","size":2}}"#,
+            Digest::of(EMPTY_BLOB)
+        );
+        let both = format!(r#"{{"schemaVersion":2,"config":{config},"manifests":[]}}"#);
+        assert!(RawManifest::from_bytes(both.into_bytes()).is_err());
     }
 }

@@ -215,6 +215,15 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// An index entry tagged with a name that is not a valid ref name.
+    #[error("index entry {digest} is tagged with a name snap cannot use as a ref")]
+    EntryRefName {
+        /// The entry.
+        digest: Digest,
+        /// Why the name is invalid.
+        #[source]
+        source: Box<store::refs::Error>,
+    },
     /// A blob a descriptor names is not in the layout.
     #[error("blob {digest} is referenced but missing from the layout")]
     MissingBlob {
@@ -377,10 +386,14 @@ impl Error {
             Error::TagExists { .. } | Error::TooManyRetries { .. } => ErrorKind::Conflict,
             Error::NothingToExport | Error::OutputNotEmpty { .. } => ErrorKind::InvalidInput,
             Error::NotAManifest { .. } => ErrorKind::Corrupt,
-            Error::Layout(crate::oci::layout::Error::Io(_)) => ErrorKind::Io,
+            Error::Layout(
+                crate::oci::layout::Error::Io(_)
+                | crate::oci::layout::Error::Tar(crate::pack::tar::reader::Error::Io(_)),
+            ) => ErrorKind::Io,
             Error::Layout(_)
             | Error::Oci(_)
             | Error::BadLayout { .. }
+            | Error::EntryRefName { .. }
             | Error::MissingBlob { .. }
             | Error::BlobSize { .. }
             | Error::BlobDigest { .. }

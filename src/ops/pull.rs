@@ -18,10 +18,7 @@ use std::sync::Mutex;
 
 use crate::digest::Digest;
 use crate::oci::layout::{self, RawIndex};
-use crate::oci::{
-    MEDIA_TYPE_DOCKER_LIST, MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST,
-    RawManifest,
-};
+use crate::oci::{Fields, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST, RawManifest};
 use crate::ops::import::{self, ImportOptions, ImportedRef, Mode};
 use crate::ops::push::commit_tag;
 use crate::ops::{Error, Progress};
@@ -166,6 +163,15 @@ pub fn pull(
     let mut needed: Vec<(Digest, u64)> = Vec::new();
     let mut queue = VecDeque::from([(top, top_bytes.clone(), 0usize)]);
     let mut seen = std::collections::BTreeSet::new();
+    // The same bounds as an import of the staged layout, checked before fetching more.
+    let too_many = || Error::BadLayout {
+        reason: format!(
+            "{} has more than {} manifests and indexes, or {} descriptors",
+            opts.source.repository_url(),
+            import::MAX_MANIFESTS,
+            import::MAX_DESCRIPTORS
+        ),
+    };
     while let Some((digest, bytes, depth)) = queue.pop_front() {
         if !seen.insert(digest) {
             continue;
@@ -179,9 +185,17 @@ pub fn pull(
             });
         }
         manifests += 1;
+        if needed.len() > import::MAX_DESCRIPTORS {
+            return Err(too_many());
+        }
         write_blob(&blob_dir, &digest, &bytes)?;
         if is_index(&bytes) {
             let index = RawIndex::from_bytes(bytes)?;
+            if (queue.len() + index.index().manifests.len()) as u64 + manifests
+                > import::MAX_MANIFESTS as u64
+            {
+                return Err(too_many());
+            }
             for child in &index.index().manifests {
                 let (b, d) = client.get_manifest(&opts.source.with_digest(child.digest))?;
                 if b.len() as u64 != child.size {
@@ -274,23 +288,15 @@ pub fn pull(
 }
 
 fn is_index(bytes: &[u8]) -> bool {
-    serde_json::from_slice::<serde_json::Value>(bytes)
-        .ok()
-        .is_some_and(|v| v.get("manifests").is_some())
+    Fields::of(bytes).manifests
 }
 
 /// The media type a manifest or index declares, or the one its shape implies.
 fn media_type_of(bytes: &[u8]) -> String {
-    let v: serde_json::Value = serde_json::from_slice(bytes).unwrap_or_default();
-    match v.get("mediaType").and_then(|m| m.as_str()) {
-        Some(
-            t @ (MEDIA_TYPE_MANIFEST
-            | MEDIA_TYPE_INDEX
-            | MEDIA_TYPE_DOCKER_MANIFEST
-            | MEDIA_TYPE_DOCKER_LIST),
-        ) => t.to_owned(),
-        Some(other) => other.to_owned(),
-        None if v.get("manifests").is_some() => MEDIA_TYPE_INDEX.to_owned(),
+    let fields = Fields::of(bytes);
+    match fields.media_type {
+        Some(t) => t,
+        None if fields.manifests => MEDIA_TYPE_INDEX.to_owned(),
         None => MEDIA_TYPE_MANIFEST.to_owned(),
     }
 }

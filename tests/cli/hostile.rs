@@ -46,7 +46,10 @@ fn hostile_archives_are_refused_and_change_nothing() -> Result {
         ("many-missing.tar.zst", "missing from the layout"),
         ("legacy-artifact-manifest.tar", "image-spec 1.1 withdrew"),
         ("not-a-snap-pack.tar", "is not a snap pack"),
-        ("bomb.tar.zst", "expands to more than"),
+        // issue 13: a large blob past the bomb limit is hashed, not written; this one's bytes
+        // do not match its name.
+        ("bomb.tar.zst", "does not match its name"),
+        ("bomb-many-blobs.tar.zst", "expands to more than"),
         ("incomplete-snapshot.tar", "is not in its layers"),
     ];
     for (file, expected) in cases {

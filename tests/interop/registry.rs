@@ -68,6 +68,62 @@ fn push_then_pull_into_a_fresh_store_gives_the_same_snapshot_and_restore() -> Re
     Ok(())
 }
 
+// issue 13: two concurrent pulls of the same tag made the loser report a false conflict (exit 3):
+// the ref was read without its lock, then the compare-and-swap from "absent" failed because the
+// winner had inserted the very digest being pulled.
+#[test]
+fn concurrent_pulls_of_the_same_tag_all_succeed() -> Result {
+    if !have_registry() {
+        return Ok(());
+    }
+    let (_t, dir) = workdir()?;
+    let reg = Registry::start()?;
+    let target = format!("{}/snap/race:v1", reg.addr);
+    let pushed = json(&snap_ok(&dir, &["--json", "push", "latest", &target], &[])?)?;
+    // Rounds of processes started together, each pulling the same tag into the same new store.
+    const PULLS: usize = 12;
+    for _round in 0..3 {
+        let fresh = tempfile::tempdir()?;
+        let f = fresh.path();
+        snap_ok(f, &["init"], &[])?;
+        let children: Vec<_> = (0..PULLS)
+            .map(|_| {
+                std::process::Command::new(env!("CARGO_BIN_EXE_snap"))
+                    .args(["--json", "pull", &target])
+                    .current_dir(f)
+                    .env("SNAP_LOCK_TIMEOUT_MS", "20000")
+                    .env("DOCKER_CONFIG", f.join(".no-docker-config"))
+                    .env("REGISTRY_AUTH_FILE", f.join(".no-auth.json"))
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+            })
+            .collect::<std::io::Result<_>>()?;
+        let mut inserted = 0;
+        for child in children {
+            let out = child.wait_with_output()?;
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let pulled = json(&String::from_utf8(out.stdout)?)?;
+            assert_eq!(pulled["digest"], pushed["digest"]);
+            match pulled["refs"][0]["update"].as_str() {
+                Some("inserted") => inserted += 1,
+                Some("unchanged") => {}
+                other => return Err(format!("unexpected update {other:?}").into()),
+            }
+        }
+        assert_eq!(
+            inserted, 1,
+            "one pull inserts the ref, the others find it there"
+        );
+        assert!(snap_ok(f, &["fsck"], &[]).is_ok());
+    }
+    Ok(())
+}
+
 #[test]
 fn a_second_push_uploads_only_the_changed_groups() -> Result {
     if !have_registry() {

@@ -1,5 +1,10 @@
-//! Deterministic tar headers (store format §5.2): ustar, mtime 0, uid/gid 0, no user names,
-//! PAX records only for what ustar cannot hold.
+//! Tar, both ways: deterministic headers for what snap writes (store format §5.2: ustar, mtime
+//! 0, uid/gid 0, no user names, PAX records only for what ustar cannot hold), and [`Reader`],
+//! the one bounded streaming reader every untrusted tar input goes through.
+
+pub mod reader;
+
+pub use reader::{Entry, EntryKind, Limits, MAX_EXTENSION_BYTES, Reader};
 
 /// What a tar member is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

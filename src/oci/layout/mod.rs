@@ -6,21 +6,29 @@
 //! * [`TarWriter`] writes a layout archive deterministically: entries in a fixed order
 //!   (`oci-layout`, `blobs/`, `blobs/sha256/`, the blobs sorted by digest, `index.json`), ustar
 //!   headers with mtime 0, uid/gid 0, no user names, mode 0644 (0755 for directories).
-//! * [`read_tar`] streams a layout archive, accepting only `oci-layout`, `index.json`,
-//!   `blobs/sha256/<hex>` and their directories (with or without a `./` prefix); links,
-//!   devices, absolute or `..` paths, duplicates and unknown entries are refused. Every blob is
-//!   hashed while it streams and must match its name.
+//! * [`read_tar`] streams a layout archive through snap's bounded tar reader, accepting only
+//!   `oci-layout`, `index.json`, `blobs/sha256/<hex>` and their directories (with or without a
+//!   `./` prefix); links, devices, absolute or `..` paths, duplicates and unknown entries are
+//!   refused. Every blob is hashed while it streams and must match its name; what the archive
+//!   may expand to is bounded ([`Expansion`]), and the caller decides blob by blob what is
+//!   written ([`BlobSink`]).
 //!
 //! This module reads and writes bytes; it does not know the store.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::io::{self, BufRead, BufReader, Read, Write};
 
 use serde::{Deserialize, Serialize};
 
-use crate::digest::{Digest, HashingReader};
+use crate::digest::Digest;
 use crate::oci::{Descriptor, MEDIA_TYPE_INDEX};
 use crate::pack::tar::{self, MemberKind};
+
+mod reader;
+
+pub use reader::{
+    BlobSink, Expansion, MAX_ENTRIES, MAX_OCI_LAYOUT_BYTES, Staging, TarLayout, read_tar, sink,
+};
 
 /// The `oci-layout` file's name.
 pub const OCI_LAYOUT: &str = "oci-layout";
@@ -30,8 +38,9 @@ pub const INDEX_JSON: &str = "index.json";
 pub const OCI_LAYOUT_BYTES: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 /// The annotation that names an index entry (a tag).
 pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
-/// Largest `index.json` or `oci-layout` accepted.
-pub const MAX_INDEX_BYTES: u64 = 16 << 20;
+/// Largest `index.json` accepted: what registries accept for an index. Parsed JSON takes
+/// several times its size in memory, so this bounds what reading one costs.
+pub const MAX_INDEX_BYTES: u64 = 4 << 20;
 
 /// The typed view of an image index.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,8 +51,7 @@ pub struct ImageIndex {
     /// `application/vnd.oci.image.index.v1+json` (optional in foreign indexes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media_type: Option<String>,
-    /// The manifests it lists.
-    #[serde(default)]
+    /// The manifests it lists (required: without it, any JSON object would be an empty index).
     pub manifests: Vec<Descriptor>,
     /// Index annotations.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -65,6 +73,16 @@ impl RawIndex {
     /// [`Error::Malformed`] if the bytes are not an image index.
     pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, Error> {
         let digest = Digest::of(&bytes);
+        let fields = crate::oci::Fields::of(&bytes);
+        if fields.config || fields.layers {
+            return Err(Error::Malformed {
+                what: format!("image index {digest}"),
+                reason: format!(
+                    "it has `{}`, so it is an image manifest, not an image index",
+                    if fields.config { "config" } else { "layers" }
+                ),
+            });
+        }
         let index: ImageIndex = serde_json::from_slice(&bytes).map_err(|e| Error::Malformed {
             what: format!("image index {digest}"),
             reason: e.to_string(),
@@ -296,164 +314,6 @@ pub fn decompressing<'a>(input: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>
     }
 }
 
-/// The small files of a layout archive (its blobs went to the callback).
-#[derive(Debug)]
-pub struct TarLayout {
-    /// The `oci-layout` bytes.
-    pub oci_layout: Vec<u8>,
-    /// The `index.json` bytes.
-    pub index: Vec<u8>,
-    /// Total bytes read out of the (decompressed) archive.
-    pub bytes_read: u64,
-}
-
-/// What a layout archive entry is.
-enum EntryName {
-    Dir,
-    OciLayout,
-    Index,
-    Blob(Digest),
-}
-
-fn classify(raw: &str) -> Result<EntryName, Error> {
-    let unsafe_path = || Error::UnsafePath {
-        path: raw.to_owned(),
-    };
-    if raw.starts_with('/') || raw.contains('\\') {
-        return Err(unsafe_path());
-    }
-    let parts: Vec<&str> = raw
-        .split('/')
-        .filter(|p| !p.is_empty() && *p != ".")
-        .collect();
-    if parts.contains(&"..") {
-        return Err(unsafe_path());
-    }
-    match parts.as_slice() {
-        [] | ["blobs"] | ["blobs", "sha256"] => Ok(EntryName::Dir),
-        ["oci-layout"] => Ok(EntryName::OciLayout),
-        ["index.json"] => Ok(EntryName::Index),
-        ["blobs", "sha256", hex] => {
-            Digest::from_hex(hex)
-                .map(EntryName::Blob)
-                .map_err(|_| Error::UnexpectedEntry {
-                    path: raw.to_owned(),
-                })
-        }
-        ["blobs", alg, ..] if *alg != "sha256" => Err(Error::UnsupportedAlgorithm {
-            path: raw.to_owned(),
-        }),
-        _ => Err(Error::UnexpectedEntry {
-            path: raw.to_owned(),
-        }),
-    }
-}
-
-/// Streams a layout archive (plain, gzip or zstd, detected from the bytes). Each blob is
-/// passed to `on_blob` with a reader of its exact bytes; `on_blob` must read it to the end
-/// and return how many bytes it read; the digest is checked against the blob's name after.
-/// At most `max_bytes` are read out of the archive.
-///
-/// # Errors
-/// [`Error`] for any entry snap refuses, a blob whose bytes do not match its name, a missing
-/// `oci-layout` or `index.json`, a truncated archive, or more than `max_bytes`.
-pub fn read_tar(
-    input: impl Read,
-    max_bytes: u64,
-    mut on_blob: impl FnMut(&Digest, u64, &mut dyn Read) -> io::Result<u64>,
-) -> Result<TarLayout, Error> {
-    let counted = CountingReader {
-        inner: decompressing(input).map_err(Error::Io)?,
-        count: 0,
-        limit: max_bytes,
-    };
-    let mut archive = ::tar::Archive::new(counted);
-    let mut oci_layout = None;
-    let mut index = None;
-    let mut seen = HashSet::new();
-    for entry in archive.entries().map_err(Error::Io)? {
-        let mut entry = entry.map_err(Error::Io)?;
-        let path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        let kind = entry.header().entry_type();
-        let name = classify(&path)?;
-        match (&name, kind) {
-            (EntryName::Dir, ::tar::EntryType::Directory) => continue,
-            (_, ::tar::EntryType::Regular | ::tar::EntryType::Continuous)
-                if !matches!(name, EntryName::Dir) => {}
-            (_, ::tar::EntryType::Symlink | ::tar::EntryType::Link) => {
-                return Err(Error::LinkEntry { path });
-            }
-            _ => return Err(Error::UnexpectedEntry { path }),
-        }
-        let key = match &name {
-            EntryName::Blob(d) => d.to_string(),
-            EntryName::OciLayout => OCI_LAYOUT.to_owned(),
-            EntryName::Index => INDEX_JSON.to_owned(),
-            EntryName::Dir => unreachable!("directories continue above"),
-        };
-        if !seen.insert(key) {
-            return Err(Error::Duplicate { path });
-        }
-        let size = entry.header().size().map_err(Error::Io)?;
-        match name {
-            EntryName::OciLayout | EntryName::Index => {
-                if size > MAX_INDEX_BYTES {
-                    return Err(Error::TooLarge {
-                        what: path,
-                        limit: MAX_INDEX_BYTES,
-                    });
-                }
-                let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-                entry.read_to_end(&mut bytes).map_err(Error::Io)?;
-                if matches!(name, EntryName::OciLayout) {
-                    oci_layout = Some(bytes);
-                } else {
-                    index = Some(bytes);
-                }
-            }
-            EntryName::Blob(digest) => {
-                let mut hashing = HashingReader::new(&mut entry);
-                let read = on_blob(&digest, size, &mut hashing).map_err(Error::Io)?;
-                let (actual, n, _) = hashing.finish();
-                if read != size || n != size {
-                    return Err(Error::Truncated { path });
-                }
-                if actual != digest {
-                    return Err(Error::DigestMismatch { path, actual });
-                }
-            }
-            EntryName::Dir => {}
-        }
-    }
-    let bytes_read = archive.into_inner().count;
-    Ok(TarLayout {
-        oci_layout: oci_layout.ok_or(Error::Missing { name: OCI_LAYOUT })?,
-        index: index.ok_or(Error::Missing { name: INDEX_JSON })?,
-        bytes_read,
-    })
-}
-
-/// Counts bytes and refuses to go past a limit (a decompression bomb stops here).
-struct CountingReader<R> {
-    inner: R,
-    count: u64,
-    limit: u64,
-}
-
-impl<R: Read> Read for CountingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.count += n as u64;
-        if self.count > self.limit {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("the archive expands to more than {} bytes", self.limit),
-            ));
-        }
-        Ok(n)
-    }
-}
-
 /// Layout errors.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -526,7 +386,16 @@ pub enum Error {
         /// Why.
         reason: String,
     },
-    /// Reading or writing failed (including a truncated or corrupt archive).
+    /// The archive expands past a limit (a decompression bomb stops here).
+    #[error("the archive expands to more than {limit} bytes")]
+    Expands {
+        /// The limit.
+        limit: u64,
+    },
+    /// The tar stream is malformed, or over one of its limits.
+    #[error(transparent)]
+    Tar(#[from] tar::reader::Error),
+    /// Reading or writing failed (including a corrupt compressed stream).
     #[error("cannot read the archive")]
     Io(#[source] io::Error),
 }
@@ -535,6 +404,10 @@ pub enum Error {
 #[allow(clippy::disallowed_methods)] // tests build archives in memory
 mod tests {
     use super::*;
+
+    fn drain() -> impl BlobSink {
+        sink(|_, _, r| io::copy(r, &mut io::sink()))
+    }
 
     fn layout_tar(index: &[u8], blobs: &[&[u8]]) -> io::Result<Vec<u8>> {
         let mut sorted: Vec<(Digest, &[u8])> = blobs.iter().map(|b| (Digest::of(b), *b)).collect();
@@ -556,12 +429,16 @@ mod tests {
             "order and bytes are fixed"
         );
         let mut seen = Vec::new();
-        let l = read_tar(&a[..], u64::MAX, |d, _, r| {
-            let mut v = Vec::new();
-            r.read_to_end(&mut v)?;
-            seen.push((*d, v.clone()));
-            Ok(v.len() as u64)
-        })?;
+        let l = read_tar(
+            &a[..],
+            Expansion::at_most(u64::MAX),
+            &mut sink(|d, _, r| {
+                let mut v = Vec::new();
+                r.read_to_end(&mut v)?;
+                seen.push((*d, v.clone()));
+                Ok(v.len() as u64)
+            }),
+        )?;
         assert_eq!(l.index, index);
         check_oci_layout(&l.oci_layout)?;
         assert_eq!(seen.len(), 2);
@@ -605,23 +482,26 @@ mod tests {
         let gz = gz.finish()?;
         let zst = zstd::stream::encode_all(&plain[..], 3)?;
         for bytes in [plain, gz, zst] {
-            let l = read_tar(&bytes[..], u64::MAX, |_, _, r| io::copy(r, &mut io::sink()))?;
+            let l = read_tar(&bytes[..], Expansion::at_most(u64::MAX), &mut drain())?;
             assert_eq!(l.index, br#"{"schemaVersion":2,"manifests":[]}"#);
         }
         Ok(())
     }
 
+    /// A GNU-style member with any type flag and link name, checksummed.
     fn raw_entry(out: &mut Vec<u8>, path: &str, kind: u8, content: &[u8], link: &str) {
-        let mut h = ::tar::Header::new_gnu();
-        if let Some(g) = h.as_gnu_mut() {
-            g.name[..path.len().min(100)].copy_from_slice(&path.as_bytes()[..path.len().min(100)]);
-            g.linkname[..link.len()].copy_from_slice(link.as_bytes());
-        }
-        h.set_size(content.len() as u64);
-        h.set_entry_type(::tar::EntryType::new(kind));
-        h.set_mode(0o644);
-        h.set_cksum();
-        out.extend_from_slice(h.as_bytes());
+        let mut h = [0u8; 512];
+        let name = &path.as_bytes()[..path.len().min(100)];
+        h[..name.len()].copy_from_slice(name);
+        h[100..108].copy_from_slice(b"0000644\0");
+        h[124..136].copy_from_slice(format!("{:011o}\0", content.len()).as_bytes());
+        h[156] = kind;
+        h[157..157 + link.len()].copy_from_slice(link.as_bytes());
+        h[257..265].copy_from_slice(b"ustar  \0");
+        h[148..156].fill(b' ');
+        let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
+        h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        out.extend_from_slice(&h);
         out.extend_from_slice(content);
         out.resize(out.len() + tar::padding(content.len() as u64), 0);
     }
@@ -643,7 +523,7 @@ mod tests {
             let mut t = Vec::new();
             raw_entry(&mut t, path, kind, content, link);
             t.extend_from_slice(&tar::TRAILER);
-            let r = read_tar(&t[..], u64::MAX, |_, _, r| io::copy(r, &mut io::sink()));
+            let r = read_tar(&t[..], Expansion::at_most(u64::MAX), &mut drain());
             assert!(r.is_err(), "{path} must be refused");
         }
         // A blob whose bytes do not match its name, and a duplicate.
@@ -651,7 +531,7 @@ mod tests {
         raw_entry(&mut t, &format!("blobs/sha256/{d}"), b'0', b"y", "");
         t.extend_from_slice(&tar::TRAILER);
         assert!(matches!(
-            read_tar(&t[..], u64::MAX, |_, _, r| io::copy(r, &mut io::sink())),
+            read_tar(&t[..], Expansion::at_most(u64::MAX), &mut drain()),
             Err(Error::DigestMismatch { .. })
         ));
         let mut t = Vec::new();
@@ -659,7 +539,7 @@ mod tests {
         raw_entry(&mut t, "./oci-layout", b'0', OCI_LAYOUT_BYTES, "");
         t.extend_from_slice(&tar::TRAILER);
         assert!(matches!(
-            read_tar(&t[..], u64::MAX, |_, _, r| io::copy(r, &mut io::sink())),
+            read_tar(&t[..], Expansion::at_most(u64::MAX), &mut drain()),
             Err(Error::Duplicate { .. })
         ));
     }
@@ -670,9 +550,28 @@ mod tests {
         let plain = layout_tar(br#"{"schemaVersion":2,"manifests":[]}"#, &[&big])?;
         let zst = zstd::stream::encode_all(&plain[..], 3)?;
         assert!(zst.len() < 10_000, "it compresses very well");
-        let r = read_tar(&zst[..], 1 << 20, |_, _, r| io::copy(r, &mut io::sink()));
+        let r = read_tar(&zst[..], Expansion::at_most(1 << 20), &mut drain());
         assert!(r.is_err());
         Ok(())
+    }
+
+    // issue 13: manifest bytes parsed as an index with no entries (`manifests` defaulted to
+    // empty), so an entry typed as an index imported a manifest that could not be restored.
+    #[test]
+    fn an_index_is_never_a_manifest() {
+        let config = format!(
+            r#"{{"mediaType":"application/vnd.oci.empty.v1+json","digest":"{}","size":2}}"#,
+            Digest::of(b"{}")
+        );
+        let manifest = format!(r#"{{"schemaVersion":2,"config":{config},"layers":[]}}"#);
+        assert!(RawIndex::from_bytes(manifest.into_bytes()).is_err());
+        let layers_only = br#"{"schemaVersion":2,"layers":[],"manifests":[]}"#;
+        assert!(RawIndex::from_bytes(layers_only.to_vec()).is_err());
+        assert!(
+            RawIndex::from_bytes(br#"{"schemaVersion":2}"#.to_vec()).is_err(),
+            "`manifests` is required"
+        );
+        assert!(RawIndex::from_bytes(br#"{"schemaVersion":2,"manifests":[]}"#.to_vec()).is_ok());
     }
 
     #[test]

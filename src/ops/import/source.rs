@@ -1,0 +1,107 @@
+//! Where an import reads blobs from: a layout directory in place, or the blobs phase 1 staged
+//! from an archive. Every read is checked against the digest and size asked for.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use crate::digest::{Digest, HashingReader};
+use crate::ops::Error;
+
+/// Where blobs come from.
+pub(super) enum Source {
+    /// A layout directory, read in place; `verified` when its blobs were checked against
+    /// their digests as they were written (a pull's staging directory).
+    Dir(PathBuf, bool),
+    /// Blobs staged from an archive, already checked against their names.
+    Staged {
+        dir: tempfile::TempDir,
+        sizes: HashMap<Digest, u64>,
+    },
+}
+
+impl Source {
+    pub(super) fn size(&self, d: &Digest) -> Result<Option<u64>, Error> {
+        match self {
+            Source::Dir(root, _) => {
+                let p = blob_path(root, d);
+                match std::fs::symlink_metadata(&p) {
+                    Ok(m) if m.file_type().is_file() => Ok(Some(m.len())),
+                    Ok(_) => Err(Error::BadLayout {
+                        reason: format!("{} is not a regular file", p.display()),
+                    }),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                    Err(source) => Err(Error::Io { path: p, source }),
+                }
+            }
+            Source::Staged { sizes, .. } => Ok(sizes.get(d).copied()),
+        }
+    }
+
+    pub(super) fn open(&self, d: &Digest) -> Result<File, Error> {
+        let p = match self {
+            Source::Dir(root, _) => blob_path(root, d),
+            Source::Staged { dir, .. } => dir.path().join(d.hex()),
+        };
+        File::open(&p).map_err(|source| Error::Io { path: p, source })
+    }
+
+    /// Checks that blob `d` exists with `size` bytes and (for a directory) hashes to `d`.
+    pub(super) fn check(&self, d: &Digest, size: u64) -> Result<(), Error> {
+        match self.size(d)? {
+            None => return Err(Error::MissingBlob { digest: *d }),
+            Some(actual) if actual != size => {
+                return Err(Error::BlobSize {
+                    digest: *d,
+                    expected: size,
+                    actual,
+                });
+            }
+            Some(_) => {}
+        }
+        if let Source::Dir(_, false) = self {
+            let mut r = HashingReader::new(self.open(d)?);
+            io::copy(&mut r, &mut io::sink()).map_err(|source| Error::Io {
+                path: PathBuf::from(d.to_string()),
+                source,
+            })?;
+            let (actual, _, _) = r.finish();
+            if actual != *d {
+                return Err(Error::BlobDigest { digest: *d, actual });
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads a small blob whole, checked.
+    pub(super) fn read(&self, d: &Digest, size: u64, limit: u64) -> Result<Vec<u8>, Error> {
+        if size > limit {
+            return Err(Error::BadLayout {
+                reason: format!(
+                    "{d} claims {size} bytes, more than the {limit} snap accepts for metadata"
+                ),
+            });
+        }
+        self.check(d, size)?;
+        let mut bytes = Vec::new();
+        self.open(d)?
+            .take(limit + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|source| Error::Io {
+                path: PathBuf::from(d.to_string()),
+                source,
+            })?;
+        if Digest::of(&bytes) != *d || bytes.len() as u64 != size {
+            return Err(Error::BlobDigest {
+                digest: *d,
+                actual: Digest::of(&bytes),
+            });
+        }
+        Ok(bytes)
+    }
+}
+
+pub(super) fn blob_path(root: &Path, d: &Digest) -> PathBuf {
+    root.join("blobs").join("sha256").join(d.hex())
+}
