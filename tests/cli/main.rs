@@ -15,6 +15,7 @@ mod export;
 mod fsck;
 mod gc;
 mod hostile;
+mod hostile_property;
 mod layout;
 mod log;
 mod ls;
