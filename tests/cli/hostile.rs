@@ -1,5 +1,7 @@
 //! The hostile archives of fixtures/oci/hostile (see fixtures/README.md): each is refused with
-//! a clear error and the store is left exactly as it was.
+//! a clear error and the store is left exactly as it was. Then issue 13's hostile restores,
+//! with images and artifacts built in the test (`layout.rs`): nothing escapes DEST, nothing
+//! touches `.store` or `.git`, `--force` loses no unrecorded file.
 
 use std::path::{Path, PathBuf};
 
