@@ -100,6 +100,30 @@ pub fn report(printer: &Printer, err: &anyhow::Error) -> ExitStatus {
     }
 }
 
+/// Hints for paths a restore refuses (issue 13).
+fn dest_hint(e: &snap::worktree::dest::Error) -> Option<(String, &'static str)> {
+    use snap::worktree::dest::Error as D;
+    Some(match e {
+        D::Reserved { .. } => (
+            "nothing was written; restore never writes `.git` or `.store`: `snap ls` shows the snapshot's paths".into(),
+            "reserved-name",
+        ),
+        D::Protected { .. } | D::InStore { .. } => (
+            "restore into a directory that does not hold the store, or outside it".into(),
+            "store-in-destination",
+        ),
+        D::WouldDelete { .. } => (
+            "nothing was written; move that directory away (or delete it if its files are not needed) and run restore again".into(),
+            "force-keeps-directories",
+        ),
+        D::ThroughSymlink { .. } => (
+            "nothing was written into place; the image writes through a symlink, check where it came from".into(),
+            "restore-refused",
+        ),
+        _ => return None,
+    })
+}
+
 /// Hints for registry errors.
 fn registry_hint(e: &snap::registry::Error) -> Option<(String, &'static str)> {
     use snap::registry::Error as R;
@@ -247,6 +271,15 @@ fn hint_for(err: &ops::Error) -> Option<(String, &'static str)> {
         ops::Error::Restore(snap::worktree::restore::Error::NotEmpty { .. }) => Some((
             "restore into a new or empty directory, or pass --force to overwrite".into(),
             "destination-not-empty",
+        )),
+        ops::Error::Restore(snap::worktree::restore::Error::Dest(d))
+        | ops::Error::Unpack(snap::worktree::unpack::Error::Dest(d)) => dest_hint(d),
+        ops::Error::Unpack(
+            snap::worktree::unpack::Error::UnsafePath { .. }
+            | snap::worktree::unpack::Error::TitleClash { .. },
+        ) => Some((
+            "nothing was written; the image or artifact is unsafe to restore, check where it came from".into(),
+            "restore-refused",
         )),
         ops::Error::TagExists { .. } => Some(("pass --force to move the tag".into(), "tag-exists")),
         ops::Error::CommitToTag { .. } => Some((

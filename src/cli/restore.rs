@@ -44,6 +44,16 @@ pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {
                 args.dest.display()
             ),
         );
+        if out.stats.skipped > 0 {
+            ctx.printer.status(
+                "Skipped",
+                format!(
+                    "{} image entries: special files, names that are not UTF-8, or reserved \
+                     (`.git`, `.store`); `snap ls {}` lists them",
+                    out.stats.skipped, args.rev
+                ),
+            );
+        }
     }
     Ok(ExitStatus::Success)
 }

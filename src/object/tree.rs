@@ -31,6 +31,13 @@ impl EntryName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Whether restore must never write an entry of this name: `.git`, `.store` or a spelling
+    /// some filesystem takes for one of them (see [`crate::object::path::is_reserved`]).
+    #[must_use]
+    pub fn is_reserved(&self) -> bool {
+        crate::object::path::is_reserved(&self.0)
+    }
 }
 
 impl fmt::Display for EntryName {
@@ -246,6 +253,14 @@ pub enum Error {
     InvalidName {
         /// The name.
         name: String,
+    },
+    /// A path that is not a `/`-separated sequence of valid entry names.
+    #[error(
+        "invalid path {path:?}: paths must be relative, `/`-separated entry names, without empty, `.` or `..` components"
+    )]
+    InvalidPath {
+        /// The path.
+        path: String,
     },
     /// Two entries with one name.
     #[error("duplicate entry name {name:?}")]

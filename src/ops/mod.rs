@@ -367,6 +367,8 @@ impl Error {
                 | worktree::restore::Error::NotADirectory { .. },
             ) => ErrorKind::InvalidInput,
             Error::Restore(worktree::restore::Error::Tree { .. }) => ErrorKind::Corrupt,
+            Error::Restore(worktree::restore::Error::Dest(d))
+            | Error::Unpack(worktree::unpack::Error::Dest(d)) => dest_kind(d),
             Error::Restore(_) => ErrorKind::Io,
             Error::Unpack(worktree::unpack::Error::Objects(o)) => objects_kind(o),
             Error::Unpack(worktree::unpack::Error::Io { .. }) => ErrorKind::Io,
@@ -421,6 +423,14 @@ fn registry_kind(e: &crate::registry::Error) -> ErrorKind {
         R::Source { .. } => ErrorKind::Corrupt,
         R::Io { .. } => ErrorKind::Io,
         _ => ErrorKind::Network,
+    }
+}
+
+/// Refused paths are bad input; only a failed filesystem operation is `Io`.
+fn dest_kind(e: &worktree::dest::Error) -> ErrorKind {
+    match e {
+        worktree::dest::Error::Io { .. } => ErrorKind::Io,
+        _ => ErrorKind::InvalidInput,
     }
 }
 

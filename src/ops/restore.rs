@@ -1,7 +1,9 @@
 //! `snap restore`: bring a snapshot's files back, byte for byte.
 //!
-//! Plans first (every tree read and verified), then applies through
-//! [`crate::worktree::restore`], which never leaves a partial file at a final path.
+//! Plans first (every tree read and verified, every path checked), then applies through
+//! [`crate::worktree::restore`], which never leaves a partial file at a final path, never
+//! writes `.git` or `.store` or the open store, never follows a symlink, and never deletes a
+//! directory holding files the snapshot does not record.
 
 use std::path::PathBuf;
 
@@ -10,6 +12,7 @@ use crate::ops::Error;
 use crate::rev;
 use crate::snapshot::Artifact;
 use crate::store::Store;
+use crate::worktree::dest::Guard;
 use crate::worktree::restore::{self, RestoreStats};
 use crate::worktree::unpack;
 
@@ -41,29 +44,45 @@ pub struct RestoreOutcome {
 /// # Errors
 /// `NotFound` for an unknown revision or a missing object, `Corrupt` for damaged objects
 /// (nothing is written into place then), `InvalidInput` for a non-empty destination without
-/// `force`, `Io` otherwise.
+/// `force`, a reserved or unsafe path, a destination inside the store, or a non-empty
+/// directory where the snapshot has a file (all refused before anything is written), `Io`
+/// otherwise.
 pub fn restore(
     store: &Store,
     opts: &RestoreOptions,
     progress: &dyn crate::worktree::build::Progress,
 ) -> Result<RestoreOutcome, Error> {
     let id = rev::resolve(store, &opts.rev)?;
-    let stats = match Artifact::load(store, &id)? {
+    let artifact = Artifact::load(store, &id)?;
+    // What restore must leave alone besides `.git` and `.store`: the open store, if it lies
+    // inside the destination under another name (and a destination inside the store is
+    // refused outright).
+    let guard = Guard::new(&opts.dest, store.dir()).map_err(restore::Error::from)?;
+    let stats = match artifact {
         Artifact::Snapshot(snap) => {
             let plan = restore::plan(&store.objects, &snap.root())?;
-            restore::apply(&store.objects, &plan, &opts.dest, opts.force, progress)?
+            restore::apply(
+                &store.objects,
+                &plan,
+                &opts.dest,
+                opts.force,
+                &guard,
+                progress,
+            )?
         }
         Artifact::Manifest(m) => {
             let m = m.manifest();
             match unpack::kind(m)? {
-                unpack::Kind::Files => restore::materialize(&opts.dest, opts.force, |base, _| {
-                    unpack::write_files(&store.objects, m, base).map_err(Error::from)
-                })?,
-                unpack::Kind::Image => restore::materialize(&opts.dest, opts.force, |base, _| {
-                    unpack::apply_layers(&store.objects, m, base)
-                        .map(|(stats, _skipped)| stats)
-                        .map_err(Error::from)
-                })?,
+                unpack::Kind::Files => {
+                    restore::assemble(&opts.dest, opts.force, &guard, |stage, guard| {
+                        unpack::write_files(&store.objects, m, stage, guard).map_err(Error::from)
+                    })?
+                }
+                unpack::Kind::Image => {
+                    restore::assemble(&opts.dest, opts.force, &guard, |stage, guard| {
+                        unpack::apply_layers(&store.objects, m, stage, guard).map_err(Error::from)
+                    })?
+                }
             }
         }
         Artifact::Index(index) => {

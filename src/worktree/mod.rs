@@ -4,6 +4,7 @@
 //! This module writes objects but never moves refs; `ops` does that.
 
 pub mod build;
+pub mod dest;
 pub mod restore;
 pub mod scan;
 pub mod statcache;

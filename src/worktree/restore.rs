@@ -1,45 +1,58 @@
 //! Materializing a tree into a directory, byte for byte.
 //!
-//! A restore is planned first (every tree read and verified), then applied:
+//! A restore is planned first (every tree read and verified, every path admitted by the
+//! [`Guard`]: no `.git` or `.store` anywhere, nothing into the open store), then applied:
 //!
 //! * into a new or empty destination, everything is written into a staging directory next to
 //!   it (`.tmp-restore-*`), the filesystem is synced, and the staging directory (or its
 //!   children, for an existing empty destination) is renamed into place: an interrupted
 //!   restore leaves no partial destination;
-//! * with `force` into a non-empty destination, each file is written to a temp file beside
-//!   its final path and renamed over it, so no final path ever holds a partial file.
+//! * in place — with `force` into a non-empty destination, or into one holding only its
+//!   `.store` — the destination is first checked against the plan: where the plan has a file
+//!   or symlink and the destination a directory that is not empty, the restore is refused
+//!   before anything is written, naming the directory (files the snapshot does not record are
+//!   never lost). Then each file is written to a temp file beside its final path and renamed
+//!   over it, so no final path ever holds a partial file.
 //!
-//! Every file's digest is verified before its final rename. Symlinks are created, never
-//! followed: anything in the way of a recorded directory (a symlink, a file) is replaced only
-//! with `force`. Files are created with mode 0666 or 0777 minus the umask.
+//! Images and artifacts go through [`assemble`]: they are built in a staging directory of
+//! their own — so a whiteout can only undo what an earlier layer wrote — which is renamed
+//! into a new or empty destination, or merged into the destination by the same rules.
+//!
+//! Every file's digest is verified before its final rename. Every filesystem operation goes
+//! through [`Root`]: relative to directory descriptors, never following a symlink (one in the
+//! way of a recorded directory is replaced). Files are created with mode 0666 or 0777 minus
+//! the umask.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::ffi::OsStr;
+use std::fs::{self, File};
+use std::io::{self, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
+use rustix::fs::FileType;
 
 use crate::digest::Digest;
-use crate::object::{EntryKind, Tree};
+use crate::object::{EntryKind, EntryPath, Tree};
 use crate::store::objects::{self, Location, Objects};
+use crate::worktree::dest::{self, DirCache, Guard, Root};
 
 /// What to restore, flattened in pre-order.
 #[derive(Debug, Default)]
 pub struct RestorePlan {
-    /// Directories, parents first (relative paths).
-    pub dirs: Vec<String>,
-    /// Files: relative path, digest, size, executable.
+    /// Directories, parents first.
+    pub dirs: Vec<EntryPath>,
+    /// Files: path, digest, size, executable.
     pub files: Vec<PlannedFile>,
-    /// Symlinks: relative path and target.
-    pub symlinks: Vec<(String, String)>,
+    /// Symlinks: path and target.
+    pub symlinks: Vec<(EntryPath, String)>,
 }
 
 /// One file to write.
 #[derive(Clone, Debug)]
 pub struct PlannedFile {
-    /// Relative path.
-    pub path: String,
+    /// Path in the snapshot.
+    pub path: EntryPath,
     /// Content digest.
     pub digest: Digest,
     /// Size.
@@ -53,6 +66,22 @@ impl RestorePlan {
     #[must_use]
     pub fn bytes(&self) -> u64 {
         self.files.iter().map(|f| f.size).sum()
+    }
+
+    /// Every path of the plan: directories, files, symlinks.
+    pub fn paths(&self) -> impl Iterator<Item = &EntryPath> {
+        self.dirs
+            .iter()
+            .chain(self.files.iter().map(|f| &f.path))
+            .chain(self.symlinks.iter().map(|(p, _)| p))
+    }
+
+    /// The paths that are not directories: files and symlinks.
+    fn leaves(&self) -> impl Iterator<Item = &EntryPath> {
+        self.files
+            .iter()
+            .map(|f| &f.path)
+            .chain(self.symlinks.iter().map(|(p, _)| p))
     }
 }
 
@@ -77,7 +106,7 @@ pub fn plan_with(
     root: &Digest,
 ) -> Result<RestorePlan, Error> {
     let mut plan = RestorePlan::default();
-    let mut stack = vec![(String::new(), *root)];
+    let mut stack: Vec<(Option<EntryPath>, Digest)> = vec![(None, *root)];
     // Depth-first, pre-order: pop the last pushed, push children in reverse.
     while let Some((prefix, digest)) = stack.pop() {
         let bytes = read_tree(&digest)?;
@@ -87,11 +116,7 @@ pub fn plan_with(
         })?;
         let mut subdirs = Vec::new();
         for e in tree.entries() {
-            let path = if prefix.is_empty() {
-                e.name.as_str().to_owned()
-            } else {
-                format!("{prefix}/{}", e.name)
-            };
+            let path = EntryPath::child(prefix.as_ref(), &e.name);
             match &e.kind {
                 EntryKind::File {
                     size,
@@ -105,7 +130,7 @@ pub fn plan_with(
                 }),
                 EntryKind::Dir { digest } => {
                     plan.dirs.push(path.clone());
-                    subdirs.push((path, *digest));
+                    subdirs.push((Some(path), *digest));
                 }
                 EntryKind::Symlink { target } => plan.symlinks.push((path, target.clone())),
             }
@@ -136,77 +161,142 @@ pub struct RestoreStats {
     pub symlinks: u64,
     /// Bytes written.
     pub bytes: u64,
+    /// Entries of an image's layers that were not restored: devices, FIFOs, names that are
+    /// not UTF-8, and paths with a reserved name (`.git`, `.store`) or into the store.
+    #[serde(default)]
+    pub skipped: u64,
 }
 
 /// Applies `plan` under `dest`.
 ///
 /// # Errors
-/// [`Error::NotEmpty`] if `dest` has entries and `force` is off; [`Error::Objects`] if an
-/// object is missing or corrupt (nothing is renamed into place then); [`Error::Io`].
+/// [`dest::Error::Reserved`] or [`dest::Error::Protected`] for a path the guard refuses, and
+/// [`dest::Error::WouldDelete`] for a non-empty directory where the plan has a file or symlink
+/// (both before anything is written); [`Error::NotEmpty`] if `dest` has entries and `force`
+/// is off; [`Error::Objects`] if an object is missing or corrupt (nothing is renamed into
+/// place then); [`Error::Io`].
 pub fn apply(
     objects: &Objects,
     plan: &RestorePlan,
     dest: &Path,
     force: bool,
+    guard: &Guard,
     progress: &dyn crate::worktree::build::Progress,
 ) -> Result<RestoreStats, Error> {
+    for path in plan.paths() {
+        guard.admit(path)?;
+    }
+    let state = DestState::of(dest, force)?;
     progress.begin(plan.files.len() as u64, plan.bytes());
-    materialize(dest, force, |base, replace| {
-        write_all(objects, plan, base, replace, progress)
+    if state.in_place() {
+        let root = Root::open(dest)?;
+        check_in_place(&root, plan.leaves())?;
+        return synced(dest, || write_in_place(objects, plan, &root, progress));
+    }
+    staged(dest, state, |stage| {
+        write_fresh(objects, plan, stage, progress)
     })
 }
 
-/// Runs `write(base, replace)` so that `dest` ends up holding what it writes, with the same
-/// guarantees as [`apply`]: into a new or empty `dest` through a staging directory beside it
-/// (then one filesystem sync and a rename), into a non-empty one only with `force`, in place
-/// (`replace` is then true). Errors of `write` are returned as they are; the staging
-/// directory is removed.
+/// Runs `build(stage, guard)` in a staging directory of its own, then puts what it wrote in
+/// `dest` with the guarantees of [`apply`]: into a new or empty `dest` by renaming the
+/// staging directory (beside `dest`) into place; in place (with `force`, or into a
+/// destination holding only `.store`) by checking `dest` against what was built, then moving
+/// each entry over from the staging directory (inside `dest`, so the moves are renames).
+/// `build` must admit with `guard` what it writes; what it built is checked again before the
+/// merge. Errors of `build` are returned as they are; the staging directory is removed.
 ///
 /// # Errors
-/// [`Error::NotEmpty`], [`Error::NotADirectory`], [`Error::Io`], or what `write` returns.
-pub fn materialize<E: From<Error>>(
+/// [`Error::NotEmpty`], [`Error::NotADirectory`], [`Error::Dest`], [`Error::Io`], or what
+/// `build` returns.
+pub fn assemble<E: From<Error>>(
     dest: &Path,
     force: bool,
-    write: impl FnOnce(&Path, bool) -> Result<RestoreStats, E>,
+    guard: &Guard,
+    build: impl FnOnce(&Root, &Guard) -> Result<RestoreStats, E>,
 ) -> Result<RestoreStats, E> {
-    let state = match fs::symlink_metadata(dest) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => DestState::Missing,
-        Err(source) => return Err(io_err(dest, source).into()),
-        Ok(m) if m.is_dir() => {
-            let mut names = Vec::new();
-            for e in fs::read_dir(dest).map_err(|e| io_err(dest, e))? {
-                names.push(e.map_err(|e| io_err(dest, e))?.file_name());
-            }
-            if names.is_empty() {
-                DestState::Empty
-            } else if names == [crate::store::STORE_DIR_NAME] {
-                // A fresh clone holding only its store (`snap pull` then `snap restore SNAP .`):
-                // nothing to overwrite, so write in place, as with `force`.
-                DestState::OnlyStore
-            } else {
-                DestState::NonEmpty
-            }
-        }
-        Ok(_) => {
-            return Err(Error::NotADirectory {
-                path: dest.to_owned(),
-            }
-            .into());
-        }
-    };
-    if state == DestState::OnlyStore {
-        return synced(dest, || write(dest, true));
+    let state = DestState::of(dest, force)?;
+    if !state.in_place() {
+        return staged(dest, state, |stage| build(stage, guard));
     }
-    if state == DestState::NonEmpty {
-        if !force {
+    let root = Root::open(dest).map_err(Error::from)?;
+    let temp = tempfile::Builder::new()
+        .prefix(&format!("{}restore-", crate::fs::TEMP_PREFIX))
+        .tempdir_in(dest)
+        .map_err(|e| io_err(dest, e))?;
+    let mut guard = guard.clone();
+    if let Some(name) = temp.path().file_name() {
+        guard.protect(Path::new(name), temp.path().to_owned());
+    }
+    let stage = Root::open_scratch(temp.path()).map_err(Error::from)?;
+    let stats = build(&stage, &guard)?;
+    let built = walk(&stage)?;
+    for (path, _) in &built {
+        guard.admit(path).map_err(Error::from)?;
+    }
+    check_in_place(&root, built.iter().filter(|(_, d)| !d).map(|(p, _)| p))?;
+    synced(dest, || merge(&stage, &root, &built))?;
+    drop(stage);
+    temp.close().map_err(|e| io_err(dest, e))?;
+    Ok(stats)
+}
+
+/// What the destination holds before a restore.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum DestState {
+    Missing,
+    Empty,
+    NonEmpty,
+    OnlyStore,
+}
+
+impl DestState {
+    /// Looks at `dest`; a non-empty one without `force` is [`Error::NotEmpty`].
+    fn of(dest: &Path, force: bool) -> Result<DestState, Error> {
+        let state = match fs::symlink_metadata(dest) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => DestState::Missing,
+            Err(source) => return Err(io_err(dest, source)),
+            Ok(m) if m.is_dir() => {
+                let mut names = Vec::new();
+                for e in fs::read_dir(dest).map_err(|e| io_err(dest, e))? {
+                    names.push(e.map_err(|e| io_err(dest, e))?.file_name());
+                }
+                if names.is_empty() {
+                    DestState::Empty
+                } else if names == [crate::store::STORE_DIR_NAME] {
+                    // A fresh clone holding only its store (`snap pull` then `snap restore
+                    // SNAP .`): nothing to overwrite, so write in place, as with `force`.
+                    DestState::OnlyStore
+                } else {
+                    DestState::NonEmpty
+                }
+            }
+            Ok(_) => {
+                return Err(Error::NotADirectory {
+                    path: dest.to_owned(),
+                });
+            }
+        };
+        if state == DestState::NonEmpty && !force {
             return Err(Error::NotEmpty {
                 path: dest.to_owned(),
-            }
-            .into());
+            });
         }
-        return synced(dest, || write(dest, true));
+        Ok(state)
     }
 
+    fn in_place(self) -> bool {
+        matches!(self, DestState::NonEmpty | DestState::OnlyStore)
+    }
+}
+
+/// Runs `write` on a staging directory beside `dest` (new or empty), then one filesystem
+/// sync, then renames the staging directory (or its entries) into place.
+fn staged<E: From<Error>>(
+    dest: &Path,
+    state: DestState,
+    write: impl FnOnce(&Root) -> Result<RestoreStats, E>,
+) -> Result<RestoreStats, E> {
     let dest = std::path::absolute(dest).map_err(|e| io_err(dest, e))?;
     let parent = dest
         .parent()
@@ -220,30 +310,23 @@ pub fn materialize<E: From<Error>>(
     ));
     fs::create_dir(&stage_path).map_err(|e| io_err(&stage_path, e))?;
     let mut staging = Staging(Some(stage_path.clone()));
+    let stage = Root::open_scratch(&stage_path).map_err(Error::from)?;
 
-    let stats = synced(&stage_path, || write(&stage_path, false))?;
+    let stats = synced(&stage_path, || write(&stage))?;
 
     if state == DestState::Missing {
         fs::rename(&stage_path, &dest).map_err(|e| io_err(&dest, e))?;
         staging.0 = None;
     } else {
-        for entry in fs::read_dir(&stage_path).map_err(|e| io_err(&stage_path, e))? {
-            let entry = entry.map_err(|e| io_err(&stage_path, e))?;
-            let target = dest.join(entry.file_name());
-            fs::rename(entry.path(), &target).map_err(|e| io_err(&target, e))?;
+        let root = Root::open(&dest).map_err(Error::from)?;
+        for (name, _) in stage.entries(None).map_err(Error::from)? {
+            root.take(&stage, &EntryPath::from_name(&name))
+                .map_err(Error::from)?;
         }
         crate::fs::sync_dir(&dest).map_err(|e| io_err(&dest, e))?;
     }
     crate::fs::sync_dir(parent).map_err(|e| io_err(parent, e))?;
     Ok(stats)
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum DestState {
-    Missing,
-    Empty,
-    NonEmpty,
-    OnlyStore,
 }
 
 /// Removes a staging directory unless disarmed.
@@ -257,36 +340,83 @@ impl Drop for Staging {
     }
 }
 
-/// Writes the plan under `base`. With `replace`, existing entries in the way are replaced
-/// (files and symlinks atomically; a non-directory where a directory goes is removed).
-fn write_all(
+/// Refuses, before anything is written, to put a file or symlink where `root` has a
+/// directory that is not empty.
+fn check_in_place<'a>(
+    root: &Root,
+    leaves: impl Iterator<Item = &'a EntryPath>,
+) -> Result<(), Error> {
+    let mut cache = DirCache::default();
+    for path in leaves {
+        if root.kind(&mut cache, path)? == Some(FileType::Directory) && !root.is_empty_dir(path)? {
+            return Err(dest::Error::WouldDelete {
+                path: root.display(path),
+            }
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// Everything below `stage` with whether it is a directory, in pre-order: sorted by
+/// components, each directory comes before what is in it.
+fn walk(stage: &Root) -> Result<Vec<(EntryPath, bool)>, Error> {
+    let mut out = Vec::new();
+    let mut dirs: Vec<Option<EntryPath>> = vec![None];
+    while let Some(dir) = dirs.pop() {
+        for (name, kind) in stage.entries(dir.as_ref())? {
+            let path = EntryPath::child(dir.as_ref(), &name);
+            let is_dir = kind == FileType::Directory;
+            if is_dir {
+                dirs.push(Some(path.clone()));
+            }
+            out.push((path, is_dir));
+        }
+    }
+    out.sort_by(|a, b| a.0.components().cmp(b.0.components()));
+    Ok(out)
+}
+
+/// Moves what `walk` found from `stage` into `root`: a directory missing there (or in the way
+/// of a file or symlink) moves whole; into an existing one, its entries move one by one.
+fn merge(stage: &Root, root: &Root, built: &[(EntryPath, bool)]) -> Result<(), Error> {
+    let mut cache = DirCache::default();
+    let mut moved: Option<&EntryPath> = None;
+    for (path, is_dir) in built {
+        if moved.is_some_and(|m| path.starts_with(m)) {
+            continue;
+        }
+        if *is_dir && root.kind(&mut cache, path)? == Some(FileType::Directory) {
+            continue;
+        }
+        root.take(stage, path)?;
+        if *is_dir {
+            moved = Some(path);
+        }
+    }
+    Ok(())
+}
+
+/// Writes the plan into a fresh staging directory.
+fn write_fresh(
     objects: &Objects,
     plan: &RestorePlan,
-    base: &Path,
-    replace: bool,
+    stage: &Root,
     progress: &dyn crate::worktree::build::Progress,
 ) -> Result<RestoreStats, Error> {
     let mut stats = RestoreStats::default();
+    let mut cache = DirCache::default();
     for d in &plan.dirs {
-        let p = base.join(d);
-        match fs::symlink_metadata(&p) {
-            Ok(m) if m.is_dir() => {}
-            Ok(_) if replace => {
-                fs::remove_file(&p).map_err(|e| io_err(&p, e))?;
-                fs::create_dir(&p).map_err(|e| io_err(&p, e))?;
-                stats.dirs += 1;
-            }
-            _ => {
-                fs::create_dir(&p).map_err(|e| io_err(&p, e))?;
-                stats.dirs += 1;
-            }
-        }
+        stage.mkdir(&mut cache, d)?;
+        stats.dirs += 1;
     }
     let bytes = AtomicU64::new(0);
     plan.files
         .par_iter()
-        .try_for_each_init(Dirs::default, |dirs, f| {
-            let n = write_file(objects, f, base, &mut *dirs, replace)?;
+        .try_for_each_init(DirCache::default, |cache, f| {
+            let n = stage.create(cache, &f.path, file_mode(f), |out, at| {
+                write_object(objects, f, out, at)
+            })?;
             bytes.fetch_add(n, Ordering::Relaxed);
             progress.stored(1, n);
             Ok::<(), Error>(())
@@ -294,51 +424,69 @@ fn write_all(
     stats.files = plan.files.len() as u64;
     stats.bytes = bytes.into_inner();
     for (path, target) in &plan.symlinks {
-        let p = base.join(path);
-        if replace {
-            let tmp = temp_sibling(&p);
-            symlink(target, &tmp).map_err(|e| io_err(&p, e))?;
-            if let Ok(m) = fs::symlink_metadata(&p)
-                && m.is_dir()
-            {
-                fs::remove_dir_all(&p).map_err(|e| io_err(&p, e))?;
-            }
-            fs::rename(&tmp, &p).map_err(|e| io_err(&p, e))?;
-        } else {
-            symlink(target, &p).map_err(|e| io_err(&p, e))?;
-        }
+        stage.symlink(&mut cache, path, OsStr::new(target))?;
         stats.symlinks += 1;
     }
     Ok(stats)
 }
 
-/// Writes one file: directly (staging) or via a temp file and rename (`replace`). A corrupt
-/// copy of the object is skipped in favour of another copy, if the store has one.
-fn write_file(
+/// Writes the plan into the destination itself (checked with [`check_in_place`] first):
+/// directories made or kept, each file and symlink put in place by rename.
+fn write_in_place(
+    objects: &Objects,
+    plan: &RestorePlan,
+    root: &Root,
+    progress: &dyn crate::worktree::build::Progress,
+) -> Result<RestoreStats, Error> {
+    let mut stats = RestoreStats::default();
+    for d in &plan.dirs {
+        if root.replace_dir(d)? {
+            stats.dirs += 1;
+        }
+    }
+    let bytes = AtomicU64::new(0);
+    plan.files
+        .par_iter()
+        .try_for_each_init(DirCache::default, |cache, f| {
+            let n = root.replace_file(cache, &f.path, file_mode(f), |out, at| {
+                write_object(objects, f, out, at)
+            })?;
+            bytes.fetch_add(n, Ordering::Relaxed);
+            progress.stored(1, n);
+            Ok::<(), Error>(())
+        })?;
+    stats.files = plan.files.len() as u64;
+    stats.bytes = bytes.into_inner();
+    let mut cache = DirCache::default();
+    for (path, target) in &plan.symlinks {
+        root.replace_symlink(&mut cache, path, OsStr::new(target))?;
+        stats.symlinks += 1;
+    }
+    Ok(stats)
+}
+
+fn file_mode(f: &PlannedFile) -> u32 {
+    if f.executable { 0o777 } else { 0o666 }
+}
+
+/// Writes the object of `f` into `out`, verified. A corrupt copy of the object is skipped in
+/// favour of another copy, if the store has one.
+fn write_object(
     objects: &Objects,
     f: &PlannedFile,
-    base: &Path,
-    dirs: &mut Dirs,
-    replace: bool,
+    out: &mut File,
+    at: &Path,
 ) -> Result<u64, Error> {
-    let path = &base.join(&f.path);
-    let target = if replace {
-        temp_sibling(path)
-    } else {
-        path.clone()
-    };
     let mut last = None;
     for location in objects.locate_all_packed_first(&f.digest) {
-        let created = if replace {
-            create_file(&target, f.executable)
-        } else {
-            dirs.create(base, &f.path, f.executable)
-        };
-        let out = created.map_err(|e| io_err(&target, e))?;
-        match write_copy(objects, f, location, out, path, &target, replace) {
+        if last.is_some() {
+            out.set_len(0)
+                .and_then(|()| out.rewind())
+                .map_err(|e| io_err(at, e))?;
+        }
+        match write_copy(objects, f, location, out, at) {
             Ok(n) => return Ok(n),
             Err(e) => {
-                let _ = fs::remove_file(&target);
                 let corrupt = matches!(e, Error::Objects(objects::Error::Corrupt { .. }));
                 last = Some(e);
                 if !corrupt {
@@ -354,10 +502,8 @@ fn write_copy(
     objects: &Objects,
     f: &PlannedFile,
     location: Location,
-    mut out: File,
-    path: &Path,
+    out: &mut File,
     target: &Path,
-    replace: bool,
 ) -> Result<u64, Error> {
     let mut reader = objects.open_at(&f.digest, location)?;
     let mut buf = vec![
@@ -385,98 +531,12 @@ fn write_copy(
             reason: format!("object is {n} bytes, the tree says {}", f.size),
         }));
     }
-    if replace {
-        out.sync_data().map_err(|e| io_err(target, e))?;
-        if let Ok(m) = fs::symlink_metadata(path)
-            && m.is_dir()
-        {
-            fs::remove_dir_all(path).map_err(|e| io_err(path, e))?;
-        }
-        fs::rename(target, path).map_err(|e| io_err(path, e))?;
-    }
     Ok(n)
-}
-
-fn create_file(path: &Path, executable: bool) -> io::Result<File> {
-    let mut o = OpenOptions::new();
-    o.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        o.mode(if executable { 0o777 } else { 0o666 });
-    }
-    #[cfg(not(unix))]
-    let _ = executable;
-    o.open(path)
-}
-
-/// The last directory a restore thread created a file in, kept open: files are created
-/// relative to it (`openat`) instead of walking the whole path from `/` for each. Lives for one
-/// rayon job of one restore, so it never outlives the tree it was opened in.
-#[derive(Default)]
-struct Dirs {
-    last: Option<(PathBuf, std::os::fd::OwnedFd)>,
-}
-
-impl Dirs {
-    /// Creates the new file `rel` (a `/`-separated path below `base`, whose directories exist).
-    #[cfg(unix)]
-    fn create(&mut self, base: &Path, rel: &str, executable: bool) -> io::Result<File> {
-        use rustix::fs::{Mode, OFlags};
-        let (dir, name) = match rel.rsplit_once('/') {
-            Some((d, n)) => (base.join(d), n),
-            None => (base.to_owned(), rel),
-        };
-        let fd = match &self.last {
-            Some((p, fd)) if *p == dir => fd,
-            _ => {
-                let fd = rustix::fs::open(
-                    &dir,
-                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                    Mode::empty(),
-                )?;
-                &self.last.insert((dir, fd)).1
-            }
-        };
-        let mode = if executable { 0o777 } else { 0o666 };
-        let file = rustix::fs::openat(
-            fd,
-            name,
-            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC,
-            Mode::from_raw_mode(mode),
-        )?;
-        Ok(File::from(file))
-    }
-
-    #[cfg(not(unix))]
-    fn create(&mut self, base: &Path, rel: &str, executable: bool) -> io::Result<File> {
-        create_file(&base.join(rel), executable)
-    }
-}
-
-#[cfg(unix)]
-fn symlink(target: &str, path: &Path) -> io::Result<()> {
-    std::os::unix::fs::symlink(target, path)
-}
-
-#[cfg(not(unix))]
-fn symlink(_target: &str, _path: &Path) -> io::Result<()> {
-    Err(io::Error::other("symlinks are supported on Unix only"))
 }
 
 fn unique() -> u64 {
     static N: AtomicU64 = AtomicU64::new(0);
     N.fetch_add(1, Ordering::Relaxed)
-}
-
-fn temp_sibling(path: &Path) -> PathBuf {
-    let name = format!(
-        "{}{}-{}",
-        crate::fs::TEMP_PREFIX,
-        std::process::id(),
-        unique()
-    );
-    path.with_file_name(name)
 }
 
 /// Runs `write`, then flushes everything written on `dir`'s filesystem (one `syncfs` instead
@@ -490,25 +550,10 @@ fn synced<T, E: From<Error>>(dir: &Path, write: impl FnOnce() -> Result<T, E>) -
     let background_error = std::sync::Mutex::new(None);
     let out = std::thread::scope(|s| {
         s.spawn(|| {
-            let mut stop = done
-                .0
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            loop {
-                stop = done
-                    .1
-                    .wait_timeout(stop, FLUSH_INTERVAL)
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .0;
-                if *stop {
-                    return;
-                }
-                if let Err(e) = rustix::fs::syncfs(&f) {
-                    *background_error
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e);
-                    return;
-                }
+            if let Err(e) = flush_until_done(&done, FLUSH_INTERVAL, || rustix::fs::syncfs(&f)) {
+                *background_error
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e);
             }
         });
         let out = write();
@@ -527,6 +572,32 @@ fn synced<T, E: From<Error>>(dir: &Path, write: impl FnOnce() -> Result<T, E>) -
     }
     rustix::fs::syncfs(&f).map_err(|e| io_err(dir, e.into()))?;
     Ok(out)
+}
+
+/// The background half of [`synced`]: calls `sync` every `interval` until `done` holds true
+/// (set, then notified, by the writer), or until `sync` fails.
+fn flush_until_done(
+    done: &(std::sync::Mutex<bool>, std::sync::Condvar),
+    interval: std::time::Duration,
+    mut sync: impl FnMut() -> rustix::io::Result<()>,
+) -> rustix::io::Result<()> {
+    let mut stop = done
+        .0
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    // Checked before each wait too: a write that ends before this thread first takes the
+    // lock has already notified, and must not wait out a whole interval.
+    while !*stop {
+        let (guard, waited) = done
+            .1
+            .wait_timeout(stop, interval)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        stop = guard;
+        if !*stop && waited.timed_out() {
+            sync()?;
+        }
+    }
+    Ok(())
 }
 
 /// How often a restore syncs while it writes (see [`synced`]).
@@ -566,6 +637,9 @@ pub enum Error {
     /// An object is missing or corrupt.
     #[error(transparent)]
     Objects(#[from] objects::Error),
+    /// A path refused, or a filesystem operation that failed, in the destination.
+    #[error(transparent)]
+    Dest(#[from] dest::Error),
     /// An I/O error.
     #[error("{}", path.display())]
     Io {
@@ -575,4 +649,30 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // issue 13: a restore that writes little waited out a whole flush interval (250 ms) when
+    // its writing ended before the background flusher first took the lock: the notification
+    // came before anyone waited for it. Here the writer is done (and has notified) before the
+    // flusher starts: it must return at once, without a sync, not after the interval.
+    #[test]
+    fn the_flusher_stops_at_once_when_the_write_ended_first() {
+        let done = (std::sync::Mutex::new(true), std::sync::Condvar::new());
+        let start = std::time::Instant::now();
+        let mut syncs = 0;
+        let r = flush_until_done(&done, std::time::Duration::from_secs(5), || {
+            syncs += 1;
+            Ok(())
+        });
+        assert!(r.is_ok(), "{r:?}");
+        assert_eq!(syncs, 0, "nothing to sync: the write was done");
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(2),
+            "returned without waiting out the interval"
+        );
+    }
 }

@@ -2,18 +2,24 @@
 //! file named by its `org.opencontainers.image.title`) and container images (tar layers
 //! applied in order, with whiteouts).
 //!
-//! Everything in a foreign layer is untrusted. Paths are relative, without `..`; nothing is
-//! ever written through a symlink (a layer that tries is refused); whiteouts only remove
-//! things below the destination; devices and FIFOs are skipped and counted. Every blob is
-//! verified against its digest as it streams.
+//! Everything in a foreign layer is untrusted. Every path — title, entry, hard-link target,
+//! whiteout victim — is parsed into an [`EntryPath`] (relative, no `..`) before anything is
+//! written, and every write goes through [`Root`] into a staging directory of the image's own
+//! (see [`crate::worktree::restore::assemble`]): nothing is ever written through a symlink (a
+//! layer that tries is refused), whiteouts only remove what an earlier layer wrote, and
+//! `.git`/`.store` are never written (refused in titles, skipped and counted in layers, as are
+//! devices and FIFOs). Every blob is verified against its digest as it streams.
 
-use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
+
+use rustix::fs::FileType;
 
 use crate::digest::Digest;
+use crate::object::{EntryName, EntryPath};
 use crate::oci::{Descriptor, ImageManifest};
 use crate::store::objects::{self, Objects};
+use crate::worktree::dest::{self, DirCache, Guard, Root};
 use crate::worktree::restore::RestoreStats;
 
 /// Tar layer media types snap applies as filesystem layers.
@@ -87,80 +93,32 @@ fn unpacks(l: &Descriptor) -> bool {
         && is_tar_layer(l)
 }
 
-/// A safe relative path: no root, no `..`, not empty.
+/// The path a layer entry or a title names, below the destination: any leading `./` and one
+/// trailing `/` are dropped, and what remains must be an [`EntryPath`] (relative, without
+/// `..`, empty or `.` components). `None` for the root itself (``, `.`, `./`, `/`).
 ///
 /// # Errors
-/// [`Error::UnsafePath`].
-pub fn safe_relative(raw: &str) -> Result<PathBuf, Error> {
-    let mut out = PathBuf::new();
-    for c in Path::new(raw).components() {
-        match c {
-            Component::Normal(p) => out.push(p),
-            Component::CurDir => {}
-            _ => {
-                return Err(Error::UnsafePath {
-                    path: raw.to_owned(),
-                });
-            }
-        }
+/// [`Error::UnsafePath`] for anything else (absolute paths, `..`, `a//b`, NUL).
+pub fn layer_path(raw: &str) -> Result<Option<EntryPath>, Error> {
+    let mut rest = raw;
+    while let Some(r) = rest.strip_prefix("./") {
+        rest = r;
     }
-    if out.as_os_str().is_empty() {
-        return Err(Error::UnsafePath {
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    if rest.is_empty() || rest == "." {
+        return Ok(None);
+    }
+    EntryPath::new(rest)
+        .map(Some)
+        .map_err(|_| Error::UnsafePath {
             path: raw.to_owned(),
-        });
-    }
-    Ok(out)
+        })
 }
 
-/// Creates every directory of `rel` below `base`, refusing to pass through a symlink or a
-/// non-directory.
-fn ensure_dirs(base: &Path, rel: &Path, stats: &mut RestoreStats) -> Result<(), Error> {
-    let mut p = base.to_owned();
-    for c in rel.components() {
-        p.push(c);
-        match fs::symlink_metadata(&p) {
-            Ok(m) if m.is_dir() => {}
-            Ok(m) if m.file_type().is_symlink() => {
-                return Err(Error::ThroughSymlink {
-                    path: rel.display().to_string(),
-                });
-            }
-            Ok(_) => {
-                fs::remove_file(&p).map_err(|e| io(&p, e))?;
-                fs::create_dir(&p).map_err(|e| io(&p, e))?;
-                stats.dirs += 1;
-            }
-            Err(_) => {
-                fs::create_dir(&p).map_err(|e| io(&p, e))?;
-                stats.dirs += 1;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Removes whatever is at `path` (not following symlinks).
-fn remove_any(path: &Path) -> Result<(), Error> {
-    match fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => fs::remove_dir_all(path).map_err(|e| io(path, e)),
-        Ok(_) => fs::remove_file(path).map_err(|e| io(path, e)),
-        Err(_) => Ok(()),
-    }
-}
-
-fn create_file(path: &Path, mode: u32) -> Result<File, Error> {
-    remove_any(path)?;
-    let mut o = OpenOptions::new();
-    o.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        o.mode(mode & 0o777);
-    }
-    #[cfg(not(unix))]
-    let _ = mode;
-    o.open(path).map_err(|e| io(path, e))
-}
+/// The whiteout that empties its directory.
+const OPAQUE: &str = ".wh..wh..opq";
+/// The prefix of a whiteout: `.wh.NAME` removes `NAME`.
+const WHITEOUT: &str = ".wh.";
 
 /// Streams a verified blob into `out`.
 fn copy_blob(
@@ -184,165 +142,236 @@ fn copy_blob(
     Ok(n)
 }
 
-/// Writes each titled layer to `dest/<title>`.
+/// Writes each titled layer to `<title>` below the staging directory `stage`. Every title
+/// is checked before anything is written: a title that is not a safe relative path, that
+/// names a reserved name (`.git`, `.store`) or the store, or that equals or lies below
+/// another title refuses the whole artifact.
 ///
 /// # Errors
-/// [`Error`] for unsafe titles, missing or corrupt blobs, I/O.
+/// [`Error::UnsafePath`], [`Error::TitleClash`], [`Error::Dest`] (refused titles, writes
+/// through symlinks, I/O), missing or corrupt blobs.
 pub fn write_files(
     objects: &Objects,
     m: &ImageManifest,
-    dest: &Path,
+    stage: &Root,
+    guard: &Guard,
 ) -> Result<RestoreStats, Error> {
-    let mut stats = RestoreStats::default();
+    let mut titled = Vec::new();
     for l in &m.layers {
         let Some(title) = l.title() else { continue };
+        let path = layer_path(title)?.ok_or_else(|| Error::UnsafePath {
+            path: title.to_owned(),
+        })?;
+        guard.admit(&path)?;
+        titled.push((l, path));
+    }
+    let mut paths: Vec<&EntryPath> = titled.iter().map(|(_, p)| p).collect();
+    paths.sort_by(|a, b| a.components().cmp(b.components()));
+    // Sorted by components, a path's descendants follow it directly.
+    if let Some(w) = paths.windows(2).find(|w| w[1].starts_with(w[0])) {
+        return Err(Error::TitleClash {
+            path: w[1].to_string(),
+            other: w[0].to_string(),
+        });
+    }
+    let mut stats = RestoreStats::default();
+    for (l, path) in &titled {
         if unpacks(l) {
             // A directory pushed by ORAS: its tar holds the directory under its title.
-            let single = ImageManifest {
-                layers: vec![Descriptor {
-                    annotations: std::collections::BTreeMap::new(),
-                    ..l.clone()
-                }],
-                ..m.clone()
-            };
-            let (s, _) = apply_layers(objects, &single, dest)?;
-            stats.files += s.files;
-            stats.dirs += s.dirs;
-            stats.symlinks += s.symlinks;
-            stats.bytes += s.bytes;
+            apply_tar_layer(objects, l, stage, guard, &mut stats)?;
             continue;
         }
-        let rel = safe_relative(title)?;
-        if let Some(parent) = rel.parent() {
-            ensure_dirs(dest, parent, &mut stats)?;
+        if let Some(parent) = path.parent() {
+            stats.dirs += stage.make_dirs(&parent)?;
         }
-        let path = dest.join(&rel);
-        let mut f = create_file(&path, 0o666)?;
-        stats.bytes += copy_blob(objects, &l.digest, &mut f, &path)?;
+        stage.remove(path)?;
+        stats.bytes += stage.create(&mut DirCache::default(), path, 0o666, |f, at| {
+            copy_blob(objects, &l.digest, f, at)
+        })?;
         stats.files += 1;
     }
     Ok(stats)
 }
 
-/// Applies tar layers in order, with OCI whiteouts.
+/// Applies tar layers in order, with OCI whiteouts, into the staging directory `stage`
+/// (which starts empty: a whiteout removes only what an earlier layer wrote).
+///
+/// Refused (the whole image): paths that are not safe relative paths (absolute, `..`),
+/// whiteouts of `.`/`..`/`` (`.wh.`, `.wh..`, `.wh...`), anything written, removed or linked
+/// through a symlink, hard links to something that is not a file of the image. Skipped and
+/// counted in [`RestoreStats::skipped`]: devices, FIFOs and other special files, names that
+/// are not UTF-8, and every entry, whiteout or hard link whose path (or target) has a
+/// reserved name (`.git`, `.store`) or lies in the store.
 ///
 /// # Errors
-/// [`Error`] for unsafe paths, writes through symlinks, malformed tars, missing or corrupt
-/// blobs, I/O.
+/// [`Error`] for refused entries, malformed tars, missing or corrupt blobs, I/O.
 pub fn apply_layers(
     objects: &Objects,
     m: &ImageManifest,
-    dest: &Path,
-) -> Result<(RestoreStats, u64), Error> {
+    stage: &Root,
+    guard: &Guard,
+) -> Result<RestoreStats, Error> {
     let mut stats = RestoreStats::default();
-    let mut skipped = 0u64;
     for layer in m.layers.iter().filter(|l| is_tar_layer(l)) {
-        let reader = objects.open(&layer.digest)?;
-        let verifying = VerifyAtEnd {
-            inner: Some(reader),
-        };
-        let decoded = crate::oci::layout::decompressing(verifying).map_err(|e| io(dest, e))?;
-        let mut archive = tar::Archive::new(decoded);
-        let entries = archive.entries().map_err(|e| bad_tar(layer, &e))?;
-        for entry in entries {
-            let mut entry = entry.map_err(|e| bad_tar(layer, &e))?;
-            let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-            if raw.trim_matches('/').trim_start_matches("./").is_empty()
-                || raw == "."
-                || raw == "./"
-            {
-                continue; // the root itself
-            }
-            let rel = safe_relative(&raw)?;
-            let name = rel
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let parent = rel.parent().map(Path::to_path_buf).unwrap_or_default();
-            // Whiteouts: `.wh..wh..opq` empties its directory, `.wh.NAME` deletes NAME.
-            if name == ".wh..wh..opq" {
-                ensure_dirs(dest, &parent, &mut stats)?;
-                let dir = dest.join(&parent);
-                for e in fs::read_dir(&dir).map_err(|e| io(&dir, e))? {
-                    let e = e.map_err(|e| io(&dir, e))?;
-                    remove_any(&e.path())?;
-                }
-                continue;
-            }
-            if let Some(victim) = name.strip_prefix(".wh.") {
-                ensure_dirs(dest, &parent, &mut stats)?;
-                remove_any(&dest.join(&parent).join(victim))?;
-                continue;
-            }
-            ensure_dirs(dest, &parent, &mut stats)?;
-            let path = dest.join(&rel);
-            let mode = entry.header().mode().unwrap_or(0o644);
-            match entry.header().entry_type() {
-                tar::EntryType::Directory => match fs::symlink_metadata(&path) {
-                    Ok(m) if m.is_dir() => {}
-                    _ => {
-                        remove_any(&path)?;
-                        fs::create_dir(&path).map_err(|e| io(&path, e))?;
-                        stats.dirs += 1;
-                    }
-                },
-                tar::EntryType::Regular | tar::EntryType::Continuous => {
-                    let mut f = create_file(&path, mode)?;
-                    stats.bytes += io::copy(&mut entry, &mut f).map_err(|e| bad_tar(layer, &e))?;
-                    stats.files += 1;
-                }
-                tar::EntryType::Symlink => {
-                    let target = entry
-                        .link_name()
-                        .map_err(|e| bad_tar(layer, &e))?
-                        .ok_or_else(|| Error::BadLayer {
-                            digest: layer.digest,
-                            reason: format!("symlink {raw} has no target"),
-                        })?;
-                    remove_any(&path)?;
-                    symlink(&target, &path).map_err(|e| io(&path, e))?;
-                    stats.symlinks += 1;
-                }
-                tar::EntryType::Link => {
-                    let target = entry
-                        .link_name()
-                        .map_err(|e| bad_tar(layer, &e))?
-                        .ok_or_else(|| Error::BadLayer {
-                            digest: layer.digest,
-                            reason: format!("hard link {raw} has no target"),
-                        })?;
-                    let target_rel = safe_relative(&target.to_string_lossy())?;
-                    if let Some(p) = target_rel.parent() {
-                        ensure_dirs(dest, p, &mut stats)?;
-                    }
-                    let source = dest.join(&target_rel);
-                    match fs::symlink_metadata(&source) {
-                        Ok(m) if m.is_file() => {}
-                        _ => {
-                            return Err(Error::BadLayer {
-                                digest: layer.digest,
-                                reason: format!(
-                                    "hard link {raw} points at {}, which is not a file in the image",
-                                    target.display()
-                                ),
-                            });
-                        }
-                    }
-                    remove_any(&path)?;
-                    fs::hard_link(&source, &path).map_err(|e| io(&path, e))?;
-                    stats.files += 1;
-                }
-                // PAX and GNU extension headers are consumed by the tar reader.
-                tar::EntryType::XGlobalHeader | tar::EntryType::XHeader => {}
-                _ => skipped += 1,
+        apply_tar_layer(objects, layer, stage, guard, &mut stats)?;
+    }
+    Ok(stats)
+}
+
+fn apply_tar_layer(
+    objects: &Objects,
+    layer: &Descriptor,
+    stage: &Root,
+    guard: &Guard,
+    stats: &mut RestoreStats,
+) -> Result<(), Error> {
+    each_entry(objects, layer, |entry| {
+        apply_entry(stage, guard, layer, entry, stats)
+    })
+}
+
+/// Applies one tar entry (see [`apply_layers`] for what is refused and what skipped).
+fn apply_entry(
+    stage: &Root,
+    guard: &Guard,
+    layer: &Descriptor,
+    entry: &mut tar::Entry<'_, Box<dyn Read>>,
+    stats: &mut RestoreStats,
+) -> Result<(), Error> {
+    let kind = entry.header().entry_type();
+    if matches!(
+        kind,
+        tar::EntryType::XGlobalHeader | tar::EntryType::XHeader
+    ) {
+        // PAX extension headers: the tar reader applies them to the next entry.
+        return Ok(());
+    }
+    let Ok(raw) = String::from_utf8(entry.path_bytes().into_owned()) else {
+        stats.skipped += 1;
+        return Ok(());
+    };
+    let Some(path) = layer_path(&raw)? else {
+        return Ok(()); // the root itself
+    };
+    let parent = path.parent();
+    let name = path.file_name();
+    if name == OPAQUE {
+        if parent.as_ref().is_some_and(|p| guard.admit(p).is_err()) {
+            stats.skipped += 1;
+        } else {
+            stage.clear(parent.as_ref())?;
+        }
+        return Ok(());
+    }
+    if let Some(victim) = name.strip_prefix(WHITEOUT) {
+        // `.wh.`, `.wh..` and `.wh...` name no entry: refused, like `..` in a path.
+        let victim = EntryName::new(victim).map_err(|_| Error::UnsafePath { path: raw.clone() })?;
+        let target = EntryPath::child(parent.as_ref(), &victim);
+        if guard.admit(&target).is_err() {
+            stats.skipped += 1;
+        } else {
+            stage.remove(&target)?;
+        }
+        return Ok(());
+    }
+    let supported = matches!(
+        kind,
+        tar::EntryType::Directory
+            | tar::EntryType::Regular
+            | tar::EntryType::Continuous
+            | tar::EntryType::Symlink
+            | tar::EntryType::Link
+    );
+    if !supported || guard.admit(&path).is_err() {
+        stats.skipped += 1;
+        return Ok(());
+    }
+    if let Some(p) = &parent {
+        stats.dirs += stage.make_dirs(p)?;
+    }
+    let mut cache = DirCache::default();
+    match kind {
+        tar::EntryType::Directory => {
+            if stage.kind(&mut cache, &path)? != Some(FileType::Directory) {
+                stage.remove(&path)?;
+                stage.mkdir(&mut cache, &path)?;
+                stats.dirs += 1;
             }
         }
-        // Drain to the end so the blob's digest is checked even if the tar trailer is missing
-        // or the archive carries padding.
-        let mut rest = archive.into_inner();
-        io::copy(&mut rest, &mut io::sink()).map_err(|e| bad_tar(layer, &e))?;
+        tar::EntryType::Symlink => {
+            let target = entry
+                .link_name()
+                .map_err(|e| bad_tar(layer, &e))?
+                .filter(|t| !t.as_os_str().is_empty())
+                .ok_or_else(|| Error::BadLayer {
+                    digest: layer.digest,
+                    reason: format!("symlink {raw} has no target"),
+                })?;
+            stage.remove(&path)?;
+            stage.symlink(&mut cache, &path, target.as_os_str())?;
+            stats.symlinks += 1;
+        }
+        tar::EntryType::Link => {
+            let not_a_file = |target: &str| Error::BadLayer {
+                digest: layer.digest,
+                reason: format!(
+                    "hard link {raw} points at {target}, which is not a file in the image"
+                ),
+            };
+            let raw_target = entry
+                .link_name()
+                .map_err(|e| bad_tar(layer, &e))?
+                .map(|t| t.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let Some(target) = layer_path(&raw_target)? else {
+                return Err(not_a_file(&raw_target));
+            };
+            if guard.admit(&target).is_err() {
+                stats.skipped += 1;
+                return Ok(());
+            }
+            if target == path {
+                return Err(not_a_file(&raw_target));
+            }
+            stage.remove(&path)?;
+            if !stage.hard_link(&target, &path)? {
+                return Err(not_a_file(&raw_target));
+            }
+            stats.files += 1;
+        }
+        _ => {
+            let mode = entry.header().mode().unwrap_or(0o644);
+            stage.remove(&path)?;
+            stats.bytes += stage.create(&mut cache, &path, mode, |f, _| {
+                io::copy(entry, f).map_err(|e| bad_tar(layer, &e))
+            })?;
+            stats.files += 1;
+        }
     }
-    Ok((stats, skipped))
+    Ok(())
+}
+
+/// The one place tar layers are read: the blob is verified as it streams (at its end),
+/// decompressed, each entry handed to `each` in order, and the rest drained so the digest is
+/// checked even if the tar trailer is missing or the archive carries padding.
+fn each_entry(
+    objects: &Objects,
+    layer: &Descriptor,
+    mut each: impl FnMut(&mut tar::Entry<'_, Box<dyn Read>>) -> Result<(), Error>,
+) -> Result<(), Error> {
+    let reader = objects.open(&layer.digest)?;
+    let decoded: Box<dyn Read> = crate::oci::layout::decompressing(VerifyAtEnd {
+        inner: Some(reader),
+    })
+    .map_err(|e| bad_tar(layer, &e))?;
+    let mut archive = tar::Archive::new(decoded);
+    for entry in archive.entries().map_err(|e| bad_tar(layer, &e))? {
+        let mut entry = entry.map_err(|e| bad_tar(layer, &e))?;
+        each(&mut entry)?;
+    }
+    let mut rest = archive.into_inner();
+    io::copy(&mut rest, &mut io::sink()).map_err(|e| bad_tar(layer, &e))?;
+    Ok(())
 }
 
 /// One entry of an image layer, as `snap ls` shows it.
@@ -374,26 +403,19 @@ pub fn list_layers(
     mut each: impl FnMut(&LayerEntry) -> io::Result<()>,
 ) -> Result<(), Error> {
     for (i, layer) in m.layers.iter().enumerate().filter(|(_, l)| is_tar_layer(l)) {
-        let reader = objects.open(&layer.digest)?;
-        let decoded = crate::oci::layout::decompressing(VerifyAtEnd {
-            inner: Some(reader),
-        })
-        .map_err(|e| bad_tar(layer, &e))?;
-        let mut archive = tar::Archive::new(decoded);
-        for entry in archive.entries().map_err(|e| bad_tar(layer, &e))? {
-            let entry = entry.map_err(|e| bad_tar(layer, &e))?;
+        each_entry(objects, layer, |entry| {
             let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
             let path = raw
                 .trim_start_matches("./")
                 .trim_start_matches('/')
                 .to_owned();
             if path.is_empty() || path == "." {
-                continue;
+                return Ok(());
             }
             let name = path.trim_end_matches('/').rsplit('/').next().unwrap_or("");
             let h = entry.header();
             let kind = match h.entry_type() {
-                _ if name.starts_with(".wh.") => "whiteout",
+                _ if name.starts_with(WHITEOUT) => "whiteout",
                 tar::EntryType::Directory => "dir",
                 tar::EntryType::Regular | tar::EntryType::Continuous => "file",
                 tar::EntryType::Symlink => "symlink",
@@ -415,10 +437,8 @@ pub fn list_layers(
             each(&e).map_err(|source| Error::Io {
                 path: PathBuf::from(&e.path),
                 source,
-            })?;
-        }
-        let mut rest = archive.into_inner();
-        io::copy(&mut rest, &mut io::sink()).map_err(|e| bad_tar(layer, &e))?;
+            })
+        })?;
     }
     Ok(())
 }
@@ -450,16 +470,6 @@ fn bad_tar(layer: &Descriptor, e: &io::Error) -> Error {
     }
 }
 
-#[cfg(unix)]
-fn symlink(target: &Path, path: &Path) -> io::Result<()> {
-    std::os::unix::fs::symlink(target, path)
-}
-
-#[cfg(not(unix))]
-fn symlink(_target: &Path, _path: &Path) -> io::Result<()> {
-    Err(io::Error::other("symlinks are supported on Unix only"))
-}
-
 fn io(path: &Path, source: io::Error) -> Error {
     Error::Io {
         path: path.to_owned(),
@@ -483,12 +493,17 @@ pub enum Error {
         /// The path.
         path: String,
     },
-    /// A layer that writes below a symlink.
-    #[error("refusing to write `{path}` through a symlink")]
-    ThroughSymlink {
-        /// The path.
+    /// Two titles of an artifact that name one path, or one below the other.
+    #[error("refusing the artifact: the title `{path}` clashes with the title `{other}`")]
+    TitleClash {
+        /// The later title, in path order.
         path: String,
+        /// The title it equals or lies below.
+        other: String,
     },
+    /// A path refused, or a filesystem operation that failed, in the staging directory.
+    #[error(transparent)]
+    Dest(#[from] dest::Error),
     /// A layer that is not a readable tar (or fails its digest).
     #[error("layer {digest} cannot be applied: {reason}")]
     BadLayer {
@@ -517,9 +532,23 @@ mod tests {
 
     #[test]
     fn unsafe_paths_are_refused() {
-        for bad in ["/etc/passwd", "../x", "a/../../x", "", ".", "a/.."] {
-            assert!(safe_relative(bad).is_err(), "{bad:?}");
+        for bad in [
+            "/etc/passwd",
+            "../x",
+            "a/../../x",
+            "a/..",
+            "a//b",
+            "./../x",
+            "a/./b",
+        ] {
+            assert!(layer_path(bad).is_err(), "{bad:?}");
         }
-        assert_eq!(safe_relative("./a/b").ok(), Some(PathBuf::from("a/b")));
+        for root in ["", ".", "./", "/"] {
+            assert!(matches!(layer_path(root), Ok(None)), "{root:?} is the root");
+        }
+        assert_eq!(
+            layer_path("./a/b/").ok().flatten().map(|p| p.to_string()),
+            Some("a/b".to_owned())
+        );
     }
 }

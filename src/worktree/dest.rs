@@ -1,0 +1,909 @@
+//! Where restore writes: a directory opened once ([`Root`]), below which every path is an
+//! [`EntryPath`] resolved relative to directory descriptors without ever following a
+//! symlink, and the [`Guard`] that says which paths restore must never write.
+//!
+//! Resolution: on Linux, `openat2` with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS` opens the
+//! directory of a path in one call and the kernel refuses any symlink on the way; elsewhere,
+//! or where a sandbox refuses `openat2`, the components are opened one by one with
+//! `O_NOFOLLOW | O_DIRECTORY`. The last component is then created, replaced or removed
+//! relative to that descriptor (`mkdirat`, `openat(O_CREAT|O_EXCL|O_NOFOLLOW)`, `symlinkat`,
+//! `linkat`, `renameat`, `unlinkat`): a symlink already in a destination, or one a layer just
+//! made, is replaced or refused, never written, created, removed or linked through.
+//!
+//! Guarantees: nothing here writes outside its root. A destination root never loses a
+//! non-empty directory (only an empty one is replaced); only a *scratch* root — a staging
+//! directory restore created itself — has directories removed recursively.
+//!
+//! This module knows nothing of objects, trees or layers.
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+use rustix::io::Errno;
+
+use crate::object::path::fold;
+use crate::object::{EntryName, EntryPath};
+
+const DIR_FLAGS: OFlags = OFlags::RDONLY
+    .union(OFlags::DIRECTORY)
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::CLOEXEC);
+
+/// A directory restore writes below, open by descriptor.
+#[derive(Debug)]
+pub struct Root {
+    fd: OwnedFd,
+    path: PathBuf,
+    scratch: bool,
+}
+
+/// The directory a restore thread used last, kept open: operations on its entries skip the
+/// path walk. Only for writes that never replace a directory (a snapshot's files, once its
+/// directories exist), so the descriptor cannot go stale.
+#[derive(Debug, Default)]
+pub struct DirCache {
+    last: Option<(String, OwnedFd)>,
+}
+
+impl DirCache {
+    fn get<'a>(&'a mut self, root: &'a Root, dir: Option<&str>) -> io::Result<BorrowedFd<'a>> {
+        let Some(dir) = dir else {
+            return Ok(root.fd.as_fd());
+        };
+        if !matches!(&self.last, Some((p, _)) if p == dir) {
+            let fd = root.open_dir(dir)?;
+            self.last = Some((dir.to_owned(), fd));
+        }
+        Ok(self.last.as_ref().expect("set just above").1.as_fd())
+    }
+}
+
+impl Root {
+    /// Opens the destination `path` (a directory; the user's own path is resolved as given).
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn open(path: &Path) -> Result<Root, Error> {
+        Root::open_as(path, false)
+    }
+
+    /// Opens `path`, a staging directory this restore created and alone writes: directories
+    /// in it may be removed recursively (layers replace and white out what earlier ones
+    /// wrote).
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn open_scratch(path: &Path) -> Result<Root, Error> {
+        Root::open_as(path, true)
+    }
+
+    fn open_as(path: &Path, scratch: bool) -> Result<Root, Error> {
+        let fd = rustix::fs::open(
+            path,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| io_err(path, e.into()))?;
+        Ok(Root {
+            fd,
+            path: path.to_owned(),
+            scratch,
+        })
+    }
+
+    /// The directory, as opened.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// `rel` below the root, for messages.
+    #[must_use]
+    pub fn display(&self, rel: &EntryPath) -> PathBuf {
+        self.path.join(rel.as_str())
+    }
+
+    /// Opens the directory `dir` (a `/`-separated path of entry names) without following a
+    /// symlink anywhere: `ELOOP` if one is in the way, `ENOTDIR` for a file.
+    fn open_dir(&self, dir: &str) -> io::Result<OwnedFd> {
+        #[cfg(target_os = "linux")]
+        {
+            use rustix::fs::ResolveFlags;
+            static NO_OPENAT2: std::sync::atomic::AtomicBool =
+                std::sync::atomic::AtomicBool::new(false);
+            if !NO_OPENAT2.load(Ordering::Relaxed) {
+                match rustix::fs::openat2(
+                    &self.fd,
+                    dir,
+                    DIR_FLAGS,
+                    Mode::empty(),
+                    ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+                ) {
+                    // Older kernels and some sandboxes: walk instead, from now on.
+                    Err(Errno::NOSYS | Errno::PERM | Errno::TOOBIG) => {
+                        NO_OPENAT2.store(true, Ordering::Relaxed);
+                    }
+                    r => return r.map_err(io::Error::from),
+                }
+            }
+        }
+        self.walk_dir(dir)
+    }
+
+    /// [`Root::open_dir`] without `openat2`: one `O_NOFOLLOW | O_DIRECTORY` open per component.
+    fn walk_dir(&self, dir: &str) -> io::Result<OwnedFd> {
+        let mut parts = dir.split('/');
+        let first = parts.next().unwrap_or(".");
+        let mut fd = rustix::fs::openat(&self.fd, first, DIR_FLAGS, Mode::empty())?;
+        for part in parts {
+            fd = rustix::fs::openat(&fd, part, DIR_FLAGS, Mode::empty())?;
+        }
+        Ok(fd)
+    }
+
+    /// Maps an error on `rel` to [`Error`]: a symlink in the way is refused by name.
+    fn fail(&self, rel: &EntryPath, e: io::Error) -> Error {
+        if self.is_blocked_by_symlink(rel, &e) {
+            Error::ThroughSymlink {
+                path: rel.to_string(),
+            }
+        } else {
+            io_err(&self.display(rel), e)
+        }
+    }
+
+    /// Whether `e`, met resolving `rel`, is a symlink on the way: `O_NOFOLLOW|O_DIRECTORY`
+    /// gives `ENOTDIR` for one, `RESOLVE_NO_SYMLINKS` `ELOOP`; only then are the directories
+    /// of `rel` looked at, one by one.
+    fn is_blocked_by_symlink(&self, rel: &EntryPath, e: &io::Error) -> bool {
+        let code = e.raw_os_error();
+        if code != Some(Errno::LOOP.raw_os_error()) && code != Some(Errno::NOTDIR.raw_os_error()) {
+            return false;
+        }
+        let mut fd: Option<OwnedFd> = None;
+        let parts: Vec<&str> = rel.components().collect();
+        for part in &parts[..parts.len() - 1] {
+            let dir = fd.as_ref().map_or(self.fd.as_fd(), AsFd::as_fd);
+            match rustix::fs::openat(dir, *part, DIR_FLAGS, Mode::empty()) {
+                Ok(next) => fd = Some(next),
+                Err(_) => return matches!(kind_at(dir, part), Ok(Some(FileType::Symlink))),
+            }
+        }
+        false
+    }
+
+    /// Creates the directory `path`, whose parent exists.
+    ///
+    /// # Errors
+    /// [`Error::ThroughSymlink`], [`Error::Io`] (also if `path` exists).
+    pub fn mkdir(&self, cache: &mut DirCache, path: &EntryPath) -> Result<(), Error> {
+        let (dir, name) = path.split_last();
+        cache
+            .get(self, dir)
+            .and_then(|fd| Ok(rustix::fs::mkdirat(fd, name, Mode::from_raw_mode(0o777))?))
+            .map_err(|e| self.fail(path, e))
+    }
+
+    /// Creates the new file `path` (its parent exists, nothing is there) with permission bits
+    /// `mode` (minus the umask) and hands it to `write`; on failure the file is removed.
+    ///
+    /// # Errors
+    /// [`Error::ThroughSymlink`], [`Error::Io`], or what `write` returns.
+    pub fn create<T, E: From<Error>>(
+        &self,
+        cache: &mut DirCache,
+        path: &EntryPath,
+        mode: u32,
+        write: impl FnOnce(&mut File, &Path) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let (dir, name) = path.split_last();
+        let fd = cache.get(self, dir).map_err(|e| self.fail(path, e))?;
+        let mut file = create_at(fd, name, mode).map_err(|e| self.fail(path, e))?;
+        match write(&mut file, &self.display(path)) {
+            Ok(t) => Ok(t),
+            Err(e) => {
+                let _ = rustix::fs::unlinkat(fd, name, AtFlags::empty());
+                Err(e)
+            }
+        }
+    }
+
+    /// Creates the symlink `path` → `target` (its parent exists, nothing is there).
+    ///
+    /// # Errors
+    /// [`Error::ThroughSymlink`], [`Error::Io`].
+    pub fn symlink(
+        &self,
+        cache: &mut DirCache,
+        path: &EntryPath,
+        target: &OsStr,
+    ) -> Result<(), Error> {
+        let (dir, name) = path.split_last();
+        cache
+            .get(self, dir)
+            .and_then(|fd| Ok(rustix::fs::symlinkat(target, fd, name)?))
+            .map_err(|e| self.fail(path, e))
+    }
+
+    /// What is at `path` (not following a symlink); `None` when nothing is, including when a
+    /// directory on the way is missing or is not a directory.
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn kind(&self, cache: &mut DirCache, path: &EntryPath) -> Result<Option<FileType>, Error> {
+        let (dir, name) = path.split_last();
+        let fd = match cache.get(self, dir) {
+            Ok(fd) => fd,
+            Err(e) if is_absent(&e) => return Ok(None),
+            Err(e) => return Err(self.fail(path, e)),
+        };
+        kind_at(fd, name).map_err(|e| io_err(&self.display(path), e))
+    }
+
+    /// Whether the directory `path` has no entries.
+    ///
+    /// # Errors
+    /// [`Error::ThroughSymlink`], [`Error::Io`].
+    pub fn is_empty_dir(&self, path: &EntryPath) -> Result<bool, Error> {
+        let fd = self
+            .open_dir(path.as_str())
+            .map_err(|e| self.fail(path, e))?;
+        let mut entries = rustix::fs::Dir::new(fd).map_err(|e| self.fail(path, e.into()))?;
+        for e in &mut entries {
+            let e = e.map_err(|e| self.fail(path, e.into()))?;
+            if !matches!(e.file_name().to_bytes(), b"." | b"..") {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// The entries of directory `dir` (`None`: the root), with their types. Names that are
+    /// not valid entry names (which restore never creates) are an error.
+    ///
+    /// # Errors
+    /// [`Error::ThroughSymlink`], [`Error::Io`].
+    pub fn entries(&self, dir: Option<&EntryPath>) -> Result<Vec<(EntryName, FileType)>, Error> {
+        let at = |e: io::Error| match dir {
+            Some(d) => self.fail(d, e),
+            None => io_err(&self.path, e),
+        };
+        let fd = match dir {
+            Some(d) => self.open_dir(d.as_str()),
+            None => rustix::fs::openat(&self.fd, ".", DIR_FLAGS, Mode::empty()).map_err(Into::into),
+        }
+        .map_err(at)?;
+        let mut out = Vec::new();
+        let mut entries = rustix::fs::Dir::read_from(&fd).map_err(|e| at(e.into()))?;
+        for e in &mut entries {
+            let e = e.map_err(|e| at(e.into()))?;
+            let raw = e.file_name().to_bytes();
+            if matches!(raw, b"." | b"..") {
+                continue;
+            }
+            let name = std::str::from_utf8(raw)
+                .ok()
+                .and_then(|n| EntryName::new(n).ok())
+                .ok_or_else(|| {
+                    at(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("unexpected entry {:?}", String::from_utf8_lossy(raw)),
+                    ))
+                })?;
+            let kind = match e.file_type() {
+                FileType::Unknown => kind_at(fd.as_fd(), name.as_str())
+                    .map_err(at)?
+                    .unwrap_or(FileType::Unknown),
+                k => k,
+            };
+            out.push((name, kind));
+        }
+        Ok(out)
+    }
+
+    /// Removes whatever is at `path`; nothing there is fine. In a scratch root a directory
+    /// goes with everything in it; in a destination only an empty one goes
+    /// ([`Error::WouldDelete`] otherwise).
+    ///
+    /// # Errors
+    /// [`Error::ThroughSymlink`] if a directory on the way is a symlink, [`Error::WouldDelete`],
+    /// [`Error::Io`].
+    pub fn remove(&self, path: &EntryPath) -> Result<(), Error> {
+        let (dir, name) = path.split_last();
+        let mut cache = DirCache::default();
+        let fd = match cache.get(self, dir) {
+            Ok(fd) => fd,
+            // Nothing there to remove: a directory on the way is missing or a file.
+            Err(e) if is_absent(&e) && !self.is_blocked_by_symlink(path, &e) => return Ok(()),
+            Err(e) => return Err(self.fail(path, e)),
+        };
+        self.remove_at(fd, name, path)
+    }
+
+    fn remove_at(&self, fd: BorrowedFd<'_>, name: &str, path: &EntryPath) -> Result<(), Error> {
+        let err = |e: io::Error| io_err(&self.display(path), e);
+        match kind_at(fd, name).map_err(err)? {
+            None => Ok(()),
+            Some(FileType::Directory) => {
+                if self.scratch {
+                    let name = std::ffi::CString::new(name)
+                        .expect("entry names hold no NUL, EntryName checks");
+                    remove_tree(fd, &name).map_err(err)
+                } else {
+                    self.rmdir_at(fd, name, path)
+                }
+            }
+            Some(_) => rustix::fs::unlinkat(fd, name, AtFlags::empty()).map_err(|e| err(e.into())),
+        }
+    }
+
+    /// Removes the empty directory `name`; a non-empty one is [`Error::WouldDelete`].
+    fn rmdir_at(&self, fd: BorrowedFd<'_>, name: &str, path: &EntryPath) -> Result<(), Error> {
+        match rustix::fs::unlinkat(fd, name, AtFlags::REMOVEDIR) {
+            Ok(()) => Ok(()),
+            Err(Errno::NOTEMPTY | Errno::EXIST) => Err(Error::WouldDelete {
+                path: self.display(path),
+            }),
+            Err(e) => Err(io_err(&self.display(path), e.into())),
+        }
+    }
+
+    /// Empties the directory `dir` (`None`: the root) of a scratch root; a missing directory
+    /// is fine.
+    ///
+    /// # Errors
+    /// [`Error::ThroughSymlink`], [`Error::Io`].
+    pub fn clear(&self, dir: Option<&EntryPath>) -> Result<(), Error> {
+        let entries = match self.entries(dir) {
+            Err(Error::Io { source, .. }) if is_absent(&source) => return Ok(()),
+            r => r?,
+        };
+        for (name, _) in entries {
+            self.remove(&EntryPath::child(dir, &name))?;
+        }
+        Ok(())
+    }
+
+    /// Creates every missing directory of `path`, returning how many. A symlink on the way is
+    /// [`Error::ThroughSymlink`]; another non-directory is replaced in a scratch root (a later
+    /// layer's directory replaces an earlier layer's file) and an error in a destination.
+    ///
+    /// # Errors
+    /// [`Error::ThroughSymlink`], [`Error::Io`].
+    pub fn make_dirs(&self, path: &EntryPath) -> Result<u64, Error> {
+        let mut created = 0;
+        let mut fd: Option<OwnedFd> = None;
+        let mut walked: Option<EntryPath> = None;
+        for part in path.components() {
+            let here = EntryPath::child(
+                walked.as_ref(),
+                &EntryName::new(part).expect("components of an EntryPath are entry names"),
+            );
+            let parent = fd.as_ref().map_or(self.fd.as_fd(), AsFd::as_fd);
+            let next = match rustix::fs::openat(parent, part, DIR_FLAGS, Mode::empty()) {
+                Ok(next) => next,
+                Err(e) => {
+                    match (e, kind_at(parent, part).map_err(|e| self.fail(&here, e))?) {
+                        (_, Some(FileType::Symlink)) => {
+                            return Err(Error::ThroughSymlink {
+                                path: here.to_string(),
+                            });
+                        }
+                        (Errno::NOENT, None) => {}
+                        (_, Some(k)) if self.scratch && k != FileType::Directory => {
+                            rustix::fs::unlinkat(parent, part, AtFlags::empty())
+                                .map_err(|e| self.fail(&here, e.into()))?;
+                        }
+                        (e, _) => return Err(self.fail(&here, e.into())),
+                    }
+                    rustix::fs::mkdirat(parent, part, Mode::from_raw_mode(0o777))
+                        .map_err(|e| self.fail(&here, e.into()))?;
+                    created += 1;
+                    rustix::fs::openat(parent, part, DIR_FLAGS, Mode::empty())
+                        .map_err(|e| self.fail(&here, e.into()))?
+                }
+            };
+            fd = Some(next);
+            walked = Some(here);
+        }
+        Ok(created)
+    }
+
+    /// Makes `path` a directory: kept if it is one, created if nothing is there, replacing a
+    /// file or symlink. Returns whether it created one. Its parent must be a directory.
+    ///
+    /// # Errors
+    /// [`Error::ThroughSymlink`], [`Error::Io`].
+    pub fn replace_dir(&self, path: &EntryPath) -> Result<bool, Error> {
+        let (dir, name) = path.split_last();
+        let mut cache = DirCache::default();
+        let fd = cache.get(self, dir).map_err(|e| self.fail(path, e))?;
+        let err = |e: io::Error| io_err(&self.display(path), e);
+        match kind_at(fd, name).map_err(err)? {
+            Some(FileType::Directory) => return Ok(false),
+            Some(_) => {
+                rustix::fs::unlinkat(fd, name, AtFlags::empty()).map_err(|e| err(e.into()))?;
+            }
+            None => {}
+        }
+        rustix::fs::mkdirat(fd, name, Mode::from_raw_mode(0o777)).map_err(|e| err(e.into()))?;
+        Ok(true)
+    }
+
+    /// Puts a new file at `path` atomically: `write` fills a temp file beside it, which is
+    /// synced and renamed over whatever is there (an empty directory is removed first; a
+    /// non-empty one is [`Error::WouldDelete`]). Its parent must be a directory.
+    ///
+    /// # Errors
+    /// [`Error::ThroughSymlink`], [`Error::WouldDelete`], [`Error::Io`], or what `write` returns.
+    pub fn replace_file<T, E: From<Error>>(
+        &self,
+        cache: &mut DirCache,
+        path: &EntryPath,
+        mode: u32,
+        write: impl FnOnce(&mut File, &Path) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let (dir, name) = path.split_last();
+        let fd = cache.get(self, dir).map_err(|e| self.fail(path, e))?;
+        let temp = temp_name();
+        let mut file = create_at(fd, &temp, mode).map_err(|e| self.fail(path, e))?;
+        let out = write(&mut file, &self.display(path)).and_then(|t| {
+            file.sync_data()
+                .map_err(|e| io_err(&self.display(path), e))?;
+            self.rename_over(fd, &temp, fd, name, path, false)?;
+            Ok(t)
+        });
+        if out.is_err() {
+            let _ = rustix::fs::unlinkat(fd, temp.as_str(), AtFlags::empty());
+        }
+        out
+    }
+
+    /// Puts the symlink `path` → `target` in place atomically, like [`Root::replace_file`].
+    ///
+    /// # Errors
+    /// [`Error::ThroughSymlink`], [`Error::WouldDelete`], [`Error::Io`].
+    pub fn replace_symlink(
+        &self,
+        cache: &mut DirCache,
+        path: &EntryPath,
+        target: &OsStr,
+    ) -> Result<(), Error> {
+        let (dir, name) = path.split_last();
+        let fd = cache.get(self, dir).map_err(|e| self.fail(path, e))?;
+        let temp = temp_name();
+        rustix::fs::symlinkat(target, fd, temp.as_str()).map_err(|e| self.fail(path, e.into()))?;
+        let out = self.rename_over(fd, &temp, fd, name, path, false);
+        if out.is_err() {
+            let _ = rustix::fs::unlinkat(fd, temp.as_str(), AtFlags::empty());
+        }
+        out
+    }
+
+    /// Moves `path` from the scratch root `from` (on the same filesystem) to `path` here,
+    /// replacing a file or symlink there, or an empty directory; a non-empty directory is
+    /// [`Error::WouldDelete`]. Its parent here must be a directory.
+    ///
+    /// # Errors
+    /// [`Error::ThroughSymlink`], [`Error::WouldDelete`], [`Error::Io`].
+    pub fn take(&self, from: &Root, path: &EntryPath) -> Result<(), Error> {
+        let (dir, name) = path.split_last();
+        let mut ours = DirCache::default();
+        let mut theirs = DirCache::default();
+        let to = ours.get(self, dir).map_err(|e| self.fail(path, e))?;
+        let src = theirs.get(from, dir).map_err(|e| from.fail(path, e))?;
+        let is_dir = kind_at(src, name).map_err(|e| io_err(&from.display(path), e))?
+            == Some(FileType::Directory);
+        self.rename_over(src, name, to, name, path, is_dir)
+    }
+
+    /// Renames `from_name` (in `from_dir`) to `name` (in `dir`): a file or symlink there is
+    /// replaced by the rename itself; a directory there must be empty and is removed first;
+    /// when a directory is moved, a file or symlink in its way is removed first.
+    fn rename_over(
+        &self,
+        from_dir: BorrowedFd<'_>,
+        from_name: &str,
+        dir: BorrowedFd<'_>,
+        name: &str,
+        path: &EntryPath,
+        moving_dir: bool,
+    ) -> Result<(), Error> {
+        let err = |e: io::Error| io_err(&self.display(path), e);
+        match kind_at(dir, name).map_err(err)? {
+            Some(FileType::Directory) => self.rmdir_at(dir, name, path)?,
+            Some(_) if moving_dir => {
+                rustix::fs::unlinkat(dir, name, AtFlags::empty()).map_err(|e| err(e.into()))?;
+            }
+            _ => {}
+        }
+        crate::fs::crash_point("rename");
+        rustix::fs::renameat(from_dir, from_name, dir, name).map_err(|e| err(e.into()))
+    }
+
+    /// Hard-links the regular file `target` at the new name `path`; `false` (and nothing
+    /// done) if `target` is not a regular file.
+    ///
+    /// # Errors
+    /// [`Error::ThroughSymlink`], [`Error::Io`].
+    pub fn hard_link(&self, target: &EntryPath, path: &EntryPath) -> Result<bool, Error> {
+        let (tdir, tname) = target.split_last();
+        let (dir, name) = path.split_last();
+        let mut theirs = DirCache::default();
+        let mut ours = DirCache::default();
+        let src = match theirs.get(self, tdir) {
+            Ok(fd) => fd,
+            Err(e) if is_absent(&e) && !self.is_blocked_by_symlink(target, &e) => {
+                return Ok(false);
+            }
+            Err(e) => return Err(self.fail(target, e)),
+        };
+        if kind_at(src, tname).map_err(|e| io_err(&self.display(target), e))?
+            != Some(FileType::RegularFile)
+        {
+            return Ok(false);
+        }
+        let to = ours.get(self, dir).map_err(|e| self.fail(path, e))?;
+        // No AT_SYMLINK_FOLLOW: the name itself is linked, and it was just checked to be a file.
+        rustix::fs::linkat(src, tname, to, name, AtFlags::empty())
+            .map_err(|e| self.fail(path, e.into()))?;
+        Ok(true)
+    }
+}
+
+/// Creates a new file (`O_EXCL`, `O_NOFOLLOW`) in `dir`.
+fn create_at(dir: BorrowedFd<'_>, name: &str, mode: u32) -> io::Result<File> {
+    let fd = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(mode & 0o777),
+    )?;
+    Ok(File::from(fd))
+}
+
+/// The type of `name` in `dir`, not following a symlink; `None` if it does not exist.
+fn kind_at(dir: BorrowedFd<'_>, name: &str) -> io::Result<Option<FileType>> {
+    match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => Ok(Some(FileType::from_raw_mode(st.st_mode))),
+        Err(Errno::NOENT) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Removes `name` in `dir` and, if it is a directory, everything in it — each level opened
+/// with `O_NOFOLLOW`, so a symlink inside is removed, never followed.
+fn remove_tree(dir: BorrowedFd<'_>, name: &std::ffi::CStr) -> io::Result<()> {
+    let fd = match rustix::fs::openat(dir, name, DIR_FLAGS, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::NOTDIR | Errno::LOOP) => {
+            return Ok(rustix::fs::unlinkat(dir, name, AtFlags::empty())?);
+        }
+        Err(Errno::NOENT) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    let mut names = Vec::new();
+    for e in rustix::fs::Dir::read_from(&fd)? {
+        let e = e?;
+        let raw = e.file_name().to_bytes();
+        if !matches!(raw, b"." | b"..") {
+            names.push(e.file_name().to_owned());
+        }
+    }
+    for n in names {
+        match rustix::fs::unlinkat(&fd, n.as_c_str(), AtFlags::empty()) {
+            Ok(()) | Err(Errno::NOENT) => {}
+            Err(Errno::ISDIR | Errno::PERM) => remove_tree(fd.as_fd(), &n)?,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR)?)
+}
+
+/// Whether `e` means "nothing there": missing, or a non-directory (or symlink) on the way.
+fn is_absent(e: &io::Error) -> bool {
+    [Errno::NOENT, Errno::NOTDIR, Errno::LOOP]
+        .iter()
+        .any(|n| e.raw_os_error() == Some(n.raw_os_error()))
+}
+
+fn temp_name() -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{}{}-{}",
+        crate::fs::TEMP_PREFIX,
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The paths a restore into one destination must leave alone, besides the reserved names of
+/// [`EntryPath::reserved_component`]: the open store when it lies inside the destination
+/// under another name (`--store`), and the staging directory of an in-place restore.
+#[derive(Clone, Debug, Default)]
+pub struct Guard {
+    /// Folded components (as [`fold`] spells them) and what lives there.
+    protected: Vec<(Vec<String>, PathBuf)>,
+}
+
+impl Guard {
+    /// The guard for restoring into `dest` with the store at `store_dir` open.
+    ///
+    /// # Errors
+    /// [`Error::InStore`] if `dest` is the store or inside it; [`Error::Io`] if a path cannot
+    /// be resolved.
+    pub fn new(dest: &Path, store_dir: &Path) -> Result<Guard, Error> {
+        let store = store_dir.canonicalize().map_err(|e| io_err(store_dir, e))?;
+        let dest_real = resolve_lenient(dest).map_err(|e| io_err(dest, e))?;
+        if dest_real.starts_with(&store) {
+            return Err(Error::InStore {
+                dest: dest.to_owned(),
+                store,
+            });
+        }
+        let mut guard = Guard::default();
+        if let Ok(rel) = store.strip_prefix(&dest_real) {
+            guard.protect(rel, store.clone());
+        }
+        Ok(guard)
+    }
+
+    /// Adds `rel` (relative to the destination) and everything below it, where `what` lives.
+    pub fn protect(&mut self, rel: &Path, what: PathBuf) {
+        let parts: Vec<String> = rel
+            .components()
+            .map(|c| fold(&c.as_os_str().to_string_lossy()))
+            .collect();
+        if !parts.is_empty() {
+            self.protected.push((parts, what));
+        }
+    }
+
+    /// Checks that restore may write `path`: no reserved name in it, not into a protected
+    /// path. Compared as a case-insensitive filesystem would.
+    ///
+    /// # Errors
+    /// [`Error::Reserved`], [`Error::Protected`].
+    pub fn admit(&self, path: &EntryPath) -> Result<(), Error> {
+        if let Some(name) = path.reserved_component() {
+            return Err(Error::Reserved {
+                path: path.to_string(),
+                name: name.to_owned(),
+            });
+        }
+        for (parts, what) in &self.protected {
+            let mut ours = path.components();
+            if parts
+                .iter()
+                .all(|p| ours.next().is_some_and(|c| fold(c) == *p))
+            {
+                return Err(Error::Protected {
+                    path: path.to_string(),
+                    what: what.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `path` made absolute with symlinks resolved as far as it exists; the rest is appended
+/// lexically (`..` drops a component).
+fn resolve_lenient(path: &Path) -> io::Result<PathBuf> {
+    let abs = std::path::absolute(path)?;
+    let mut existing = abs.as_path();
+    let mut rest = Vec::new();
+    let mut real = loop {
+        match existing.canonicalize() {
+            Ok(real) => break real,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let Some(parent) = existing.parent() else {
+                    return Err(e);
+                };
+                rest.extend(existing.file_name().map(ToOwned::to_owned));
+                if existing.file_name().is_none() {
+                    rest.push("..".into());
+                }
+                existing = parent;
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    for part in rest.iter().rev() {
+        match Path::new(part).components().next() {
+            Some(Component::ParentDir) => {
+                real.pop();
+            }
+            Some(Component::Normal(n)) => real.push(n),
+            _ => {}
+        }
+    }
+    Ok(real)
+}
+
+fn io_err(path: &Path, source: io::Error) -> Error {
+    Error::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Errors of writing into a destination.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A path that would be created, removed or written through a symlink.
+    #[error("refusing to write `{path}` through a symlink")]
+    ThroughSymlink {
+        /// The path, relative to the destination.
+        path: String,
+    },
+    /// A path with a reserved name (`.git`, `.store`, or a spelling of them).
+    #[error("refusing to restore `{path}`: `{name}` is a reserved name restore never writes")]
+    Reserved {
+        /// The path, relative to the destination.
+        path: String,
+        /// The reserved component.
+        name: String,
+    },
+    /// A path into the store (or a staging directory) that lies inside the destination.
+    #[error("refusing to restore `{path}`: it would write into {}", what.display())]
+    Protected {
+        /// The path, relative to the destination.
+        path: String,
+        /// What lives there.
+        what: PathBuf,
+    },
+    /// A destination that is the store or lies inside it.
+    #[error("{} is inside the store {}", dest.display(), store.display())]
+    InStore {
+        /// The destination.
+        dest: PathBuf,
+        /// The store.
+        store: PathBuf,
+    },
+    /// Replacing a directory that holds entries the restore does not write.
+    #[error(
+        "refusing to replace the directory {}: it holds files the snapshot does not record",
+        path.display()
+    )]
+    WouldDelete {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// An I/O error.
+    #[error("{}", path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+}
+
+#[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests write fixtures directly
+mod tests {
+    use super::*;
+
+    type Result = std::result::Result<(), Box<dyn std::error::Error>>;
+
+    fn p(s: &str) -> EntryPath {
+        EntryPath::new(s).expect("test paths are valid")
+    }
+
+    /// `d/e/f.txt`, `d/l -> ../outside`, `d/file`, and `outside/secret.txt` beside the root.
+    fn fixture() -> std::result::Result<(tempfile::TempDir, PathBuf), Box<dyn std::error::Error>> {
+        let t = tempfile::tempdir()?;
+        let root = t.path().join("root");
+        std::fs::create_dir_all(root.join("d/e"))?;
+        std::fs::write(root.join("d/e/f.txt"), "f")?;
+        std::fs::write(root.join("d/file"), "x")?;
+        std::fs::create_dir_all(t.path().join("outside"))?;
+        std::fs::write(t.path().join("outside/secret.txt"), "secret")?;
+        std::os::unix::fs::symlink("../../outside", root.join("d/l"))?;
+        Ok((t, root))
+    }
+
+    #[test]
+    fn both_resolutions_refuse_symlinks_and_files_on_the_way() -> Result {
+        let (_t, root) = fixture()?;
+        let r = Root::open(&root)?;
+        for open in [Root::open_dir, Root::walk_dir] {
+            assert!(open(&r, "d/e").is_ok());
+            for blocked in ["d/l", "d/l/x", "d/file", "d/file/x", "missing/x"] {
+                assert!(open(&r, blocked).is_err(), "{blocked} must not open");
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn writes_through_a_symlink_are_refused_by_name() -> Result {
+        let (t, root) = fixture()?;
+        let r = Root::open_scratch(&root)?;
+        let mut cache = DirCache::default();
+        let through = |e: &Error| matches!(e, Error::ThroughSymlink { .. });
+        let e = r
+            .create(&mut cache, &p("d/l/new.txt"), 0o644, |_, _| {
+                Ok::<_, Error>(())
+            })
+            .err();
+        assert!(e.as_ref().is_some_and(through), "{e:?}");
+        assert!(r.make_dirs(&p("d/l/sub")).as_ref().is_err_and(through));
+        assert!(r.remove(&p("d/l/secret.txt")).as_ref().is_err_and(through));
+        let linked = r.hard_link(&p("d/l/secret.txt"), &p("h"));
+        assert!(linked.as_ref().is_err_and(through), "{linked:?}");
+        assert!(
+            r.symlink(&mut cache, &p("d/l/s"), OsStr::new("x"))
+                .as_ref()
+                .is_err_and(through)
+        );
+        assert_eq!(
+            std::fs::read_dir(t.path().join("outside"))?.count(),
+            1,
+            "nothing written beside the root"
+        );
+        // A symlink as the last component is replaced, not followed.
+        r.remove(&p("d/l"))?;
+        assert!(t.path().join("outside/secret.txt").exists());
+        Ok(())
+    }
+
+    #[test]
+    fn only_a_scratch_root_removes_a_directory_that_holds_anything() -> Result {
+        let (_t, root) = fixture()?;
+        let dest = Root::open(&root)?;
+        let e = dest.remove(&p("d/e")).err();
+        assert!(matches!(e, Some(Error::WouldDelete { .. })), "{e:?}");
+        assert!(root.join("d/e/f.txt").exists());
+        std::fs::create_dir(root.join("empty"))?;
+        dest.remove(&p("empty"))?;
+        assert!(!root.join("empty").exists(), "an empty directory may go");
+        let scratch = Root::open_scratch(&root)?;
+        scratch.remove(&p("d"))?;
+        assert!(!root.join("d").exists());
+        Ok(())
+    }
+
+    #[test]
+    fn take_replaces_files_and_empty_directories_only() -> Result {
+        let (t, root) = fixture()?;
+        let stage_dir = t.path().join("stage");
+        std::fs::create_dir_all(stage_dir.join("d"))?;
+        std::fs::write(stage_dir.join("d/e"), "file where a directory is")?;
+        std::fs::write(stage_dir.join("d/file"), "new")?;
+        let stage = Root::open_scratch(&stage_dir)?;
+        let dest = Root::open(&root)?;
+        dest.take(&stage, &p("d/file"))?;
+        assert_eq!(std::fs::read(root.join("d/file"))?, b"new");
+        let e = dest.take(&stage, &p("d/e")).err();
+        assert!(matches!(e, Some(Error::WouldDelete { .. })), "{e:?}");
+        assert!(root.join("d/e/f.txt").exists());
+        Ok(())
+    }
+
+    #[test]
+    fn the_guard_refuses_reserved_names_and_the_store_under_any_case() -> Result {
+        let t = tempfile::tempdir()?;
+        let store = t.path().join("work/state");
+        std::fs::create_dir_all(&store)?;
+        let guard = Guard::new(&t.path().join("work"), &store)?;
+        assert!(guard.admit(&p("a/b")).is_ok());
+        for refused in ["state", "State/refs/heads/x", ".git/config", "a/.STORE/x"] {
+            assert!(guard.admit(&p(refused)).is_err(), "{refused}");
+        }
+        let e = Guard::new(&store.join("refs"), &store).err();
+        assert!(matches!(e, Some(Error::InStore { .. })), "{e:?}");
+        let e = Guard::new(&store, &store).err();
+        assert!(matches!(e, Some(Error::InStore { .. })), "{e:?}");
+        assert!(Guard::new(&t.path().join("elsewhere/new"), &store).is_ok());
+        Ok(())
+    }
+}
