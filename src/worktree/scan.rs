@@ -3,7 +3,7 @@
 //! The order is the tar member order of the OCI mapping: depth-first, a directory before its
 //! contents, siblings sorted by the bytes of their names. Each recorded path's missing parent
 //! directories are synthesized. Symlinks are recorded, never followed. The store directory, and
-//! entries named `.git` or `.store` in any letter case ([`is_reserved`]), are never recorded.
+//! entries any filesystem takes for `.git` or `.store` ([`is_reserved`]), are never recorded.
 //!
 //! Exclusions ([`Filter`]): ignore files in gitignore syntax — `.snapignore`, and `.gitignore`
 //! when asked — in every scanned directory and in the roots' ancestors up to the store root,
@@ -476,17 +476,14 @@ fn scan_dir(src: &Path, path: &str, filter: &Filter, rules: &Rules) -> Result<Ve
 /// about one `fstatat`, so splitting finer costs more than it gains.
 const MIN_PER_THREAD: usize = 1;
 
-/// Whether an entry named `name` is never recorded: `.git` and `.store` in any letter case.
-/// Restore never writes such a path (a case-insensitive filesystem would take `.GIT` for
-/// `.git`), so a snapshot holding one could not be restored; and a store inside a committed
-/// directory is snap's own state, not content.
+/// Whether an entry named `name` is never recorded: a name some filesystem takes for `.git` or
+/// `.store` (any letter case, NTFS and HFS+ spellings: [`crate::object::path::is_reserved`]).
+/// Restore never writes such a path, so a snapshot holding one could not be restored; and a
+/// store inside a committed directory is snap's own state, not content.
 #[must_use]
 pub fn is_reserved(name: &str) -> bool {
-    RESERVED_NAMES.iter().any(|r| name.eq_ignore_ascii_case(r))
+    crate::object::path::is_reserved(name)
 }
-
-/// Names never recorded, compared ignoring ASCII case (see [`is_reserved`]).
-pub const RESERVED_NAMES: [&str; 2] = [".git", ".store"];
 
 fn join(prefix: &str, name: &str) -> String {
     if prefix.is_empty() {
@@ -529,7 +526,7 @@ pub enum Error {
     },
     /// A path to commit whose recorded path has a `.git` or `.store` component.
     #[error(
-        "cannot record {}: a `{name}` is never recorded (`.git` and `.store`, in any letter case), since restore never writes one",
+        "cannot record {}: `{name}` is a spelling of `.git` or `.store`, which are never recorded, since restore never writes one",
         path.display()
     )]
     Reserved {

@@ -18,6 +18,7 @@ use rustix::fs::FileType;
 use crate::digest::Digest;
 use crate::object::{EntryName, EntryPath};
 use crate::oci::{Descriptor, ImageManifest};
+use crate::pack::tar::EntryKind as TarKind;
 use crate::store::objects::{self, Objects};
 use crate::worktree::dest::{self, DirCache, Guard, Root};
 use crate::worktree::restore::RestoreStats;
@@ -235,18 +236,12 @@ fn apply_entry(
     stage: &Root,
     guard: &Guard,
     layer: &Descriptor,
-    entry: &mut tar::Entry<'_, Box<dyn Read>>,
+    entry: &mut LayerMember<'_>,
     stats: &mut RestoreStats,
 ) -> Result<(), Error> {
-    let kind = entry.header().entry_type();
-    if matches!(
-        kind,
-        tar::EntryType::XGlobalHeader | tar::EntryType::XHeader
-    ) {
-        // PAX extension headers: the tar reader applies them to the next entry.
-        return Ok(());
-    }
-    let Ok(raw) = String::from_utf8(entry.path_bytes().into_owned()) else {
+    // PAX and GNU extension records never reach here: the reader applies them to their member.
+    let kind = entry.kind();
+    let Ok(raw) = String::from_utf8(entry.path_bytes().to_vec()) else {
         stats.skipped += 1;
         return Ok(());
     };
@@ -274,14 +269,7 @@ fn apply_entry(
         }
         return Ok(());
     }
-    let supported = matches!(
-        kind,
-        tar::EntryType::Directory
-            | tar::EntryType::Regular
-            | tar::EntryType::Continuous
-            | tar::EntryType::Symlink
-            | tar::EntryType::Link
-    );
+    let supported = !matches!(kind, TarKind::Other(_));
     if !supported || guard.admit(&path).is_err() {
         stats.skipped += 1;
         return Ok(());
@@ -291,27 +279,29 @@ fn apply_entry(
     }
     let mut cache = DirCache::default();
     match kind {
-        tar::EntryType::Directory => {
+        TarKind::Dir => {
             if stage.kind(&mut cache, &path)? != Some(FileType::Directory) {
                 stage.remove(&path)?;
                 stage.mkdir(&mut cache, &path)?;
                 stats.dirs += 1;
             }
         }
-        tar::EntryType::Symlink => {
+        TarKind::Symlink => {
             let target = entry
-                .link_name()
-                .map_err(|e| bad_tar(layer, &e))?
-                .filter(|t| !t.as_os_str().is_empty())
+                .link_bytes()
+                .filter(|t| !t.is_empty())
+                .map(|t| {
+                    <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(t).to_owned()
+                })
                 .ok_or_else(|| Error::BadLayer {
                     digest: layer.digest,
                     reason: format!("symlink {raw} has no target"),
                 })?;
             stage.remove(&path)?;
-            stage.symlink(&mut cache, &path, target.as_os_str())?;
+            stage.symlink(&mut cache, &path, &target)?;
             stats.symlinks += 1;
         }
-        tar::EntryType::Link => {
+        TarKind::HardLink => {
             let not_a_file = |target: &str| Error::BadLayer {
                 digest: layer.digest,
                 reason: format!(
@@ -319,9 +309,8 @@ fn apply_entry(
                 ),
             };
             let raw_target = entry
-                .link_name()
-                .map_err(|e| bad_tar(layer, &e))?
-                .map(|t| t.to_string_lossy().into_owned())
+                .link_bytes()
+                .map(|t| String::from_utf8_lossy(t).into_owned())
                 .unwrap_or_default();
             let Some(target) = layer_path(&raw_target)? else {
                 return Err(not_a_file(&raw_target));
@@ -339,8 +328,8 @@ fn apply_entry(
             }
             stats.files += 1;
         }
-        _ => {
-            let mode = entry.header().mode().unwrap_or(0o644);
+        TarKind::File | TarKind::Other(_) => {
+            let mode = entry.mode();
             stage.remove(&path)?;
             stats.bytes += stage.create(&mut cache, &path, mode, |f, _| {
                 io::copy(entry, f).map_err(|e| bad_tar(layer, &e))
@@ -354,19 +343,21 @@ fn apply_entry(
 /// The one place tar layers are read: the blob is verified as it streams (at its end),
 /// decompressed, each entry handed to `each` in order, and the rest drained so the digest is
 /// checked even if the tar trailer is missing or the archive carries padding.
+///
+/// Layers go through snap's bounded tar reader ([`crate::pack::tar::Reader`]): an extension
+/// record (PAX header, GNU long name) larger than it reads is refused before it is read.
 fn each_entry(
     objects: &Objects,
     layer: &Descriptor,
-    mut each: impl FnMut(&mut tar::Entry<'_, Box<dyn Read>>) -> Result<(), Error>,
+    mut each: impl FnMut(&mut LayerMember<'_>) -> Result<(), Error>,
 ) -> Result<(), Error> {
     let reader = objects.open(&layer.digest)?;
     let decoded: Box<dyn Read> = crate::oci::layout::decompressing(VerifyAtEnd {
         inner: Some(reader),
     })
     .map_err(|e| bad_tar(layer, &e))?;
-    let mut archive = tar::Archive::new(decoded);
-    for entry in archive.entries().map_err(|e| bad_tar(layer, &e))? {
-        let mut entry = entry.map_err(|e| bad_tar(layer, &e))?;
+    let mut archive = crate::pack::tar::Reader::new(decoded);
+    while let Some(mut entry) = archive.next_entry().map_err(|e| bad_tar(layer, &e))? {
         each(&mut entry)?;
     }
     let mut rest = archive.into_inner();
@@ -404,7 +395,7 @@ pub fn list_layers(
 ) -> Result<(), Error> {
     for (i, layer) in m.layers.iter().enumerate().filter(|(_, l)| is_tar_layer(l)) {
         each_entry(objects, layer, |entry| {
-            let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+            let raw = String::from_utf8_lossy(entry.path_bytes()).into_owned();
             let path = raw
                 .trim_start_matches("./")
                 .trim_start_matches('/')
@@ -413,26 +404,23 @@ pub fn list_layers(
                 return Ok(());
             }
             let name = path.trim_end_matches('/').rsplit('/').next().unwrap_or("");
-            let h = entry.header();
-            let kind = match h.entry_type() {
+            let kind = match entry.kind() {
                 _ if name.starts_with(WHITEOUT) => "whiteout",
-                tar::EntryType::Directory => "dir",
-                tar::EntryType::Regular | tar::EntryType::Continuous => "file",
-                tar::EntryType::Symlink => "symlink",
-                tar::EntryType::Link => "hardlink",
-                _ => "other",
+                TarKind::Dir => "dir",
+                TarKind::File => "file",
+                TarKind::Symlink => "symlink",
+                TarKind::HardLink => "hardlink",
+                TarKind::Other(_) => "other",
             };
             let e = LayerEntry {
                 layer: i,
                 path: path.trim_end_matches('/').to_owned(),
                 kind: kind.to_owned(),
-                size: h.size().unwrap_or(0),
-                mode: h.mode().unwrap_or(0),
+                size: entry.size(),
+                mode: entry.mode(),
                 target: entry
-                    .link_name()
-                    .ok()
-                    .flatten()
-                    .map(|t| t.to_string_lossy().into_owned()),
+                    .link_bytes()
+                    .map(|t| String::from_utf8_lossy(t).into_owned()),
             };
             each(&e).map_err(|source| Error::Io {
                 path: PathBuf::from(&e.path),
@@ -442,6 +430,9 @@ pub fn list_layers(
     }
     Ok(())
 }
+
+/// A member of a layer, as the bounded tar reader gives it.
+type LayerMember<'a> = crate::pack::tar::Entry<'a, Box<dyn Read>>;
 
 /// Verifies the blob when the decompressor reaches its end.
 struct VerifyAtEnd {
@@ -463,7 +454,7 @@ impl Read for VerifyAtEnd {
     }
 }
 
-fn bad_tar(layer: &Descriptor, e: &io::Error) -> Error {
+fn bad_tar(layer: &Descriptor, e: &dyn std::fmt::Display) -> Error {
     Error::BadLayer {
         digest: layer.digest,
         reason: e.to_string(),

@@ -501,6 +501,9 @@ fn issue13_commit_skips_git_and_store_entries_in_any_letter_case() -> Result {
         "d/.gitignore",
         "d/.git2/x",
         "d/x.store",
+        "d/.git./x",
+        "d/GIT~1/x",
+        "d/store~1",
     ] {
         env.write(f, "1")?;
     }
@@ -520,7 +523,7 @@ fn issue13_commit_skips_git_and_store_entries_in_any_letter_case() -> Result {
     for root in ["d/.GIT", "d/.GIT/hooks", "d/sub/.Store"] {
         let out = env.run(&["commit", root], 2)?;
         assert!(
-            stderr(&out).contains("is never recorded"),
+            stderr(&out).contains("which are never recorded"),
             "{root}: {}",
             stderr(&out)
         );

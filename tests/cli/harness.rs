@@ -116,6 +116,27 @@ impl Env {
         Ok(())
     }
 
+    /// Runs snap with `args` in the work tree and returns its exit code, its peak resident
+    /// memory in KiB (from its parent's rusage: a bound, not a timing) and its stderr.
+    pub fn peak_memory(&self, args: &[&str]) -> Result<(i32, u64, String)> {
+        let quoted: Vec<String> = args
+            .iter()
+            .map(|a| format!("'{}'", a.replace('\'', r"'\''")))
+            .collect();
+        let report = self.sh(&format!(
+            r#"python3 - "$SNAP" {} <<'EOF'
+import resource, subprocess, sys
+r = subprocess.run(sys.argv[1:], stderr=subprocess.PIPE)
+print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+print(r.stderr.decode(errors="replace"))
+EOF"#,
+            quoted.join(" ")
+        ))?;
+        let (first, err) = report.split_once('\n').ok_or("no report")?;
+        let (code, rss) = first.split_once(' ').ok_or("no report")?;
+        Ok((code.parse()?, rss.parse()?, err.to_owned()))
+    }
+
     /// Runs a shell command in the work tree.
     pub fn sh(&self, script: &str) -> Result<String> {
         let out = std::process::Command::new("bash")

@@ -467,3 +467,43 @@ fn nothing_goes_through_a_symlink_and_special_files_are_skipped() -> Result {
     assert!(!env.join("fifo-out/pipe").exists());
     Ok(())
 }
+
+// issue 13 (item 9, for layers): image layers were read with the `tar` crate, which reads a PAX
+// record whole into memory whatever it declares; a small layer holding one 256 MiB record
+// drove `restore` (and `ls`) to hundreds of MB. Layers now go through snap's bounded reader:
+// the record is refused from its header, nothing is written, and the process stays small.
+#[test]
+fn a_layer_with_a_huge_pax_record_is_refused_in_bounded_memory() -> Result {
+    use std::io::Write;
+    let env = Env::new()?;
+    env.ok(&["init"])?;
+    let record_len: u64 = 256 << 20;
+    let mut z = zstd::stream::Encoder::new(Vec::new(), 1)?;
+    z.write_all(&crate::import::raw_header("PaxHeader", b'x', record_len))?;
+    let fill = vec![b'9'; 1 << 20];
+    for _ in 0..256 {
+        z.write_all(&fill)?;
+    }
+    let image = layout::image(&[z.finish()?]);
+    let digest = import_untagged(&env, env.path(), &image)?;
+    for args in [
+        ["restore", digest.as_str(), "out"],
+        ["ls", digest.as_str(), ""],
+    ] {
+        let args: Vec<&str> = args.into_iter().filter(|a| !a.is_empty()).collect();
+        let (code, max_rss_kib, err) = env.peak_memory(&args)?;
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(
+            err.lines()
+                .next()
+                .is_some_and(|l| l.starts_with("error: ") && l.contains("PAX extended header")),
+            "{args:?}: {err}"
+        );
+        assert!(
+            max_rss_kib < 64 << 10,
+            "{args:?} peaked at {max_rss_kib} KiB of memory"
+        );
+    }
+    assert!(!env.join("out").exists(), "nothing restored");
+    Ok(())
+}

@@ -312,7 +312,7 @@ fn snap_imports_its_own_export_of_a_highly_compressible_snapshot() -> Result {
 }
 
 /// A tar header block of type `typeflag` declaring `size` bytes, checksummed.
-fn raw_header(name: &str, typeflag: u8, size: u64) -> [u8; 512] {
+pub fn raw_header(name: &str, typeflag: u8, size: u64) -> [u8; 512] {
     let mut h = [0u8; 512];
     h[..name.len()].copy_from_slice(name.as_bytes());
     h[100..108].copy_from_slice(b"0000644\0");
@@ -356,17 +356,7 @@ fn a_pax_bomb_is_refused_from_its_header_in_bounded_memory() -> Result {
     }
     env.write("pax-bomb.tar.zst", z.finish()?)?;
     let before = store_listing(&env)?;
-    // Peak memory of the child, from its parent's rusage: a bound, not a timing.
-    let report = env.sh(r#"python3 - "$SNAP" import pax-bomb.tar.zst <<'EOF'
-import resource, subprocess, sys
-r = subprocess.run(sys.argv[1:], stderr=subprocess.PIPE)
-print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
-print(r.stderr.decode(errors="replace"))
-EOF"#)?;
-    let (first, err) = report.split_once('\n').ok_or("report")?;
-    let mut fields = first.split(' ');
-    let code: i32 = fields.next().ok_or("code")?.parse()?;
-    let max_rss_kib: u64 = fields.next().ok_or("rss")?.parse()?;
+    let (code, max_rss_kib, err) = env.peak_memory(&["import", "pax-bomb.tar.zst"])?;
     assert_eq!(code, 2, "{err}");
     assert!(
         err.lines()
