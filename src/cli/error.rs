@@ -337,6 +337,10 @@ fn hint_for(err: &ops::Error) -> Option<(String, &'static str)> {
             "nothing was stored; export or download the layout again, or check where it came from".into(),
             "import-refused",
         )),
+        ops::Error::IndexTooLarge { .. } => Some((
+            "export fewer snapshots, or without --with-history (every ancestor is an entry)".into(),
+            "export-index-too-large",
+        )),
         ops::Error::OutputNotEmpty { .. } => Some((
             "export into a new or empty directory, or to a .tar, .tar.gz or .tar.zst file".into(),
             "output-not-empty",

@@ -166,6 +166,15 @@ pub fn export_with(
         annotations: BTreeMap::new(),
     });
 
+    // Never write a layout snap itself would refuse to import (import.md, limits).
+    if index.bytes().len() as u64 > layout::MAX_INDEX_BYTES {
+        return Err(Error::IndexTooLarge {
+            size: index.bytes().len() as u64,
+            entries: entries.len(),
+            limit: layout::MAX_INDEX_BYTES,
+        });
+    }
+
     let bytes = blobs.values().sum();
     progress.begin("Exporting", bytes, blobs.len() as u64);
     let written = match format {

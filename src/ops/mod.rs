@@ -267,6 +267,18 @@ pub enum Error {
     /// `export` without snapshots.
     #[error("nothing to export: name at least one snapshot")]
     NothingToExport,
+    /// An export whose `index.json` would be larger than an import accepts.
+    #[error(
+        "the layout's index.json would be {size} bytes for {entries} snapshots, more than the {limit} bytes `snap import` accepts"
+    )]
+    IndexTooLarge {
+        /// Bytes the index would take.
+        size: u64,
+        /// Entries it would list.
+        entries: usize,
+        /// What an import accepts.
+        limit: u64,
+    },
     /// An object that should be a manifest is not one.
     #[error("{digest} is not an image manifest: {reason}")]
     NotAManifest {
@@ -386,7 +398,9 @@ impl Error {
             | Error::ReservedAnnotation { .. }
             | Error::CommitToTag { .. } => ErrorKind::InvalidInput,
             Error::TagExists { .. } | Error::TooManyRetries { .. } => ErrorKind::Conflict,
-            Error::NothingToExport | Error::OutputNotEmpty { .. } => ErrorKind::InvalidInput,
+            Error::NothingToExport | Error::OutputNotEmpty { .. } | Error::IndexTooLarge { .. } => {
+                ErrorKind::InvalidInput
+            }
             Error::NotAManifest { .. } => ErrorKind::Corrupt,
             Error::Layout(
                 crate::oci::layout::Error::Io(_)
