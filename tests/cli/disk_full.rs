@@ -92,7 +92,7 @@ fn a_commit_that_fills_the_disk_fails_clearly_and_leaves_the_store_as_it_was() -
         first.starts_with("error: no space left on device, writing "),
         "one clear line first: {err}"
     );
-    assert!(err.contains("troubleshooting.md#disk-full"), "{err}");
+    assert!(err.contains("see: snap explain disk-full"), "{err}");
 
     assert_eq!(
         env.ok(&["--store", store, "refs"])?,
