@@ -135,7 +135,7 @@ fn registry_hint(e: &snap::registry::Error) -> Option<(String, &'static str)> {
             source_of_credentials: None,
             ..
         } => (
-            "log in with `docker login`, or set SNAP_REGISTRY_USER and SNAP_REGISTRY_PASSWORD (or SNAP_REGISTRY_TOKEN)".into(),
+            "log in with `docker login HOST`, or set SNAP_REGISTRY_USER and SNAP_REGISTRY_PASSWORD (or SNAP_REGISTRY_TOKEN); a test registry of your own asks only if its config turns auth on".into(),
             "registry-unauthorized",
         ),
         R::Unauthorized {
