@@ -469,7 +469,11 @@ fn issue13_commit_refuses_to_record_the_store_itself() -> Result {
             "{args:?}: {}",
             stderr(&out)
         );
-        assert!(stderr(&out).contains("#commit-store"), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("see: snap explain commit-store"),
+            "{}",
+            stderr(&out)
+        );
     }
     let out = env
         .snap_in(&env.join(".store"))
