@@ -20,14 +20,22 @@ pub fn run(ctx: &Context, _args: &Args) -> anyhow::Result<ExitStatus> {
                 None => ctx.printer.line(format!("{kind}: {}", p.message))?,
             }
             for s in &p.snapshots {
-                ctx.printer.line(format!("  needed by snapshot {s}"))?;
+                ctx.printer.line(format!("  needed by {s}"))?;
             }
         }
         for l in &report.leftovers {
             ctx.printer.status("Note", &l.message);
         }
+        let foreign = if report.foreign > 0 {
+            format!(
+                ", {} image or artifact manifests and indexes",
+                report.foreign
+            )
+        } else {
+            String::new()
+        };
         let summary = format!(
-            "{} loose objects, {} packs ({} objects), {} refs, {} snapshots",
+            "{} loose objects, {} packs ({} objects), {} refs, {} snapshots{foreign}",
             report.loose_objects,
             report.packs,
             report.packed_objects,

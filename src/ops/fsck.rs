@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use crate::digest::Digest;
 use crate::object::{EntryKind, Tree};
 use crate::ops::Error;
-use crate::snapshot::{MAX_METADATA_BYTES, Snapshot};
+use crate::snapshot::{Artifact, MAX_METADATA_BYTES};
 use crate::store::Store;
 use crate::store::objects::Location;
 
@@ -44,6 +44,8 @@ pub enum ProblemKind {
     MissingObject,
     /// A snapshot's manifest, config or tree cannot be read.
     BrokenSnapshot,
+    /// A stored object's size differs from the size a manifest or index describes.
+    SizeMismatch,
     /// A ref file is not a digest.
     CorruptRef,
     /// A ref points at a snapshot that is not stored.
@@ -93,6 +95,9 @@ pub struct FsckReport {
     pub refs: u64,
     /// Snapshots walked.
     pub snapshots: u64,
+    /// Foreign manifests and indexes walked (container images, ORAS and OMMX artifacts).
+    #[serde(default)]
+    pub foreign: u64,
     /// Problems found (empty when the store is healthy).
     pub problems: Vec<Problem>,
     /// Leftovers of interrupted runs (stale locks, temp files): harmless, never referenced,
@@ -133,7 +138,8 @@ pub fn fsck(store: &Store) -> Result<FsckReport, Error> {
     let objects = &store.objects;
     // Digests with at least one bad copy, and with at least one good copy.
     let mut bad: HashMap<Digest, Problem> = HashMap::new();
-    let mut good: HashSet<Digest> = HashSet::new();
+    // With the size of the good copy, to check descriptors against.
+    let mut good: HashMap<Digest, u64> = HashMap::new();
 
     // 1. Loose objects.
     let (loose, strays) = objects.list_loose()?;
@@ -149,8 +155,8 @@ pub fn fsck(store: &Store) -> Result<FsckReport, Error> {
         .collect();
     for (d, p, r) in results {
         match r {
-            Ok(_) => {
-                good.insert(d);
+            Ok(n) => {
+                good.insert(d, n);
             }
             Err(msg) => {
                 bad.insert(
@@ -176,8 +182,8 @@ pub fn fsck(store: &Store) -> Result<FsckReport, Error> {
     report.packs = packs.len() as u64;
     for (pd, pack_path, idx_path) in packs {
         match objects.verify_at(&pd, Location::Pack(pack_path.clone())) {
-            Ok(_) => {
-                good.insert(pd);
+            Ok(n) => {
+                good.insert(pd, n);
             }
             Err(e) => {
                 bad.insert(
@@ -233,8 +239,8 @@ pub fn fsck(store: &Store) -> Result<FsckReport, Error> {
             .collect();
         for (d, r) in results {
             match r {
-                Ok(_) => {
-                    good.insert(d);
+                Ok(n) => {
+                    good.insert(d, n);
                 }
                 Err(msg) => {
                     bad.entry(d).or_insert_with(|| {
@@ -305,8 +311,10 @@ pub fn fsck(store: &Store) -> Result<FsckReport, Error> {
     }
 
     // 4. Walk snapshots (and their stored ancestors) down to every file.
-    let damaged: HashMap<Digest, Problem> =
-        bad.into_iter().filter(|(d, _)| !good.contains(d)).collect();
+    let damaged: HashMap<Digest, Problem> = bad
+        .into_iter()
+        .filter(|(d, _)| !good.contains_key(d))
+        .collect();
     let mut affected: HashMap<Digest, BTreeSet<Digest>> = HashMap::new();
     let mut missing: HashMap<Digest, BTreeSet<Digest>> = HashMap::new();
     let mut tree_memo: HashMap<Digest, Vec<Digest>> = HashMap::new();
@@ -316,10 +324,38 @@ pub fn fsck(store: &Store) -> Result<FsckReport, Error> {
         if !seen.insert(id) {
             continue;
         }
-        report.snapshots += 1;
-        let snap = match Snapshot::load(store, &id) {
-            Ok(s) => s,
+        // Whatever a ref reaches: a snap snapshot, or foreign content (an image, an ORAS or
+        // OMMX artifact, an index), checked down to every blob it names.
+        let snap = match Artifact::load(store, &id) {
+            Ok(Artifact::Snapshot(s)) => s,
+            Ok(Artifact::Index(index)) => {
+                report.foreign += 1;
+                for m in &index.index().manifests {
+                    if objects.contains(&m.digest) {
+                        queue.push(m.digest);
+                    } else {
+                        missing.entry(m.digest).or_default().insert(id);
+                    }
+                }
+                continue;
+            }
+            Ok(Artifact::Manifest(manifest)) => {
+                report.foreign += 1;
+                let m = manifest.manifest();
+                let descriptors = std::iter::once(&m.config).chain(&m.layers);
+                check_blobs(
+                    id,
+                    descriptors,
+                    &good,
+                    &damaged,
+                    &mut affected,
+                    &mut missing,
+                    &mut report,
+                );
+                continue;
+            }
             Err(e) => {
+                report.snapshots += 1;
                 report.problems.push(problem(
                     ProblemKind::BrokenSnapshot,
                     None,
@@ -329,16 +365,19 @@ pub fn fsck(store: &Store) -> Result<FsckReport, Error> {
                 continue;
             }
         };
+        report.snapshots += 1;
         queue.extend(snap.config.parents.iter().filter(|p| objects.contains(p)));
-        let mut needed: Vec<Digest> = vec![snap.manifest.manifest().config.digest];
-        needed.extend(snap.manifest.manifest().layers.iter().map(|l| l.digest));
-        needed.extend(walk_tree(
-            store,
-            &snap.config.root,
-            &mut tree_memo,
+        let m = snap.manifest.manifest();
+        check_blobs(
+            id,
+            std::iter::once(&m.config).chain(&m.layers),
+            &good,
+            &damaged,
+            &mut affected,
+            &mut missing,
             &mut report,
-            0,
-        ));
+        );
+        let needed = walk_tree(store, &snap.config.root, &mut tree_memo, &mut report, 0);
         for d in needed {
             if damaged.contains_key(&d) {
                 affected.entry(d).or_default().insert(id);
@@ -410,6 +449,40 @@ pub fn fsck(store: &Store) -> Result<FsckReport, Error> {
         .problems
         .sort_by(|a, b| (a.kind, &a.path, a.object).cmp(&(b.kind, &b.path, b.object)));
     Ok(report)
+}
+
+/// Checks the blobs a manifest (`id`) names: each stored, undamaged, and of the size its
+/// descriptor says.
+fn check_blobs<'a>(
+    id: Digest,
+    descriptors: impl Iterator<Item = &'a crate::oci::Descriptor>,
+    good: &HashMap<Digest, u64>,
+    damaged: &HashMap<Digest, Problem>,
+    affected: &mut HashMap<Digest, BTreeSet<Digest>>,
+    missing: &mut HashMap<Digest, BTreeSet<Digest>>,
+    report: &mut FsckReport,
+) {
+    for desc in descriptors {
+        let d = desc.digest;
+        if damaged.contains_key(&d) {
+            affected.entry(d).or_default().insert(id);
+        } else if let Some(&size) = good.get(&d) {
+            if size != desc.size {
+                report.problems.push(Problem {
+                    kind: ProblemKind::SizeMismatch,
+                    path: None,
+                    object: Some(d),
+                    message: format!(
+                        "{d} is described as {} bytes by {id}, but it has {size}",
+                        desc.size
+                    ),
+                    snapshots: vec![id],
+                });
+            }
+        } else if d != Digest::EMPTY {
+            missing.entry(d).or_default().insert(id);
+        }
+    }
 }
 
 /// Deeper trees than this are reported, not walked (real paths end far earlier: PATH_MAX).

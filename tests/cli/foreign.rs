@@ -173,3 +173,75 @@ fn a_containerd_archive_with_docker_metadata_imports() -> Result {
     );
     Ok(())
 }
+
+fn fsck(env: &Env, code: i32) -> Result<Value> {
+    let out = env.run(&["--json", "fsck"], code)?;
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+fn loose(env: &Env, blob: &[u8]) -> PathBuf {
+    let hex = Digest::of(blob).hex();
+    env.join(&format!(
+        ".store/objects/sha256/{}/{}",
+        &hex[..2],
+        &hex[2..]
+    ))
+}
+
+// issue 14: fsck called every imported image and OMMX/ORAS artifact a broken snapshot and
+// exited 1; it now walks them down to every blob, and still reports real damage to them.
+#[test]
+fn fsck_checks_images_and_artifacts_and_reports_only_real_damage() -> Result {
+    use crate::layout::{self, Member};
+    let env = Env::new()?;
+    let image = layout::image(&[layout::tar_layer(&[Member::file("etc/os", b"x")])?]);
+    layout::write(&env.join("img"), &image, Some("img"))?;
+    let oras = layout::oras(&[("a.txt", b"A")]);
+    layout::write(&env.join("oras"), &oras, Some("oras"))?;
+    let (manifest, blobs) = ommx_artifact();
+    let mut files = vec![("index.json".to_owned(), index_naming(&manifest, OMMX_NAME))];
+    files.extend(blob_files(&blobs));
+    let archive = tar_of(&env, "lp.ommx", &files)?;
+    for path in ["img", "oras", &archive.to_string_lossy()] {
+        env.ok(&["import", path])?;
+    }
+    env.ok(&["commit", "img"])?;
+    let report = fsck(&env, 0)?;
+    assert_eq!(report["problems"], json!([]), "{report}");
+    assert_eq!(report["foreign"], json!(3));
+    assert_eq!(report["snapshots"], json!(1));
+
+    // A flipped byte in the OMMX layer: named, with the artifact that needs it.
+    let layer = loose(&env, &blobs[2]);
+    let mut bytes = std::fs::read(&layer)?;
+    let n = bytes.len();
+    bytes[n - 3] ^= 0x40;
+    std::fs::set_permissions(&layer, std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
+    std::fs::write(&layer, &bytes)?;
+    let report = fsck(&env, 1)?;
+    let problems = report["problems"].as_array().cloned().unwrap_or_default();
+    assert_eq!(problems.len(), 1, "{report}");
+    assert_eq!(problems[0]["kind"], json!("corrupt-object"));
+    assert_eq!(
+        problems[0]["snapshots"],
+        json!([Digest::of(&manifest).to_string()])
+    );
+
+    // The image's config gone: a missing object, needed by the image.
+    std::fs::remove_file(&layer)?;
+    std::fs::remove_file(loose(&env, &image.blobs[1]))?;
+    let report = fsck(&env, 1)?;
+    let kinds: Vec<&str> = report["problems"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["kind"].as_str())
+        .collect();
+    assert_eq!(kinds, ["missing-object", "missing-object"], "{report}");
+    assert!(
+        report["problems"]
+            .to_string()
+            .contains(&Digest::of(&image.manifest).to_string())
+    );
+    Ok(())
+}
