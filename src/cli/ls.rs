@@ -50,6 +50,9 @@ pub struct LsEntry {
     pub executable: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// The layer's media type, for a file of an image or artifact.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub media_type: Option<String>,
 }
 
 fn entry(path: String, kind: &EntryKind) -> LsEntry {
@@ -60,6 +63,7 @@ fn entry(path: String, kind: &EntryKind) -> LsEntry {
         digest: None,
         executable: false,
         target: None,
+        media_type: None,
     };
     match kind {
         EntryKind::File {
@@ -158,10 +162,14 @@ fn show(ctx: &Context, e: &LsEntry) -> std::io::Result<()> {
     };
     let size = e.size.map_or_else(|| "-".to_owned(), |s| s.to_string());
     let digest = e.digest.map_or_else(|| "-".repeat(12), |d| d.short());
-    let name = match &e.target {
-        Some(t) => format!("{} -> {}", Name(&e.path), Name(t)),
-        None if e.kind == "dir" => format!("{}/", Name(&e.path)),
-        None => Name(&e.path).to_string(),
+    let name = match (&e.target, &e.media_type) {
+        (Some(t), _) => format!("{} -> {}", Name(&e.path), Name(t)),
+        (None, _) if e.kind == "dir" => format!("{}/", Name(&e.path)),
+        // An untitled layer of an artifact: say what it is.
+        (None, Some(m)) if e.path.starts_with(unpack::UNTITLED_DIR) => {
+            format!("{} ({})", Name(&e.path), Name(m))
+        }
+        (None, _) => Name(&e.path).to_string(),
     };
     ctx.printer
         .line(format!("{mode} {size:>12} {digest} {name}"))
@@ -169,9 +177,21 @@ fn show(ctx: &Context, e: &LsEntry) -> std::io::Result<()> {
 
 pub fn cat(ctx: &Context, args: &CatArgs) -> anyhow::Result<ExitStatus> {
     let store = ctx.open_store()?;
-    let (_, kind) = resolve(&store, &args.rev, &args.path)?;
-    let EntryKind::File { digest, size, .. } = kind else {
-        anyhow::bail!("`{}` is a {}, not a file", args.path, kind.type_name());
+    let id = snap::rev::resolve(&store, &args.rev).map_err(Error::from)?;
+    let (digest, size) = match Artifact::load(&store, &id).map_err(Error::from)? {
+        Artifact::Snapshot(_) => {
+            let (_, kind) = resolve(&store, &args.rev, &args.path)?;
+            let EntryKind::File { digest, size, .. } = kind else {
+                anyhow::bail!("`{}` is a {}, not a file", args.path, kind.type_name());
+            };
+            (digest, size)
+        }
+        Artifact::Manifest(m) => foreign_blob(m.manifest(), &args.path, &id, &args.rev)?,
+        Artifact::Index(_) => anyhow::bail!(
+            "{} is an image index: it holds manifests, not files (`snap ls {}` lists them)",
+            id.short(),
+            args.rev
+        ),
     };
     let mut out = std::io::stdout().lock();
     // Small files are verified before a byte is written; large ones stream and fail at the
@@ -197,6 +217,44 @@ pub fn cat(ctx: &Context, args: &CatArgs) -> anyhow::Result<ExitStatus> {
     Ok(ExitStatus::Success)
 }
 
+/// The blob `path` names in a foreign manifest `id`: a file of an artifact (a title, or
+/// `blobs/sha256/<hex>` for an untitled layer); in an image, `blobs/sha256/<hex>` of its config
+/// or a layer, as stored.
+fn foreign_blob(
+    m: &snap::oci::ImageManifest,
+    path: &str,
+    id: &Digest,
+    rev: &str,
+) -> anyhow::Result<(Digest, u64)> {
+    let wanted = path.trim_matches('/');
+    if unpack::kind(m) == Kind::Files {
+        for (p, l) in unpack::artifact_files(m).map_err(Error::from)? {
+            if p.to_string() == wanted {
+                return Ok((l.digest, l.size));
+            }
+        }
+    }
+    let blob = std::iter::once(&m.config).chain(&m.layers).find(|d| {
+        wanted
+            .strip_prefix(unpack::UNTITLED_DIR)
+            .and_then(|r| r.strip_prefix('/'))
+            == Some(d.digest.hex().as_str())
+    });
+    match blob {
+        Some(d) => Ok((d.digest, d.size)),
+        None if unpack::kind(m) == Kind::Image => anyhow::bail!(
+            "`{path}` is not a blob of image {}: `snap cat` writes its config or a layer as \
+             `{}/<hex>` (`snap show` lists them); `snap restore` gives its files",
+            id.short(),
+            unpack::UNTITLED_DIR
+        ),
+        None => anyhow::bail!(
+            "`{path}` is not in artifact {} (`snap ls {rev}` lists its files)",
+            id.short()
+        ),
+    }
+}
+
 /// Files up to this size are read and verified whole before `cat` writes them.
 const VERIFY_FIRST_LIMIT: u64 = 64 << 20;
 
@@ -210,20 +268,21 @@ fn ls_foreign(
 ) -> anyhow::Result<ExitStatus> {
     let prefix = path.trim_matches('/');
     let under = |p: &str| prefix.is_empty() || p == prefix || p.starts_with(&format!("{prefix}/"));
-    match unpack::kind(m).map_err(Error::from)? {
+    match unpack::kind(m) {
         Kind::Files => {
-            for l in &m.layers {
-                let Some(title) = l.title() else { continue };
-                if !under(title) {
+            for (path, l) in unpack::artifact_files(m).map_err(Error::from)? {
+                let path = path.to_string();
+                if !under(&path) {
                     continue;
                 }
                 let e = LsEntry {
-                    path: title.to_owned(),
+                    path,
                     kind: "file".into(),
                     size: Some(l.size),
                     digest: Some(l.digest),
                     executable: false,
                     target: None,
+                    media_type: Some(l.media_type.clone()),
                 };
                 show(ctx, &e)?;
             }

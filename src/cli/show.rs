@@ -169,9 +169,8 @@ fn show_foreign(ctx: &Context, id: &Digest, a: &Artifact, raw: bool) -> anyhow::
         Artifact::Manifest(m) => {
             let v = m.manifest();
             let kind = match snap::worktree::unpack::kind(v) {
-                Ok(snap::worktree::unpack::Kind::Image) => "image",
-                Ok(snap::worktree::unpack::Kind::Files) => "artifact",
-                Err(_) => "manifest",
+                snap::worktree::unpack::Kind::Image => "image",
+                snap::worktree::unpack::Kind::Files => "artifact",
             };
             (
                 m.bytes(),

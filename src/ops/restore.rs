@@ -72,7 +72,7 @@ pub fn restore(
         }
         Artifact::Manifest(m) => {
             let m = m.manifest();
-            match unpack::kind(m)? {
+            match unpack::kind(m) {
                 unpack::Kind::Files => {
                     restore::assemble(&opts.dest, opts.force, &guard, |stage, guard| {
                         unpack::write_files(&store.objects, m, stage, guard).map_err(Error::from)

@@ -53,44 +53,74 @@ pub enum Kind {
 /// ORAS marks a titled tar layer that holds a directory to unpack with this annotation.
 pub const ANNOTATION_ORAS_UNPACK: &str = "io.deis.oras.content.unpack";
 
-/// Decides how `m` can be materialized: with titles on every layer it is an ORAS-style
-/// artifact (each layer a file at its title, whatever its media type — `oras push` labels
-/// plain files as tar layers), without any title and only tar layers it is a container image.
-///
-/// # Errors
-/// [`Error::Unsupported`] for anything else (some layers titled, untitled non-tar layers).
-pub fn kind(m: &ImageManifest) -> Result<Kind, Error> {
-    let layers: Vec<&Descriptor> = m
+/// Decides how `m` is materialized: a manifest whose layers are all untitled tar layers is
+/// a container image (applied in order); anything else is an artifact, each layer a file —
+/// at its title (what `oras push` makes, whatever the media type: ORAS labels plain files as
+/// tar layers), or, untitled, at `blobs/sha256/<hex>` (OMMX layers, a config-like blob):
+/// see [`artifact_files`].
+#[must_use]
+pub fn kind(m: &ImageManifest) -> Kind {
+    let mut layers = m
         .layers
         .iter()
         .filter(|l| l.media_type != crate::oci::MEDIA_TYPE_EMPTY)
-        .collect();
-    if layers.iter().all(|l| l.title().is_some()) {
-        return Ok(Kind::Files);
+        .peekable();
+    if layers.peek().is_some() && layers.all(|l| l.title().is_none() && is_tar_layer(l)) {
+        Kind::Image
+    } else {
+        Kind::Files
     }
-    if layers
+}
+
+/// The directory untitled layers of an artifact are written to, as in an OCI image layout.
+pub const UNTITLED_DIR: &str = "blobs/sha256";
+
+/// The file each layer of an artifact ([`Kind::Files`]) becomes, in layer order: its title, or
+/// `blobs/sha256/<hex>` when it has none; layers of the empty media type are left out (ORAS
+/// puts one in manifests without files). A title is checked as any path from outside is
+/// (relative, no `..`); titles and blob paths may not equal or lie below one another.
+///
+/// # Errors
+/// [`Error::UnsafePath`] or [`Error::TitleClash`].
+pub fn artifact_files(m: &ImageManifest) -> Result<Vec<(EntryPath, &Descriptor)>, Error> {
+    let mut files = Vec::new();
+    for l in m
+        .layers
         .iter()
-        .all(|l| l.title().is_none() && is_tar_layer(l))
+        .filter(|l| l.media_type != crate::oci::MEDIA_TYPE_EMPTY)
     {
-        return Ok(Kind::Image);
+        let path = match l.title() {
+            Some(title) => layer_path(title)?.ok_or_else(|| Error::UnsafePath {
+                path: title.to_owned(),
+            })?,
+            None => EntryPath::new(format!("{UNTITLED_DIR}/{}", l.digest.hex()))
+                .expect("a hex digest below a fixed directory is a valid path"),
+        };
+        // The same blob twice under one name is one file.
+        if !files
+            .iter()
+            .any(|(p, d): &(EntryPath, &Descriptor)| *p == path && d.digest == l.digest)
+        {
+            files.push((path, l));
+        }
     }
-    let l = layers
-        .iter()
-        .find(|l| l.title().is_none() && !is_tar_layer(l))
-        .or_else(|| layers.first())
-        .expect("a mixed manifest has layers");
-    Err(Error::Unsupported {
-        reason: format!(
-            "layer {} ({}) is neither a titled file nor part of an all-tar image",
-            l.digest, l.media_type
-        ),
-    })
+    let mut paths: Vec<&EntryPath> = files.iter().map(|(p, _)| p).collect();
+    paths.sort_by(|a, b| a.components().cmp(b.components()));
+    // Sorted by components, a path's descendants follow it directly.
+    if let Some(w) = paths.windows(2).find(|w| w[1].starts_with(w[0])) {
+        return Err(Error::TitleClash {
+            path: w[1].to_string(),
+            other: w[0].to_string(),
+        });
+    }
+    Ok(files)
 }
 
 fn unpacks(l: &Descriptor) -> bool {
-    l.annotations
-        .get(ANNOTATION_ORAS_UNPACK)
-        .is_some_and(|v| v == "true")
+    l.title().is_some()
+        && l.annotations
+            .get(ANNOTATION_ORAS_UNPACK)
+            .is_some_and(|v| v == "true")
         && is_tar_layer(l)
 }
 
@@ -143,10 +173,11 @@ fn copy_blob(
     Ok(n)
 }
 
-/// Writes each titled layer to `<title>` below the staging directory `stage`. Every title
-/// is checked before anything is written: a title that is not a safe relative path, that
-/// names a reserved name (`.git`, `.store`) or the store, or that equals or lies below
-/// another title refuses the whole artifact.
+/// Writes each layer of an artifact to its file ([`artifact_files`]: its title, or
+/// `blobs/sha256/<hex>`) below the staging directory `stage`. Every path is checked before
+/// anything is written: a title that is not a safe relative path, that names a reserved name
+/// (`.git`, `.store`) or the store, or that equals or lies below another refuses the whole
+/// artifact.
 ///
 /// # Errors
 /// [`Error::UnsafePath`], [`Error::TitleClash`], [`Error::Dest`] (refused titles, writes
@@ -157,26 +188,12 @@ pub fn write_files(
     stage: &Root,
     guard: &Guard,
 ) -> Result<RestoreStats, Error> {
-    let mut titled = Vec::new();
-    for l in &m.layers {
-        let Some(title) = l.title() else { continue };
-        let path = layer_path(title)?.ok_or_else(|| Error::UnsafePath {
-            path: title.to_owned(),
-        })?;
-        guard.admit(&path)?;
-        titled.push((l, path));
-    }
-    let mut paths: Vec<&EntryPath> = titled.iter().map(|(_, p)| p).collect();
-    paths.sort_by(|a, b| a.components().cmp(b.components()));
-    // Sorted by components, a path's descendants follow it directly.
-    if let Some(w) = paths.windows(2).find(|w| w[1].starts_with(w[0])) {
-        return Err(Error::TitleClash {
-            path: w[1].to_string(),
-            other: w[0].to_string(),
-        });
+    let titled = artifact_files(m)?;
+    for (path, _) in &titled {
+        guard.admit(path)?;
     }
     let mut stats = RestoreStats::default();
-    for (l, path) in &titled {
+    for (path, l) in &titled {
         if unpacks(l) {
             // A directory pushed by ORAS: its tar holds the directory under its title.
             apply_tar_layer(objects, l, stage, guard, &mut stats)?;
@@ -472,12 +489,6 @@ fn io(path: &Path, source: io::Error) -> Error {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// A manifest snap cannot turn into files.
-    #[error("cannot restore this artifact: {reason}")]
-    Unsupported {
-        /// Why.
-        reason: String,
-    },
     /// A title or tar path that would escape the destination.
     #[error("refusing the unsafe path `{path}`")]
     UnsafePath {

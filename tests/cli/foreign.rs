@@ -245,3 +245,68 @@ fn fsck_checks_images_and_artifacts_and_reports_only_real_damage() -> Result {
     );
     Ok(())
 }
+
+// issue 14: `ls`/`restore` refused artifacts with untitled layers ("neither a titled file nor
+// part of an all-tar image") and `cat` failed on every artifact, even fully titled ones.
+#[test]
+fn ls_cat_and_restore_work_on_artifacts_and_images() -> Result {
+    use crate::layout::{self, Member};
+    let env = Env::new()?;
+    let (manifest, blobs) = ommx_artifact();
+    let mut files = vec![("index.json".to_owned(), index_naming(&manifest, OMMX_NAME))];
+    files.extend(blob_files(&blobs));
+    let archive = tar_of(&env, "lp.ommx", &files)?;
+    env.ok(&["import", &archive.to_string_lossy()])?;
+    let blob = format!("blobs/sha256/{}", Digest::of(&blobs[2]).hex());
+
+    // The untitled layer is a file at its blob path, listed with its media type.
+    let ls = env.ok(&["ls", OMMX_NAME])?;
+    assert!(
+        ls.contains(&format!("{blob} (application/org.ommx.v1.custom)")),
+        "{ls}"
+    );
+    let json = env.ok(&["--json", "ls", OMMX_NAME])?;
+    assert!(
+        json.contains("\"media_type\":\"application/org.ommx.v1.custom\""),
+        "{json}"
+    );
+    assert_eq!(env.ok(&["cat", OMMX_NAME, &blob])?, "hello world");
+    let out = env.run(&["cat", OMMX_NAME, "nope"], 2)?;
+    assert!(
+        stderr(&out).contains(&format!("snap ls {OMMX_NAME}")),
+        "{}",
+        stderr(&out)
+    );
+    env.ok(&["restore", OMMX_NAME, "out"])?;
+    assert_eq!(std::fs::read(env.join("out").join(&blob))?, b"hello world");
+
+    // A fully titled ORAS artifact: cat gives a titled file.
+    let oras = layout::oras(&[("dir/a.txt", b"A"), ("b.bin", b"BB")]);
+    layout::write(&env.join("oras"), &oras, Some("oras"))?;
+    env.ok(&["import", "oras"])?;
+    assert_eq!(env.ok(&["cat", "oras", "dir/a.txt"])?, "A");
+    assert_eq!(env.ok(&["cat", "oras", "/b.bin"])?, "BB");
+
+    // An image: cat writes its config or a layer by blob path, as stored.
+    let layer = layout::tar_layer(&[Member::file("etc/os", b"x")])?;
+    let image = layout::image(std::slice::from_ref(&layer));
+    layout::write(&env.join("img"), &image, Some("img"))?;
+    env.ok(&["import", "img"])?;
+    let config = format!("blobs/sha256/{}", Digest::of(&image.blobs[1]).hex());
+    assert_eq!(
+        env.ok(&["cat", "img", &config])?.as_bytes(),
+        &image.blobs[1][..]
+    );
+    let out = env
+        .snap()
+        .args([
+            "cat",
+            "img",
+            &format!("blobs/sha256/{}", Digest::of(&layer).hex()),
+        ])
+        .output()?;
+    assert_eq!(out.stdout, layer);
+    let out = env.run(&["cat", "img", "etc/os"], 2)?;
+    assert!(stderr(&out).contains("snap restore"), "{}", stderr(&out));
+    Ok(())
+}
