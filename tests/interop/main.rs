@@ -3,6 +3,7 @@
 
 mod crash;
 mod harness;
+mod ommx;
 mod quickstart;
 mod registry;
 
