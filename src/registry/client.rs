@@ -380,8 +380,9 @@ impl Client {
                 && named != digest
             {
                 return Err(Error::BlobMismatch {
+                    registry: self.remote.registry.clone(),
                     digest,
-                    reason: format!("the registry names it {named}"),
+                    reason: format!("it names it {named}"),
                 });
             }
             let mut hashing = Hasher::new();
@@ -395,8 +396,9 @@ impl Client {
             let actual = hashing.finish();
             if actual != digest {
                 return Err(Error::BlobMismatch {
+                    registry: self.remote.registry.clone(),
                     digest,
-                    reason: format!("the registry sent {size} bytes hashing to {actual}"),
+                    reason: format!("it sent {size} bytes hashing to {actual}"),
                 });
             }
             Ok(size)
@@ -861,14 +863,11 @@ impl Client {
             },
             Failure::TooLarge { limit, declared } => match what.digest {
                 Some(digest) if what.thing.starts_with("blob") => Error::BlobMismatch {
+                    registry,
                     digest,
                     reason: match declared {
-                        Some(n) => {
-                            format!("the registry sends {n} bytes, the descriptor says {limit}")
-                        }
-                        None => format!(
-                            "the registry sends more than the {limit} bytes of its descriptor"
-                        ),
+                        Some(n) => format!("it sends {n} bytes, the descriptor says {limit}"),
+                        None => format!("it sends more than the {limit} bytes of its descriptor"),
                     },
                 },
                 _ => Error::ResponseTooLarge {
@@ -880,8 +879,9 @@ impl Client {
             },
             Failure::Short { expected, got } => match what.digest {
                 Some(digest) => Error::BlobMismatch {
+                    registry,
                     digest,
-                    reason: format!("the registry sent {got} of its {expected} bytes and stopped"),
+                    reason: format!("it sent {got} of its {expected} bytes and stopped"),
                 },
                 None => Error::Network {
                     registry,

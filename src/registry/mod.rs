@@ -121,8 +121,10 @@ pub enum Error {
         actual: Digest,
     },
     /// A blob whose bytes are not what its descriptor says.
-    #[error("blob {digest} from the registry is wrong: {reason}")]
+    #[error("blob {digest} from {registry} is wrong: {reason}")]
     BlobMismatch {
+        /// The registry (or the server it redirected to).
+        registry: String,
         /// The blob.
         digest: Digest,
         /// How.
