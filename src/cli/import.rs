@@ -37,6 +37,15 @@ pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {
     };
     let bar = crate::cli::progress::Bar::new(&ctx.printer);
     let out = ops::import::import_reporting(&store, &opts, &bar)?;
+    if out.missing_oci_layout {
+        ctx.printer.status(
+            "Note",
+            format!(
+                "{} has no oci-layout file (OMMX writes such archives): read as image layout 1.0.0",
+                args.path.display()
+            ),
+        );
+    }
     if ctx.printer.json() {
         ctx.printer.json_value(&out)?;
     } else {

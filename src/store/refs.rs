@@ -207,12 +207,20 @@ fn validate(name: &str) -> Result<(), &'static str> {
         if comp.ends_with(".lock") {
             return Err("a component ends with `.lock`");
         }
+        if comp.starts_with(':') {
+            return Err("a component starts with `:`");
+        }
         if !comp
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':'))
         {
-            return Err("only ASCII letters, digits, `.`, `_`, `-` and `/` are allowed");
+            return Err("only ASCII letters, digits, `.`, `_`, `-`, `:` and `/` are allowed");
         }
+    }
+    // `:` is there for names that are image references (`localhost:5000/ommx/lp:v1`); one
+    // that reads as a digest would shadow the snapshot it names.
+    if name.starts_with("sha256:") {
+        return Err("it starts with `sha256:`, as a digest does");
     }
     Ok(())
 }
@@ -785,11 +793,34 @@ mod tests {
     #[test]
     fn ref_names_are_validated() {
         for bad in [
-            "", "a//b", "/a", "a/", ".hidden", "a/.b", "x.lock", "a b", "a\\b", "ü", "..", "a/../b",
+            "",
+            "a//b",
+            "/a",
+            "a/",
+            ".hidden",
+            "a/.b",
+            "x.lock",
+            "a b",
+            "a\\b",
+            "ü",
+            "..",
+            "a/../b",
+            ":a",
+            "a/:b",
+            "sha256:abc",
+            "a@sha256:abc",
+            "a+b",
         ] {
             assert!(RefName::head(bad).is_err(), "{bad:?} must be refused");
         }
-        for good in ["latest", "ci/main", "v1.2.3", "a_b-c"] {
+        for good in [
+            "latest",
+            "ci/main",
+            "v1.2.3",
+            "a_b-c",
+            "localhost:5000/ommx/lp:v1",
+            "Sha256-x:y",
+        ] {
             assert!(RefName::head(good).is_ok(), "{good:?}");
         }
     }

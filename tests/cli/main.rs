@@ -12,6 +12,7 @@ mod diff;
 mod disk_full;
 mod errors;
 mod export;
+mod foreign;
 mod fsck;
 mod gc;
 mod hostile;

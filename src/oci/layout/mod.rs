@@ -166,24 +166,14 @@ pub fn check_oci_layout(bytes: &[u8]) -> Result<(), Error> {
     Ok(())
 }
 
-/// The tag an index entry names: `org.opencontainers.image.ref.name`, reduced to the tag when
-/// it is a full reference (`host/repo:tag`). `None` for untagged entries or names that carry
-/// only a digest.
+/// The ref an index entry names: its `org.opencontainers.image.ref.name`, whole — a tag
+/// (`v1`) or a full image reference (`localhost:5000/ommx/lp:v1`), so that an export writes
+/// back the name the other tool wrote. `None` for untagged entries and names that pin a
+/// digest (`repo@sha256:…`).
 #[must_use]
 pub fn ref_name(d: &Descriptor) -> Option<String> {
-    let full = d.annotations.get(ANNOTATION_REF_NAME)?;
-    let (name, has_digest) = match full.split_once('@') {
-        Some((n, _)) => (n, true),
-        None => (full.as_str(), false),
-    };
-    let last = name.rsplit('/').next().unwrap_or(name);
-    let tag = match last.rsplit_once(':') {
-        Some((_, tag)) => tag,
-        // `host/repo` or `repo@digest` name no tag; a bare word is the tag itself.
-        None if name.contains('/') || has_digest => return None,
-        None => last,
-    };
-    (!tag.is_empty()).then(|| tag.to_owned())
+    let name = d.annotations.get(ANNOTATION_REF_NAME)?;
+    (!name.is_empty() && !name.contains('@')).then(|| name.clone())
 }
 
 /// How a layout is written.
@@ -203,8 +193,8 @@ pub enum Format {
 }
 
 impl Format {
-    /// The format a path's name suggests (`.tar`, `.tar.gz`/`.tgz`, `.tar.zst`, else a
-    /// directory).
+    /// The format a path's name suggests (`.tar` or `.ommx` — OMMX's archives are plain
+    /// layout tars —, `.tar.gz`/`.tgz`, `.tar.zst`, else a directory).
     #[must_use]
     pub fn from_name(name: &str) -> Format {
         let n = name.to_ascii_lowercase();
@@ -212,7 +202,7 @@ impl Format {
             Format::TarGz
         } else if n.ends_with(".tar.zst") || n.ends_with(".tzst") {
             Format::TarZst
-        } else if n.ends_with(".tar") {
+        } else if n.ends_with(".tar") || n.ends_with(".ommx") {
             Format::Tar
         } else {
             Format::Dir
@@ -440,7 +430,7 @@ mod tests {
             }),
         )?;
         assert_eq!(l.index, index);
-        check_oci_layout(&l.oci_layout)?;
+        check_oci_layout(l.oci_layout.as_deref().ok_or("no oci-layout")?)?;
         assert_eq!(seen.len(), 2);
         // GNU tar lists what we wrote.
         let listing = {
@@ -575,13 +565,16 @@ mod tests {
     }
 
     #[test]
-    fn ref_names_reduce_to_tags() {
+    fn ref_names_are_kept_whole() {
         let mut d = Descriptor::new("x", Digest::of(b""), 0);
         for (name, tag) in [
             ("v1", Some("v1")),
-            ("127.0.0.1:5000/a/b:v2", Some("v2")),
-            ("registry.example.com/repo:latest", Some("latest")),
-            ("host:5000/repo", None),
+            ("127.0.0.1:5000/a/b:v2", Some("127.0.0.1:5000/a/b:v2")),
+            (
+                "registry.example.com/repo:latest",
+                Some("registry.example.com/repo:latest"),
+            ),
+            ("host:5000/repo", Some("host:5000/repo")),
             ("repo@sha256:abc", None),
             ("", None),
         ] {

@@ -4,15 +4,15 @@
 use std::collections::HashSet;
 use std::io::{self, Read};
 
-use super::{Error, INDEX_JSON, MAX_INDEX_BYTES, OCI_LAYOUT, decompressing};
+use super::{Error, INDEX_JSON, MAX_INDEX_BYTES, decompressing};
 use crate::digest::{Digest, HashingReader};
 use crate::pack::tar;
 
 /// The small files of a layout archive (its blobs went to the callback).
 #[derive(Debug)]
 pub struct TarLayout {
-    /// The `oci-layout` bytes.
-    pub oci_layout: Vec<u8>,
+    /// The `oci-layout` bytes; `None` when the archive has none (OMMX archives).
+    pub oci_layout: Option<Vec<u8>>,
     /// The `index.json` bytes.
     pub index: Vec<u8>,
     /// Total bytes read out of the (decompressed) archive.
@@ -25,6 +25,9 @@ enum EntryName {
     OciLayout,
     Index,
     Blob(Digest),
+    /// Docker-compatible metadata that containerd and docker add next to the layout
+    /// (`manifest.json`, `repositories`): skipped, never read.
+    DockerMetadata,
 }
 
 fn classify(raw: &str) -> Result<EntryName, Error> {
@@ -45,6 +48,7 @@ fn classify(raw: &str) -> Result<EntryName, Error> {
         [] | ["blobs"] | ["blobs", "sha256"] => Ok(EntryName::Dir),
         ["oci-layout"] => Ok(EntryName::OciLayout),
         ["index.json"] => Ok(EntryName::Index),
+        ["manifest.json" | "repositories"] => Ok(EntryName::DockerMetadata),
         ["blobs", "sha256", hex] => {
             Digest::from_hex(hex)
                 .map(EntryName::Blob)
@@ -180,6 +184,16 @@ pub fn read_tar(
         let key = match &name {
             EntryName::Blob(d) => Some(*d),
             EntryName::OciLayout | EntryName::Index | EntryName::Dir => None,
+            EntryName::DockerMetadata => {
+                // Budgeted like any other byte, then skipped.
+                if trusted.saturating_add(entry.size()) > expansion.budget {
+                    return Err(Error::Expands {
+                        limit: expansion.budget,
+                    });
+                }
+                io::copy(&mut entry, &mut io::sink()).map_err(|e| content_error(e, &path))?;
+                continue;
+            }
         };
         let first = match (&name, key) {
             (_, Some(d)) => seen.insert(d),
@@ -245,11 +259,11 @@ pub fn read_tar(
                     return Err(Error::DigestMismatch { path, actual });
                 }
             }
-            EntryName::Dir => {}
+            EntryName::Dir | EntryName::DockerMetadata => {}
         }
     }
     Ok(TarLayout {
-        oci_layout: oci_layout.ok_or(Error::Missing { name: OCI_LAYOUT })?,
+        oci_layout,
         index: index.ok_or(Error::Missing { name: INDEX_JSON })?,
         bytes_read: archive.position(),
     })

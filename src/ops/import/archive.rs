@@ -35,8 +35,8 @@ pub(super) struct Staged {
     pub dir: tempfile::TempDir,
     /// Staged blobs and their sizes.
     pub sizes: HashMap<Digest, u64>,
-    /// The `oci-layout` bytes.
-    pub oci_layout: Vec<u8>,
+    /// The `oci-layout` bytes, if the archive has them.
+    pub oci_layout: Option<Vec<u8>>,
     /// The `index.json` bytes.
     pub index: Vec<u8>,
 }

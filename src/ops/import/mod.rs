@@ -131,6 +131,8 @@ pub struct ImportOutcome {
     pub bytes: u64,
     /// Refs and what happened to them.
     pub refs: Vec<ImportedRef>,
+    /// The layout had no `oci-layout` file (as OMMX archives): it was read as version 1.0.0.
+    pub missing_oci_layout: bool,
 }
 
 impl ImportOutcome {
@@ -202,9 +204,16 @@ pub(crate) fn import_with(
                 .map_err(|source| Error::Io { path: p, source })?;
             Ok(bytes)
         };
+        let oci_layout = match std::fs::symlink_metadata(opts.path.join(layout::OCI_LAYOUT)) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            _ => Some(read_small(
+                layout::OCI_LAYOUT,
+                layout::MAX_OCI_LAYOUT_BYTES,
+            )?),
+        };
         (
             Source::Dir(opts.path.clone(), mode.verified),
-            read_small(layout::OCI_LAYOUT, layout::MAX_OCI_LAYOUT_BYTES)?,
+            oci_layout,
             read_small(layout::INDEX_JSON, layout::MAX_INDEX_BYTES)?,
         )
     } else {
@@ -218,7 +227,10 @@ pub(crate) fn import_with(
             staged.index,
         )
     };
-    layout::check_oci_layout(&oci_layout)?;
+    // OMMX writes archives without `oci-layout`; skopeo reads them as version 1.0.0, so do we.
+    if let Some(bytes) = &oci_layout {
+        layout::check_oci_layout(bytes)?;
+    }
     let index = RawIndex::from_bytes(index_bytes)?;
     let tops = &index.index().manifests;
 
@@ -261,6 +273,7 @@ pub(crate) fn import_with(
         blobs,
         bytes,
         refs: refs_out,
+        missing_oci_layout: oci_layout.is_none(),
     })
 }
 
