@@ -34,6 +34,14 @@ fn check_bool(v: &str) -> Result<(), String> {
     }
 }
 
+fn check_timeout(v: &str) -> Result<(), String> {
+    crate::registry::Timeouts::parse_timeout(v).map(|_| ())
+}
+
+fn check_low_speed_limit(v: &str) -> Result<(), String> {
+    crate::registry::Timeouts::parse_low_speed_limit(v).map(|_| ())
+}
+
 fn check_remote(v: &str) -> Result<(), String> {
     crate::registry::RemoteRef::parse(v)
         .map(|_| ())
@@ -56,6 +64,16 @@ pub const KEYS: &[Key] = &[
         name: "remote",
         help: "the REGISTRY/REPO[:TAG] `snap push` and `snap pull` use when none is given",
         check: check_remote,
+    },
+    Key {
+        name: "http.timeout",
+        help: "seconds push and pull wait for a registry to connect or make progress (default 30), as --timeout",
+        check: check_timeout,
+    },
+    Key {
+        name: "http.low-speed-limit",
+        help: "bytes per second below which a transfer fails after the timeout (default 1024; 0: only when nothing moves), as --low-speed-limit",
+        check: check_low_speed_limit,
     },
 ];
 

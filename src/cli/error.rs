@@ -181,6 +181,26 @@ fn registry_hint(e: &snap::registry::Error) -> Option<(String, &'static str)> {
             "run `snap fsck` to list every damaged object and the snapshots that need it".into(),
             "corrupt-object",
         ),
+        R::Stalled { .. } => (
+            "nothing was stored; run it again, and for a slow link give it more time: --timeout SECS (SNAP_TIMEOUT, `snap config http.timeout SECS`)".into(),
+            "registry-stalled",
+        ),
+        R::ResponseTooLarge { .. } => (
+            "nothing was stored; check the reference, and the registry or proxy that answers for it".into(),
+            "registry-response-too-large",
+        ),
+        R::Redirects { .. } => (
+            "the registry (or a proxy before it) is misconfigured; tell its operator".into(),
+            "registry-redirects",
+        ),
+        R::GaveUp { .. } | R::RetryTooLate { .. } => (
+            "the registry is overloaded or rate-limiting; run this again later (a longer --timeout waits longer between tries)".into(),
+            "registry-busy",
+        ),
+        R::InsecureRealm { .. } => (
+            "pass --insecure if sending the password over plain HTTP is intended".into(),
+            "registry-insecure-realm",
+        ),
         _ => return None,
     })
 }

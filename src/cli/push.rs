@@ -3,7 +3,7 @@
 use snap::ops::import::RefUpdate;
 use snap::ops::pull::{DEFAULT_WALK_BACK, PullOptions};
 use snap::ops::push::{PushOptions, TagKind, TagUpdate};
-use snap::registry::{ClientOptions, RemoteRef};
+use snap::registry::{ClientOptions, RemoteRef, Timeouts};
 
 use crate::cli::Context;
 use crate::cli::commit::human_bytes;
@@ -19,15 +19,45 @@ pub struct ConnArgs {
     /// Transfers in flight at once.
     #[arg(long, short = 'j', default_value_t = 4, value_name = "N")]
     jobs: usize,
+    /// Seconds to wait for a registry: to connect, and for a transfer that makes no progress
+    /// [default: the `http.timeout` setting, else 30]
+    #[arg(long, value_name = "SECS", env = "SNAP_TIMEOUT", value_parser = Timeouts::parse_timeout)]
+    timeout: Option<std::time::Duration>,
+    /// A transfer slower than this many bytes per second for the timeout fails (0: only one
+    /// with no progress at all) [default: the `http.low-speed-limit` setting, else 1024]
+    #[arg(long, value_name = "BYTES", env = "SNAP_LOW_SPEED_LIMIT", value_parser = Timeouts::parse_low_speed_limit)]
+    low_speed_limit: Option<u64>,
 }
 
 impl ConnArgs {
-    fn options(&self, chunked: bool) -> ClientOptions {
-        ClientOptions {
+    /// The connection settings: flags (or their variables) first, then the store's settings,
+    /// then the defaults.
+    fn options(&self, store: &snap::store::Store, chunked: bool) -> anyhow::Result<ClientOptions> {
+        let settings = snap::config::Config::load(store.dir())?;
+        let setting = |key: &str| settings.get(key).map(str::to_owned);
+        let defaults = Timeouts::default();
+        let timeout = match (self.timeout, setting("http.timeout")) {
+            (Some(t), _) => t,
+            (None, Some(v)) => Timeouts::parse_timeout(&v)
+                .map_err(|reason| anyhow::anyhow!("the http.timeout setting `{v}`: {reason}"))?,
+            (None, None) => defaults.timeout,
+        };
+        let low_speed_limit = match (self.low_speed_limit, setting("http.low-speed-limit")) {
+            (Some(l), _) => l,
+            (None, Some(v)) => Timeouts::parse_low_speed_limit(&v).map_err(|reason| {
+                anyhow::anyhow!("the http.low-speed-limit setting `{v}`: {reason}")
+            })?,
+            (None, None) => defaults.low_speed_limit,
+        };
+        Ok(ClientOptions {
             insecure: self.insecure,
             jobs: self.jobs.clamp(1, 16),
             chunked,
-        }
+            timeouts: Timeouts {
+                timeout,
+                low_speed_limit,
+            },
+        })
     }
 }
 
@@ -77,7 +107,7 @@ pub fn push(ctx: &Context, args: &PushArgs) -> anyhow::Result<ExitStatus> {
         commit_tag: !args.no_commit_tag,
         force: args.force,
         allow_dirty: args.allow_dirty,
-        client: args.conn.options(args.chunked),
+        client: args.conn.options(&store, args.chunked)?,
     };
     let bar = Bar::new(&ctx.printer);
     let out = snap::ops::push(&store, &opts, &bar)?;
@@ -161,7 +191,7 @@ pub fn pull(ctx: &Context, args: &PullArgs) -> anyhow::Result<ExitStatus> {
         force: args.force,
         walk_back: args.walk_back.then_some(args.max),
         worktree: ctx.cwd.clone(),
-        client: args.conn.options(false),
+        client: args.conn.options(&store, false)?,
     };
     let bar = Bar::new(&ctx.printer);
     let out = snap::ops::pull(&store, &opts, &bar)?;

@@ -436,6 +436,11 @@ fn registry_kind(e: &crate::registry::Error) -> ErrorKind {
         }
         R::Source { .. } => ErrorKind::Corrupt,
         R::Io { .. } => ErrorKind::Io,
+        R::ResponseTooLarge { .. } => ErrorKind::Corrupt,
+        R::InsecureRealm { .. } => ErrorKind::InvalidInput,
+        R::Stalled { .. } | R::Redirects { .. } | R::GaveUp { .. } | R::RetryTooLate { .. } => {
+            ErrorKind::Network
+        }
         _ => ErrorKind::Network,
     }
 }

@@ -1,16 +1,22 @@
-//! OCI registries: references, credentials, and a blocking client.
+//! OCI registries: references, credentials, and snap's own distribution client.
 //!
-//! The protocol is oci-client's (on rustls with ring); its async API stays inside
-//! [`client`], behind [`Client`]'s blocking methods. Everything a registry can answer is
+//! [`client`] speaks exactly the endpoints snap uses, over [`http`] (reqwest on rustls with
+//! ring), whose rules bound what a registry can cost: every body read through a limit,
+//! timeouts and a low-speed rule, bounded retries of 429/503 and broken connections, bounded
+//! redirects that never carry credentials to another origin. The async code stays inside
+//! this module, behind [`Client`]'s blocking methods. Everything a registry can answer is
 //! turned into an [`Error`] that says what happened and what to do, never a panic.
 
 pub mod auth;
 pub mod client;
+pub mod http;
 pub mod reference;
+pub mod retry;
 
 use std::io;
 
 pub use client::{Client, ClientOptions, Upload};
+pub use http::Timeouts;
 pub use reference::RemoteRef;
 
 use crate::digest::Digest;
@@ -115,8 +121,10 @@ pub enum Error {
         actual: Digest,
     },
     /// A blob whose bytes are not what its descriptor says.
-    #[error("blob {digest} from the registry is wrong: {reason}")]
+    #[error("blob {digest} from {registry} is wrong: {reason}")]
     BlobMismatch {
+        /// The registry (or the server it redirected to).
+        registry: String,
         /// The blob.
         digest: Digest,
         /// How.
@@ -148,6 +156,85 @@ pub enum Error {
         /// The cause.
         #[source]
         source: io::Error,
+    },
+    /// A transfer that stalled, or crawled below the low-speed limit, for the timeout.
+    #[error("{registry}: {} for {secs} s while {phase}",
+        if *moved == 0 { "no progress".to_owned() }
+        else { format!("under {low_speed_limit} bytes/s ({moved} bytes)") })]
+    Stalled {
+        /// The server (registry or token server).
+        registry: String,
+        /// What was being done (`downloading blob sha256:…`).
+        phase: String,
+        /// The timeout.
+        secs: u64,
+        /// Bytes moved in the last `secs`.
+        moved: u64,
+        /// The low-speed limit, bytes per second.
+        low_speed_limit: u64,
+    },
+    /// An answer longer than snap reads of it (a manifest, a token).
+    #[error("{registry} {} for {what}, more than the {limit} bytes snap reads",
+        match declared { Some(n) => format!("announced {n} bytes"), None => "sent more".to_owned() })]
+    ResponseTooLarge {
+        /// The server.
+        registry: String,
+        /// What was asked for.
+        what: String,
+        /// What snap reads.
+        limit: u64,
+        /// The `Content-Length`, when it already said too much.
+        declared: Option<u64>,
+    },
+    /// Redirects in a loop, or too many of them.
+    #[error("{registry} redirected {} while {phase}",
+        if *looped { "in a loop".to_owned() } else { format!("more than {limit} times") })]
+    Redirects {
+        /// The registry.
+        registry: String,
+        /// What was being done.
+        phase: String,
+        /// Redirects followed at most.
+        limit: usize,
+        /// Whether a URL came back.
+        looped: bool,
+    },
+    /// Transient failures (429, 503, broken connections) that outlasted the retries.
+    #[error("gave up on {registry} after {attempts} attempts over {waited_secs} s: {last}")]
+    GaveUp {
+        /// The server.
+        registry: String,
+        /// The last HTTP status, if the last failure was one.
+        status: Option<u16>,
+        /// Attempts made.
+        attempts: u32,
+        /// Seconds spent waiting between them.
+        waited_secs: u64,
+        /// The last failure, as a sentence.
+        last: String,
+    },
+    /// A `Retry-After` longer than snap waits.
+    #[error("{registry} asked to be asked again in {asked_secs} s{}; snap waits at most {budget_secs} s (twice the timeout)",
+        status.map(|s| format!(" (HTTP {s})")).unwrap_or_default())]
+    RetryTooLate {
+        /// The server.
+        registry: String,
+        /// The status that came with it.
+        status: Option<u16>,
+        /// The wait asked for.
+        asked_secs: u64,
+        /// What snap waits in all.
+        budget_secs: u64,
+    },
+    /// A password would go in clear text to a token server elsewhere.
+    #[error(
+        "{registry} sends its logins to `{realm}`, over plain HTTP: refusing to send the password there"
+    )]
+    InsecureRealm {
+        /// The registry.
+        registry: String,
+        /// The token server's URL.
+        realm: String,
     },
     /// A local I/O error.
     #[error("{what}")]

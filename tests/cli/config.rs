@@ -112,3 +112,50 @@ fn a_config_held_by_another_process_exits_3() -> Result {
     env.ok(&["config", "commit.ref", "x"])?;
     Ok(())
 }
+
+// Issue 18: the registry timeout and low-speed limit are settings, checked when set, and a
+// bad value from a flag or the environment is refused before anything is sent.
+#[test]
+fn issue_18_registry_timeouts_are_checked_settings_flags_and_variables() -> Result {
+    let env = Env::new()?;
+    env.ok(&["init"])?;
+    env.ok(&["config", "http.timeout", "120"])?;
+    env.ok(&["config", "http.low-speed-limit", "0"])?;
+    assert_eq!(env.ok(&["config", "http.timeout"])?, "120\n");
+    for (key, bad) in [
+        ("http.timeout", "0"),
+        ("http.timeout", "1.5"),
+        ("http.timeout", "86401"),
+        ("http.low-speed-limit", "fast"),
+    ] {
+        let out = env.run(&["config", key, bad], 2)?;
+        assert!(
+            stderr(&out).contains(&format!("is not a valid {key}")),
+            "{key} = {bad}: {}",
+            stderr(&out)
+        );
+    }
+    let keys = env.ok(&["config", "--keys"])?;
+    assert!(
+        keys.contains("http.timeout") && keys.contains("http.low-speed-limit"),
+        "{keys}"
+    );
+    let out = env.run(&["pull", "127.0.0.1:1/acme/x", "--timeout", "0"], 2)?;
+    assert!(
+        stderr(&out).contains("whole number of seconds from 1 to 86400"),
+        "{}",
+        stderr(&out)
+    );
+    let out = env
+        .snap()
+        .args(["push", "latest", "127.0.0.1:1/acme/x"])
+        .env("SNAP_TIMEOUT", "soon")
+        .output()?;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("whole number of seconds"),
+        "{}",
+        stderr(&out)
+    );
+    Ok(())
+}

@@ -264,7 +264,9 @@ pub fn snap_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<std::
         .env("REGISTRY_AUTH_FILE", dir.join(".no-auth.json"))
         .env_remove("SNAP_REGISTRY_USER")
         .env_remove("SNAP_REGISTRY_PASSWORD")
-        .env_remove("SNAP_REGISTRY_TOKEN");
+        .env_remove("SNAP_REGISTRY_TOKEN")
+        .env_remove("SNAP_TIMEOUT")
+        .env_remove("SNAP_LOW_SPEED_LIMIT");
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -357,4 +359,161 @@ impl Drop for FaultServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `hostile_registry.py` on a free port, serving the OCI layout `layout` with one `fault`
+/// (and, for `cross-host`, "object storage" on 127.0.0.2). Stopped on drop.
+pub struct HostileRegistry {
+    child: Child,
+    pub addr: String,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// One request the hostile registry (or its object storage) received.
+#[derive(serde::Deserialize, Debug)]
+pub struct Received {
+    pub server: String,
+    pub method: String,
+    pub path: String,
+    pub authorization: bool,
+}
+
+impl HostileRegistry {
+    pub fn start(layout: &Path, fault: &str) -> Result<HostileRegistry> {
+        let dir = tempfile::tempdir()?;
+        let log = dir.path().join("requests.jsonl");
+        std::fs::write(&log, "")?;
+        let port = free_port()?;
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/hostile_registry.py");
+        let mut cmd = Command::new("python3");
+        cmd.arg(script)
+            .arg(port.to_string())
+            .arg(layout)
+            .arg(fault)
+            .arg(&log);
+        let storage = if fault == "cross-host" {
+            let p = TcpListener::bind("127.0.0.2:0")?.local_addr()?.port();
+            cmd.arg(p.to_string());
+            Some(format!("127.0.0.2:{p}"))
+        } else {
+            None
+        };
+        let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn()?;
+        let addr = format!("127.0.0.1:{port}");
+        let server = HostileRegistry {
+            child,
+            addr,
+            log,
+            _dir: dir,
+        };
+        wait_for(&server.addr)?;
+        if let Some(s) = storage {
+            wait_for(&s)?;
+        }
+        Ok(server)
+    }
+
+    /// Every request received so far, in order.
+    pub fn received(&self) -> Result<Vec<Received>> {
+        let mut out = Vec::new();
+        for line in std::fs::read_to_string(&self.log)?.lines() {
+            out.push(serde_json::from_str(line)?);
+        }
+        Ok(out)
+    }
+}
+
+impl Drop for HostileRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// How one `snap` run went, measured from outside.
+#[derive(Debug)]
+pub struct Measured {
+    /// The exit code; `None` when it was killed (at the deadline or the memory ceiling).
+    pub code: Option<i32>,
+    /// Why it was killed, if it was.
+    #[allow(dead_code)] // read through `Debug` in assertion messages
+    pub killed: Option<String>,
+    pub stdout: String,
+    pub stderr: String,
+    /// Peak resident memory, bytes.
+    pub peak_rss: u64,
+    pub elapsed: Duration,
+}
+
+/// Runs snap as [`snap_env`] does, measuring its peak RSS (python's `getrusage`) and wall
+/// time. A run that outlives `deadline` or grows past 512 MiB of RSS is killed (`code: None`,
+/// `killed` says why), so a hang or a flood fails the test instead of hanging it or the machine.
+pub fn snap_measured(
+    dir: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    deadline: Duration,
+) -> Result<Measured> {
+    let script = r#"
+import json, resource, subprocess, sys, tempfile, time
+deadline, ceiling = float(sys.argv[1]), 512 << 20
+out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
+start = time.monotonic()
+p = subprocess.Popen(sys.argv[2:], stdout=out, stderr=err)
+killed = None
+while p.poll() is None:
+    time.sleep(0.02)
+    try:
+        with open(f"/proc/{p.pid}/status") as f:
+            rss = next((int(l.split()[1]) * 1024 for l in f if l.startswith("VmRSS:")), 0)
+    except OSError:
+        rss = 0
+    if rss > ceiling:
+        killed = f"past the memory ceiling ({rss} bytes)"
+    elif time.monotonic() - start > deadline:
+        killed = f"still running after {deadline} s"
+    if killed:
+        p.kill()
+        p.wait()
+elapsed = time.monotonic() - start
+peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+out.seek(0); err.seek(0)
+print(json.dumps({"code": None if killed else p.returncode, "killed": killed, "rss": peak,
+                  "elapsed": elapsed, "out": out.read().decode(errors="replace"),
+                  "err": err.read().decode(errors="replace")}))
+"#;
+    let mut cmd = Command::new("python3");
+    cmd.arg("-c")
+        .arg(script)
+        .arg(deadline.as_secs_f64().to_string())
+        .arg(env!("CARGO_BIN_EXE_snap"))
+        .args(args)
+        .current_dir(dir)
+        .env("SOURCE_DATE_EPOCH", "1767225600")
+        .env("NO_COLOR", "1")
+        .env("DOCKER_CONFIG", dir.join(".no-docker-config"))
+        .env("REGISTRY_AUTH_FILE", dir.join(".no-auth.json"))
+        .env_remove("SNAP_REGISTRY_USER")
+        .env_remove("SNAP_REGISTRY_PASSWORD")
+        .env_remove("SNAP_REGISTRY_TOKEN")
+        .env_remove("SNAP_TIMEOUT")
+        .env_remove("SNAP_LOW_SPEED_LIMIT");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output()?;
+    if !out.status.success() {
+        return Err(format!("measuring failed: {}", String::from_utf8_lossy(&out.stderr)).into());
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    Ok(Measured {
+        code: v["code"].as_i64().and_then(|c| i32::try_from(c).ok()),
+        killed: v["killed"].as_str().map(str::to_owned),
+        stdout: v["out"].as_str().unwrap_or_default().to_owned(),
+        stderr: v["err"].as_str().unwrap_or_default().to_owned(),
+        peak_rss: v["rss"].as_u64().unwrap_or(u64::MAX),
+        elapsed: Duration::from_secs_f64(v["elapsed"].as_f64().unwrap_or(f64::MAX)),
+    })
 }

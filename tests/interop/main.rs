@@ -3,6 +3,7 @@
 
 mod crash;
 mod harness;
+mod hostile;
 mod ommx;
 mod quickstart;
 mod registry;

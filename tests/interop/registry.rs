@@ -547,7 +547,8 @@ fn faults_a_real_registry_will_not_produce_on_demand_get_clear_errors() -> Resul
     assert!(err.contains("denied push access to acme/x (403)"), "{err}");
     assert!(err.contains("registry-denied"), "{err}");
 
-    // A 5xx stops a walk-back at once: it must not fall back to an older snapshot.
+    // A 5xx stops a walk-back (after its retries, at most twice the 2 s timeout): it must not
+    // fall back to an older snapshot.
     let broken = FaultServer::start(503, None)?;
     let t = tempfile::tempdir()?;
     git_repo(t.path())?;
@@ -555,12 +556,13 @@ fn faults_a_real_registry_will_not_produce_on_demand_get_clear_errors() -> Resul
     let err = snap_fails(
         t.path(),
         &["pull", "--walk-back", &format!("{}/acme/x", broken.addr)],
-        &[],
+        &[("SNAP_TIMEOUT", "2")],
         2,
     )?;
     assert!(err.contains("(HTTP 503)"), "{err}");
+    assert!(err.contains("gave up on"), "{err}");
 
-    // A registry error envelope becomes a sentence.
+    // A registry error envelope becomes a sentence, after the retries a 429 is worth.
     let quota = FaultServer::start(
         429,
         Some(("TOOMANYREQUESTS", "rate limit exceeded for this account")),
@@ -568,13 +570,14 @@ fn faults_a_real_registry_will_not_produce_on_demand_get_clear_errors() -> Resul
     let err = snap_fails(
         &dir,
         &["pull", &format!("{}/acme/x:v1", quota.addr)],
-        &[],
+        &[("SNAP_TIMEOUT", "2")],
         2,
     )?;
     assert!(
         err.contains("said: rate limit exceeded for this account"),
         "{err}"
     );
+    assert!(err.contains("snap explain registry-busy"), "{err}");
     Ok(())
 }
 
