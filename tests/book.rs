@@ -38,6 +38,32 @@ fn book_examples() {
         .case("book/src/quickstart.md");
 }
 
+/// trycmd runs a page in a sandbox (a temp copy of `<page>.in/`) only when `<page>.out/`
+/// exists; otherwise in `<page>.in/` itself, inside this checkout, where snap finds the
+/// checkout's own store (`cargo run -- commit …`, the README's first command, makes one) and
+/// an example that expects "no store" fails, or one that writes, writes into it.
+#[test]
+fn every_page_with_examples_runs_in_a_sandbox() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("book/src");
+    let mut pages: Vec<_> = std::fs::read_dir(root.join("commands"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    pages.push(root.join("quickstart.md"));
+    for page in pages.iter().filter(|p| p.extension().is_some_and(|x| x == "md")) {
+        let text = std::fs::read_to_string(page).unwrap();
+        if text.contains("```console") {
+            assert!(
+                page.with_extension("out").is_dir(),
+                "{} has examples but no {} directory: trycmd would run them inside the \
+                 checkout instead of a sandbox",
+                page.display(),
+                page.with_extension("out").display()
+            );
+        }
+    }
+}
+
 /// Every topic a hint can name (`see: snap explain TOPIC`) is a heading of the book's
 /// troubleshooting page, and `snap explain TOPIC` prints it from the binary.
 #[test]
