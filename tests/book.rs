@@ -50,7 +50,10 @@ fn every_page_with_examples_runs_in_a_sandbox() {
         .map(|e| e.unwrap().path())
         .collect();
     pages.push(root.join("quickstart.md"));
-    for page in pages.iter().filter(|p| p.extension().is_some_and(|x| x == "md")) {
+    for page in pages
+        .iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "md"))
+    {
         let text = std::fs::read_to_string(page).unwrap();
         if text.contains("```console") {
             assert!(

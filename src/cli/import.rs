@@ -34,6 +34,7 @@ pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {
         ref_name: args.ref_name.clone(),
         force: args.force,
         max_bytes: args.max_bytes,
+        origin: None,
     };
     let bar = crate::cli::progress::Bar::new(&ctx.printer);
     let out = ops::import::import_reporting(&store, &opts, &bar)?;

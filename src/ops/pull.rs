@@ -251,6 +251,13 @@ pub fn pull(
             path: staging.path().to_owned(),
             ref_name: ref_name.clone(),
             force: opts.force,
+            origin: Some(format!(
+                "pull: {}",
+                RemoteRef {
+                    digest: Some(top),
+                    ..at.clone()
+                }
+            )),
             ..ImportOptions::default()
         },
         Mode {

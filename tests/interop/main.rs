@@ -6,6 +6,7 @@ mod harness;
 mod hostile;
 mod ommx;
 mod quickstart;
+mod recipe;
 mod registry;
 
 use harness::{

@@ -59,6 +59,14 @@ fn push_then_pull_into_a_fresh_store_gives_the_same_snapshot_and_restore() -> Re
             &format!("diff -r --no-dereference {}/{src} out/{src}", dir.display()),
         )?;
         assert!(snap_ok(f, &["fsck"], &[]).is_ok());
+        // issue 14: the reflog said `import: …/.store/.tmp-…`; it names the reference.
+        let reflog = std::fs::read_to_string(f.join(".store/logs/heads/v1"))?;
+        assert!(
+            reflog
+                .trim_end()
+                .ends_with(&format!("\tpull: {target}@{digest}")),
+            "{reflog}"
+        );
 
         // Pulling again downloads nothing and changes nothing.
         let again = json(&snap_ok(f, &["--json", "pull", &target], &[])?)?;

@@ -71,6 +71,9 @@ pub struct ImportOptions {
     /// Stop if an archive expands to more than this, and stage everything it holds on the way
     /// (`--max-bytes`). `None`: the default limits (see [`MAX_EXPANSION`]).
     pub max_bytes: Option<u64>,
+    /// What the reflog lines of the moved refs record as the origin (a pull says the
+    /// reference it came from); `None`: `import: PATH`.
+    pub origin: Option<String>,
 }
 
 impl Default for ImportOptions {
@@ -80,6 +83,7 @@ impl Default for ImportOptions {
             ref_name: None,
             force: false,
             max_bytes: None,
+            origin: None,
         }
     }
 }
@@ -256,7 +260,11 @@ pub(crate) fn import_with(
 
     store.objects.sync_packs_dir()?;
     // Phase 4: refs, each by compare-and-swap.
-    let message = format!("import: {}", opts.path.display()).replace(['\n', '\r'], " ");
+    let message = opts
+        .origin
+        .clone()
+        .unwrap_or_else(|| format!("import: {}", opts.path.display()))
+        .replace(['\n', '\r'], " ");
     let mut refs_out = Vec::new();
     for (name, digest) in &refs {
         let (previous, update) = move_ref(store, name, *digest, &message, opts.force, mode)?;
