@@ -53,18 +53,15 @@ fn the_standard_tools_recipe_gets_the_files_out_of_both_modes() -> Result {
             let w = tempfile::tempdir()?;
             let w = w.path();
             let layout = w.join("layout");
-            match source {
-                "export" => {
-                    snap(
-                        dir,
-                        &["export", "--oci", rev, "-o", &layout.to_string_lossy()],
-                    )?;
-                }
-                _ => {
-                    let tar = w.join("x.tar");
-                    snap(dir, &["export", "--oci", rev, "-o", &tar.to_string_lossy()])?;
-                    sh(w, "skopeo copy -q oci-archive:x.tar oci:layout")?;
-                }
+            if source == "export" {
+                snap(
+                    dir,
+                    &["export", "--oci", rev, "-o", &layout.to_string_lossy()],
+                )?;
+            } else {
+                let tar = w.join("x.tar");
+                snap(dir, &["export", "--oci", rev, "-o", &tar.to_string_lossy()])?;
+                sh(w, "skopeo copy -q oci-archive:x.tar oci:layout")?;
             }
             sh(w, &recipe).map_err(|e| format!("{rev} from {source}: {e}"))?;
             let want = dir.join(src);
