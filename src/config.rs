@@ -66,6 +66,11 @@ pub const KEYS: &[Key] = &[
         check: check_remote,
     },
     Key {
+        name: "push.history",
+        help: "true to send every stored ancestor with each push, as --with-history",
+        check: check_bool,
+    },
+    Key {
         name: "http.timeout",
         help: "seconds push and pull wait for a registry to connect or make progress (default 30), as --timeout",
         check: check_timeout,

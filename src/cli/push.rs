@@ -93,6 +93,11 @@ pub struct PushArgs {
     /// Upload every blob in chunks (for registries or proxies that limit request size).
     #[arg(long)]
     chunked: bool,
+    /// Also send every stored ancestor (each tagged sha256-<hex>.snap, so a registry's garbage
+    /// collector keeps it), so `snap log` after a pull matches this store's [default: the
+    /// `push.history` setting]
+    #[arg(long)]
+    with_history: bool,
     #[command(flatten)]
     conn: ConnArgs,
 }
@@ -107,6 +112,7 @@ pub fn push(ctx: &Context, args: &PushArgs) -> anyhow::Result<ExitStatus> {
         commit_tag: !args.no_commit_tag,
         force: args.force,
         allow_dirty: args.allow_dirty,
+        history: args.with_history || snap::config::Config::load(store.dir())?.flag("push.history"),
         client: args.conn.options(&store, args.chunked)?,
     };
     let bar = Bar::new(&ctx.printer);
@@ -164,6 +170,10 @@ pub struct PullArgs {
     /// How many commits --walk-back tries.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_WALK_BACK, requires = "walk_back")]
     max: usize,
+    /// Fetch at most N generations of ancestors the registry holds (pushed with
+    /// --with-history); 0: none [default: all it holds]
+    #[arg(long, value_name = "N")]
+    depth: Option<u64>,
     #[command(flatten)]
     conn: ConnArgs,
 }
@@ -190,6 +200,7 @@ pub fn pull(ctx: &Context, args: &PullArgs) -> anyhow::Result<ExitStatus> {
         ref_name: args.ref_name.clone(),
         force: args.force,
         walk_back: args.walk_back.then_some(args.max),
+        depth: args.depth,
         worktree: ctx.cwd.clone(),
         client: args.conn.options(&store, false)?,
     };

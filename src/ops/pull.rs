@@ -40,6 +40,9 @@ pub struct PullOptions {
     pub force: bool,
     /// Walk back through at most this many first-parent commits of the work tree's HEAD.
     pub walk_back: Option<usize>,
+    /// Generations of ancestor snapshots to fetch where the registry holds them (a push with
+    /// history); `None`: all it holds, `Some(0)`: none.
+    pub depth: Option<u64>,
     /// The directory whose git repository gives HEAD (walk-back, freshness).
     pub worktree: PathBuf,
     /// Connection settings.
@@ -70,6 +73,9 @@ pub struct PullOutcome {
     pub walk_back: Option<WalkBack>,
     /// Manifests and indexes fetched.
     pub manifests: u64,
+    /// Ancestor snapshots fetched with it (the registry had them: a push with history).
+    #[serde(default)]
+    pub history: u64,
     /// Blobs the content needs.
     pub blobs: u64,
     /// Blobs downloaded.
@@ -161,8 +167,13 @@ pub fn pull(
     let top_type = media_type_of(&top_bytes);
     let mut manifests = 0u64;
     let mut needed: Vec<(Digest, u64)> = Vec::new();
-    let mut queue = VecDeque::from([(top, top_bytes.clone(), 0usize)]);
+    // (digest, bytes, index depth, generation: 0 for what was asked, n for its n-th ancestors)
+    let mut queue = VecDeque::from([(top, top_bytes.clone(), 0usize, 0u64)]);
     let mut seen = std::collections::BTreeSet::new();
+    // Ancestor snapshots found in the registry: untagged entries of the staged layout.
+    let mut ancestors: Vec<crate::oci::Descriptor> = Vec::new();
+    // Blobs already written to the staging layout (configs read to find parents).
+    let mut staged: std::collections::BTreeSet<Digest> = std::collections::BTreeSet::new();
     // The same bounds as an import of the staged layout, checked before fetching more.
     let too_many = || Error::BadLayout {
         reason: format!(
@@ -172,7 +183,7 @@ pub fn pull(
             import::MAX_DESCRIPTORS
         ),
     };
-    while let Some((digest, bytes, depth)) = queue.pop_front() {
+    while let Some((digest, bytes, depth, generation)) = queue.pop_front() {
         if !seen.insert(digest) {
             continue;
         }
@@ -205,13 +216,33 @@ pub fn pull(
                         actual: b.len() as u64,
                     });
                 }
-                queue.push_back((d, b, depth + 1));
+                queue.push_back((d, b, depth + 1, generation));
             }
         } else {
             let m = RawManifest::from_bytes(bytes)?;
             let v = m.manifest();
             for d in std::iter::once(&v.config).chain(&v.layers) {
                 needed.push((d.digest, d.size));
+            }
+            if v.is_snapshot() && opts.depth.is_none_or(|n| generation < n) {
+                for p in parents(store, &client, &blob_dir, &v.config, &mut staged)? {
+                    if seen.contains(&p) || store.objects.contains(&p) {
+                        continue;
+                    }
+                    match client.get_manifest(&opts.source.with_digest(p)) {
+                        Ok((b, d)) => {
+                            ancestors.push(crate::oci::Descriptor::new(
+                                &media_type_of(&b),
+                                d,
+                                b.len() as u64,
+                            ));
+                            queue.push_back((d, b, 0, generation + 1));
+                        }
+                        // History stops where the registry's does.
+                        Err(crate::registry::Error::NotFound { .. }) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
             }
         }
     }
@@ -220,7 +251,7 @@ pub fn pull(
     let blobs = needed.len() as u64;
     let missing: Vec<(Digest, u64)> = needed
         .into_iter()
-        .filter(|(d, _)| !store.objects.contains(d))
+        .filter(|(d, _)| !staged.contains(d) && !store.objects.contains(d))
         .collect();
     let downloaded_bytes: u64 = missing.iter().map(|(_, s)| s).sum();
     progress.begin("Pulling", downloaded_bytes, missing.len() as u64);
@@ -234,10 +265,11 @@ pub fn pull(
         desc.annotations
             .insert(layout::ANNOTATION_REF_NAME.to_owned(), r.clone());
     }
+    let history = ancestors.len() as u64;
     let index = RawIndex::encode(layout::ImageIndex {
         schema_version: 2,
         media_type: Some(MEDIA_TYPE_INDEX.to_owned()),
-        manifests: vec![desc],
+        manifests: std::iter::once(desc).chain(ancestors).collect(),
         annotations: std::collections::BTreeMap::new(),
     });
     write_file(&staging.path().join(layout::INDEX_JSON), index.bytes())?;
@@ -249,7 +281,8 @@ pub fn pull(
         store,
         &ImportOptions {
             path: staging.path().to_owned(),
-            ref_name: ref_name.clone(),
+            // The head is named by the top entry's ref.name; ancestors are untagged entries.
+            ref_name: None,
             force: opts.force,
             origin: Some(format!(
                 "pull: {}",
@@ -283,6 +316,7 @@ pub fn pull(
         },
         walk_back,
         manifests,
+        history,
         blobs,
         downloaded: missing.len() as u64,
         downloaded_bytes,
@@ -292,6 +326,33 @@ pub fn pull(
         freshness,
         credentials: client.credential_source().to_owned(),
     })
+}
+
+/// The parents a snapshot's config names: read from the store, or downloaded (bounded, checked)
+/// into the staging layout, where the import finds it; a config that does not decode names
+/// none (the import refuses it with the reason).
+fn parents(
+    store: &Store,
+    client: &Client,
+    blob_dir: &Path,
+    config: &crate::oci::Descriptor,
+    staged: &mut std::collections::BTreeSet<Digest>,
+) -> Result<Vec<Digest>, Error> {
+    if config.size > crate::snapshot::MAX_METADATA_BYTES {
+        return Ok(Vec::new());
+    }
+    let bytes = if let Ok(b) = store.objects.read(&config.digest, config.size) {
+        b
+    } else {
+        let mut b = Vec::new();
+        client.download(&config.digest, config.size, &mut b)?;
+        write_blob(blob_dir, &config.digest, &b)?;
+        staged.insert(config.digest);
+        b
+    };
+    Ok(crate::object::SnapshotConfig::decode(&bytes)
+        .map(|c| c.parents.clone())
+        .unwrap_or_default())
 }
 
 fn is_index(bytes: &[u8]) -> bool {

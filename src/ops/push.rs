@@ -33,6 +33,7 @@ pub fn commit_tag(commit: &str) -> String {
 
 /// What to push where.
 #[derive(Clone, Debug)]
+#[allow(clippy::struct_excessive_bools)] // one bool per flag, as in the CLI
 pub struct PushOptions {
     /// The snapshot.
     pub rev: String,
@@ -46,8 +47,18 @@ pub struct PushOptions {
     pub force: bool,
     /// Push a snapshot of a dirty work tree.
     pub allow_dirty: bool,
+    /// Also send every stored ancestor snapshot, each tagged [`history_tag`] so that a
+    /// registry's garbage collector keeps it (`--with-history`).
+    pub history: bool,
     /// Connection settings.
     pub client: ClientOptions,
+}
+
+/// The tag that keeps an ancestor snapshot pushed with history alive in a registry:
+/// `sha256-<hex>.snap` (oci-mapping §6). Not the referrers tag scheme's `sha256-<hex>`.
+#[must_use]
+pub fn history_tag(digest: &Digest) -> String {
+    format!("sha256-{}.snap", digest.hex())
 }
 
 /// Why a tag was set.
@@ -110,6 +121,9 @@ pub struct PushOutcome {
     pub uploaded_bytes: u64,
     /// Blobs the repository already had.
     pub skipped: u64,
+    /// Ancestor snapshots sent with `--with-history` (each tagged [`history_tag`]).
+    #[serde(default)]
+    pub history: u64,
     /// HTTP requests made.
     pub requests: u64,
     /// Where the credentials came from.
@@ -179,6 +193,16 @@ pub fn push(
     let mut manifests: Vec<(Digest, Vec<u8>, String)> = Vec::new();
     let mut blobs: Vec<(Digest, u64)> = Vec::new();
     collect(store, id, top, 0, &mut manifests, &mut blobs)?;
+    let ancestors = if opts.history {
+        stored_ancestors(store, id)
+    } else {
+        Vec::new()
+    };
+    let mut history: Vec<(Digest, Vec<u8>, String)> = Vec::new();
+    for a in &ancestors {
+        let bytes = store.objects.read(a, MAX_METADATA_BYTES)?;
+        collect(store, *a, bytes, 0, &mut history, &mut blobs)?;
+    }
     let mut seen = BTreeSet::new();
     blobs.retain(|(d, _)| seen.insert(*d));
 
@@ -213,6 +237,10 @@ pub fn push(
     progress.end();
     result?;
 
+    // Ancestors, each under its history tag (a snapshot manifest has no child manifests).
+    for (digest, bytes, media_type) in &history {
+        client.put_manifest(bytes, media_type, Some(&history_tag(digest)))?;
+    }
     // Child manifests by digest, then the top one under each tag.
     let (top_bytes, top_type) = manifests.pop().map(|(_, b, t)| (b, t)).unwrap_or_default();
     for (_, bytes, media_type) in &manifests {
@@ -255,9 +283,30 @@ pub fn push(
         uploaded: missing.len() as u64,
         uploaded_bytes,
         skipped: (blobs.len() - missing.len()) as u64,
+        history: history.len() as u64,
         requests: client.requests(),
         credentials: client.credential_source().to_owned(),
     })
+}
+
+/// The stored ancestors of snapshot `id` (every parent, not only the first), nearest first;
+/// the walk stops where the store's history does.
+fn stored_ancestors(store: &Store, id: Digest) -> Vec<Digest> {
+    let mut out = Vec::new();
+    let mut seen = BTreeSet::from([id]);
+    let mut queue = std::collections::VecDeque::from([id]);
+    while let Some(d) = queue.pop_front() {
+        let Ok(snap) = snapshot::Snapshot::load(store, &d) else {
+            continue;
+        };
+        for p in &snap.config.parents {
+            if store.objects.contains(p) && seen.insert(*p) {
+                out.push(*p);
+                queue.push_back(*p);
+            }
+        }
+    }
+    out
 }
 
 /// Walks a manifest or index: pushes `(digest, bytes, media type)` of every manifest in

@@ -208,6 +208,24 @@ impl Registry {
         Ok(reg)
     }
 
+    /// Runs the registry's garbage collector, deleting every manifest no tag names
+    /// (`garbage-collect --delete-untagged`), and returns what it printed.
+    pub fn garbage_collect(&self) -> Result<String> {
+        let out = Command::new("docker-registry")
+            .arg("garbage-collect")
+            .arg("--delete-untagged")
+            .arg(self.dir.path().join("config.yml"))
+            .output()?;
+        if !out.status.success() {
+            return Err(format!(
+                "garbage-collect failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+            .into());
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
     /// Tokens the token server has issued.
     pub fn tokens_issued(&self) -> Result<usize> {
         Ok(std::fs::read_to_string(self.dir.path().join("tokens.log"))?

@@ -653,3 +653,59 @@ fn push_refuses_a_snapshot_with_a_corrupt_pack_or_object_and_the_tag_never_appea
     }
     Ok(())
 }
+
+// issue 14: history stopped at the registry: after `snap pull`, `snap log` said the history
+// continued with a digest that was not in the store.
+#[test]
+fn history_pushed_survives_the_registrys_gc_and_pulls_into_the_same_log() -> Result {
+    if !have_registry() {
+        return Ok(());
+    }
+    let (_t, dir) = workdir()?;
+    // Two more snapshots of `big` on top of the grouped one: a lineage of three.
+    for i in 1..=2 {
+        sh(&dir, &format!("seq 1 {i}000 > big/f1"))?;
+        snap_ok(&dir, &["commit", "big", "-m", &format!("change {i}")], &[])?;
+    }
+    let log = |d: &Path, rev: &str| -> Result<Vec<String>> {
+        Ok(snap_ok(d, &["--json", "log", rev], &[])?
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter_map(|v| v["data"]["digest"].as_str().map(str::to_owned))
+            .collect())
+    };
+    let ours = log(&dir, "latest")?;
+    assert_eq!(ours.len(), 3, "{ours:?}");
+
+    let reg = Registry::start()?;
+    let target = format!("{}/snap/history:v3", reg.addr);
+    // A plain push first: only the tip; history is what --with-history adds.
+    let plain = json(&snap_ok(&dir, &["--json", "push", "latest", &target], &[])?)?;
+    assert_eq!(plain["history"], 0);
+    let pushed = json(&snap_ok(
+        &dir,
+        &["--json", "push", "--with-history", "latest", &target],
+        &[],
+    )?)?;
+    assert_eq!(pushed["history"], 2, "{pushed}");
+    reg.garbage_collect()?;
+
+    // A fresh store gets the whole lineage; --depth limits it.
+    for (depth, expected) in [(None, 3), (Some("1"), 2), (Some("0"), 1)] {
+        let fresh = tempfile::tempdir()?;
+        let f = fresh.path();
+        snap_ok(f, &["init"], &[])?;
+        let mut args = vec!["--json", "pull", &target];
+        if let Some(n) = depth {
+            args.extend(["--depth", n]);
+        }
+        let pulled = json(&snap_ok(f, &args, &[])?)?;
+        assert_eq!(pulled["history"], expected - 1, "{pulled}");
+        assert_eq!(log(f, "v3")?, ours[..expected].to_vec(), "depth {depth:?}");
+        for d in &ours[..expected] {
+            snap_ok(f, &["restore", d, &format!("out-{}", &d[7..19])], &[])?;
+        }
+        snap_ok(f, &["fsck"], &[])?;
+    }
+    Ok(())
+}
