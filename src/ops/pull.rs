@@ -172,8 +172,9 @@ pub fn pull(
     let mut seen = std::collections::BTreeSet::new();
     // Ancestor snapshots found in the registry: untagged entries of the staged layout.
     let mut ancestors: Vec<crate::oci::Descriptor> = Vec::new();
-    // Blobs already written to the staging layout (configs read to find parents).
-    let mut staged: std::collections::BTreeSet<Digest> = std::collections::BTreeSet::new();
+    // Blobs already downloaded into the staging layout (configs read to find parents), with
+    // their sizes.
+    let mut staged: std::collections::BTreeMap<Digest, u64> = std::collections::BTreeMap::new();
     // The same bounds as an import of the staged layout, checked before fetching more.
     let too_many = || Error::BadLayout {
         reason: format!(
@@ -251,7 +252,7 @@ pub fn pull(
     let blobs = needed.len() as u64;
     let missing: Vec<(Digest, u64)> = needed
         .into_iter()
-        .filter(|(d, _)| !staged.contains(d) && !store.objects.contains(d))
+        .filter(|(d, _)| !staged.contains_key(d) && !store.objects.contains(d))
         .collect();
     let downloaded_bytes: u64 = missing.iter().map(|(_, s)| s).sum();
     progress.begin("Pulling", downloaded_bytes, missing.len() as u64);
@@ -318,9 +319,9 @@ pub fn pull(
         manifests,
         history,
         blobs,
-        downloaded: missing.len() as u64,
-        downloaded_bytes,
-        present: blobs - missing.len() as u64,
+        downloaded: (missing.len() + staged.len()) as u64,
+        downloaded_bytes: downloaded_bytes + staged.values().sum::<u64>(),
+        present: blobs - (missing.len() + staged.len()) as u64,
         requests: client.requests(),
         refs: imported.refs,
         freshness,
@@ -336,7 +337,7 @@ fn parents(
     client: &Client,
     blob_dir: &Path,
     config: &crate::oci::Descriptor,
-    staged: &mut std::collections::BTreeSet<Digest>,
+    staged: &mut std::collections::BTreeMap<Digest, u64>,
 ) -> Result<Vec<Digest>, Error> {
     if config.size > crate::snapshot::MAX_METADATA_BYTES {
         return Ok(Vec::new());
@@ -347,7 +348,7 @@ fn parents(
         let mut b = Vec::new();
         client.download(&config.digest, config.size, &mut b)?;
         write_blob(blob_dir, &config.digest, &b)?;
-        staged.insert(config.digest);
+        staged.insert(config.digest, config.size);
         b
     };
     Ok(crate::object::SnapshotConfig::decode(&bytes)
