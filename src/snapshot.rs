@@ -115,14 +115,10 @@ impl Artifact {
     pub fn load(store: &Store, id: &Digest) -> Result<Artifact, Error> {
         let bytes = store.objects.read(id, MAX_METADATA_BYTES)?;
         let not = |reason: String| Error::NotASnapshot { id: *id, reason };
-        let probe: serde_json::Value =
-            serde_json::from_slice(&bytes).map_err(|e| not(format!("not JSON: {e}")))?;
-        if probe.get("manifests").is_some() {
-            return crate::oci::layout::RawIndex::from_bytes(bytes)
-                .map(Artifact::Index)
-                .map_err(|e| not(e.to_string()));
-        }
-        let manifest = RawManifest::from_bytes(bytes).map_err(|e| not(e.to_string()))?;
+        let manifest = match crate::oci::Node::from_bytes(bytes).map_err(|e| not(e.to_string()))? {
+            crate::oci::Node::Index(index) => return Ok(Artifact::Index(index)),
+            crate::oci::Node::Manifest(m) => m,
+        };
         if manifest.manifest().is_snapshot() {
             return Snapshot::load(store, id).map(|s| Artifact::Snapshot(Box::new(s)));
         }

@@ -254,6 +254,82 @@ impl Fields {
     }
 }
 
+/// A document of an OCI graph: an image manifest or an image index. This is the one place
+/// where the two are told apart — by their fields (`manifests` only an index has; `config`
+/// and `layers` only a manifest), never by a `mediaType` they may omit.
+#[derive(Clone, Debug)]
+pub enum Node {
+    /// An image manifest (a snap snapshot, a container image, an artifact).
+    Manifest(RawManifest),
+    /// An image index (or a Docker manifest list).
+    Index(layout::RawIndex),
+}
+
+impl Node {
+    /// Hashes and parses the bytes of a manifest or an index.
+    ///
+    /// # Errors
+    /// [`Error::Malformed`] if they are neither.
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Node, Error> {
+        if Fields::of(&bytes).manifests {
+            let digest = Digest::of(&bytes);
+            layout::RawIndex::from_bytes(bytes)
+                .map(Node::Index)
+                .map_err(|e| Error::Malformed {
+                    digest,
+                    reason: e.to_string(),
+                })
+        } else {
+            RawManifest::from_bytes(bytes).map(Node::Manifest)
+        }
+    }
+
+    /// The exact bytes.
+    #[must_use]
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Node::Manifest(m) => m.bytes(),
+            Node::Index(i) => i.bytes(),
+        }
+    }
+
+    /// The digest of the bytes.
+    #[must_use]
+    pub fn digest(&self) -> Digest {
+        match self {
+            Node::Manifest(m) => m.digest(),
+            Node::Index(i) => i.digest(),
+        }
+    }
+
+    /// The media type it declares, or the one its kind implies.
+    #[must_use]
+    pub fn media_type(&self) -> String {
+        match self {
+            Node::Manifest(m) => m.manifest().media_type.clone(),
+            Node::Index(i) => i.index().media_type.clone(),
+        }
+        .unwrap_or_else(|| {
+            match self {
+                Node::Manifest(_) => MEDIA_TYPE_MANIFEST,
+                Node::Index(_) => MEDIA_TYPE_INDEX,
+            }
+            .to_owned()
+        })
+    }
+
+    /// What it points at: an index's manifests; a manifest's config and layers.
+    pub fn children(&self) -> Box<dyn Iterator<Item = &Descriptor> + '_> {
+        match self {
+            Node::Manifest(m) => {
+                let v = m.manifest();
+                Box::new(std::iter::once(&v.config).chain(&v.layers))
+            }
+            Node::Index(i) => Box::new(i.index().manifests.iter()),
+        }
+    }
+}
+
 /// OCI errors.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -18,8 +18,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::digest::Digest;
 use crate::object::SnapshotConfig;
-use crate::oci::RawManifest;
-use crate::oci::layout::RawIndex;
+use crate::oci::Node;
 use crate::ops::Error;
 use crate::snapshot::MAX_METADATA_BYTES;
 use crate::store::Store;
@@ -203,19 +202,15 @@ pub(crate) fn mark(
             Err(e) if required => return Err(e.into()),
             Err(_) => continue,
         };
-        let is_index = serde_json::from_slice::<serde_json::Value>(&bytes)
-            .ok()
-            .is_some_and(|v| v.get("manifests").is_some());
-        if is_index {
-            if let Ok(index) = RawIndex::from_bytes(bytes) {
+        let manifest = match Node::from_bytes(bytes) {
+            Ok(Node::Index(index)) => {
                 for m in &index.index().manifests {
                     queue.push_back((m.digest, required));
                 }
+                continue;
             }
-            continue;
-        }
-        let Ok(manifest) = RawManifest::from_bytes(bytes) else {
-            continue; // a blob reached as a layer: nothing below it
+            Ok(Node::Manifest(m)) => m,
+            Err(_) => continue, // a blob reached as a layer: nothing below it
         };
         let m = manifest.manifest();
         live.insert(m.config.digest);
@@ -301,9 +296,7 @@ fn names_others(store: &Store, d: &Digest) -> bool {
     let Ok(bytes) = store.objects.read(d, MAX_METADATA_BYTES) else {
         return false;
     };
-    serde_json::from_slice::<serde_json::Value>(&bytes)
-        .ok()
-        .is_some_and(|v| v.get("manifests").is_some() || v.get("layers").is_some())
+    Node::from_bytes(bytes).is_ok()
 }
 
 /// Removes a file or a directory (a leftover temp directory); already gone is fine.

@@ -18,7 +18,7 @@ use std::sync::Mutex;
 
 use crate::digest::Digest;
 use crate::oci::layout::{self, RawIndex};
-use crate::oci::{Fields, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST, RawManifest};
+use crate::oci::{Fields, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST, Node};
 use crate::ops::import::{self, ImportOptions, ImportedRef, Mode};
 use crate::ops::push::commit_tag;
 use crate::ops::{Error, Progress};
@@ -201,50 +201,51 @@ pub fn pull(
             return Err(too_many());
         }
         write_blob(&blob_dir, &digest, &bytes)?;
-        if is_index(&bytes) {
-            let index = RawIndex::from_bytes(bytes)?;
-            if (queue.len() + index.index().manifests.len()) as u64 + manifests
-                > import::MAX_MANIFESTS as u64
-            {
-                return Err(too_many());
-            }
-            for child in &index.index().manifests {
-                let (b, d) = client.get_manifest(&opts.source.with_digest(child.digest))?;
-                if b.len() as u64 != child.size {
-                    return Err(Error::BlobSize {
-                        digest: d,
-                        expected: child.size,
-                        actual: b.len() as u64,
-                    });
+        let index = match Node::from_bytes(bytes)? {
+            Node::Index(index) => index,
+            Node::Manifest(m) => {
+                let v = m.manifest();
+                for d in std::iter::once(&v.config).chain(&v.layers) {
+                    needed.push((d.digest, d.size));
                 }
-                queue.push_back((d, b, depth + 1, generation));
-            }
-        } else {
-            let m = RawManifest::from_bytes(bytes)?;
-            let v = m.manifest();
-            for d in std::iter::once(&v.config).chain(&v.layers) {
-                needed.push((d.digest, d.size));
-            }
-            if v.is_snapshot() && opts.depth.is_none_or(|n| generation < n) {
-                for p in parents(store, &client, &blob_dir, &v.config, &mut staged)? {
-                    if seen.contains(&p) || store.objects.contains(&p) {
-                        continue;
-                    }
-                    match client.get_manifest(&opts.source.with_digest(p)) {
-                        Ok((b, d)) => {
-                            ancestors.push(crate::oci::Descriptor::new(
-                                &media_type_of(&b),
-                                d,
-                                b.len() as u64,
-                            ));
-                            queue.push_back((d, b, 0, generation + 1));
+                if v.is_snapshot() && opts.depth.is_none_or(|n| generation < n) {
+                    for p in parents(store, &client, &blob_dir, &v.config, &mut staged)? {
+                        if seen.contains(&p) || store.objects.contains(&p) {
+                            continue;
                         }
-                        // History stops where the registry's does.
-                        Err(crate::registry::Error::NotFound { .. }) => {}
-                        Err(e) => return Err(e.into()),
+                        match client.get_manifest(&opts.source.with_digest(p)) {
+                            Ok((b, d)) => {
+                                ancestors.push(crate::oci::Descriptor::new(
+                                    &media_type_of(&b),
+                                    d,
+                                    b.len() as u64,
+                                ));
+                                queue.push_back((d, b, 0, generation + 1));
+                            }
+                            // History stops where the registry's does.
+                            Err(crate::registry::Error::NotFound { .. }) => {}
+                            Err(e) => return Err(e.into()),
+                        }
                     }
                 }
+                continue;
             }
+        };
+        if (queue.len() + index.index().manifests.len()) as u64 + manifests
+            > import::MAX_MANIFESTS as u64
+        {
+            return Err(too_many());
+        }
+        for child in &index.index().manifests {
+            let (b, d) = client.get_manifest(&opts.source.with_digest(child.digest))?;
+            if b.len() as u64 != child.size {
+                return Err(Error::BlobSize {
+                    digest: d,
+                    expected: child.size,
+                    actual: b.len() as u64,
+                });
+            }
+            queue.push_back((d, b, depth + 1, generation));
         }
     }
     needed.sort();
@@ -354,10 +355,6 @@ fn parents(
     Ok(crate::object::SnapshotConfig::decode(&bytes)
         .map(|c| c.parents.clone())
         .unwrap_or_default())
-}
-
-fn is_index(bytes: &[u8]) -> bool {
-    Fields::of(bytes).manifests
 }
 
 /// The media type a manifest or index declares, or the one its shape implies.

@@ -14,8 +14,7 @@ use std::collections::BTreeSet;
 use std::io::Read;
 
 use crate::digest::Digest;
-use crate::oci::layout::RawIndex;
-use crate::oci::{MEDIA_TYPE_DOCKER_LIST, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST, RawManifest};
+use crate::oci::{MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST, Node};
 use crate::ops::{Error, Progress};
 use crate::registry::{Client, ClientOptions, RemoteRef, Upload};
 use crate::snapshot::MAX_METADATA_BYTES;
@@ -325,32 +324,26 @@ fn collect(
             reason: "image indexes nest too deep".into(),
         });
     }
-    let is_index = serde_json::from_slice::<serde_json::Value>(&bytes)
-        .ok()
-        .is_some_and(|v| v.get("manifests").is_some());
-    if is_index {
-        let index = RawIndex::from_bytes(bytes.clone())?;
-        for child in &index.index().manifests {
-            let b = store.objects.read(&child.digest, MAX_METADATA_BYTES)?;
-            collect(store, child.digest, b, depth + 1, manifests, blobs)?;
-        }
-        let media_type = index
-            .index()
-            .media_type
-            .clone()
-            .unwrap_or_else(|| MEDIA_TYPE_INDEX.to_owned());
-        let media_type = if media_type == MEDIA_TYPE_DOCKER_LIST {
-            MEDIA_TYPE_DOCKER_LIST.to_owned()
-        } else {
-            media_type
-        };
-        manifests.push((id, bytes, media_type));
-        return Ok(());
-    }
-    let m = RawManifest::from_bytes(bytes.clone()).map_err(|e| Error::NotAManifest {
+    let node = Node::from_bytes(bytes).map_err(|e| Error::NotAManifest {
         digest: id,
         reason: e.to_string(),
     })?;
+    let m = match node {
+        Node::Index(index) => {
+            for child in &index.index().manifests {
+                let b = store.objects.read(&child.digest, MAX_METADATA_BYTES)?;
+                collect(store, child.digest, b, depth + 1, manifests, blobs)?;
+            }
+            let media_type = index
+                .index()
+                .media_type
+                .clone()
+                .unwrap_or_else(|| MEDIA_TYPE_INDEX.to_owned());
+            manifests.push((id, index.bytes().to_vec(), media_type));
+            return Ok(());
+        }
+        Node::Manifest(m) => m,
+    };
     let v = m.manifest();
     for d in std::iter::once(&v.config).chain(&v.layers) {
         if !store.objects.contains(&d.digest) {
@@ -364,6 +357,6 @@ fn collect(
         .media_type
         .clone()
         .unwrap_or_else(|| MEDIA_TYPE_MANIFEST.to_owned());
-    manifests.push((id, bytes, media_type));
+    manifests.push((id, m.bytes().to_vec(), media_type));
     Ok(())
 }
