@@ -74,6 +74,16 @@ fn blob_files(blobs: &[Vec<u8>]) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
+/// `lp.ommx` in `env`: the OMMX artifact as OMMX archives it (no `oci-layout`), with its
+/// manifest, blobs and the archive's members.
+fn ommx_archive(env: &Env) -> Result<(PathBuf, Vec<u8>, Vec<Vec<u8>>, Vec<(String, Vec<u8>)>)> {
+    let (manifest, blobs) = ommx_artifact();
+    let mut files = vec![("index.json".to_owned(), index_naming(&manifest, OMMX_NAME))];
+    files.extend(blob_files(&blobs));
+    let archive = tar_of(env, "lp.ommx", &files)?;
+    Ok((archive, manifest, blobs, files))
+}
+
 fn index_in(export: &str, env: &Env) -> Result<Value> {
     let out = env.sh(&format!("tar -xOf {export} index.json"))?;
     Ok(serde_json::from_str(&out)?)
@@ -84,10 +94,7 @@ fn index_in(export: &str, env: &Env) -> Result<Value> {
 #[test]
 fn an_ommx_archive_imports_and_exports_with_the_name_it_came_with() -> Result {
     let env = Env::new()?;
-    let (manifest, blobs) = ommx_artifact();
-    let mut files = vec![("index.json".to_owned(), index_naming(&manifest, OMMX_NAME))];
-    files.extend(blob_files(&blobs));
-    let archive = tar_of(&env, "lp.ommx", &files)?;
+    let (archive, manifest, _, files) = ommx_archive(&env)?;
     let out = env.run(&["import", &archive.to_string_lossy()], 0)?;
     assert!(
         stderr(&out).contains("has no oci-layout file"),
@@ -198,10 +205,7 @@ fn fsck_checks_images_and_artifacts_and_reports_only_real_damage() -> Result {
     layout::write(&env.join("img"), &image, Some("img"))?;
     let oras = layout::oras(&[("a.txt", b"A")]);
     layout::write(&env.join("oras"), &oras, Some("oras"))?;
-    let (manifest, blobs) = ommx_artifact();
-    let mut files = vec![("index.json".to_owned(), index_naming(&manifest, OMMX_NAME))];
-    files.extend(blob_files(&blobs));
-    let archive = tar_of(&env, "lp.ommx", &files)?;
+    let (archive, manifest, blobs, _) = ommx_archive(&env)?;
     for path in ["img", "oras", &archive.to_string_lossy()] {
         env.ok(&["import", path])?;
     }
@@ -252,10 +256,7 @@ fn fsck_checks_images_and_artifacts_and_reports_only_real_damage() -> Result {
 fn ls_cat_and_restore_work_on_artifacts_and_images() -> Result {
     use crate::layout::{self, Member};
     let env = Env::new()?;
-    let (manifest, blobs) = ommx_artifact();
-    let mut files = vec![("index.json".to_owned(), index_naming(&manifest, OMMX_NAME))];
-    files.extend(blob_files(&blobs));
-    let archive = tar_of(&env, "lp.ommx", &files)?;
+    let (archive, _, blobs, _) = ommx_archive(&env)?;
     env.ok(&["import", &archive.to_string_lossy()])?;
     let blob = format!("blobs/sha256/{}", Digest::of(&blobs[2]).hex());
 
