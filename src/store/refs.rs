@@ -259,6 +259,125 @@ pub struct RefEdit {
     pub message: String,
 }
 
+/// Refs locked together by [`Refs::transaction`].
+pub struct Transaction<'a> {
+    refs: &'a Refs,
+    /// Sorted by name.
+    entries: Vec<Locked>,
+}
+
+struct Locked {
+    name: RefName,
+    lock: LockFile,
+    /// The value read under the lock.
+    actual: Option<Digest>,
+    /// The value to write (`Some(None)`: delete) and the reflog message.
+    staged: Option<(Option<Digest>, String)>,
+}
+
+impl Transaction<'_> {
+    fn entry(&mut self, name: &RefName) -> Result<&mut Locked, Error> {
+        self.entries
+            .iter_mut()
+            .find(|e| e.name == *name)
+            .ok_or_else(|| Error::NotInTransaction { name: name.clone() })
+    }
+
+    /// What `name` holds, read under its lock; `None` for a ref not in the transaction or
+    /// absent.
+    #[must_use]
+    pub fn actual(&self, name: &RefName) -> Option<Digest> {
+        self.entries
+            .iter()
+            .find(|e| e.name == *name)
+            .and_then(|e| e.actual)
+    }
+
+    /// Stages `new` (`None`: delete) for `name`, with its reflog message; nothing is written
+    /// before [`Transaction::commit`]. A ref that is set must have a name refs can be created
+    /// with and no ref in its way (store format §6.1).
+    ///
+    /// # Errors
+    /// [`Error::NotInTransaction`], name errors, [`Error::InvalidMessage`].
+    pub fn stage(
+        &mut self,
+        name: &RefName,
+        new: Option<Digest>,
+        message: &str,
+    ) -> Result<(), Error> {
+        check_message(message)?;
+        if new.is_some() {
+            RefName::new(name.kind, &name.name)?;
+            self.refs.check_available(name)?;
+        }
+        self.entry(name)?.staged = Some((new, message.to_owned()));
+        Ok(())
+    }
+
+    /// Writes every staged value: first checks that every new value's object is stored
+    /// (objects before refs), then appends each reflog line, then moves each ref (reflog
+    /// before ref: a log line without a ref move is recoverable, the reverse is not). Refs
+    /// without a staged value are only unlocked.
+    ///
+    /// # Errors
+    /// [`Error::MissingTarget`] (nothing written), [`Error::Io`], [`Error::Lock`].
+    pub fn commit(self, target_exists: impl Fn(&Digest) -> bool) -> Result<(), Error> {
+        for e in &self.entries {
+            if let Some((Some(new), _)) = &e.staged
+                && !target_exists(new)
+            {
+                return Err(Error::MissingTarget {
+                    name: e.name.clone(),
+                    target: *new,
+                });
+            }
+        }
+        let now = Timestamp::now().0;
+        let mut staged = Vec::new();
+        for mut e in self.entries {
+            let Some((new, message)) = e.staged.take() else {
+                continue; // unlocked when dropped
+            };
+            if let Some(new) = new {
+                e.lock.write_content(format!("{new}\n").as_bytes())?;
+            }
+            let line = ReflogEntry {
+                old: e.actual,
+                new,
+                time: now,
+                message,
+            }
+            .encode()
+            .map_err(|reason| Error::InvalidMessage { reason })?;
+            let log_path = self.refs.log_path(&e.name);
+            fs::append_line(&log_path, line.as_bytes())
+                .map_err(|source| self.refs.io_or_conflict(&e.name, &log_path, source))?;
+            staged.push((e.lock, new));
+        }
+        fs::crash_point("ref-logged");
+        for (lock, new) in staged {
+            match new {
+                Some(_) => lock.commit()?,
+                None => lock.commit_delete()?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Refuses a reflog message that cannot be written on one line.
+fn check_message(message: &str) -> Result<(), Error> {
+    ReflogEntry {
+        old: None,
+        new: None,
+        time: 0,
+        message: message.to_owned(),
+    }
+    .encode()
+    .map(|_| ())
+    .map_err(|reason| Error::InvalidMessage { reason })
+}
+
 /// The refs of one store.
 pub struct Refs {
     dir: PathBuf,
@@ -403,8 +522,9 @@ impl Refs {
         reflog::read(&p).map_err(|source| Error::Io { path: p, source })
     }
 
-    /// Applies `edit` by compare-and-swap. `target_exists` is asked, under the lock, whether
-    /// the new value's object is stored (objects before refs).
+    /// Applies `edit` by compare-and-swap: a transaction of one ref.
+    /// `target_exists` is asked, under the lock, whether the new value's object is stored
+    /// (objects before refs).
     ///
     /// # Errors
     /// [`Error::Lock`] if the lock is held, [`Error::OutOfDate`] if the ref moved,
@@ -414,33 +534,16 @@ impl Refs {
         edit: &RefEdit,
         target_exists: impl Fn(&Digest) -> bool,
     ) -> Result<(), Error> {
-        let path = self.path(&edit.name);
-        let log_path = self.log_path(&edit.name);
         if edit.new.is_some() {
             // Before anything is written: a ref found by a laxer rule may be deleted, not set,
             // and no name may be both a ref and a directory of refs.
             RefName::new(edit.name.kind, &edit.name.name)?;
             self.check_available(&edit.name)?;
         }
-        for dir in [path.parent(), log_path.parent()].into_iter().flatten() {
-            fs::create_dir_all(dir)
-                .map_err(|source| self.io_or_conflict(&edit.name, dir, source))?;
-        }
-        let line = ReflogEntry {
-            old: None,
-            new: edit.new,
-            time: Timestamp::now().0,
-            message: edit.message.clone(),
-        };
         // Refuse bad messages before taking the lock.
-        line.encode()
-            .map_err(|reason| Error::InvalidMessage { reason })?;
-
-        // 1. Lock.
-        let mut lock = LockFile::acquire(&path, self.lock_timeout)?;
-        // 2. Read under the lock: only this value can be trusted for the comparison.
-        let actual = read_ref(&path)?;
-        // 3. Compare.
+        check_message(&edit.message)?;
+        let mut tx = self.transaction([edit.name.clone()])?;
+        let actual = tx.actual(&edit.name);
         if !edit.expected.matches(actual) {
             return Err(Error::OutOfDate {
                 name: edit.name.clone(),
@@ -448,35 +551,48 @@ impl Refs {
                 actual,
             });
         }
-        // 4. Objects before refs.
-        if let Some(new) = edit.new
-            && !target_exists(&new)
-        {
-            return Err(Error::MissingTarget {
-                name: edit.name.clone(),
-                target: new,
+        tx.stage(&edit.name, edit.new, &edit.message)?;
+        tx.commit(target_exists)
+    }
+
+    /// Locks the refs `names` — in sorted order, so that transactions over overlapping refs
+    /// never wait on each other in a cycle — and reads each under its lock: one place where
+    /// an operation that moves several refs (an import, a pull) decides from values no other
+    /// process can change until [`Transaction::commit`] writes them all (as gitoxide's ref
+    /// transactions do). Dropping the transaction releases every lock and changes nothing.
+    ///
+    /// # Errors
+    /// [`Error::Lock`] when a lock stays held past the timeout, [`Error::Corrupt`],
+    /// [`Error::Io`] (or a name conflict when a ref's directory cannot be made).
+    pub fn transaction(
+        &self,
+        names: impl IntoIterator<Item = RefName>,
+    ) -> Result<Transaction<'_>, Error> {
+        let mut names: Vec<RefName> = names.into_iter().collect();
+        names.sort();
+        names.dedup();
+        let mut entries = Vec::with_capacity(names.len());
+        for name in names {
+            let path = self.path(&name);
+            let log_path = self.log_path(&name);
+            for dir in [path.parent(), log_path.parent()].into_iter().flatten() {
+                fs::create_dir_all(dir)
+                    .map_err(|source| self.io_or_conflict(&name, dir, source))?;
+            }
+            // 1. Lock.  2. Read under the lock: only this value can be trusted.
+            let lock = LockFile::acquire(&path, self.lock_timeout)?;
+            let actual = read_ref(&path)?;
+            entries.push(Locked {
+                name,
+                lock,
+                actual,
+                staged: None,
             });
         }
-        // 5. Stage the new value.
-        if let Some(new) = edit.new {
-            lock.write_content(format!("{new}\n").as_bytes())?;
-        }
-        // 6. Reflog before ref: a log line without a ref move is recoverable, the reverse is not.
-        let line = ReflogEntry {
-            old: actual,
-            ..line
-        }
-        .encode()
-        .map_err(|reason| Error::InvalidMessage { reason })?;
-        fs::append_line(&log_path, line.as_bytes())
-            .map_err(|source| self.io_or_conflict(&edit.name, &log_path, source))?;
-        fs::crash_point("ref-logged");
-        // 7. Move the ref.
-        match edit.new {
-            Some(_) => lock.commit()?,
-            None => lock.commit_delete()?,
-        }
-        Ok(())
+        Ok(Transaction {
+            refs: self,
+            entries,
+        })
     }
 
     /// Fails if `name` cannot be created beside the refs and reflogs there are: when a
@@ -700,6 +816,12 @@ pub enum Error {
     Ambiguous {
         /// The name.
         name: String,
+    },
+    /// A ref staged in a transaction that did not lock it (a bug of the caller).
+    #[error("ref `{name}` is not part of this transaction")]
+    NotInTransaction {
+        /// The ref.
+        name: RefName,
     },
     /// The ref moved since it was read.
     #[error("ref `{name}` moved: expected {}, found {}", show_expected(*expected), show(*actual))]
@@ -1045,6 +1167,77 @@ mod tests {
         assert!(matches!(r.find("x"), Err(Error::Ambiguous { .. })));
         assert_eq!(r.find("tags/x")?.map(|f| f.0.kind()), Some(RefKind::Tag));
         assert_eq!(r.list()?.len(), 2);
+        Ok(())
+    }
+
+    // issue 14: an import moved its refs one by one, each with its own retry loop; now they
+    // are one transaction, locked in name order.
+    #[test]
+    fn a_transaction_moves_several_refs_together_or_none() -> Result<(), Box<dyn std::error::Error>>
+    {
+        let (_d, r) = refs()?;
+        let (a, b) = (RefName::head("a")?, RefName::head("z/b")?);
+        let (x, y) = (Digest::of(b"x"), Digest::of(b"y"));
+        // A missing target refuses the whole transaction before anything is written.
+        let mut tx = r.transaction([b.clone(), a.clone()])?;
+        tx.stage(&a, Some(x), "one")?;
+        tx.stage(&b, Some(y), "two")?;
+        assert!(matches!(
+            tx.commit(|d| *d == x),
+            Err(Error::MissingTarget { .. })
+        ));
+        assert_eq!((r.get(&a)?, r.get(&b)?), (None, None));
+        assert!(r.lock_files()?.is_empty(), "locks released");
+        // Both, with a reflog line each.
+        let mut tx = r.transaction([b.clone(), a.clone()])?;
+        tx.stage(&a, Some(x), "one")?;
+        tx.stage(&b, Some(y), "two")?;
+        tx.commit(|_| true)?;
+        assert_eq!((r.get(&a)?, r.get(&b)?), (Some(x), Some(y)));
+        assert_eq!((r.reflog(&a)?.0.len(), r.reflog(&b)?.0.len()), (1, 1));
+        // A ref that was only read is unlocked, unchanged, unlogged.
+        let tx = r.transaction([a.clone()])?;
+        assert_eq!(tx.actual(&a), Some(x));
+        tx.commit(|_| true)?;
+        assert_eq!(r.reflog(&a)?.0.len(), 1);
+        Ok(())
+    }
+
+    // Transactions over the same refs named in opposite orders never deadlock: locks are
+    // taken in name order.
+    #[test]
+    fn overlapping_transactions_in_any_order_all_finish() -> Result<(), Box<dyn std::error::Error>>
+    {
+        let (_d, r) = refs()?;
+        let r = Arc::new(r);
+        let names = [RefName::head("p")?, RefName::head("q")?];
+        let barrier = Arc::new(Barrier::new(8));
+        let handles: Vec<_> = (0..8u8)
+            .map(|i| {
+                let (r, barrier) = (Arc::clone(&r), Arc::clone(&barrier));
+                let mut names = names.clone();
+                if i % 2 == 1 {
+                    names.reverse();
+                }
+                std::thread::spawn(move || -> Result<(), Error> {
+                    barrier.wait();
+                    let mut tx = r.transaction(names.clone())?;
+                    for n in &names {
+                        tx.stage(n, Some(Digest::of(&[i])), "t")?;
+                    }
+                    tx.commit(|_| true)
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().map_err(|_| "thread panicked")??;
+        }
+        assert_eq!(
+            r.get(&names[0])?,
+            r.get(&names[1])?,
+            "the last writer set both"
+        );
+        assert_eq!(r.reflog(&names[0])?.0.len(), 8);
         Ok(())
     }
 }

@@ -31,7 +31,7 @@ use crate::digest::Digest;
 use crate::oci::Descriptor;
 use crate::oci::layout::{self, RawIndex};
 use crate::ops::Error;
-use crate::store::{Expected, RefEdit, RefName, Store, refs};
+use crate::store::{RefName, Store};
 
 mod archive;
 mod check;
@@ -259,15 +259,34 @@ pub(crate) fn import_with(
     stored?;
 
     store.objects.sync_packs_dir()?;
-    // Phase 4: refs, each by compare-and-swap.
+    // Phase 4: refs, as one transaction: all locked (in name order), each decided from the
+    // value read under its lock, then all written.
     let message = opts
         .origin
         .clone()
         .unwrap_or_else(|| format!("import: {}", opts.path.display()))
         .replace(['\n', '\r'], " ");
+    let mut tx = store
+        .refs
+        .transaction(refs.iter().map(|(n, _)| n.clone()))?;
     let mut refs_out = Vec::new();
     for (name, digest) in &refs {
-        let (previous, update) = move_ref(store, name, *digest, &message, opts.force, mode)?;
+        let previous = tx.actual(name);
+        let update = match previous {
+            Some(p) if p == *digest => RefUpdate::Unchanged,
+            Some(p) if is_ancestor(store, &p, digest) && (opts.force || mode.fast_forward) => {
+                RefUpdate::FastForward
+            }
+            Some(_) if opts.force => RefUpdate::Replaced,
+            Some(_) => RefUpdate::Conflicted,
+            None => RefUpdate::Inserted,
+        };
+        if matches!(
+            update,
+            RefUpdate::Inserted | RefUpdate::FastForward | RefUpdate::Replaced
+        ) {
+            tx.stage(name, Some(*digest), &message)?;
+        }
         refs_out.push(ImportedRef {
             name: name.short().to_owned(),
             digest: *digest,
@@ -275,6 +294,7 @@ pub(crate) fn import_with(
             update,
         });
     }
+    tx.commit(|d: &Digest| store.objects.contains(d))?;
     Ok(ImportOutcome {
         entries: tops.iter().map(|d| d.digest).collect(),
         manifests: plan.manifests,
@@ -325,54 +345,6 @@ fn ref_names(given: Option<&str>, tops: &[Descriptor]) -> Result<Vec<(RefName, D
         }
     }
     Ok(out)
-}
-
-/// How many times a ref update is retried when other processes keep moving the ref.
-const REF_ATTEMPTS: usize = 8;
-
-/// Moves one ref to `digest` by compare-and-swap. The decision is made on the value read; when
-/// the swap finds that another process moved the ref meanwhile, the value it found under the
-/// lock decides again — a concurrent import of the same content makes it `Unchanged`, not a
-/// conflict. Returns what the ref held before and what happened.
-fn move_ref(
-    store: &Store,
-    name: &RefName,
-    digest: Digest,
-    message: &str,
-    force: bool,
-    mode: Mode,
-) -> Result<(Option<Digest>, RefUpdate), Error> {
-    let mut previous = store.refs.get(name)?;
-    for _ in 0..REF_ATTEMPTS {
-        match previous {
-            Some(p) if p == digest => return Ok((previous, RefUpdate::Unchanged)),
-            Some(p) if !(force || mode.fast_forward && is_ancestor(store, &p, &digest)) => {
-                return Ok((previous, RefUpdate::Conflicted));
-            }
-            _ => {}
-        }
-        let edit = RefEdit {
-            name: name.clone(),
-            expected: previous.map_or(Expected::Absent, Expected::Is),
-            new: Some(digest),
-            message: message.to_owned(),
-        };
-        match store.update_ref(&edit) {
-            Ok(()) => {
-                let update = match previous {
-                    Some(p) if is_ancestor(store, &p, &digest) => RefUpdate::FastForward,
-                    Some(_) => RefUpdate::Replaced,
-                    None => RefUpdate::Inserted,
-                };
-                return Ok((previous, update));
-            }
-            // Lost a race: `actual` was read under the lock, so it is what the ref holds.
-            Err(refs::Error::OutOfDate { actual, .. }) => previous = actual,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    // Other processes kept moving it: report what it held last, as a conflict.
-    Ok((previous, RefUpdate::Conflicted))
 }
 
 /// Phase 3 of an import: stores what the plan checked, from where it is.
