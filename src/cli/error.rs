@@ -154,7 +154,7 @@ fn registry_hint(e: &snap::registry::Error) -> Option<(String, &'static str)> {
             "registry-unauthorized",
         ),
         R::NotFound { .. } => (
-            "check the repository and tag; `skopeo list-tags docker://REGISTRY/REPO` lists the tags".into(),
+            "check the repository and tag; `snap ls-remote REGISTRY/REPO` lists the tags".into(),
             "registry-not-found",
         ),
         R::NotTls { .. } => (

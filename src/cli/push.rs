@@ -33,7 +33,19 @@ impl ConnArgs {
     /// The connection settings: flags (or their variables) first, then the store's settings,
     /// then the defaults.
     fn options(&self, store: &snap::store::Store, chunked: bool) -> anyhow::Result<ClientOptions> {
-        let settings = snap::config::Config::load(store.dir())?;
+        self.options_for(Some(store), chunked)
+    }
+
+    /// As `options`, with only the flags and defaults when there is no store.
+    pub fn options_for(
+        &self,
+        store: Option<&snap::store::Store>,
+        chunked: bool,
+    ) -> anyhow::Result<ClientOptions> {
+        let settings = match store {
+            Some(store) => snap::config::Config::load(store.dir())?,
+            None => snap::config::Config::default(),
+        };
         let setting = |key: &str| settings.get(key).map(str::to_owned);
         let defaults = Timeouts::default();
         let timeout = match (self.timeout, setting("http.timeout")) {
@@ -254,7 +266,7 @@ pub fn pull(ctx: &Context, args: &PullArgs) -> anyhow::Result<ExitStatus> {
 }
 
 /// The registry reference given, else the store's `remote` setting.
-fn remote(store: &snap::store::Store, given: Option<&str>) -> anyhow::Result<RemoteRef> {
+pub fn remote(store: &snap::store::Store, given: Option<&str>) -> anyhow::Result<RemoteRef> {
     if let Some(text) = given {
         return Ok(RemoteRef::parse(text).map_err(snap::ops::Error::from)?);
     }

@@ -14,6 +14,7 @@ pub mod init;
 pub mod pull;
 pub mod push;
 pub mod refs;
+pub mod remote;
 pub mod restore;
 
 use std::path::PathBuf;

@@ -1,0 +1,264 @@
+//! Asking a registry without pulling (issue 14, item 4): `snap ls-remote`, `snap show` and
+//! `snap log` of a registry reference, `snap status --remote` — against a real registry whose
+//! access log shows every request, so that a layer blob fetched would be seen.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use serde_json::Value;
+use snap::ops::remote::{LsRemoteOutcome, RemoteKind, RemoteStatus};
+use snap::snapshot::LogEntry;
+
+use crate::harness::{
+    Registry, Result, git_commit, git_repo, have_registry, sh, snap_env, snap_fails, snap_ok,
+};
+
+fn json(s: &str) -> Result<Value> {
+    Ok(s.parse()?)
+}
+
+/// The layer digests of snapshot `rev` in the store at `dir`.
+fn layers(dir: &Path, rev: &str) -> Result<BTreeSet<String>> {
+    let m = json(&snap_ok(dir, &["show", "--manifest", rev], &[])?)?;
+    Ok(m["layers"]
+        .as_array()
+        .ok_or("layers")?
+        .iter()
+        .filter_map(|l| l["digest"].as_str().map(str::to_owned))
+        .collect())
+}
+
+/// `requests` minus the first `from`, failing if any of them touches one of `layers`.
+fn no_layer_in(requests: &[String], from: usize, layers: &BTreeSet<String>) -> Vec<String> {
+    let ours = requests[from..].to_vec();
+    for r in &ours {
+        assert!(
+            !layers.iter().any(|l| r.contains(l.as_str())),
+            "a layer blob was requested: {r}\nall: {ours:#?}"
+        );
+    }
+    ours
+}
+
+/// A git repository with snapshots of two commits pushed to `repo` (commit tags and
+/// `latest`); returns the two commits.
+fn two_pushed_commits(dir: &Path, repo: &str) -> Result<(String, String)> {
+    git_repo(dir)?;
+    sh(dir, "mkdir -p build && seq 1 5000 > build/index.txt")?;
+    snap_ok(dir, &["commit", "build", "-m", "c1"], &[])?;
+    let c1 = sh(dir, "git rev-parse HEAD")?.trim().to_owned();
+    snap_ok(dir, &["push", "latest", repo], &[])?;
+    let c2 = git_commit(dir, "c2")?;
+    sh(
+        dir,
+        "seq 1 6000 > build/index.txt && echo x > build/more.txt",
+    )?;
+    snap_ok(dir, &["commit", "build", "-m", "c2"], &[])?;
+    snap_ok(dir, &["push", "latest", repo], &[])?;
+    Ok((c1, c2))
+}
+
+#[test]
+fn ls_remote_show_log_and_status_remote_read_no_layer_blob() -> Result {
+    if !have_registry() {
+        return Ok(());
+    }
+    let t = tempfile::tempdir()?;
+    let dir = t.path();
+    let reg = Registry::start()?;
+    let repo = format!("{}/snap/asked", reg.addr);
+    let (c1, c2) = two_pushed_commits(dir, &repo)?;
+    let all_layers: BTreeSet<String> = layers(dir, "latest")?
+        .into_iter()
+        .chain(layers(dir, "latest~1")?)
+        .collect();
+    let latest = json(&snap_ok(dir, &["--json", "show", "latest"], &[])?)?;
+    let first = json(&snap_ok(dir, &["--json", "show", "latest~1"], &[])?)?;
+    let digest = |v: &Value| v["digest"].as_str().unwrap_or_default().to_owned();
+    let configs: BTreeSet<String> = [&latest, &first]
+        .iter()
+        .filter_map(|v| v["config"]["digest"].as_str().map(str::to_owned))
+        .collect();
+
+    // ls-remote: three tags, their snapshots, commits and dates; configs read once each.
+    let mark = reg.requests()?.len();
+    let out: LsRemoteOutcome =
+        serde_json::from_str(&snap_ok(dir, &["--json", "ls-remote", &repo], &[])?)?;
+    let rows: Vec<(&str, String, RemoteKind, Option<&str>)> = out
+        .tags
+        .iter()
+        .map(|t| {
+            (
+                t.tag.as_str(),
+                t.digest.to_string(),
+                t.kind,
+                t.commit.as_deref(),
+            )
+        })
+        .collect();
+    let mut want = vec![
+        (
+            &c1[..12],
+            digest(&first),
+            RemoteKind::Snapshot,
+            Some(c1.as_str()),
+        ),
+        (
+            &c2[..12],
+            digest(&latest),
+            RemoteKind::Snapshot,
+            Some(c2.as_str()),
+        ),
+        (
+            "latest",
+            digest(&latest),
+            RemoteKind::Snapshot,
+            Some(c2.as_str()),
+        ),
+    ];
+    want.sort_by(|a, b| a.0.cmp(b.0));
+    assert_eq!(rows, want);
+    assert!(
+        out.tags.iter().all(|t| t.created.is_some()),
+        "{:?}",
+        out.tags
+    );
+    let seen = no_layer_in(&reg.requests()?, mark, &all_layers);
+    assert_eq!(
+        seen.len() as u64,
+        out.requests,
+        "snap counts what the registry saw: {seen:#?}"
+    );
+    let blobs: BTreeSet<String> = seen
+        .iter()
+        .filter(|r| r.contains("/blobs/"))
+        .filter_map(|r| r.rsplit('/').next().map(str::to_owned))
+        .collect();
+    assert_eq!(blobs, configs, "only the two configs, once each: {seen:#?}");
+    assert_eq!(
+        seen.iter().filter(|r| r.contains("/blobs/")).count(),
+        2,
+        "{seen:#?}"
+    );
+
+    // show: what the local show says (but the refs), from a directory without a store.
+    let nowhere = tempfile::tempdir()?;
+    let n = nowhere.path();
+    let mark = reg.requests()?.len();
+    for (reference, local) in [
+        (format!("{repo}:{}", &c1[..12]), &first),
+        (repo.clone(), &latest),
+        (format!("{repo}@{}", digest(&latest)), &latest),
+    ] {
+        let mut remote = json(&snap_ok(n, &["--json", "show", &reference], &[])?)?;
+        let mut local = local.clone();
+        remote["refs"] = Value::Null;
+        local["refs"] = Value::Null;
+        assert_eq!(remote, local, "{reference}");
+    }
+    let raw = snap_env(n, &["show", "--manifest", &repo], &[])?;
+    let local_raw = snap_env(dir, &["show", "--manifest", "latest"], &[])?;
+    assert_eq!(raw.stdout, local_raw.stdout, "the manifest's exact bytes");
+    let human = snap_ok(n, &["show", &repo], &[])?;
+    assert!(
+        human.starts_with(&format!("snapshot {}", digest(&latest))),
+        "{human}"
+    );
+
+    // log: the local log, followed by digest through the registry.
+    let remote_log = snap_ok(n, &["--json", "log", &repo], &[])?;
+    let local_log = snap_ok(dir, &["--json", "log", "latest"], &[])?;
+    let entries = |s: &str| -> Result<Vec<LogEntry>> {
+        s.lines()
+            .map(|l| Ok(serde_json::from_value(json(l)?["data"].clone())?))
+            .collect()
+    };
+    assert_eq!(entries(&remote_log)?, entries(&local_log)?);
+    assert_eq!(entries(&remote_log)?.len(), 2);
+    let one = snap_ok(n, &["--json", "log", "-n", "1", &repo], &[])?;
+    assert_eq!(entries(&one)?.len(), 1);
+    no_layer_in(&reg.requests()?, mark, &all_layers);
+
+    // status --remote: HEAD has a snapshot (exit 0); two commits later it is 2 behind (exit 1).
+    let mark = reg.requests()?.len();
+    let fresh: RemoteStatus = serde_json::from_str(&snap_ok(
+        dir,
+        &["--json", "status", "--remote", &repo],
+        &[],
+    )?)?;
+    assert_eq!(fresh.head, c2);
+    let nearest = fresh.nearest.as_ref().ok_or("nearest")?;
+    assert_eq!(
+        (nearest.commit.as_str(), nearest.commits_behind),
+        (c2.as_str(), 0)
+    );
+    assert_eq!(nearest.digest.to_string(), digest(&latest));
+    git_commit(dir, "c3")?;
+    let c4 = git_commit(dir, "c4")?;
+    let out = snap_env(dir, &["--json", "status", "--remote", &repo], &[])?;
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "HEAD has no snapshot: the answer is no"
+    );
+    let stale: RemoteStatus = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(stale.head, c4);
+    let nearest = stale.nearest.as_ref().ok_or("nearest")?;
+    assert_eq!(
+        (nearest.commit.as_str(), nearest.commits_behind),
+        (c2.as_str(), 2)
+    );
+    assert_eq!(stale.tried, 3);
+    let human = snap_env(dir, &["status", "--remote", &repo], &[])?;
+    let line = String::from_utf8_lossy(&human.stdout);
+    assert!(
+        line.contains("stale:") && line.contains("2 commits behind HEAD"),
+        "{line}"
+    );
+    // The `remote` setting is the default.
+    snap_ok(dir, &["config", "remote", &format!("{repo}:latest")], &[])?;
+    snap_fails(dir, &["status", "--remote"], &[], 1)?;
+    // Only HEAD requests for the commit tags (and the login probe): no manifest body at all.
+    let seen = no_layer_in(&reg.requests()?, mark, &all_layers);
+    assert!(
+        seen.iter()
+            .all(|r| r == "GET /v2/" || (r.starts_with("HEAD ") && r.contains("/manifests/"))),
+        "{seen:#?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_remote_log_stops_where_the_registry_lacks_a_parent() -> Result {
+    if !have_registry() {
+        return Ok(());
+    }
+    let t = tempfile::tempdir()?;
+    let dir = t.path();
+    let reg = Registry::start()?;
+    let (_, _) = two_pushed_commits(dir, &format!("{}/snap/full", reg.addr))?;
+    // Only the newest snapshot goes to this repository: its parent is not there.
+    let only = format!("{}/snap/newest:v2", reg.addr);
+    snap_ok(dir, &["push", "--no-commit-tag", "latest", &only], &[])?;
+    let parent = json(&snap_ok(dir, &["--json", "show", "latest~1"], &[])?)?;
+    let out = snap_env(dir, &["log", "--oneline", &only], &[])?;
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "history continues with {}, which is not in the registry",
+            parent["digest"].as_str().ok_or("digest")?
+        )),
+        "{err}"
+    );
+    // A repository the registry does not know is an error that names it (exit 2).
+    let err = snap_fails(
+        dir,
+        &["ls-remote", &format!("{}/snap/none", reg.addr)],
+        &[],
+        2,
+    )?;
+    assert!(err.contains("not found in"), "{err}");
+    Ok(())
+}
