@@ -105,6 +105,9 @@ pub struct PushArgs {
     /// Upload every blob in chunks (for registries or proxies that limit request size).
     #[arg(long)]
     chunked: bool,
+    /// Say what would be uploaded and which tags would move, sending nothing (blob HEADs only).
+    #[arg(long)]
+    dry_run: bool,
     #[command(flatten)]
     conn: ConnArgs,
 }
@@ -119,6 +122,7 @@ pub fn push(ctx: &Context, args: &PushArgs) -> anyhow::Result<ExitStatus> {
         commit_tag: !args.no_commit_tag,
         force: args.force,
         allow_dirty: args.allow_dirty,
+        dry_run: args.dry_run,
         client: args.conn.options(&store, args.chunked)?,
     };
     let bar = Bar::new(&ctx.printer);
@@ -126,6 +130,9 @@ pub fn push(ctx: &Context, args: &PushArgs) -> anyhow::Result<ExitStatus> {
     if ctx.printer.json() {
         ctx.printer.json_value(&out)?;
         return Ok(ExitStatus::Success);
+    }
+    if out.dry_run {
+        return dry_run(ctx, &out);
     }
     ctx.printer.status(
         "Pushed",
@@ -155,6 +162,39 @@ pub fn push(ctx: &Context, args: &PushArgs) -> anyhow::Result<ExitStatus> {
             .status(verb, format!("{}:{}{kind}", out.repository, t.tag));
     }
     ctx.printer.line(out.digest)?;
+    Ok(ExitStatus::Success)
+}
+
+/// `snap push --dry-run`: the plan, as data on stdout.
+fn dry_run(ctx: &Context, out: &snap::ops::PushOutcome) -> anyhow::Result<ExitStatus> {
+    ctx.printer.line(format!(
+        "would push {} to {}: {} of {} blobs to upload ({}), {} already there",
+        out.digest,
+        out.repository,
+        out.uploaded,
+        out.blobs,
+        human_bytes(out.uploaded_bytes),
+        out.skipped
+    ))?;
+    for t in &out.tags {
+        let kind = match t.kind {
+            TagKind::Given => "",
+            TagKind::Commit => " (git commit)",
+            TagKind::Moving => " (moving)",
+        };
+        let what = match (t.update, t.previous) {
+            (TagUpdate::Inserted, _) => "would be created".to_owned(),
+            (TagUpdate::Unchanged, _) => "already names it".to_owned(),
+            (TagUpdate::Replaced, Some(p)) => format!("would move from {}", p.short()),
+            (TagUpdate::Replaced, None) => "would move".to_owned(),
+        };
+        ctx.printer
+            .line(format!("tag {}:{}{kind} {what}", out.repository, t.tag))?;
+    }
+    ctx.printer.status(
+        "Checked",
+        format!("{} requests, nothing sent (dry run)", out.requests),
+    );
     Ok(ExitStatus::Success)
 }
 

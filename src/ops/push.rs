@@ -33,6 +33,7 @@ pub fn commit_tag(commit: &str) -> String {
 
 /// What to push where.
 #[derive(Clone, Debug)]
+#[allow(clippy::struct_excessive_bools)] // one bool per independent flag of `snap push`
 pub struct PushOptions {
     /// The snapshot.
     pub rev: String,
@@ -46,6 +47,9 @@ pub struct PushOptions {
     pub force: bool,
     /// Push a snapshot of a dirty work tree.
     pub allow_dirty: bool,
+    /// Only say what would happen: log in, resolve the tags and HEAD-check the blobs, then
+    /// stop before uploading anything or putting any manifest.
+    pub dry_run: bool,
     /// Connection settings.
     pub client: ClientOptions,
 }
@@ -114,6 +118,9 @@ pub struct PushOutcome {
     pub requests: u64,
     /// Where the credentials came from.
     pub credentials: String,
+    /// Nothing was sent: `uploaded` and `tags` say what a push would upload and set.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
 }
 
 /// Pushes a snapshot.
@@ -191,6 +198,27 @@ pub fn push(
         .map(|(b, _)| *b)
         .collect();
     let uploaded_bytes: u64 = missing.iter().map(|(_, s)| s).sum();
+    let outcome = |tags: Vec<PushedTag>, client: &Client| PushOutcome {
+        digest: id,
+        repository: opts.target.repository_url(),
+        tags,
+        blobs: blobs.len() as u64,
+        uploaded: missing.len() as u64,
+        uploaded_bytes,
+        skipped: (blobs.len() - missing.len()) as u64,
+        requests: client.requests(),
+        credentials: client.credential_source().to_owned(),
+        dry_run: opts.dry_run,
+    };
+    if opts.dry_run {
+        // The plan: what the blob checks found missing, and how each tag would change.
+        let planned = tags
+            .into_iter()
+            .zip(previous)
+            .map(|((tag, kind), prev)| pushed_tag(tag, kind, prev, id))
+            .collect();
+        return Ok(outcome(planned, &client));
+    }
     progress.begin("Pushing", uploaded_bytes, missing.len() as u64);
     let uploads: Vec<Upload<'_>> = missing
         .iter()
@@ -236,28 +264,23 @@ pub fn push(
                 .into());
             }
         }
-        out_tags.push(PushedTag {
-            update: match prev {
-                None => TagUpdate::Inserted,
-                Some(p) if p == id => TagUpdate::Unchanged,
-                Some(_) => TagUpdate::Replaced,
-            },
-            tag,
-            kind,
-            previous: prev,
-        });
+        out_tags.push(pushed_tag(tag, kind, prev, id));
     }
-    Ok(PushOutcome {
-        digest: id,
-        repository: opts.target.repository_url(),
-        tags: out_tags,
-        blobs: blobs.len() as u64,
-        uploaded: missing.len() as u64,
-        uploaded_bytes,
-        skipped: (blobs.len() - missing.len()) as u64,
-        requests: client.requests(),
-        credentials: client.credential_source().to_owned(),
-    })
+    Ok(outcome(out_tags, &client))
+}
+
+/// A tag's outcome, from what it named before.
+fn pushed_tag(tag: String, kind: TagKind, prev: Option<Digest>, id: Digest) -> PushedTag {
+    PushedTag {
+        update: match prev {
+            None => TagUpdate::Inserted,
+            Some(p) if p == id => TagUpdate::Unchanged,
+            Some(_) => TagUpdate::Replaced,
+        },
+        tag,
+        kind,
+        previous: prev,
+    }
 }
 
 /// Walks a manifest or index: pushes `(digest, bytes, media type)` of every manifest in

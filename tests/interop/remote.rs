@@ -262,3 +262,73 @@ fn a_remote_log_stops_where_the_registry_lacks_a_parent() -> Result {
     assert!(err.contains("not found in"), "{err}");
     Ok(())
 }
+
+#[test]
+fn push_dry_run_says_what_would_be_uploaded_and_which_tags_move_and_sends_nothing() -> Result {
+    if !have_registry() {
+        return Ok(());
+    }
+    let t = tempfile::tempdir()?;
+    let dir = t.path();
+    let reg = Registry::start()?;
+    let repo = format!("{}/snap/planned", reg.addr);
+    let (_, c2) = two_pushed_commits(dir, &repo)?;
+    let c3 = git_commit(dir, "c3")?;
+    sh(dir, "echo changed > build/more.txt")?;
+    snap_ok(dir, &["commit", "build", "-m", "c3"], &[])?;
+    let before = snap_ok(dir, &["--json", "ls-remote", &repo], &[])?;
+
+    let mark = reg.requests()?.len();
+    let plan = json(&snap_ok(
+        dir,
+        &["--json", "push", "--dry-run", "latest", &repo],
+        &[],
+    )?)?;
+    let seen = reg.requests()?[mark..].to_vec();
+    assert_eq!(plan["dry_run"], true);
+    assert!(
+        seen.iter()
+            .all(|r| r == "GET /v2/" || r.starts_with("HEAD ")),
+        "a dry run only asks: {seen:#?}"
+    );
+    let tags: Vec<(&str, &str)> = plan["tags"]
+        .as_array()
+        .ok_or("tags")?
+        .iter()
+        .filter_map(|t| Some((t["tag"].as_str()?, t["update"].as_str()?)))
+        .collect();
+    assert_eq!(tags, [(&c3[..12], "inserted"), ("latest", "replaced")]);
+    let latest = plan["tags"][1]["previous"].as_str().ok_or("previous")?;
+    let before_v = json(&before)?;
+    let was = before_v["tags"]
+        .as_array()
+        .ok_or("tags")?
+        .iter()
+        .find(|t| t["tag"] == c2[..12])
+        .ok_or("c2's tag")?;
+    assert_eq!(
+        Some(latest),
+        was["digest"].as_str(),
+        "latest moves from c2's snapshot"
+    );
+    // Nothing changed in the registry…
+    let after = snap_ok(dir, &["--json", "ls-remote", &repo], &[])?;
+    let strip = |s: &str| -> Result<Value> {
+        let mut v = json(s)?;
+        v["requests"] = Value::Null;
+        Ok(v)
+    };
+    assert_eq!(strip(&after)?, strip(&before)?);
+    // …and the real push uploads exactly what the plan said.
+    let done = json(&snap_ok(dir, &["--json", "push", "latest", &repo], &[])?)?;
+    for k in ["uploaded", "uploaded_bytes", "skipped", "blobs", "digest"] {
+        assert_eq!(done[k], plan[k], "{k}");
+    }
+    let human = snap_ok(dir, &["push", "--dry-run", "latest", &repo], &[])?;
+    assert!(human.contains("0 of "), "all there now: {human}");
+    assert!(
+        human.contains(":latest (moving) already names it"),
+        "{human}"
+    );
+    Ok(())
+}
