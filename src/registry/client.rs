@@ -1041,7 +1041,7 @@ impl Client {
             if pages > tags::MAX_TAG_PAGES {
                 return Err(Error::ResponseTooLarge {
                     registry: self.remote.registry.clone(),
-                    what: what.thing.clone(),
+                    what: format!("{} (more than {} pages)", what.thing, tags::MAX_TAG_PAGES),
                     limit: tags::MAX_TAG_PAGES as u64 * tags::MAX_TAG_PAGE_BYTES,
                     declared: None,
                 });

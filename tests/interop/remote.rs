@@ -332,3 +332,69 @@ fn push_dry_run_says_what_would_be_uploaded_and_which_tags_move_and_sends_nothin
     );
     Ok(())
 }
+
+// Issue 14: the tag list is read page by page through `Link: <…>; rel="next"`, each page and
+// the number of pages bounded, and credentials never follow a link to another server.
+#[test]
+fn ls_remote_follows_tag_pages_within_bounds_and_only_on_the_registry() -> Result {
+    let (_t, src) = crate::harness::workdir()?;
+    snap_ok(
+        &src,
+        &["export", "--oci", "latest", "small", "-o", "layout"],
+        &[],
+    )?;
+    let layout = src.join("layout");
+    let reg = crate::harness::HostileRegistry::start(&layout, "none")?;
+    let out: LsRemoteOutcome = serde_json::from_str(&snap_ok(
+        &src,
+        &["--json", "ls-remote", &format!("{}/acme/x", reg.addr)],
+        &[],
+    )?)?;
+    let tags: Vec<&str> = out.tags.iter().map(|t| t.tag.as_str()).collect();
+    assert_eq!(tags, ["latest", "small"], "two pages of one tag each");
+    let pages: Vec<String> = reg
+        .received()?
+        .into_iter()
+        .filter(|r| r.path.contains("/tags/list"))
+        .map(|r| r.path)
+        .collect();
+    assert_eq!(
+        pages,
+        [
+            "/v2/acme/x/tags/list?n=1000",
+            "/v2/acme/x/tags/list?n=1000&last=latest"
+        ]
+    );
+
+    for (fault, says) in [
+        (
+            "tags-endless",
+            "for the tags of acme/x (more than 64 pages)",
+        ),
+        ("tags-huge", "announced 2147483648 bytes"),
+        (
+            "tags-elsewhere",
+            "its next page of tags is on another server",
+        ),
+    ] {
+        let reg = crate::harness::HostileRegistry::start(&layout, fault)?;
+        let err = snap_fails(
+            &src,
+            &["ls-remote", &format!("{}/acme/x", reg.addr)],
+            &[],
+            2,
+        )?;
+        assert!(err.contains(says), "{fault}: {err}");
+        let asked = reg.received()?;
+        assert!(
+            asked.iter().all(|r| r.server == "registry"),
+            "{fault}: nothing went elsewhere: {asked:?}"
+        );
+        assert!(
+            asked.len() <= 1 + snap::registry::tags::MAX_TAG_PAGES,
+            "{fault}: {} requests",
+            asked.len()
+        );
+    }
+    Ok(())
+}
