@@ -398,3 +398,93 @@ fn ls_remote_follows_tag_pages_within_bounds_and_only_on_the_registry() -> Resul
     }
     Ok(())
 }
+
+// Issue 14: foreign content (an ORAS artifact, a container image) is listed by media type and
+// shown as `snap show` shows it after a pull — from its manifest alone, no blob at all.
+#[test]
+fn foreign_manifests_are_listed_and_shown_from_the_manifest_alone() -> Result {
+    use crate::harness::{have_oras, have_skopeo, have_umoci, skopeo};
+    if !have_registry() || !have_oras() || !have_skopeo() || !have_umoci() {
+        return Ok(());
+    }
+    let t = tempfile::tempdir()?;
+    let d = t.path();
+    let reg = Registry::start()?;
+    let repo = format!("{}/mixed/things", reg.addr);
+    sh(d, "echo top > top.txt")?;
+    std::fs::write(
+        d.join("push.py"),
+        format!(
+            "import oras.client\n\
+             c = oras.client.OrasClient(hostname='{a}', insecure=True)\n\
+             c.push(target='{repo}:art', files=['top.txt'])\n",
+            a = reg.addr
+        ),
+    )?;
+    sh(d, "python3 push.py > /dev/null")?;
+    crate::umoci_image(d)?;
+    skopeo(
+        d,
+        &format!("copy -q --dest-tls-verify=false oci:L:v2 docker://{repo}:img"),
+    )?;
+    sh(d, "mkdir -p build && echo snap > build/f")?;
+    snap_ok(d, &["commit", "build", "-m", "ours"], &[])?;
+    snap_ok(d, &["push", "latest", &format!("{repo}:ours")], &[])?;
+
+    let mark = reg.requests()?.len();
+    let out: LsRemoteOutcome =
+        serde_json::from_str(&snap_ok(d, &["--json", "ls-remote", &repo], &[])?)?;
+    let kinds: Vec<(&str, RemoteKind)> =
+        out.tags.iter().map(|t| (t.tag.as_str(), t.kind)).collect();
+    assert_eq!(
+        kinds,
+        [
+            ("art", RemoteKind::Manifest),
+            ("img", RemoteKind::Manifest),
+            ("latest", RemoteKind::Snapshot),
+            ("ours", RemoteKind::Snapshot)
+        ]
+    );
+    assert!(
+        out.tags[..2]
+            .iter()
+            .all(|t| t.commit.is_none() && t.created.is_none())
+    );
+    let human = snap_ok(d, &["ls-remote", &repo], &[])?;
+    assert!(
+        human.contains("application/vnd.oci.image.manifest.v1+json"),
+        "{human}"
+    );
+
+    let nowhere = tempfile::tempdir()?;
+    let remote_art = json(&snap_ok(
+        nowhere.path(),
+        &["--json", "show", &format!("{repo}:art")],
+        &[],
+    )?)?;
+    let remote_img = json(&snap_ok(
+        nowhere.path(),
+        &["--json", "show", &format!("{repo}:img")],
+        &[],
+    )?)?;
+    let seen = reg.requests()?[mark..].to_vec();
+    let blobs: Vec<&String> = seen.iter().filter(|r| r.contains("/blobs/")).collect();
+    assert_eq!(
+        blobs.len(),
+        2,
+        "the snapshot's config, once per ls-remote: {seen:#?}"
+    );
+
+    snap_ok(d, &["pull", &format!("{repo}:art")], &[])?;
+    snap_ok(d, &["pull", &format!("{repo}:img")], &[])?;
+    assert_eq!(
+        remote_art,
+        json(&snap_ok(d, &["--json", "show", "art"], &[])?)?
+    );
+    assert_eq!(
+        remote_img,
+        json(&snap_ok(d, &["--json", "show", "img"], &[])?)?
+    );
+    assert_eq!(remote_img["kind"], "image");
+    Ok(())
+}
