@@ -14,6 +14,7 @@
 
 use std::path::Path;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::digest::Digest;
 use crate::oci::layout::RawIndex;
@@ -404,20 +405,21 @@ fn in_parallel<T: Sync, R: Send>(
 ) -> Result<Vec<R>, Error> {
     let next = Mutex::new(items.iter().enumerate());
     let done: Mutex<Vec<(usize, Result<R, Error>)>> = Mutex::new(Vec::new());
+    // After a failure no new request starts: the answer is the failure anyway.
+    let failed = AtomicBool::new(false);
     std::thread::scope(|s| {
         for _ in 0..jobs.clamp(1, 16).min(items.len().max(1)) {
             s.spawn(|| {
-                loop {
+                while !failed.load(Ordering::Relaxed) {
                     let Some((i, item)) = next.lock().ok().and_then(|mut it| it.next()) else {
                         return;
                     };
                     let r = f(item);
-                    let failed = r.is_err();
+                    if r.is_err() {
+                        failed.store(true, Ordering::Relaxed);
+                    }
                     if let Ok(mut d) = done.lock() {
                         d.push((i, r));
-                    }
-                    if failed {
-                        return;
                     }
                 }
             });
@@ -428,4 +430,30 @@ fn in_parallel<T: Sync, R: Send>(
         .expect("no thread panicked while holding the lock, because none panics");
     done.sort_by_key(|(i, _)| *i);
     done.into_iter().map(|(_, r)| r).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_parallel_keeps_the_order_and_stops_at_a_failure() {
+        let items: Vec<u32> = (0..50).collect();
+        let doubled = in_parallel(&items, 4, |n| Ok(n * 2)).expect("no failure");
+        assert_eq!(doubled, items.iter().map(|n| n * 2).collect::<Vec<_>>());
+        let started = std::sync::atomic::AtomicUsize::new(0);
+        let failed = in_parallel(&items, 1, |n| {
+            started.fetch_add(1, Ordering::Relaxed);
+            if *n == 3 {
+                Err(Error::NothingToCommit)
+            } else {
+                Ok(*n)
+            }
+        });
+        assert!(
+            matches!(failed, Err(Error::NothingToCommit)),
+            "the failure is the answer"
+        );
+        assert_eq!(started.into_inner(), 4, "nothing starts after it");
+    }
 }
