@@ -75,6 +75,44 @@ impl Snapshot {
         })
     }
 
+    /// A snapshot from a manifest and config read elsewhere (a registry): the same checks as
+    /// [`Snapshot::load`] — a snap manifest, a config of the size its descriptor says, that
+    /// decodes. The caller has checked the config's digest.
+    ///
+    /// # Errors
+    /// [`Error::NotASnapshot`], [`Error::Malformed`].
+    pub fn from_parts(manifest: RawManifest, config_bytes: Vec<u8>) -> Result<Snapshot, Error> {
+        let id = manifest.digest();
+        if !manifest.manifest().is_snapshot() {
+            return Err(Error::NotASnapshot {
+                id,
+                reason: "it is not a snap snapshot manifest".to_owned(),
+            });
+        }
+        let desc = &manifest.manifest().config;
+        if config_bytes.len() as u64 != desc.size {
+            return Err(Error::Malformed {
+                id,
+                reason: format!(
+                    "config {} is {} bytes, the manifest says {}",
+                    desc.digest,
+                    config_bytes.len(),
+                    desc.size
+                ),
+            });
+        }
+        let config = SnapshotConfig::decode(&config_bytes).map_err(|e| Error::Malformed {
+            id,
+            reason: e.to_string(),
+        })?;
+        Ok(Snapshot {
+            id,
+            manifest,
+            config_bytes,
+            config,
+        })
+    }
+
     /// The first parent, if any.
     #[must_use]
     pub fn parent(&self) -> Option<Digest> {

@@ -22,6 +22,11 @@ fn schemas() -> Vec<(&'static str, schemars::Schema)> {
         ("fsck", schema_for!(snap::ops::FsckReport)),
         ("log", schema_for!(snap::snapshot::LogEntry)),
         ("diff", schema_for!(snap::diff::Change)),
+        ("ls-remote", schema_for!(snap::ops::remote::LsRemoteOutcome)),
+        (
+            "status-remote",
+            schema_for!(snap::ops::remote::RemoteStatus),
+        ),
     ]
 }
 

@@ -154,7 +154,7 @@ fn registry_hint(e: &snap::registry::Error) -> Option<(String, &'static str)> {
             "registry-unauthorized",
         ),
         R::NotFound { .. } => (
-            "check the repository and tag; `skopeo list-tags docker://REGISTRY/REPO` lists the tags".into(),
+            "check the repository and tag; `snap ls-remote REGISTRY/REPO` lists the tags".into(),
             "registry-not-found",
         ),
         R::NotTls { .. } => (
@@ -335,7 +335,7 @@ fn hint_for(err: &ops::Error) -> Option<(String, &'static str)> {
             "walk-back-exhausted",
         )),
         ops::Error::NoGitHistory { .. } => Some((
-            "run snap pull --walk-back inside the git work tree the snapshots were built from".into(),
+            "run snap pull --walk-back or snap status --remote inside the git work tree the snapshots were built from".into(),
             "walk-back-exhausted",
         )),
         ops::Error::LegacyArtifactManifest { .. } => Some((

@@ -5,6 +5,7 @@ use snap::snapshot::{LogEntry, Snapshot};
 use crate::cli::Context;
 use crate::cli::commit::human_bytes;
 use crate::cli::error::ExitStatus;
+use crate::cli::remote::Located;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -21,9 +22,18 @@ pub struct Args {
     /// One line per snapshot.
     #[arg(long)]
     oneline: bool,
+    /// How to reach a registry, when SNAP is a registry reference (REGISTRY/REPO[:TAG|@DIGEST]).
+    #[command(flatten)]
+    conn: crate::cli::push::ConnArgs,
 }
 
 pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {
+    if !args.graph
+        && let Some(rev) = &args.rev
+        && let Located::Remote(remote) = crate::cli::remote::locate(ctx, rev)?
+    {
+        return remote_log(ctx, args, &remote);
+    }
     let store = ctx.open_store()?;
     if args.graph {
         return graph(ctx, &store, args);
@@ -43,26 +53,58 @@ pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {
             break;
         }
         let snap = Snapshot::load(&store, &id).map_err(snap::ops::Error::from)?;
-        let entry = LogEntry::from(&snap);
-        if ctx.printer.json() {
-            ctx.printer.json_record("snapshot", &entry)?;
-        } else if args.oneline {
-            ctx.printer.line_with_id(
-                "",
-                &id.short(),
-                format!(
-                    " {} {}",
-                    date(&entry),
-                    entry.message.lines().next().unwrap_or("")
-                ),
-            )?;
-        } else {
-            print_long(ctx, &entry)?;
-        }
+        print_entry(ctx, args, &LogEntry::from(&snap))?;
         shown += 1;
         next = snap.parent();
     }
     Ok(ExitStatus::Success)
+}
+
+/// `snap log REGISTRY/REPO[:TAG]`: the history as far as the registry holds it, read from
+/// manifests and configs only.
+fn remote_log(
+    ctx: &Context,
+    args: &Args,
+    remote: &snap::registry::RemoteRef,
+) -> anyhow::Result<ExitStatus> {
+    let opts = crate::cli::remote::client_options(ctx, &args.conn)?;
+    let out = snap::ops::remote::log(remote, args.max, &opts)?;
+    for entry in &out.entries {
+        print_entry(ctx, args, entry)?;
+    }
+    if let Some(id) = out.continues_with {
+        ctx.printer.status(
+            "Note",
+            format!("history continues with {id}, which is not in the registry"),
+        );
+    }
+    ctx.printer.detail(
+        "Read",
+        format!(
+            "{} snapshots from the registry ({} requests, no layer blob)",
+            out.entries.len(),
+            out.requests
+        ),
+    );
+    Ok(ExitStatus::Success)
+}
+
+fn print_entry(ctx: &Context, args: &Args, entry: &LogEntry) -> std::io::Result<()> {
+    if ctx.printer.json() {
+        ctx.printer.json_record("snapshot", entry)
+    } else if args.oneline {
+        ctx.printer.line_with_id(
+            "",
+            &entry.digest.short(),
+            format!(
+                " {} {}",
+                date(entry),
+                entry.message.lines().next().unwrap_or("")
+            ),
+        )
+    } else {
+        print_long(ctx, entry)
+    }
 }
 
 fn date(e: &LogEntry) -> &str {

@@ -21,6 +21,7 @@ mod output;
 mod progress;
 mod push;
 mod refs;
+mod remote;
 mod restore;
 mod show;
 mod status;
@@ -78,7 +79,7 @@ enum Command {
     Commit(commit::Args),
     /// Show the lineage of a snapshot (first parents).
     Log(log::Args),
-    /// Describe a snapshot: provenance, contents, layers.
+    /// Describe a snapshot: provenance, contents, layers (in the store, or in a registry).
     Show(show::Args),
     /// List the entries of a directory in a snapshot.
     Ls(ls::Args),
@@ -98,6 +99,8 @@ enum Command {
     Push(push::PushArgs),
     /// Fetch a snapshot (or any OCI artifact or image) from a registry into the store.
     Pull(push::PullArgs),
+    /// List a registry repository's tags: snapshot digest, git commit and date (no layer read).
+    LsRemote(remote::LsRemoteArgs),
     /// List refs.
     Refs(refs::ListArgs),
     /// Point a tag at a snapshot (tags never move without --force).
@@ -183,6 +186,7 @@ pub fn main() -> ExitCode {
         Command::Status(a) => status::run(&ctx, a),
         Command::Export(a) => export::run(&ctx, a),
         Command::Import(a) => import::run(&ctx, a),
+        Command::LsRemote(a) => remote::ls_remote(&ctx, a),
         Command::Refs(a) => refs::list(&ctx, a),
         Command::Tag(a) => refs::tag(&ctx, a),
         Command::Ref(a) => refs::manage(&ctx, a),

@@ -33,7 +33,19 @@ impl ConnArgs {
     /// The connection settings: flags (or their variables) first, then the store's settings,
     /// then the defaults.
     fn options(&self, store: &snap::store::Store, chunked: bool) -> anyhow::Result<ClientOptions> {
-        let settings = snap::config::Config::load(store.dir())?;
+        self.options_for(Some(store), chunked)
+    }
+
+    /// As `options`, with only the flags and defaults when there is no store.
+    pub fn options_for(
+        &self,
+        store: Option<&snap::store::Store>,
+        chunked: bool,
+    ) -> anyhow::Result<ClientOptions> {
+        let settings = match store {
+            Some(store) => snap::config::Config::load(store.dir())?,
+            None => snap::config::Config::default(),
+        };
         let setting = |key: &str| settings.get(key).map(str::to_owned);
         let defaults = Timeouts::default();
         let timeout = match (self.timeout, setting("http.timeout")) {
@@ -98,6 +110,9 @@ pub struct PushArgs {
     /// `push.history` setting]
     #[arg(long)]
     with_history: bool,
+    /// Say what would be uploaded and which tags would move, sending nothing (blob HEADs only).
+    #[arg(long)]
+    dry_run: bool,
     #[command(flatten)]
     conn: ConnArgs,
 }
@@ -113,6 +128,7 @@ pub fn push(ctx: &Context, args: &PushArgs) -> anyhow::Result<ExitStatus> {
         force: args.force,
         allow_dirty: args.allow_dirty,
         history: args.with_history || snap::config::Config::load(store.dir())?.flag("push.history"),
+        dry_run: args.dry_run,
         client: args.conn.options(&store, args.chunked)?,
     };
     let bar = Bar::new(&ctx.printer);
@@ -120,6 +136,9 @@ pub fn push(ctx: &Context, args: &PushArgs) -> anyhow::Result<ExitStatus> {
     if ctx.printer.json() {
         ctx.printer.json_value(&out)?;
         return Ok(ExitStatus::Success);
+    }
+    if out.dry_run {
+        return dry_run(ctx, &out);
     }
     ctx.printer.status(
         "Pushed",
@@ -149,6 +168,39 @@ pub fn push(ctx: &Context, args: &PushArgs) -> anyhow::Result<ExitStatus> {
             .status(verb, format!("{}:{}{kind}", out.repository, t.tag));
     }
     ctx.printer.line(out.digest)?;
+    Ok(ExitStatus::Success)
+}
+
+/// `snap push --dry-run`: the plan, as data on stdout.
+fn dry_run(ctx: &Context, out: &snap::ops::PushOutcome) -> anyhow::Result<ExitStatus> {
+    ctx.printer.line(format!(
+        "would push {} to {}: {} of {} blobs to upload ({}), {} already there",
+        out.digest,
+        out.repository,
+        out.uploaded,
+        out.blobs,
+        human_bytes(out.uploaded_bytes),
+        out.skipped
+    ))?;
+    for t in &out.tags {
+        let kind = match t.kind {
+            TagKind::Given => "",
+            TagKind::Commit => " (git commit)",
+            TagKind::Moving => " (moving)",
+        };
+        let what = match (t.update, t.previous) {
+            (TagUpdate::Inserted, _) => "would be created".to_owned(),
+            (TagUpdate::Unchanged, _) => "already names it".to_owned(),
+            (TagUpdate::Replaced, Some(p)) => format!("would move from {}", p.short()),
+            (TagUpdate::Replaced, None) => "would move".to_owned(),
+        };
+        ctx.printer
+            .line(format!("tag {}:{}{kind} {what}", out.repository, t.tag))?;
+    }
+    ctx.printer.status(
+        "Checked",
+        format!("{} requests, nothing sent (dry run)", out.requests),
+    );
     Ok(ExitStatus::Success)
 }
 
@@ -265,7 +317,7 @@ pub fn pull(ctx: &Context, args: &PullArgs) -> anyhow::Result<ExitStatus> {
 }
 
 /// The registry reference given, else the store's `remote` setting.
-fn remote(store: &snap::store::Store, given: Option<&str>) -> anyhow::Result<RemoteRef> {
+pub fn remote(store: &snap::store::Store, given: Option<&str>) -> anyhow::Result<RemoteRef> {
     if let Some(text) = given {
         return Ok(RemoteRef::parse(text).map_err(snap::ops::Error::from)?);
     }

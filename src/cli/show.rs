@@ -13,6 +13,7 @@ use crate::cli::Context;
 use crate::cli::commit::human_bytes;
 use crate::cli::error::ExitStatus;
 use crate::cli::output::Name;
+use crate::cli::remote::Located;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -22,6 +23,9 @@ pub struct Args {
     /// Write the manifest's bytes exactly as stored (its sha256 is the snapshot id).
     #[arg(long)]
     manifest: bool,
+    /// How to reach a registry, when SNAP is a registry reference (REGISTRY/REPO[:TAG|@DIGEST]).
+    #[command(flatten)]
+    conn: crate::cli::push::ConnArgs,
 }
 
 /// `snap show --json`.
@@ -42,27 +46,59 @@ pub struct Show {
 }
 
 pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {
-    let store = ctx.open_store()?;
-    let id = snap::rev::resolve(&store, &args.rev).map_err(Error::from)?;
-    let snap = match Artifact::load(&store, &id).map_err(Error::from)? {
+    // A SNAP that resolves in the store is local; a registry reference is read from there
+    // (manifest and config only): see `cli::remote`.
+    match crate::cli::remote::locate(ctx, &args.rev)? {
+        Located::Local(store, id) => {
+            let artifact = Artifact::load(&store, &id).map_err(Error::from)?;
+            render(ctx, Some(&store), artifact, args.manifest)
+        }
+        Located::Remote(remote) => {
+            let opts = crate::cli::remote::client_options(ctx, &args.conn)?;
+            let out = snap::ops::remote::show(&remote, &opts)?;
+            ctx.printer.detail(
+                "Read",
+                format!(
+                    "{} from the registry ({} requests, no layer blob)",
+                    out.reference, out.requests
+                ),
+            );
+            render(ctx, None, out.artifact, args.manifest)
+        }
+    }
+}
+
+/// Prints a snapshot (with the refs naming it, when it is in `store`), or anything else.
+fn render(
+    ctx: &Context,
+    store: Option<&snap::store::Store>,
+    artifact: Artifact,
+    raw: bool,
+) -> anyhow::Result<ExitStatus> {
+    let snap = match artifact {
         Artifact::Snapshot(s) => *s,
-        other => return show_foreign(ctx, &id, &other, args.manifest),
+        Artifact::Manifest(ref m) => return show_foreign(ctx, &m.digest(), &artifact, raw),
+        Artifact::Index(ref i) => return show_foreign(ctx, &i.digest(), &artifact, raw),
     };
-    if args.manifest {
+    let id = snap.id;
+    if raw {
         let mut out = std::io::stdout().lock();
         out.write_all(snap.manifest.bytes())?;
         out.flush()?;
         return Ok(ExitStatus::Success);
     }
     let m = snap.manifest.manifest();
-    let refs: Vec<String> = store
-        .refs
-        .list()
-        .map_err(Error::from)?
-        .into_iter()
-        .filter(|(_, d)| *d == id)
-        .map(|(n, _)| n.to_string())
-        .collect();
+    let refs: Vec<String> = match store {
+        Some(store) => store
+            .refs
+            .list()
+            .map_err(Error::from)?
+            .into_iter()
+            .filter(|(_, d)| *d == id)
+            .map(|(n, _)| n.to_string())
+            .collect(),
+        None => Vec::new(),
+    };
     let direct = m.layers.iter().all(|l| {
         l.media_type != oci::MEDIA_TYPE_LAYER_TAR_ZSTD && l.media_type != oci::MEDIA_TYPE_TREES
     });

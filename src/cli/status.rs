@@ -12,7 +12,18 @@ use crate::cli::Context;
 use crate::cli::error::ExitStatus;
 
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// Ask a registry instead: does it have a snapshot of HEAD, or how many commits behind is
+    /// the nearest one? (REGISTRY/REPO; default: the `remote` setting.) Exit 1 when HEAD has
+    /// none.
+    #[arg(long, value_name = "REGISTRY/REPO", num_args = 0..=1, default_missing_value = "")]
+    remote: Option<String>,
+    /// How many first-parent commits --remote looks back through.
+    #[arg(long, value_name = "N", default_value_t = snap::ops::pull::DEFAULT_WALK_BACK, requires = "remote")]
+    max: usize,
+    #[command(flatten)]
+    conn: crate::cli::push::ConnArgs,
+}
 
 /// `snap status --json`.
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -30,7 +41,10 @@ pub struct RefStatus {
     pub freshness: Freshness,
 }
 
-pub fn run(ctx: &Context, _args: &Args) -> anyhow::Result<ExitStatus> {
+pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {
+    if let Some(given) = &args.remote {
+        return remote(ctx, args, Some(given.as_str()).filter(|g| !g.is_empty()));
+    }
     let store = ctx.open_store()?;
     let mut refs = Vec::new();
     for (name, digest) in store.refs.list().map_err(Error::from)? {
@@ -62,6 +76,65 @@ pub fn run(ctx: &Context, _args: &Args) -> anyhow::Result<ExitStatus> {
         )?;
     }
     Ok(ExitStatus::Success)
+}
+
+/// `snap status --remote`: the nearest snapshot of HEAD's first-parent history in a registry,
+/// found by its commit tag (HEAD requests only).
+fn remote(ctx: &Context, args: &Args, given: Option<&str>) -> anyhow::Result<ExitStatus> {
+    let mut remote = crate::cli::remote::given_or_setting(ctx, given)?;
+    // The commit tags are looked up; a tag in the reference (or setting) plays no part.
+    remote.tag = None;
+    remote.digest = None;
+    let opts = crate::cli::remote::client_options(ctx, &args.conn)?;
+    let out = snap::ops::remote::status(&remote, &ctx.cwd, args.max, &opts)?;
+    let fresh = out.nearest.as_ref().is_some_and(|n| n.commits_behind == 0);
+    if ctx.printer.json() {
+        ctx.printer.json_value(&out)?;
+    } else {
+        let line = match &out.nearest {
+            Some(n) if n.commits_behind == 0 => {
+                format!(
+                    "fresh: {} has a snapshot of HEAD {}",
+                    out.repository,
+                    short(&out.head)
+                )
+            }
+            Some(n) => format!(
+                "stale: the nearest snapshot in {} is of {}, {} commit{} behind HEAD {}",
+                out.repository,
+                short(&n.commit),
+                n.commits_behind,
+                if n.commits_behind == 1 { "" } else { "s" },
+                short(&out.head)
+            ),
+            None => format!(
+                "missing: {} has no snapshot of HEAD {} or of its {} first parents before it",
+                out.repository,
+                short(&out.head),
+                out.tried.saturating_sub(1)
+            ),
+        };
+        match &out.nearest {
+            Some(n) => ctx.printer.line_with_id(
+                format!("{}  ", n.tag),
+                &n.digest.short(),
+                format!("  {line}"),
+            )?,
+            None => ctx.printer.line(line)?,
+        }
+        ctx.printer.detail(
+            "Asked",
+            format!(
+                "for {} commit tags ({} requests, no layer blob)",
+                out.tried, out.requests
+            ),
+        );
+    }
+    Ok(if fresh {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Negative
+    })
 }
 
 fn short(id: &str) -> &str {

@@ -14,6 +14,7 @@ pub mod init;
 pub mod pull;
 pub mod push;
 pub mod refs;
+pub mod remote;
 pub mod restore;
 
 use std::path::PathBuf;
@@ -140,7 +141,7 @@ pub enum Error {
         /// What snap would push.
         ours: Digest,
     },
-    /// `pull --walk-back` outside git.
+    /// `pull --walk-back` or `status --remote` outside git.
     #[error("{} is not in a git repository with commits, so there is no history to walk back", path.display())]
     NoGitHistory {
         /// The directory.

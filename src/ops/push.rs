@@ -32,7 +32,7 @@ pub fn commit_tag(commit: &str) -> String {
 
 /// What to push where.
 #[derive(Clone, Debug)]
-#[allow(clippy::struct_excessive_bools)] // one bool per flag, as in the CLI
+#[allow(clippy::struct_excessive_bools)] // one bool per independent flag of `snap push`
 pub struct PushOptions {
     /// The snapshot.
     pub rev: String,
@@ -49,6 +49,9 @@ pub struct PushOptions {
     /// Also send every stored ancestor snapshot, each tagged [`history_tag`] so that a
     /// registry's garbage collector keeps it (`--with-history`).
     pub history: bool,
+    /// Only say what would happen: log in, resolve the tags and HEAD-check the blobs, then
+    /// stop before uploading anything or putting any manifest.
+    pub dry_run: bool,
     /// Connection settings.
     pub client: ClientOptions,
 }
@@ -127,6 +130,9 @@ pub struct PushOutcome {
     pub requests: u64,
     /// Where the credentials came from.
     pub credentials: String,
+    /// Nothing was sent: `uploaded` and `tags` say what a push would upload and set.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
 }
 
 /// Pushes a snapshot.
@@ -214,6 +220,28 @@ pub fn push(
         .map(|(b, _)| *b)
         .collect();
     let uploaded_bytes: u64 = missing.iter().map(|(_, s)| s).sum();
+    let outcome = |tags: Vec<PushedTag>, client: &Client| PushOutcome {
+        digest: id,
+        repository: opts.target.repository_url(),
+        tags,
+        blobs: blobs.len() as u64,
+        uploaded: missing.len() as u64,
+        uploaded_bytes,
+        skipped: (blobs.len() - missing.len()) as u64,
+        history: history.len() as u64,
+        requests: client.requests(),
+        credentials: client.credential_source().to_owned(),
+        dry_run: opts.dry_run,
+    };
+    if opts.dry_run {
+        // The plan: what the blob checks found missing, and how each tag would change.
+        let planned = tags
+            .into_iter()
+            .zip(previous)
+            .map(|((tag, kind), prev)| pushed_tag(tag, kind, prev, id))
+            .collect();
+        return Ok(outcome(planned, &client));
+    }
     progress.begin("Pushing", uploaded_bytes, missing.len() as u64);
     let uploads: Vec<Upload<'_>> = missing
         .iter()
@@ -263,29 +291,23 @@ pub fn push(
                 .into());
             }
         }
-        out_tags.push(PushedTag {
-            update: match prev {
-                None => TagUpdate::Inserted,
-                Some(p) if p == id => TagUpdate::Unchanged,
-                Some(_) => TagUpdate::Replaced,
-            },
-            tag,
-            kind,
-            previous: prev,
-        });
+        out_tags.push(pushed_tag(tag, kind, prev, id));
     }
-    Ok(PushOutcome {
-        digest: id,
-        repository: opts.target.repository_url(),
-        tags: out_tags,
-        blobs: blobs.len() as u64,
-        uploaded: missing.len() as u64,
-        uploaded_bytes,
-        skipped: (blobs.len() - missing.len()) as u64,
-        history: history.len() as u64,
-        requests: client.requests(),
-        credentials: client.credential_source().to_owned(),
-    })
+    Ok(outcome(out_tags, &client))
+}
+
+/// A tag's outcome, from what it named before.
+fn pushed_tag(tag: String, kind: TagKind, prev: Option<Digest>, id: Digest) -> PushedTag {
+    PushedTag {
+        update: match prev {
+            None => TagUpdate::Inserted,
+            Some(p) if p == id => TagUpdate::Unchanged,
+            Some(_) => TagUpdate::Replaced,
+        },
+        tag,
+        kind,
+        previous: prev,
+    }
 }
 
 /// The stored ancestors of snapshot `id` (every parent, not only the first), nearest first;

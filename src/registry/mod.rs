@@ -12,6 +12,7 @@ pub mod client;
 pub mod http;
 pub mod reference;
 pub mod retry;
+pub mod tags;
 
 use std::io;
 

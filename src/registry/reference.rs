@@ -139,6 +139,21 @@ impl RemoteRef {
         })
     }
 
+    /// Parses `input` only when it names its registry explicitly: its first component has a
+    /// `.` or a `:`, or is `localhost` (so `ghcr.io/a/b`, `127.0.0.1:5000/a:v1`,
+    /// `localhost/a`, but not `ubuntu` or `acme/index`, which would mean Docker Hub). This is
+    /// how a SNAP argument that does not resolve in the store is read as a registry
+    /// reference; `None` when it is not one.
+    #[must_use]
+    pub fn parse_explicit(input: &str) -> Option<RemoteRef> {
+        let (first, _) = input.split_once('/')?;
+        let names_registry = first.contains('.') || first.contains(':') || first == "localhost";
+        if !names_registry || first.contains('@') {
+            return None;
+        }
+        RemoteRef::parse(input).ok()
+    }
+
     /// The same repository with this tag and no digest.
     #[must_use]
     pub fn with_tag(&self, tag: &str) -> RemoteRef {
@@ -276,6 +291,31 @@ mod tests {
         let d = format!("sha256:{}", "a".repeat(64));
         assert!(RemoteRef::parse(&format!("ubuntu@{d}")).is_ok());
         assert!(RemoteRef::parse(&format!("ghcr.io/acme/index@{d}")).is_ok());
+    }
+
+    #[test]
+    fn only_a_reference_that_names_its_registry_is_explicit() {
+        for remote in [
+            "ghcr.io/acme/index",
+            "127.0.0.1:5000/acme/index:v1",
+            "localhost/a",
+            "localhost:5000/ommx/lp:v1",
+            "[::1]:5000/a/b@sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        ] {
+            assert!(RemoteRef::parse_explicit(remote).is_some(), "{remote}");
+        }
+        for local in [
+            "latest",
+            "tags/v1",
+            "acme/index",
+            "ubuntu:24.04",
+            "main~2",
+            "latest@{1}",
+            "user:pw@host/a",
+            "ghcr.io/Upper",
+        ] {
+            assert!(RemoteRef::parse_explicit(local).is_none(), "{local}");
+        }
     }
 
     #[test]

@@ -67,3 +67,28 @@ fn status_outside_git_is_unknown() -> Result {
     assert!(out.contains("unknown: no git provenance recorded"), "{out}");
     Ok(())
 }
+
+// Issue 14 (item 4): `status --remote` needs git history, and says so before any request.
+#[test]
+fn status_remote_outside_git_says_there_is_no_history_without_asking() -> Result {
+    let env = Env::new()?;
+    env.fixture("demo", "demo")?;
+    env.ok(&["commit", "demo"])?;
+    // Nothing listens on port 1: an attempt to connect would say "refused".
+    let out = env.run(&["status", "--remote", "127.0.0.1:1/acme/index"], 2)?;
+    let err = crate::harness::stderr(&out);
+    assert!(
+        err.contains("not in a git repository with commits"),
+        "{err}"
+    );
+    assert!(
+        err.contains("snap status --remote inside the git work tree"),
+        "{err}"
+    );
+    assert!(!err.contains("refused"), "{err}");
+    // Without a reference, the `remote` setting is the default.
+    let out = env.run(&["status", "--remote"], 2)?;
+    let err = crate::harness::stderr(&out);
+    assert!(err.contains("no registry given"), "{err}");
+    Ok(())
+}

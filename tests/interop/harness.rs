@@ -7,7 +7,11 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+/// Marker requests sent by [`Registry::requests`], numbered.
+static MARKERS: AtomicU64 = AtomicU64::new(0);
 
 pub type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
 
@@ -187,15 +191,17 @@ impl Registry {
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog: {{level: warn, accesslog: {{disabled: true}}}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\n  delete: {{enabled: true}}\nhttp:\n  addr: {addr}\n  secret: snap-interop-tests\n{auth_yaml}",
+                "version: 0.1\nlog: {{level: warn, accesslog: {{disabled: false}}}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\n  delete: {{enabled: true}}\nhttp:\n  addr: {addr}\n  secret: snap-interop-tests\n{auth_yaml}",
                 dir.path().join("data").display()
             ),
         )?;
         let log = std::fs::File::create(dir.path().join("registry.log"))?;
+        // The access log (one line per request, combined log format) goes to stdout.
+        let access = std::fs::File::create(dir.path().join("access.log"))?;
         let child = Command::new("docker-registry")
             .arg("serve")
             .arg(&config)
-            .stdout(Stdio::null())
+            .stdout(access)
             .stderr(log)
             .spawn()?;
         let reg = Registry {
@@ -224,6 +230,39 @@ impl Registry {
             .into());
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// The requests the registry has served so far, as `METHOD /path?query`, in the order it
+    /// logged them. A marker request is sent and waited for first, so that every request of a
+    /// command that has exited is in the log.
+    pub fn requests(&self) -> Result<Vec<String>> {
+        use std::io::{Read as _, Write as _};
+        let marker = format!("/v2/_marker_{}", MARKERS.fetch_add(1, Ordering::Relaxed));
+        let mut c = std::net::TcpStream::connect(&self.addr)?;
+        write!(
+            c,
+            "GET {marker} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.addr
+        )?;
+        let mut sink = Vec::new();
+        c.read_to_end(&mut sink)?;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let lines: Vec<String> = std::fs::read_to_string(self.dir.path().join("access.log"))?
+                .lines()
+                .filter_map(|l| Some(l.split('"').nth(1)?.rsplit_once(' ')?.0.to_owned()))
+                .collect();
+            if let Some(at) = lines.iter().position(|l| l.ends_with(&marker)) {
+                let mut lines = lines;
+                lines.remove(at);
+                lines.retain(|l| !l.contains("/v2/_marker_"));
+                return Ok(lines);
+            }
+            if Instant::now() > deadline {
+                return Err(format!("the registry never logged {marker}").into());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Tokens the token server has issued.

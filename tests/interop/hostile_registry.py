@@ -25,6 +25,13 @@ under any repository name: `/v2/` answers 200, manifests by the tag in `index.js
   huge-token             `/v2/` asks for a bearer token from this server's `/token`, which
                          streams an endless token (chunked) until the client leaves
   stall-push             an upload's PUT reads its body and never answers
+  tags-endless           the tag list's every page links to a next one, forever
+  tags-huge              the tag list announces 2 GiB and streams zeros
+  tags-elsewhere         the tag list's first page links its next one on 127.0.0.2
+
+The tag list (`GET /v2/<name>/tags/list`) names the layout's tags, sorted, one per page
+whatever `n` asks (registries may send fewer), each page linking the next with
+`Link: </v2/<name>/tags/list?n=…&last=…>; rel="next"` while there are more.
 
 Every request is logged to LOG as one JSON line: {"server", "method", "path",
 "authorization"} ("authorization" is whether the header came, never its value).
@@ -151,6 +158,8 @@ class Handler(BaseHTTPRequestHandler):
             if self.command == "POST":
                 return self.send(202, headers=[("Location", f"/v2/x/blobs/uploads/1?_state=s")])
             return self.send(201, headers=[("Docker-Content-Digest", query.partition("digest=")[2])])
+        if parts[-2:] == ["tags", "list"] and self.command == "GET":
+            return self.tag_page(path, query)
         if kind not in ("manifests", "blobs"):
             return self.error(404, "NAME_UNKNOWN", "no such repository")
         if fault == "429-long":
@@ -225,6 +234,30 @@ class Handler(BaseHTTPRequestHandler):
                 return
             return self.stream_forever(chunked=True)
         return self.send(200, body, "application/octet-stream", [("Docker-Content-Digest", ref)])
+
+    def tag_page(self, path, query):
+        args = dict(p.partition("=")[::2] for p in query.split("&") if p)
+        last = args.get("last", "")
+        n = args.get("n", "1000")
+        if fault == "tags-huge":
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(2 << 30))
+            self.end_headers()
+            return self.stream_forever(chunked=False)
+        if fault == "tags-endless":
+            page = [f"t{int(last[1:] or 0) + 1}" if last else "t1"]
+            more = True
+        else:
+            names = sorted(t for t in tags if t)
+            rest = [t for t in names if t > last]
+            page, more = rest[:1], len(rest) > 1
+        headers = []
+        if more:
+            base = f"http://127.0.0.2:{port}" if fault == "tags-elsewhere" else ""
+            headers.append(("Link", f'<{base}{path}?n={n}&last={page[-1]}>; rel="next"'))
+        name = "/".join(path.split("/")[2:-2])
+        return self.send(200, json.dumps({"name": name, "tags": page}).encode(), headers=headers)
 
     do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = answer
 

@@ -8,6 +8,7 @@ mod ommx;
 mod quickstart;
 mod recipe;
 mod registry;
+mod remote;
 
 use harness::{
     Registry, Result, have_oras, have_registry, have_skopeo, have_umoci, sh, skopeo, snap, workdir,
