@@ -9,6 +9,7 @@
 //! The snapshot ↔ layers mapping lives in [`artifact`]. This module does not touch the store.
 
 pub mod artifact;
+pub mod graph;
 pub mod layout;
 
 use std::collections::BTreeMap;

@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::digest::Digest;
 use crate::object::SnapshotConfig;
-use crate::oci::Node;
+use crate::oci::{Node, graph};
 use crate::ops::Error;
 use crate::snapshot::MAX_METADATA_BYTES;
 use crate::store::Store;
@@ -191,33 +191,35 @@ pub(crate) fn mark(
     // Mark. A ref's value must be readable; an old reflog value may already be gone.
     let refs: BTreeSet<Digest> = store.refs.list()?.into_iter().map(|(_, d)| d).collect();
     let mut live: BTreeSet<Digest> = BTreeSet::new();
+    // Every node visited (read or not): all of them stay.
+    let mut seen: BTreeSet<Digest> = BTreeSet::new();
     let mut queue: VecDeque<(Digest, bool)> =
         roots.iter().map(|d| (*d, refs.contains(d))).collect();
-    while let Some((d, required)) = queue.pop_front() {
-        if !live.insert(d) {
-            continue;
-        }
-        let bytes = match store.objects.read(&d, MAX_METADATA_BYTES) {
-            Ok(b) => b,
-            Err(e) if required => return Err(e.into()),
-            Err(_) => continue,
-        };
-        let manifest = match Node::from_bytes(bytes) {
-            Ok(Node::Index(index)) => {
-                for m in &index.index().manifests {
-                    queue.push_back((m.digest, required));
-                }
+    while let Some((root, required)) = queue.pop_front() {
+        let reached = graph::walk::<Error>(
+            [root],
+            &mut seen,
+            &mut |d, _| match store.objects.read(d, MAX_METADATA_BYTES) {
+                Ok(b) => Ok(Some(b)),
+                Err(e) if required => Err(e.into()),
+                Err(_) => Ok(None),
+            },
+            // A blob reached as a root: nothing below it.
+            &mut |_, _| Ok(()),
+        )?;
+        for graph::Reached { node, .. } in reached {
+            let Node::Manifest(manifest) = node else {
+                continue;
+            };
+            let m = manifest.manifest();
+            live.insert(m.config.digest);
+            for l in &m.layers {
+                live.insert(l.digest);
+            }
+            if !m.is_snapshot() {
                 continue;
             }
-            Ok(Node::Manifest(m)) => m,
-            Err(_) => continue, // a blob reached as a layer: nothing below it
-        };
-        let m = manifest.manifest();
-        live.insert(m.config.digest);
-        for l in &m.layers {
-            live.insert(l.digest);
-        }
-        if m.is_snapshot() {
+            let d = manifest.digest();
             let cfg = store
                 .objects
                 .read(&m.config.digest, MAX_METADATA_BYTES)
@@ -241,6 +243,7 @@ pub(crate) fn mark(
             }
         }
     }
+    live.extend(seen);
     Ok((roots.len() as u64, live))
 }
 

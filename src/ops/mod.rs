@@ -210,6 +210,9 @@ pub enum Error {
     /// A manifest that cannot be parsed.
     #[error(transparent)]
     Oci(#[from] crate::oci::Error),
+    /// A graph of manifests and indexes past its bounds, or with a malformed node.
+    #[error(transparent)]
+    Graph(#[from] crate::oci::graph::Error),
     /// A layout that is inconsistent.
     #[error("invalid OCI layout: {reason}")]
     BadLayout {
@@ -409,6 +412,7 @@ impl Error {
             ) => ErrorKind::Io,
             Error::Layout(_)
             | Error::Oci(_)
+            | Error::Graph(_)
             | Error::BadLayout { .. }
             | Error::EntryRefName { .. }
             | Error::MissingBlob { .. }

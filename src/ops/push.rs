@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 use std::io::Read;
 
 use crate::digest::Digest;
-use crate::oci::{MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST, Node};
+use crate::oci::{Node, graph};
 use crate::ops::{Error, Progress};
 use crate::registry::{Client, ClientOptions, RemoteRef, Upload};
 use crate::snapshot::MAX_METADATA_BYTES;
@@ -146,7 +146,6 @@ pub fn push(
     progress: &dyn Progress,
 ) -> Result<PushOutcome, Error> {
     let id = rev::resolve(store, &opts.rev)?;
-    let top = store.objects.read(&id, MAX_METADATA_BYTES)?;
 
     // Which tags.
     let mut tags: Vec<(String, TagKind)> = Vec::new();
@@ -195,19 +194,15 @@ pub fn push(
     }
 
     // Everything the manifest needs, children before parents.
-    let mut manifests: Vec<(Digest, Vec<u8>, String)> = Vec::new();
     let mut blobs: Vec<(Digest, u64)> = Vec::new();
-    collect(store, id, top, 0, &mut manifests, &mut blobs)?;
+    let mut seen_nodes = std::collections::BTreeSet::new();
+    let mut manifests = collect(store, &[id], &mut seen_nodes, &mut blobs)?;
     let ancestors = if opts.history {
         stored_ancestors(store, id)
     } else {
         Vec::new()
     };
-    let mut history: Vec<(Digest, Vec<u8>, String)> = Vec::new();
-    for a in &ancestors {
-        let bytes = store.objects.read(a, MAX_METADATA_BYTES)?;
-        collect(store, *a, bytes, 0, &mut history, &mut blobs)?;
-    }
+    let history = collect(store, &ancestors, &mut seen_nodes, &mut blobs)?;
     let mut seen = BTreeSet::new();
     blobs.retain(|(d, _)| seen.insert(*d));
 
@@ -330,55 +325,40 @@ fn stored_ancestors(store: &Store, id: Digest) -> Vec<Digest> {
     out
 }
 
-/// Walks a manifest or index: pushes `(digest, bytes, media type)` of every manifest in
-/// post-order (children first) and the config and layer blobs of each.
+/// The manifests and indexes below `roots` not in `seen` yet, children first, as
+/// `(digest, bytes, media type)`, and the config and layer blobs of each manifest (which
+/// must all be stored).
 fn collect(
     store: &Store,
-    id: Digest,
-    bytes: Vec<u8>,
-    depth: usize,
-    manifests: &mut Vec<(Digest, Vec<u8>, String)>,
+    roots: &[Digest],
+    seen: &mut std::collections::BTreeSet<Digest>,
     blobs: &mut Vec<(Digest, u64)>,
-) -> Result<(), Error> {
-    if depth > crate::ops::import::MAX_INDEX_DEPTH {
-        return Err(Error::NotAManifest {
-            digest: id,
-            reason: "image indexes nest too deep".into(),
-        });
-    }
-    let node = Node::from_bytes(bytes).map_err(|e| Error::NotAManifest {
-        digest: id,
-        reason: e.to_string(),
-    })?;
-    let m = match node {
-        Node::Index(index) => {
-            for child in &index.index().manifests {
-                let b = store.objects.read(&child.digest, MAX_METADATA_BYTES)?;
-                collect(store, child.digest, b, depth + 1, manifests, blobs)?;
+) -> Result<Vec<(Digest, Vec<u8>, String)>, Error> {
+    let reached = graph::walk::<Error>(
+        roots.iter().copied(),
+        seen,
+        &mut |d, _| Ok(Some(store.objects.read(d, MAX_METADATA_BYTES)?)),
+        &mut |d, e| {
+            Err(Error::NotAManifest {
+                digest: *d,
+                reason: e.to_string(),
+            })
+        },
+    )?;
+    let mut manifests = Vec::with_capacity(reached.len());
+    for graph::Reached { node, .. } in reached {
+        if let Node::Manifest(m) = &node {
+            let v = m.manifest();
+            for d in std::iter::once(&v.config).chain(&v.layers) {
+                if !store.objects.contains(&d.digest) {
+                    return Err(Error::Objects(crate::store::objects::Error::NotFound(
+                        d.digest,
+                    )));
+                }
+                blobs.push((d.digest, d.size));
             }
-            let media_type = index
-                .index()
-                .media_type
-                .clone()
-                .unwrap_or_else(|| MEDIA_TYPE_INDEX.to_owned());
-            manifests.push((id, index.bytes().to_vec(), media_type));
-            return Ok(());
         }
-        Node::Manifest(m) => m,
-    };
-    let v = m.manifest();
-    for d in std::iter::once(&v.config).chain(&v.layers) {
-        if !store.objects.contains(&d.digest) {
-            return Err(Error::Objects(crate::store::objects::Error::NotFound(
-                d.digest,
-            )));
-        }
-        blobs.push((d.digest, d.size));
+        manifests.push((node.digest(), node.bytes().to_vec(), node.media_type()));
     }
-    let media_type = v
-        .media_type
-        .clone()
-        .unwrap_or_else(|| MEDIA_TYPE_MANIFEST.to_owned());
-    manifests.push((id, m.bytes().to_vec(), media_type));
-    Ok(())
+    Ok(manifests)
 }
