@@ -453,15 +453,17 @@ fn store_trees(objects: &Objects, trees: &[(Digest, Vec<u8>)]) -> Result<Vec<Des
     };
     for batch in trees.chunks(BATCH_MEMBERS) {
         for (d, bytes) in batch {
+            let header = pack::tar::header(
+                &format!("sha256/{}", d.hex()),
+                MemberKind::File {
+                    size: bytes.len() as u64,
+                    executable: false,
+                },
+                None,
+            );
             let m = pack::Member {
-                header: pack::tar::header(
-                    &format!("sha256/{}", d.hex()),
-                    MemberKind::File {
-                        size: bytes.len() as u64,
-                        executable: false,
-                    },
-                    None,
-                ),
+                cut: pack::cut_value(&header, Some(d)),
+                header,
                 content: Some((bytes.clone(), *d)),
             };
             let cut = grouper.push(&m.header, Some(d), artifact::weight(m.size()));
