@@ -32,6 +32,21 @@ pub const ZSTD_LEVEL: i32 = 3;
 /// Input bytes per content frame.
 pub const FRAME_SIZE: usize = 4 << 20;
 
+/// Bumped whenever the bytes a pack is made of change for the same members (tar headers,
+/// frame or block rules), so caches of what earlier packs hold are not trusted across it.
+pub const RULES_VERSION: u32 = 2;
+
+/// What the bytes of a pack depend on besides its members: the zstd library's version, the
+/// level and the frame and block rules. Packs written by the same encoder from the same
+/// members are the same bytes; caches of where members already sit in packs name it.
+#[must_use]
+pub fn encoder_id() -> String {
+    format!(
+        "snap-pack {RULES_VERSION} zstd {} level {ZSTD_LEVEL} frame {FRAME_SIZE} inline {BLOCK_INLINE_MAX} block {BLOCK_MIN}/{BLOCK_TARGET}/{BLOCK_MAX}",
+        zstd::zstd_safe::version_number()
+    )
+}
+
 /// Compresses one frame with snap's fixed parameters.
 ///
 /// # Errors
