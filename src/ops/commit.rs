@@ -17,8 +17,11 @@ use crate::snapshot::Snapshot;
 use crate::store::{Expected, RefEdit, RefName, Store};
 use crate::timestamp::Timestamp;
 use crate::worktree::build::{self, Progress};
+use crate::worktree::fingerprint::{self, TreeCache};
+use crate::worktree::groups::Reuse;
+use crate::worktree::packcache::PackCache;
 use crate::worktree::scan::{self, Root};
-use crate::worktree::statcache::{self, StatCache, TreeCache};
+use crate::worktree::statcache::StatCache;
 
 /// How many times a commit re-parents before giving up.
 pub const MAX_ATTEMPTS: u32 = 32;
@@ -89,6 +92,9 @@ pub struct CommitOutcome {
     /// Files whose contents were read (the others were known unchanged from the stat cache).
     #[serde(default)]
     pub files_read: u64,
+    /// Packs reused and written, blocks copied and compressed.
+    #[serde(default)]
+    pub reuse: Reuse,
 }
 
 /// Commits `opts.paths` to a head in `store`.
@@ -201,15 +207,16 @@ fn commit_inner(
         base: base.clone(),
     };
     let entries = scan::scan_filtered(&roots, &filter)?;
-    let fingerprint = statcache::fingerprint(&entries, started);
+    let fingerprint = fingerprint::fingerprint(&entries, started);
     let mut tree_cache = TreeCache::load(store.dir());
-    let mut file_cache = None;
+    let mut loaded = None;
     let known_root = if let Some(root) = fingerprint.and_then(|f| tree_cache.get(&f)) {
         Some(root)
     } else {
-        let c = StatCache::load_from(store.dir(), started);
-        let root = build::cached_root(&entries, &c).map(|(r, _)| r);
-        file_cache = Some(c);
+        let cache = StatCache::load(store.dir(), started);
+        let lookup = cache.lookup(&entries);
+        let root = build::cached_root(&entries, &lookup).map(|(r, _)| r);
+        loaded = Some((cache, lookup));
         root
     };
     // Nothing changed since the last commit on this ref: stat every file, read none.
@@ -236,15 +243,24 @@ fn commit_inner(
         }
     }
 
-    let mut cache = file_cache.unwrap_or_else(|| StatCache::load_from(store.dir(), started));
-    let built = build::build(&store.objects, &entries, &cache, progress)?;
-    for (e, f) in entries.iter().zip(&built.files) {
-        if let (Some(src), Some(stat), Some((digest, _))) = (&e.source, e.stat, f) {
-            cache.insert(src, stat, *digest);
-        }
-    }
+    let (cache, lookup) = loaded.unwrap_or_else(|| {
+        let cache = StatCache::load(store.dir(), started);
+        let lookup = cache.lookup(&entries);
+        (cache, lookup)
+    });
+    let packs = PackCache::load(store.dir());
+    let built = build::build(&store.objects, &entries, &lookup, &packs, progress)?;
+    drop(lookup);
     // Only speed depends on the caches: a failure to save them is not the commit's failure.
-    let _ = cache.save(store.dir());
+    let _ = cache.save(
+        store.dir(),
+        &entries,
+        &built.files,
+        &built.cuts,
+        &built.dir_trees,
+    );
+    drop(cache);
+    let _ = packs.save(store.dir(), &built.used);
     if let Some(f) = fingerprint {
         let _ = tree_cache.record(store.dir(), f, built.root);
     }
@@ -281,6 +297,7 @@ fn commit_inner(
                     attempt,
                 );
                 out.files_read = built.files_read;
+                out.reuse = built.reuse;
                 return Ok(out);
             }
         }
@@ -328,6 +345,7 @@ fn commit_inner(
                     manifest_bytes: manifest.bytes().len(),
                     attempts: attempt,
                     files_read: built.files_read,
+                    reuse: built.reuse,
                 });
             }
             // Another commit won: rebuild on top of it.
@@ -363,6 +381,7 @@ fn outcome(
         manifest_bytes: snap.manifest.bytes().len(),
         attempts,
         files_read: 0,
+        reuse: Reuse::default(),
     }
 }
 
