@@ -139,8 +139,12 @@ pub struct LogEntry {
     pub digest: Digest,
     /// Parent snapshots.
     pub parents: Vec<Digest>,
-    /// RFC 3339 time, if recorded.
+    /// RFC 3339 time, if recorded: `SOURCE_DATE_EPOCH` at commit, else the git commit's time
+    /// (snap never records the clock's time, so that a snapshot is reproducible).
     pub created: Option<String>,
+    /// The time of the git commit it was built from, if recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit_time: Option<String>,
     /// The message.
     pub message: String,
     /// The git commit it was built from.
@@ -164,6 +168,7 @@ impl From<&Snapshot> for LogEntry {
             created: s.config.created.clone(),
             message: s.config.message.clone(),
             commit: git.map(|g| g.commit.clone()),
+            commit_time: git.and_then(|g| g.time.clone()),
             branch: git.and_then(|g| g.branch.clone()),
             dirty: git.is_some_and(|g| g.dirty),
             files: s.config.stats.files,

@@ -13,8 +13,11 @@ use snap::ops::{self, ErrorKind};
 
 use crate::cli::output::Printer;
 
-/// Where the book's troubleshooting page lives.
-const TROUBLESHOOTING: &str = "book/src/troubleshooting.md";
+/// How a hint points at its troubleshooting entry: `snap explain TOPIC` prints it (the book's
+/// troubleshooting page, compiled in).
+pub fn see(topic: &str) -> String {
+    format!("snap explain {topic}")
+}
 
 /// The next step when a filesystem is full.
 const DISK_FULL_HINT: &str = "free space on that filesystem (`snap gc` removes what no \
@@ -64,7 +67,7 @@ pub fn report(printer: &Printer, err: &anyhow::Error) -> ExitStatus {
     }) {
         printer.error(format!("no space left on device, writing {err}"));
         printer.error_detail("hint", DISK_FULL_HINT);
-        printer.error_detail("  see", format!("{TROUBLESHOOTING}#disk-full"));
+        printer.error_detail("  see", see("disk-full"));
         return ExitStatus::Error;
     }
     let op = err.chain().find_map(|e| e.downcast_ref::<ops::Error>());
@@ -81,7 +84,7 @@ pub fn report(printer: &Printer, err: &anyhow::Error) -> ExitStatus {
     if let Some(op) = op {
         if let Some((hint, anchor)) = hint_for(op) {
             printer.error_detail("hint", hint);
-            printer.error_detail("  see", format!("{TROUBLESHOOTING}#{anchor}"));
+            printer.error_detail("  see", see(anchor));
         }
         match op.kind() {
             ErrorKind::Conflict => ExitStatus::Conflict,
@@ -132,7 +135,7 @@ fn registry_hint(e: &snap::registry::Error) -> Option<(String, &'static str)> {
             source_of_credentials: None,
             ..
         } => (
-            "log in with `docker login`, or set SNAP_REGISTRY_USER and SNAP_REGISTRY_PASSWORD (or SNAP_REGISTRY_TOKEN)".into(),
+            "log in with `docker login HOST`, or set SNAP_REGISTRY_USER and SNAP_REGISTRY_PASSWORD (or SNAP_REGISTRY_TOKEN); a test registry of your own asks only if its config turns auth on".into(),
             "registry-unauthorized",
         ),
         R::Unauthorized {

@@ -110,6 +110,6 @@ pub fn report_conflicts(
     }
     ctx.printer.error_detail("hint", hint);
     ctx.printer
-        .error_detail("  see", format!("book/src/troubleshooting.md#{anchor}"));
+        .error_detail("  see", crate::cli::error::see(anchor));
     true
 }

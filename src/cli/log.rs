@@ -69,10 +69,27 @@ fn date(e: &LogEntry) -> &str {
     e.created.as_deref().unwrap_or("unknown date")
 }
 
+/// What a snapshot's time is, in words: snap records no clock time, so it is the git commit's
+/// time or `SOURCE_DATE_EPOCH` (store format §9, OCI mapping `created`).
+pub fn describe_time(created: Option<&str>, commit_time: Option<&str>) -> String {
+    match (created, commit_time) {
+        (Some(c), Some(t)) if c == t => {
+            format!("{c} (the time of the git commit it was built from)")
+        }
+        (Some(c), _) => format!("{c} (SOURCE_DATE_EPOCH when it was committed)"),
+        (None, _) => {
+            "unknown (snap records no clock time; outside git, set SOURCE_DATE_EPOCH)".into()
+        }
+    }
+}
+
 fn print_long(ctx: &Context, e: &LogEntry) -> std::io::Result<()> {
     let p = &ctx.printer;
     p.line_with_id("", &format!("snapshot {}", e.digest), "")?;
-    p.line(format!("Date:   {}", date(e)))?;
+    p.line(format!(
+        "Date:   {}",
+        describe_time(e.created.as_deref(), e.commit_time.as_deref())
+    ))?;
     if let Some(c) = &e.commit {
         let short = c.get(..12).unwrap_or(c);
         let branch = e

@@ -9,6 +9,7 @@ mod completions;
 mod config;
 mod diff;
 mod error;
+mod explain;
 mod export;
 mod fsck;
 mod gc;
@@ -113,6 +114,8 @@ enum Command {
     Completions(completions::CompletionsArgs),
     /// Print snap's man page (roff): `snap man > snap.1`.
     Man(completions::ManArgs),
+    /// Explain a topic a hint named (`see: snap explain TOPIC`); without one, list them.
+    Explain(explain::Args),
 }
 
 /// What every command gets.
@@ -187,6 +190,7 @@ pub fn main() -> ExitCode {
         Command::Config(a) => config::run(&ctx, a),
         Command::Completions(a) => completions::completions(&ctx, a),
         Command::Man(a) => completions::man(&ctx, a),
+        Command::Explain(a) => explain::run(&ctx, a),
     };
     match result {
         Ok(status) => status.into(),

@@ -91,7 +91,10 @@ pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {
     }
     p.line(format!(
         "Date:     {}",
-        show.created.as_deref().unwrap_or("unknown")
+        crate::cli::log::describe_time(
+            show.created.as_deref(),
+            show.provenance.git.as_ref().and_then(|g| g.time.as_deref())
+        )
     ))?;
     for parent in &show.parents {
         p.line(format!("Parent:   {parent}"))?;

@@ -19,6 +19,24 @@ pub fn is_valid_tag(tag: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 }
 
+/// `input` with any user information (`user:password@` before the host) replaced by `***@`.
+/// An `@` that introduces a digest (`repo@sha256:…`) is not user information.
+fn redacted(input: &str) -> String {
+    let (scheme, rest) = match input.split_once("://") {
+        Some((s, r)) => (Some(s), r),
+        None => (None, input),
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    let Some(at) = authority.rfind('@') else {
+        return input.to_owned();
+    };
+    if scheme.is_none() && rest[at + 1..].parse::<Digest>().is_ok() {
+        return input.to_owned();
+    }
+    let scheme = scheme.map(|s| format!("{s}://")).unwrap_or_default();
+    format!("{scheme}***@{}", &rest[at + 1..])
+}
+
 /// Where a snapshot goes or comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RemoteRef {
@@ -40,6 +58,27 @@ impl RemoteRef {
     /// # Errors
     /// [`Error::BadReference`] naming what is wrong.
     pub fn parse(input: &str) -> Result<RemoteRef, Error> {
+        // A URL (`https://user:secret@host/repo`) is not a reference: say so, and never echo
+        // the credentials back.
+        let shown = redacted(input);
+        if shown != input {
+            return Err(Error::BadReference {
+                input: shown,
+                reason: "credentials do not go in a reference (they would end up in logs and \
+                         shell history): log in with `docker login HOST`, or set \
+                         SNAP_REGISTRY_USER and SNAP_REGISTRY_PASSWORD"
+                    .to_owned(),
+            });
+        }
+        if let Some((_, rest)) = input.split_once("://") {
+            return Err(Error::BadReference {
+                input: input.to_owned(),
+                reason: format!(
+                    "a reference has no scheme: write `{rest}` (snap speaks HTTPS, and plain \
+                     HTTP to localhost or with --insecure)"
+                ),
+            });
+        }
         let bad = |reason: &str| Error::BadReference {
             input: input.to_owned(),
             reason: reason.to_owned(),
@@ -232,6 +271,32 @@ mod tests {
         let r = RemoteRef::parse("[::1]:5000/a/b:t").unwrap_or_else(|e| panic!("{e}"));
         assert!(r.is_loopback());
         assert_eq!(r.repository, "a/b");
+    }
+
+    // Issue 19: a URL with credentials was refused for a wrong reason ("the digest must be…")
+    // and the password was echoed back.
+    #[test]
+    fn urls_and_credentials_are_refused_without_echoing_a_secret() {
+        for (input, says) in [
+            ("http://user:s3cret@host:5000/a/b", "credentials do not go"),
+            ("user:s3cret@host:5000/a/b:v1", "credentials do not go"),
+            ("user:s3cret@host", "credentials do not go"),
+            (
+                "https://ghcr.io/acme/index",
+                "has no scheme: write `ghcr.io/acme/index`",
+            ),
+        ] {
+            let e = RemoteRef::parse(input)
+                .map(|_| ())
+                .err()
+                .map(|e| e.to_string());
+            let e = e.unwrap_or_default();
+            assert!(e.contains(says), "{input}: {e}");
+            assert!(!e.contains("s3cret"), "{input}: the secret is echoed: {e}");
+        }
+        let d = format!("sha256:{}", "a".repeat(64));
+        assert!(RemoteRef::parse(&format!("ubuntu@{d}")).is_ok());
+        assert!(RemoteRef::parse(&format!("ghcr.io/acme/index@{d}")).is_ok());
     }
 
     #[test]

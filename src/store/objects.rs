@@ -71,6 +71,11 @@ pub enum Location {
 #[derive(Clone, Default)]
 struct PackSet {
     packs: Vec<PathBuf>,
+    /// The packs in `packs`, for adding only new ones when the directory is read again.
+    loaded: std::collections::HashSet<PathBuf>,
+    /// The packs directory's modification time when it was last listed, and when that was:
+    /// another process adding a pack changes it (see [`Objects::load_new_packs`]).
+    listed: Option<(std::time::SystemTime, std::time::SystemTime)>,
     /// The first copy of each object, by pack name order.
     objects: HashMap<Digest, (u32, IndexEntry)>,
     /// Further copies (the same file in several packs), tried when a copy is corrupt.
@@ -79,6 +84,9 @@ struct PackSet {
 
 impl PackSet {
     fn add(&mut self, pack_path: &Path, index: &PackIndex) {
+        if !self.loaded.insert(pack_path.to_owned()) {
+            return;
+        }
         let id = u32::try_from(self.packs.len()).unwrap_or(u32::MAX);
         self.packs.push(pack_path.to_owned());
         for e in index.entries() {
@@ -484,23 +492,68 @@ impl Objects {
     /// Loads every readable `.idx`; damaged ones are skipped here and reported by fsck.
     fn load_pack_set(&self) -> PackSet {
         let mut set = PackSet::default();
+        self.add_listed_packs(&mut set);
+        set
+    }
+
+    /// Lists the packs directory and adds the indexes `set` does not hold yet, noting the
+    /// directory's modification time first (so a pack added during the listing changes it).
+    fn add_listed_packs(&self, set: &mut PackSet) -> bool {
+        let now = std::time::SystemTime::now();
+        set.listed = std::fs::metadata(&self.packs_dir)
+            .and_then(|m| m.modified())
+            .ok()
+            .map(|mtime| (mtime, now));
         let Ok(dir) = std::fs::read_dir(&self.packs_dir) else {
-            return set;
+            return false;
         };
         let mut names: Vec<PathBuf> = dir
             .filter_map(Result::ok)
             .map(|e| e.path())
             .filter(|p| p.extension().is_some_and(|x| x == "idx"))
+            .filter(|p| !set.loaded.contains(&p.with_extension("pack")))
             .collect();
         names.sort();
+        let mut added = false;
         for idx_path in names {
             let pack_path = idx_path.with_extension("pack");
             let Ok(index) = self.read_index(&idx_path, &pack_path) else {
                 continue;
             };
             set.add(&pack_path, &index);
+            added = true;
         }
-        set
+        added
+    }
+
+    /// After a miss: adds the packs another process stored since the indexes were loaded (a
+    /// concurrent pull or commit), as git re-reads its pack directory when an object is not
+    /// found. The directory is listed again only when its modification time moved, or when
+    /// the last listing was too close to that time to be sure nothing was added in the same
+    /// clock tick. Returns whether a pack was added.
+    fn load_new_packs(&self) -> bool {
+        /// Timestamps closer than this to the listing may hide a later change (coarse clocks).
+        const RACY: std::time::Duration = std::time::Duration::from_secs(2);
+        let mut guard = self
+            .index
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(set) = guard.as_mut() else {
+            return false;
+        };
+        let mtime = std::fs::metadata(&self.packs_dir)
+            .and_then(|m| m.modified())
+            .ok();
+        let unchanged = match (set.listed, mtime) {
+            (Some((then, at)), Some(now)) => {
+                then == now && at.duration_since(then).is_ok_and(|d| d >= RACY)
+            }
+            _ => false,
+        };
+        if unchanged {
+            return false;
+        }
+        self.add_listed_packs(Arc::make_mut(set))
     }
 
     /// Reads and validates a pack index.
@@ -529,7 +582,11 @@ impl Objects {
     #[must_use]
     pub fn locate_all(&self, digest: &Digest) -> Vec<Location> {
         let mut out = self.locate_direct(digest);
-        out.extend(self.locate_packed(digest));
+        if out.is_empty() {
+            out.extend(self.locate_packed(digest));
+        } else {
+            out.extend(Self::locate_in(&self.pack_set(), digest));
+        }
         out
     }
 
@@ -540,7 +597,7 @@ impl Objects {
         (*digest == Digest::EMPTY)
             .then_some(Location::Empty)
             .into_iter()
-            .chain(self.locate_packed(digest))
+            .chain(Self::locate_in(&self.pack_set(), digest))
             .chain(std::iter::once_with(|| self.locate_direct(digest)).flatten())
     }
 
@@ -561,10 +618,18 @@ impl Objects {
         out
     }
 
-    /// Copies inside packs (loads the pack indexes on first use).
+    /// Copies inside packs (loads the pack indexes on first use; after a miss, looks for packs
+    /// stored since).
     fn locate_packed(&self, digest: &Digest) -> Vec<Location> {
+        let out = Self::locate_in(&self.pack_set(), digest);
+        if out.is_empty() && self.load_new_packs() {
+            return Self::locate_in(&self.pack_set(), digest);
+        }
+        out
+    }
+
+    fn locate_in(set: &PackSet, digest: &Digest) -> Vec<Location> {
         let mut out = Vec::new();
-        let set = self.pack_set();
         if let Some(first) = set.objects.get(digest) {
             out.push(set.location(*first));
             for more in set.more.get(digest).into_iter().flatten() {
@@ -1221,6 +1286,33 @@ mod tests {
         // A fresh handle loads the index from disk.
         let o2 = Objects::new(store_dir);
         assert_eq!(o2.read(&Digest::of(b"abc"), 10)?, b"abc");
+        Ok(())
+    }
+
+    // A pull that had loaded the pack indexes missed the files of a pack another pull stored
+    // meanwhile, and refused the snapshot as incomplete (concurrent pulls of one tag).
+    #[test]
+    fn packs_stored_by_another_process_after_loading_are_found()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let (dir, o) = objects()?;
+        let reader = Objects::new(dir.path());
+        assert!(
+            !reader.contains(&Digest::of(b"abc")),
+            "loads the (empty) pack set"
+        );
+        let mut w = o.begin_pack()?;
+        w.add(pack::Member::new(
+            "a",
+            pack::MemberKind::File {
+                size: 3,
+                executable: false,
+            },
+            None,
+            Some(b"abc".to_vec()),
+        ))?;
+        o.finish_pack(w)?;
+        assert!(reader.contains(&Digest::of(b"abc")));
+        assert_eq!(reader.read(&Digest::of(b"abc"), 10)?, b"abc");
         Ok(())
     }
 }

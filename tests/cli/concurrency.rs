@@ -278,7 +278,7 @@ fn issue13_a_stopped_gc_makes_commands_fail_naming_it_instead_of_hanging() -> Re
         "{err}"
     );
     assert!(
-        err.contains("kill -CONT") && err.contains("#store-in-use"),
+        err.contains("kill -CONT") && err.contains("see: snap explain store-in-use"),
         "{err}"
     );
     drop(gc);

@@ -58,3 +58,51 @@ fn log_limits_and_starts_anywhere() -> Result {
     assert!(long.contains("    second"), "{long}");
     Ok(())
 }
+
+// Issue 19: `Date:` read as the snapshot's own time, while it is the git commit's time (or
+// SOURCE_DATE_EPOCH): snap records no clock time. The line now says which it is.
+#[test]
+fn log_and_show_say_what_the_date_is() -> Result {
+    let env = Env::new()?;
+    env.sh("git init -q -b main . && echo x > f && git add -A && git commit -qm init")?;
+    env.write("out/a", "1")?;
+    let out = env
+        .snap()
+        .env_remove("SOURCE_DATE_EPOCH")
+        .args(["commit", "out", "-m", "built"])
+        .output()?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = env.ok(&["log"])?;
+    assert!(
+        log.contains("Date:   2026-01-01T00:00:00Z (the time of the git commit it was built from)"),
+        "{log}"
+    );
+    let show = env.ok(&["show", "latest"])?;
+    assert!(
+        show.contains(
+            "Date:     2026-01-01T00:00:00Z (the time of the git commit it was built from)"
+        ),
+        "{show}"
+    );
+    env.write("out/a", "2")?;
+    let out = env
+        .snap()
+        .env("SOURCE_DATE_EPOCH", "1767312000")
+        .args(["commit", "out", "-m", "with SOURCE_DATE_EPOCH"])
+        .output()?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = env.ok(&["log", "-n", "1"])?;
+    assert!(
+        log.contains("Date:   2026-01-02T00:00:00Z (SOURCE_DATE_EPOCH when it was committed)"),
+        "{log}"
+    );
+    Ok(())
+}

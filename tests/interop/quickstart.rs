@@ -1,15 +1,80 @@
 //! The quickstart, run as a newcomer would: every `console` block of `book/src/quickstart.md`
 //! in order — the ones the book runner skips because they need a registry included — in a
-//! fresh copy of `quickstart.in`, against a real registry standing in for `localhost:5000`.
+//! fresh copy of `quickstart.in`, against the registry the page tells the reader to start (its
+//! exact `docker-registry serve` line and its `registry.yml`, on a free port standing in for
+//! `localhost:5000`, with no Docker and no authentication).
 //!
 //! Expected output uses the book runner's conventions: `[CWD]` is the starting directory,
 //! `[..]` matches anything within a line, a `...` line matches any lines, `? N` is the exit
 //! code (0 when absent). stdout and stderr are compared together, stderr first.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
-use crate::harness::{Registry, Result, have_registry, sh};
+use crate::harness::{Result, have_registry, sh};
+
+/// The registry as the quickstart starts it, stopped when dropped.
+struct BookRegistry {
+    child: Child,
+    addr: String,
+}
+
+impl BookRegistry {
+    /// Runs the page's `docker-registry serve …` line in `work` (a copy of `quickstart.in`),
+    /// with `registry.yml`'s `localhost:5000` moved to a free port and its data to `data`.
+    fn start(markdown: &str, work: &Path, data: &Path) -> Result<BookRegistry> {
+        let line = markdown
+            .lines()
+            .find(|l| l.starts_with("docker-registry serve "))
+            .ok_or("the quickstart says how to start a registry without Docker")?;
+        let args: Vec<&str> = line
+            .split_whitespace()
+            .skip(1)
+            .take_while(|a| *a != "&" && !a.starts_with('#'))
+            .collect();
+        assert_eq!(args, ["serve", "registry.yml"], "{line}");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let config = std::fs::read_to_string(work.join("registry.yml"))?;
+        assert!(
+            config.contains("addr: localhost:5000")
+                && config.contains("/tmp/snap-quickstart-registry")
+                && !config.lines().any(|l| l.trim_start().starts_with("auth:")),
+            "registry.yml: localhost:5000, data in /tmp, no auth:\n{config}"
+        );
+        let config = config
+            .replace("localhost:5000", &addr)
+            .replace("/tmp/snap-quickstart-registry", &data.display().to_string());
+        std::fs::write(work.join("registry.yml"), config)?;
+        let child = Command::new("docker-registry")
+            .args(&args)
+            .current_dir(work)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let reg = BookRegistry { child, addr };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(&reg.addr).is_err() {
+            if Instant::now() > deadline {
+                return Err(
+                    format!("the quickstart's registry did not start on {}", reg.addr).into(),
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(reg)
+    }
+}
+
+impl Drop for BookRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
 
 /// One `$ command` with what it should print and its exit code.
 struct Step {
@@ -84,7 +149,6 @@ fn the_quickstart_works_from_nothing_to_a_pulled_snapshot() -> Result {
     if !have_registry() {
         return Ok(());
     }
-    let reg = Registry::start()?;
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("book/src");
     let markdown = std::fs::read_to_string(root.join("quickstart.md"))?;
     let steps = steps(&markdown);
@@ -99,6 +163,7 @@ fn the_quickstart_works_from_nothing_to_a_pulled_snapshot() -> Result {
         t.path(),
         &format!("cp -a {} work", root.join("quickstart.in").display()),
     )?;
+    let reg = BookRegistry::start(&markdown, &start, &t.path().join("registry-data"))?;
     // `snap` on PATH, as after `cargo install`.
     let bin = t.path().join("bin");
     std::fs::create_dir_all(&bin)?;
