@@ -16,7 +16,7 @@ use crate::provenance;
 use crate::snapshot::Snapshot;
 use crate::store::{Expected, RefEdit, RefName, Store};
 use crate::timestamp::Timestamp;
-use crate::worktree::build::{self, Progress};
+use crate::worktree::build::{self, Built, Progress};
 use crate::worktree::fingerprint::{self, TreeCache};
 use crate::worktree::groups::Reuse;
 use crate::worktree::packcache::PackCache;
@@ -251,112 +251,144 @@ fn commit_inner(
     let packs = PackCache::load(store.dir());
     let built = build::build(&store.objects, &entries, &lookup, &packs, progress)?;
     drop(lookup);
-    // Only speed depends on the caches: a failure to save them is not the commit's failure.
-    let _ = cache.save(
-        store.dir(),
-        &entries,
-        &built.files,
-        &built.cuts,
-        &built.dir_trees,
-    );
-    drop(cache);
-    let _ = packs.save(store.dir(), &built.used);
-    if let Some(f) = fingerprint {
-        let _ = tree_cache.record(store.dir(), f, built.root);
-    }
-    let mut layers = built.layers;
-    if layers.is_empty() {
-        let d = store.objects.put(oci::EMPTY_BLOB)?;
-        layers.push(Descriptor::new(
-            MEDIA_TYPE_EMPTY,
-            d,
-            oci::EMPTY_BLOB.len() as u64,
-        ));
-    }
-    let annotations = manifest_annotations(&provenance, created.as_deref(), &user_annotations);
+    let Built {
+        root,
+        layers: layers_built,
+        inline_trees: inline_built,
+        stats,
+        files,
+        cuts,
+        dir_trees,
+        files_read,
+        used,
+        reuse,
+        ..
+    } = built;
+    let built = Recorded {
+        root,
+        stats,
+        files_read,
+        reuse,
+    };
+    let store_dir = store.dir().to_owned();
+    std::thread::scope(|scope| {
+        // The caches are saved while the snapshot is written (each waits on its own syncs).
+        // Only speed depends on them: a failure to save them is not the commit's failure.
+        let saver = scope.spawn(|| {
+            let _ = cache.save(&store_dir, &entries, &files, &cuts, &dir_trees);
+            drop(cache);
+            let _ = packs.save(&store_dir, &used);
+            if let Some(f) = fingerprint {
+                let _ = tree_cache.record(&store_dir, f, root);
+            }
+        });
+        let out = (|| -> Result<CommitOutcome, Error> {
+            let mut layers = layers_built;
+            if layers.is_empty() {
+                let d = store.objects.put(oci::EMPTY_BLOB)?;
+                layers.push(Descriptor::new(
+                    MEDIA_TYPE_EMPTY,
+                    d,
+                    oci::EMPTY_BLOB.len() as u64,
+                ));
+            }
+            let annotations =
+                manifest_annotations(&provenance, created.as_deref(), &user_annotations);
 
-    let message = opts.message.clone();
-    let mut inline_trees = built.inline_trees;
-    for attempt in 1..=MAX_ATTEMPTS {
-        let parent = store.refs.get(&name)?;
-        if let Some(p) = parent {
-            let prev = Snapshot::load(store, &p)?;
-            let same_user_annotations =
-                user_keys(&prev.manifest.manifest().annotations) == user_annotations;
-            if prev.config.root == built.root
-                && prev.config.provenance == provenance
-                && same_user_annotations
-            {
-                let mut out = outcome(
-                    &name,
-                    p,
-                    prev.parent(),
-                    Update::Unchanged,
-                    &prev.config.stats,
-                    &prev,
-                    attempt,
-                );
-                out.files_read = built.files_read;
-                out.reuse = built.reuse;
-                return Ok(out);
-            }
-        }
-        let config = SnapshotConfig {
-            root: built.root,
-            parents: parent.into_iter().collect(),
-            message: message.clone(),
-            created: created.clone(),
-            provenance: provenance.clone(),
-            stats: built.stats,
-            trees: std::mem::take(&mut inline_trees),
-        };
-        let config_bytes = config.encode();
-        inline_trees = config.trees;
-        let config_digest = store.objects.put(&config_bytes)?;
-        let manifest = artifact::snapshot_manifest(
-            Descriptor::new(MEDIA_TYPE_CONFIG, config_digest, config_bytes.len() as u64),
-            layers.clone(),
-            annotations.clone(),
-        );
-        let id = store.objects.put(manifest.bytes())?;
-        let edit = RefEdit {
-            name: name.clone(),
-            expected: parent.map_or(Expected::Absent, Expected::Is),
-            new: Some(id),
-            message: reflog_message(parent.is_none(), &message),
-        };
-        match store.update_ref(&edit) {
-            Ok(()) => {
-                let update = if parent.is_some() {
-                    Update::Replaced
-                } else {
-                    Update::Inserted
+            let message = opts.message.clone();
+            let mut inline_trees = inline_built;
+            for attempt in 1..=MAX_ATTEMPTS {
+                let parent = store.refs.get(&name)?;
+                if let Some(p) = parent {
+                    let prev = Snapshot::load(store, &p)?;
+                    let same_user_annotations =
+                        user_keys(&prev.manifest.manifest().annotations) == user_annotations;
+                    if prev.config.root == built.root
+                        && prev.config.provenance == provenance
+                        && same_user_annotations
+                    {
+                        let mut out = outcome(
+                            &name,
+                            p,
+                            prev.parent(),
+                            Update::Unchanged,
+                            &prev.config.stats,
+                            &prev,
+                            attempt,
+                        );
+                        out.files_read = built.files_read;
+                        out.reuse = built.reuse;
+                        return Ok(out);
+                    }
+                }
+                let config = SnapshotConfig {
+                    root: built.root,
+                    parents: parent.into_iter().collect(),
+                    message: message.clone(),
+                    created: created.clone(),
+                    provenance: provenance.clone(),
+                    stats: built.stats,
+                    trees: std::mem::take(&mut inline_trees),
                 };
-                return Ok(CommitOutcome {
-                    digest: id,
-                    ref_name: name.short().to_owned(),
-                    parent,
-                    update,
-                    files: built.stats.files,
-                    dirs: built.stats.dirs,
-                    symlinks: built.stats.symlinks,
-                    bytes: built.stats.bytes,
-                    layers: manifest.manifest().layers.len(),
-                    manifest_bytes: manifest.bytes().len(),
-                    attempts: attempt,
-                    files_read: built.files_read,
-                    reuse: built.reuse,
-                });
+                let config_bytes = config.encode();
+                inline_trees = config.trees;
+                let config_digest = store.objects.put(&config_bytes)?;
+                let manifest = artifact::snapshot_manifest(
+                    Descriptor::new(MEDIA_TYPE_CONFIG, config_digest, config_bytes.len() as u64),
+                    layers.clone(),
+                    annotations.clone(),
+                );
+                let id = store.objects.put(manifest.bytes())?;
+                let edit = RefEdit {
+                    name: name.clone(),
+                    expected: parent.map_or(Expected::Absent, Expected::Is),
+                    new: Some(id),
+                    message: reflog_message(parent.is_none(), &message),
+                };
+                match store.update_ref(&edit) {
+                    Ok(()) => {
+                        let update = if parent.is_some() {
+                            Update::Replaced
+                        } else {
+                            Update::Inserted
+                        };
+                        return Ok(CommitOutcome {
+                            digest: id,
+                            ref_name: name.short().to_owned(),
+                            parent,
+                            update,
+                            files: built.stats.files,
+                            dirs: built.stats.dirs,
+                            symlinks: built.stats.symlinks,
+                            bytes: built.stats.bytes,
+                            layers: manifest.manifest().layers.len(),
+                            manifest_bytes: manifest.bytes().len(),
+                            attempts: attempt,
+                            files_read: built.files_read,
+                            reuse: built.reuse,
+                        });
+                    }
+                    // Another commit won: rebuild on top of it.
+                    Err(crate::store::refs::Error::OutOfDate { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
             }
-            // Another commit won: rebuild on top of it.
-            Err(crate::store::refs::Error::OutOfDate { .. }) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(Error::TooManyRetries {
-        name,
-        attempts: MAX_ATTEMPTS,
+            Err(Error::TooManyRetries {
+                name,
+                attempts: MAX_ATTEMPTS,
+            })
+        })();
+        let _ = saver.join();
+        out
     })
+}
+
+/// What the snapshot records of a build.
+struct Recorded {
+    root: Digest,
+    stats: Stats,
+    files_read: u64,
+    reuse: Reuse,
 }
 
 fn outcome(

@@ -63,14 +63,20 @@ const HELD_BYTES: u64 = 32 << 20;
     schemars::JsonSchema,
 )]
 pub struct Reuse {
-    /// Packs (layers) reused as they were.
+    /// File packs (layers) reused as they were.
     pub packs_reused: u64,
-    /// Packs written.
+    /// File packs written.
     pub packs_written: u64,
-    /// Blocks copied from packs into the packs written.
+    /// Blocks copied from packs into the file packs written.
     pub blocks_copied: u64,
     /// Blocks compressed.
     pub blocks_compressed: u64,
+    /// Tree packs (layers) reused as they were.
+    #[serde(default)]
+    pub tree_packs_reused: u64,
+    /// Tree packs written.
+    #[serde(default)]
+    pub tree_packs_written: u64,
 }
 
 /// What storing the files produced.
@@ -104,7 +110,8 @@ struct Item {
     cut: u64,
     header_len: usize,
     content: Option<Vec<u8>>,
-    /// Recorded as it is (same path, kind and contents): its group may be a stored pack.
+    /// Not known to differ from what was recorded: its group may still be a stored pack (which
+    /// the group's key decides).
     stable: bool,
 }
 
@@ -557,7 +564,10 @@ impl<'a> Planner<'a> {
             cut,
             header_len: pack::tar::header_len(&e.path, mkind, target),
             content,
-            stable: cached.is_some(),
+            // A directory or symlink costs nothing to hold back: only a file with new contents
+            // says the group is surely new. (A command-line root has no recorded cut value,
+            // and treating it as new rebuilt the first group on every commit.)
+            stable: cached.is_some() || !matches!(e.kind, ScanKind::File { .. }),
         })
     }
 

@@ -303,7 +303,7 @@ impl Trees {
                     )
                 });
                 let place = if let Some(p) = place {
-                    reuse.packs_reused += 1;
+                    reuse.tree_packs_reused += 1;
                     p
                 } else {
                     let mut w = objects.begin_pack()?;
@@ -318,7 +318,7 @@ impl Trees {
                         .map_err(|source| io(objects.packs_dir(), source))?;
                     }
                     let f = objects.finish_pack_detailed(w)?;
-                    reuse.packs_written += 1;
+                    reuse.tree_packs_written += 1;
                     Place {
                         pack: f.digest,
                         a: f.len,
