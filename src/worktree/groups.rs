@@ -891,8 +891,21 @@ fn realize(
         Step::Add(it) => {
             let e = &entries[it.idx];
             let content = if it.is_file() {
+                let stored = match (&it.content, it.digest) {
+                    // Planned from the stat cache, which trusts the file to hold these
+                    // contents (as it does when it reuses a pack without reading): the
+                    // store's verified copy, from the block it sits in, costs less than
+                    // opening the file (one decompressed block serves its neighbours too).
+                    (None, Some(d)) => objects
+                        .read(&d, it.size)
+                        .ok()
+                        .filter(|b| b.len() as u64 == it.size),
+                    _ => None,
+                };
                 let bytes = if let Some(c) = it.content {
                     c
+                } else if let Some(b) = stored {
+                    b
                 } else {
                     let src = e
                         .source
