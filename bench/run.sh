@@ -3,16 +3,20 @@
 # baseline measured in the same run, reported as ratios (this machine is shared and noisy).
 #
 # Usage: bench/run.sh [--corpus DIR] [--next DIR] [--quick] [--runs N] [--big] [--scaling]
+#                     [--incremental]
 #   --corpus DIR  the tree to snapshot (default: a rustup toolchain's share/doc, ~52k files)
 #   --next DIR    a "next version" of it (default: another toolchain's share/doc, if any)
 #   --quick       a generated 5,000-file tree instead (a smoke run, ~1 minute)
 #   --runs N      repetitions per timed command; the median is reported (default 3)
 #   --big         also a ~200 MB binary (a toolchain's libLLVM) and a 4 GiB file: time and RSS
 #   --scaling     also 1k, 10k, 100k and 1M tiny files: time and memory per file
+#   --incremental only issue 20's rows: one file and 1 % changed in the corpus, one changed
+#                 among 300,000 small files (vs git), 1,000,000 tiny files recommitted right
+#                 after they were written (the corpus rows also run by default)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
-corpus="" next="" quick=0 runs=3 big=0 scaling=0
+corpus="" next="" quick=0 runs=3 big=0 scaling=0 incremental=0
 while [ $# -gt 0 ]; do
   case $1 in
     --corpus) corpus=$2; shift 2 ;;
@@ -21,12 +25,13 @@ while [ $# -gt 0 ]; do
     --runs) runs=$2; shift 2 ;;
     --big) big=1; shift ;;
     --scaling) scaling=1; shift ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    --incremental) incremental=1; shift ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 
-for tool in zstd tar find cp python3 du umoci curl restic; do
+for tool in zstd tar find cp python3 du umoci curl restic git; do
   if ! command -v "$tool" >/dev/null; then
     if { [ "$tool" = zstd ] || [ "$tool" = umoci ] || [ "$tool" = restic ]; } && [ "$(id -u)" = 0 ]; then
       apt-get install -y -qq "$tool" >/dev/null
@@ -38,7 +43,7 @@ done
 timer=/usr/bin/time
 if [ ! -x $timer ] && [ "$(id -u)" = 0 ]; then apt-get install -y -qq time >/dev/null; fi
 
-work=$(mktemp -d /tmp/snap-bench.XXXXXX)
+work=$(mktemp -d "${TMPDIR:-/tmp}/snap-bench.XXXXXX")   # TMPDIR=/dev/shm: no disk in the numbers
 trap 'rm -rf "$work"' EXIT
 
 generate() { # DIR FILES SEED: a tree shaped like generated HTML docs
@@ -133,6 +138,118 @@ row() { # scenario snap baseline goal
 }
 
 echo "corpus: $corpus ($files files, $bytes bytes); $runs runs each, median" >&2
+echo "load average at the start: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+
+# digest_of JSON: the snapshot digest of a `snap --json commit` document on stdin.
+digest_of() { python3 -c 'import json,sys;print(json.load(sys.stdin)["digest"])'; }
+# recorded STORE: the root tree and layers of `latest` in STORE.
+recorded() { "$snap" --store "$1" --json show latest | python3 -c 'import json,sys;d=json.load(sys.stdin);print(json.dumps([d["root"],d["layers"]]))'; }
+# check_fresh DIR STORE: issue 20's invariant. `latest` in STORE (committed incrementally)
+# records what a commit of DIR into a fresh store records, and a commit without a parent (on a
+# new ref of STORE, with all its caches) is the fresh store's snapshot, digest for digest.
+checks=0
+check_fresh() {
+  local dir=$1 st=$2 fresh incremental
+  rm -rf fresh-store; mkdir fresh-store; "$snap" --store fresh-store/.store init 2> /dev/null
+  fresh=$("$snap" --store fresh-store/.store --json commit "$dir" | digest_of)
+  if [ "$(recorded "$st")" != "$(recorded fresh-store/.store)" ]; then
+    echo "FAIL: $dir: the incremental commit records other trees or layers than a fresh store" >&2; exit 1
+  fi
+  checks=$((checks + 1))
+  incremental=$("$snap" --store "$st" --json commit --ref "fresh-check-$checks" "$dir" | digest_of)
+  if [ "$fresh" != "$incremental" ]; then
+    echo "FAIL: $dir: snapshot $incremental, a fresh store's $fresh" >&2; exit 1
+  fi
+  rm -rf fresh-store
+}
+# cost JSON: files read and packs written, from a `snap --json commit` document on stdin.
+cost() { python3 -c 'import json,sys;d=json.load(sys.stdin);r=d["reuse"];print("%d files read, %d file packs written (%d blocks copied, %d compressed), %d reused" % (d["files_read"], r["packs_written"], r["blocks_copied"], r["blocks_compressed"], r["packs_reused"]))'; }
+
+# Issue 20. Incremental commits: one file changed (a line appended; it is then too new to be
+# trusted, so it is read again on the next commit too: it costs only itself) beside a find
+# walk, and 1 % of the files changed, spread over the tree, beside the first commit.
+inc_notes=()
+rm -rf .store && "$snap" commit corpus > /dev/null 2>&1
+inc_file=$(find corpus -type f -name '*.html' | sort | sed -n "$(( files / 2 ))p")
+k=0
+pair ":" "find corpus -printf '%s %T@\\n'" 'k=$((k + 1)); echo "<!-- bench $k -->" >> "$inc_file"' '$snap commit corpus'
+row "incremental: one file changed (vs \`find -printf '%s %T@'\`)" "$pb" "$pa" 2.0
+k=$((k + 1)); echo "<!-- bench $k -->" >> "$inc_file"
+$timer -f %M -o rss-inc.txt "$snap" --json commit corpus > inc.json
+inc_notes+=("- one file changed in the corpus: $(cost < inc.json); peak RSS $(( $(tail -1 rss-inc.txt) / 1024 )) MiB")
+check_fresh corpus .store
+find corpus -type f | sort | awk 'NR % 100 == 0' > pct.txt
+pair 'rm -rf first-store; mkdir first-store; $snap --store first-store/.store init 2> /dev/null' '$snap --store first-store/.store commit corpus' \
+     'k=$((k + 1)); while read -r f; do echo "<!-- bench $k -->" >> "$f"; done < pct.txt' '$snap commit corpus'
+row "incremental: 1 % of files changed, spread (vs the first commit)" "$pb" "$pa" 0.15
+k=$((k + 1)); while read -r f; do echo "<!-- bench $k -->" >> "$f"; done < pct.txt
+$timer -f %M -o rss-inc.txt "$snap" --json commit corpus > inc.json
+inc_notes+=("- 1 % of the corpus changed ($(wc -l < pct.txt) files): $(cost < inc.json); peak RSS $(( $(tail -1 rss-inc.txt) / 1024 )) MiB")
+check_fresh corpus .store
+rm -rf first-store pct.txt inc.json rss-inc.txt
+cp -a "$corpus"/. corpus/   # the corpus as it was, for the rows below
+
+if [ $incremental = 1 ]; then
+  # 300,000 small files in 300 directories, one changed: beside `git add -A && git commit` of
+  # the same change in a git repository of the same tree.
+  python3 - small 300 1000 <<'PY'
+import os, random, sys
+root, dirs, per = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+rnd = random.Random(20)
+for d in range(dirs):
+    p = os.path.join(root, f"d{d:03}")
+    os.makedirs(p)
+    for i in range(per):
+        with open(os.path.join(p, f"f{i:04}.txt"), "w") as f:
+            f.write(f"{d} {i} " + "x" * rnd.randint(10, 2000) + "\n")
+PY
+  find small -exec touch -h -d '1 hour ago' {} +
+  g="git --git-dir=$work/small.git --work-tree=$work/small -c user.name=bench -c user.email=bench@example.com"
+  $g init -q && $g add -A && $g commit -q -m base
+  rm -rf small-store; mkdir small-store; "$snap" --store small-store/.store init 2> /dev/null
+  "$snap" --store small-store/.store commit small > /dev/null 2>&1
+  k=0
+  pair 'k=$((k + 1)); echo "git $k" >> small/d150/f0500.txt' '$g add -A && $g commit -q -m "change $k"' \
+       'k=$((k + 1)); echo "snap $k" >> small/d150/f0500.txt' '$snap --store small-store/.store commit small'
+  row "incremental: 300,000 small files, one changed (vs \`git add -A && git commit\`)" "$pb" "$pa" 1.0
+  k=$((k + 1)); echo "snap $k" >> small/d150/f0500.txt
+  $timer -f %M -o rss-inc.txt "$snap" --store small-store/.store --json commit small > inc.json
+  inc_notes+=("- 300,000 small files, one changed: $(cost < inc.json); peak RSS $(( $(tail -1 rss-inc.txt) / 1024 )) MiB")
+  check_fresh small small-store/.store
+
+  # 1,000,000 tiny files (1,000 × 1,000): a commit right after writing them (the files written
+  # in its last two seconds are too new to trust), then the timed recommit, beside find.
+  python3 - tiny <<'PY'
+import os, sys
+root = sys.argv[1]
+for d in range(1000):
+    p = os.path.join(root, f"{d:04}")
+    os.makedirs(p)
+    for i in range(1000):
+        with open(os.path.join(p, f"{i:04}.txt"), "w") as f:
+            f.write(f"tiny file {d} {i}\n")
+PY
+  pair ":" "find tiny -printf '%s %T@\\n'" \
+       'find tiny -type f -exec touch {} +; rm -rf tiny-store; mkdir tiny-store; $snap --store tiny-store/.store init 2> /dev/null; $snap --store tiny-store/.store commit tiny > /dev/null 2>&1' \
+       '$snap --store tiny-store/.store commit tiny'
+  row "incremental: 1,000,000 tiny files, recommit right after writing (vs \`find\`)" "$pb" "$pa" 2.0
+  find tiny -type f -exec touch {} +; rm -rf tiny-store; mkdir tiny-store; "$snap" --store tiny-store/.store init 2> /dev/null
+  "$snap" --store tiny-store/.store commit tiny > /dev/null 2>&1
+  $timer -f %M -o rss-inc.txt "$snap" --store tiny-store/.store --json commit tiny > inc.json
+  inc_notes+=("- 1,000,000 tiny files, recommit right after writing: $(cost < inc.json); peak RSS $(( $(tail -1 rss-inc.txt) / 1024 )) MiB ($(( $(tail -1 rss-inc.txt) * 1024 / 1000000 )) B per file)")
+  check_fresh tiny tiny-store/.store
+  rm -rf small small.git small-store tiny tiny-store inc.json rss-inc.txt
+
+  echo
+  echo "| scenario | snap | baseline | ratio | goal | result |"
+  echo "|---|---|---|---|---|---|"
+  printf '%s\n' "${rows[@]}"
+  echo
+  printf '%s\n' "${inc_notes[@]}"
+  echo "- every row's snapshot equals a fresh store's commit of the same tree ($checks checks)"
+  echo "- load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+  exit 0
+fi
 
 # 1. First commit into an empty store vs tar | zstd -3 -T2.
 pair ":" "tar -cf - corpus | zstd -3 -T2 > /dev/null" "rm -rf .store" "$snap commit corpus"
@@ -326,6 +443,8 @@ echo "- peak RSS of the first commit: $(( rss_kb / 1024 )) MiB"
 echo "- OCI export: $(( export_bytes / 1000000 )) MB"
 [ -n "${push_requests:-}" ] && echo "- HTTP requests: push into an empty repository $push_requests, pull into an empty store $pull_requests; pulled tree identical under diff -r"
 echo "- commit again: $again; restore identical under diff -r: yes"
+printf '%s\n' "${inc_notes[@]}"
+echo "- incremental commits equal a fresh store's ($checks checks); load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "- restic repository after the first backup: $(( restic_bytes / 1000000 )) MB; snap's store: $(( store_bytes / 1000000 )) MB ($(awk -v a="$store_bytes" -v b="$restic_bytes" 'BEGIN { printf "%.2f", a / b }')× restic's; goal ≤ 1.00×)"
 if [ $big = 1 ]; then
   echo "- peak RSS committing the binary: $(( rss_big / 1024 )) MiB (goal ≤ 64 MiB); the 4 GiB file: $(( rss_huge / 1024 )) MiB in ${huge_s} s (goal ≤ 64 MiB)"

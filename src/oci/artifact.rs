@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::digest::{Digest, Hasher};
+use crate::digest::Digest;
 use crate::oci::{
     ARTIFACT_TYPE_SNAPSHOT, Descriptor, ImageManifest, MEDIA_TYPE_CONFIG, MEDIA_TYPE_MANIFEST,
     RawManifest,
@@ -15,7 +15,7 @@ use crate::oci::{
 /// Snapshots with at most this many entries (files, directories, symlinks) use direct mode.
 pub const DIRECT_MAX_ENTRIES: usize = 64;
 /// Weight a tar header adds to every member.
-pub const HEADER_WEIGHT: u64 = 512;
+pub const HEADER_WEIGHT: u64 = crate::pack::HEADER_WEIGHT;
 /// Smallest group target for file groups.
 pub const MIN_GROUP_TARGET: u64 = 8 << 20;
 /// Smallest group target for tree groups.
@@ -26,7 +26,7 @@ pub const MAX_GROUP_FACTOR: u64 = 4;
 /// The weight of a member with `size` content bytes.
 #[must_use]
 pub fn weight(size: u64) -> u64 {
-    size.saturating_add(HEADER_WEIGHT)
+    crate::pack::weight(size)
 }
 
 /// `T = max(8 MiB, 2^⌈log2(W/128)⌉)` for a snapshot of total weight `W`.
@@ -55,20 +55,15 @@ pub fn large_file_threshold(target: u64) -> u64 {
     target / 2
 }
 
-/// The content-defined cut rule: does a member end its group?
+/// The content-defined cut rule: does a member end its group? (Its [`crate::pack::cut_value`]
+/// is below `weight × ⌊2^64 / target⌋`.)
 #[must_use]
 pub fn is_cut(header: &[u8], content: Option<&Digest>, member_weight: u64, target: u64) -> bool {
-    let mut h = Hasher::new();
-    h.update(b"snap-cut\0");
-    h.update(header);
-    h.update(content.map_or(&[0u8; 32], Digest::as_bytes).as_slice());
-    let d = h.finish();
-    let first: [u8; 8] = d.as_bytes()[..8]
-        .try_into()
-        .expect("a digest has more than 8 bytes");
-    let value = u64::from_be_bytes(first);
-    let threshold = member_weight.saturating_mul(u64::MAX / target.max(1));
-    value < threshold
+    crate::pack::cuts(
+        crate::pack::cut_value(header, content),
+        member_weight,
+        target,
+    )
 }
 
 /// Tracks the current group's weight and decides where groups end.
@@ -93,8 +88,14 @@ impl Grouper {
 
     /// Adds a member; returns whether the group ends after it.
     pub fn push(&mut self, header: &[u8], content: Option<&Digest>, member_weight: u64) -> bool {
+        self.push_value(crate::pack::cut_value(header, content), member_weight)
+    }
+
+    /// Adds a member whose [`crate::pack::cut_value`] is known; returns whether the group ends
+    /// after it.
+    pub fn push_value(&mut self, cut_value: u64, member_weight: u64) -> bool {
         self.current = self.current.saturating_add(member_weight);
-        let cut = is_cut(header, content, member_weight, self.target)
+        let cut = crate::pack::cuts(cut_value, member_weight, self.target)
             || self.current >= self.target.saturating_mul(MAX_GROUP_FACTOR);
         if cut {
             self.current = 0;

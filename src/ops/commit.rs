@@ -16,9 +16,12 @@ use crate::provenance;
 use crate::snapshot::Snapshot;
 use crate::store::{Expected, RefEdit, RefName, Store};
 use crate::timestamp::Timestamp;
-use crate::worktree::build::{self, Progress};
+use crate::worktree::build::{self, Built, Progress};
+use crate::worktree::fingerprint::{self, TreeCache};
+use crate::worktree::groups::Reuse;
+use crate::worktree::packcache::PackCache;
 use crate::worktree::scan::{self, Root};
-use crate::worktree::statcache::{self, StatCache, TreeCache};
+use crate::worktree::statcache::StatCache;
 
 /// How many times a commit re-parents before giving up.
 pub const MAX_ATTEMPTS: u32 = 32;
@@ -89,6 +92,9 @@ pub struct CommitOutcome {
     /// Files whose contents were read (the others were known unchanged from the stat cache).
     #[serde(default)]
     pub files_read: u64,
+    /// Packs reused and written, blocks copied and compressed.
+    #[serde(default)]
+    pub reuse: Reuse,
 }
 
 /// Commits `opts.paths` to a head in `store`.
@@ -201,15 +207,16 @@ fn commit_inner(
         base: base.clone(),
     };
     let entries = scan::scan_filtered(&roots, &filter)?;
-    let fingerprint = statcache::fingerprint(&entries, started);
+    let fingerprint = fingerprint::fingerprint(&entries, started);
     let mut tree_cache = TreeCache::load(store.dir());
-    let mut file_cache = None;
+    let mut loaded = None;
     let known_root = if let Some(root) = fingerprint.and_then(|f| tree_cache.get(&f)) {
         Some(root)
     } else {
-        let c = StatCache::load_from(store.dir(), started);
-        let root = build::cached_root(&entries, &c).map(|(r, _)| r);
-        file_cache = Some(c);
+        let cache = StatCache::load(store.dir(), started);
+        let lookup = cache.lookup(&entries);
+        let root = build::cached_root(&entries, &lookup).map(|(r, _)| r);
+        loaded = Some((cache, lookup));
         root
     };
     // Nothing changed since the last commit on this ref: stat every file, read none.
@@ -236,109 +243,152 @@ fn commit_inner(
         }
     }
 
-    let mut cache = file_cache.unwrap_or_else(|| StatCache::load_from(store.dir(), started));
-    let built = build::build(&store.objects, &entries, &cache, progress)?;
-    for (e, f) in entries.iter().zip(&built.files) {
-        if let (Some(src), Some(stat), Some((digest, _))) = (&e.source, e.stat, f) {
-            cache.insert(src, stat, *digest);
-        }
-    }
-    // Only speed depends on the caches: a failure to save them is not the commit's failure.
-    let _ = cache.save(store.dir());
-    if let Some(f) = fingerprint {
-        let _ = tree_cache.record(store.dir(), f, built.root);
-    }
-    let mut layers = built.layers;
-    if layers.is_empty() {
-        let d = store.objects.put(oci::EMPTY_BLOB)?;
-        layers.push(Descriptor::new(
-            MEDIA_TYPE_EMPTY,
-            d,
-            oci::EMPTY_BLOB.len() as u64,
-        ));
-    }
-    let annotations = manifest_annotations(&provenance, created.as_deref(), &user_annotations);
+    let (cache, lookup) = loaded.unwrap_or_else(|| {
+        let cache = StatCache::load(store.dir(), started);
+        let lookup = cache.lookup(&entries);
+        (cache, lookup)
+    });
+    let packs = PackCache::load(store.dir());
+    let built = build::build(&store.objects, &entries, &lookup, &packs, progress)?;
+    drop(lookup);
+    let Built {
+        root,
+        layers: layers_built,
+        inline_trees: inline_built,
+        stats,
+        files,
+        cuts,
+        dir_trees,
+        files_read,
+        used,
+        reuse,
+        ..
+    } = built;
+    let built = Recorded {
+        root,
+        stats,
+        files_read,
+        reuse,
+    };
+    let store_dir = store.dir().to_owned();
+    std::thread::scope(|scope| {
+        // The caches are saved while the snapshot is written (each waits on its own syncs).
+        // Only speed depends on them: a failure to save them is not the commit's failure.
+        let saver = scope.spawn(|| {
+            let _ = cache.save(&store_dir, &entries, &files, &cuts, &dir_trees);
+            drop(cache);
+            let _ = packs.save(&store_dir, &used);
+            if let Some(f) = fingerprint {
+                let _ = tree_cache.record(&store_dir, f, root);
+            }
+        });
+        let out = (|| -> Result<CommitOutcome, Error> {
+            let mut layers = layers_built;
+            if layers.is_empty() {
+                let d = store.objects.put(oci::EMPTY_BLOB)?;
+                layers.push(Descriptor::new(
+                    MEDIA_TYPE_EMPTY,
+                    d,
+                    oci::EMPTY_BLOB.len() as u64,
+                ));
+            }
+            let annotations =
+                manifest_annotations(&provenance, created.as_deref(), &user_annotations);
 
-    let message = opts.message.clone();
-    let mut inline_trees = built.inline_trees;
-    for attempt in 1..=MAX_ATTEMPTS {
-        let parent = store.refs.get(&name)?;
-        if let Some(p) = parent {
-            let prev = Snapshot::load(store, &p)?;
-            let same_user_annotations =
-                user_keys(&prev.manifest.manifest().annotations) == user_annotations;
-            if prev.config.root == built.root
-                && prev.config.provenance == provenance
-                && same_user_annotations
-            {
-                let mut out = outcome(
-                    &name,
-                    p,
-                    prev.parent(),
-                    Update::Unchanged,
-                    &prev.config.stats,
-                    &prev,
-                    attempt,
-                );
-                out.files_read = built.files_read;
-                return Ok(out);
-            }
-        }
-        let config = SnapshotConfig {
-            root: built.root,
-            parents: parent.into_iter().collect(),
-            message: message.clone(),
-            created: created.clone(),
-            provenance: provenance.clone(),
-            stats: built.stats,
-            trees: std::mem::take(&mut inline_trees),
-        };
-        let config_bytes = config.encode();
-        inline_trees = config.trees;
-        let config_digest = store.objects.put(&config_bytes)?;
-        let manifest = artifact::snapshot_manifest(
-            Descriptor::new(MEDIA_TYPE_CONFIG, config_digest, config_bytes.len() as u64),
-            layers.clone(),
-            annotations.clone(),
-        );
-        let id = store.objects.put(manifest.bytes())?;
-        let edit = RefEdit {
-            name: name.clone(),
-            expected: parent.map_or(Expected::Absent, Expected::Is),
-            new: Some(id),
-            message: reflog_message(parent.is_none(), &message),
-        };
-        match store.update_ref(&edit) {
-            Ok(()) => {
-                let update = if parent.is_some() {
-                    Update::Replaced
-                } else {
-                    Update::Inserted
+            let message = opts.message.clone();
+            let mut inline_trees = inline_built;
+            for attempt in 1..=MAX_ATTEMPTS {
+                let parent = store.refs.get(&name)?;
+                if let Some(p) = parent {
+                    let prev = Snapshot::load(store, &p)?;
+                    let same_user_annotations =
+                        user_keys(&prev.manifest.manifest().annotations) == user_annotations;
+                    if prev.config.root == built.root
+                        && prev.config.provenance == provenance
+                        && same_user_annotations
+                    {
+                        let mut out = outcome(
+                            &name,
+                            p,
+                            prev.parent(),
+                            Update::Unchanged,
+                            &prev.config.stats,
+                            &prev,
+                            attempt,
+                        );
+                        out.files_read = built.files_read;
+                        out.reuse = built.reuse;
+                        return Ok(out);
+                    }
+                }
+                let config = SnapshotConfig {
+                    root: built.root,
+                    parents: parent.into_iter().collect(),
+                    message: message.clone(),
+                    created: created.clone(),
+                    provenance: provenance.clone(),
+                    stats: built.stats,
+                    trees: std::mem::take(&mut inline_trees),
                 };
-                return Ok(CommitOutcome {
-                    digest: id,
-                    ref_name: name.short().to_owned(),
-                    parent,
-                    update,
-                    files: built.stats.files,
-                    dirs: built.stats.dirs,
-                    symlinks: built.stats.symlinks,
-                    bytes: built.stats.bytes,
-                    layers: manifest.manifest().layers.len(),
-                    manifest_bytes: manifest.bytes().len(),
-                    attempts: attempt,
-                    files_read: built.files_read,
-                });
+                let config_bytes = config.encode();
+                inline_trees = config.trees;
+                let config_digest = store.objects.put(&config_bytes)?;
+                let manifest = artifact::snapshot_manifest(
+                    Descriptor::new(MEDIA_TYPE_CONFIG, config_digest, config_bytes.len() as u64),
+                    layers.clone(),
+                    annotations.clone(),
+                );
+                let id = store.objects.put(manifest.bytes())?;
+                let edit = RefEdit {
+                    name: name.clone(),
+                    expected: parent.map_or(Expected::Absent, Expected::Is),
+                    new: Some(id),
+                    message: reflog_message(parent.is_none(), &message),
+                };
+                match store.update_ref(&edit) {
+                    Ok(()) => {
+                        let update = if parent.is_some() {
+                            Update::Replaced
+                        } else {
+                            Update::Inserted
+                        };
+                        return Ok(CommitOutcome {
+                            digest: id,
+                            ref_name: name.short().to_owned(),
+                            parent,
+                            update,
+                            files: built.stats.files,
+                            dirs: built.stats.dirs,
+                            symlinks: built.stats.symlinks,
+                            bytes: built.stats.bytes,
+                            layers: manifest.manifest().layers.len(),
+                            manifest_bytes: manifest.bytes().len(),
+                            attempts: attempt,
+                            files_read: built.files_read,
+                            reuse: built.reuse,
+                        });
+                    }
+                    // Another commit won: rebuild on top of it.
+                    Err(crate::store::refs::Error::OutOfDate { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
             }
-            // Another commit won: rebuild on top of it.
-            Err(crate::store::refs::Error::OutOfDate { .. }) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(Error::TooManyRetries {
-        name,
-        attempts: MAX_ATTEMPTS,
+            Err(Error::TooManyRetries {
+                name,
+                attempts: MAX_ATTEMPTS,
+            })
+        })();
+        let _ = saver.join();
+        out
     })
+}
+
+/// What the snapshot records of a build.
+struct Recorded {
+    root: Digest,
+    stats: Stats,
+    files_read: u64,
+    reuse: Reuse,
 }
 
 fn outcome(
@@ -363,6 +413,7 @@ fn outcome(
         manifest_bytes: snap.manifest.bytes().len(),
         attempts,
         files_read: 0,
+        reuse: Reuse::default(),
     }
 }
 

@@ -7,6 +7,14 @@
 //!   produces the [`PackIndex`].
 //! * [`PackIndex`] is the `.idx` encoding: sorted entries and a checksum.
 //! * [`read_object`] decodes one object's frames and verifies its digest.
+//! * [`cut_value`] is the per-member hash both content-defined cuts use: where a block ends
+//!   (here) and where a group ends (`oci::artifact`).
+//!
+//! A pack is a pure function of its members (headers and contents) and of the zstd build:
+//! the same members give the same bytes. So a block or a content frame that was written once
+//! can be copied into a new pack instead of being compressed again
+//! ([`PackWriter::copy_block`], [`PackWriter::add_framed`]), and the new pack is byte for
+//! byte what compressing would have given.
 //!
 //! This module knows nothing of where packs live; `store` owns that.
 
@@ -23,6 +31,21 @@ pub use self::tar::MemberKind;
 pub const ZSTD_LEVEL: i32 = 3;
 /// Input bytes per content frame.
 pub const FRAME_SIZE: usize = 4 << 20;
+
+/// Bumped whenever the bytes a pack is made of change for the same members (tar headers,
+/// frame or block rules), so caches of what earlier packs hold are not trusted across it.
+pub const RULES_VERSION: u32 = 2;
+
+/// What the bytes of a pack depend on besides its members: the zstd library's version, the
+/// level and the frame and block rules. Packs written by the same encoder from the same
+/// members are the same bytes; caches of where members already sit in packs name it.
+#[must_use]
+pub fn encoder_id() -> String {
+    format!(
+        "snap-pack {RULES_VERSION} zstd {} level {ZSTD_LEVEL} frame {FRAME_SIZE} inline {BLOCK_INLINE_MAX} block {BLOCK_MIN}/{BLOCK_TARGET}/{BLOCK_MAX}",
+        zstd::zstd_safe::version_number()
+    )
+}
 
 /// Compresses one frame with snap's fixed parameters.
 ///
@@ -93,6 +116,39 @@ pub fn decompress_frames(frames: &[u8], expected: usize) -> io::Result<Vec<u8>> 
     Ok(out)
 }
 
+/// Weight a tar header adds to every member (OCI mapping §3).
+pub const HEADER_WEIGHT: u64 = 512;
+
+/// The weight of a member with `size` content bytes: what the content-defined cuts weigh it.
+#[must_use]
+pub fn weight(size: u64) -> u64 {
+    size.saturating_add(HEADER_WEIGHT)
+}
+
+/// A member's cut value: the first 8 bytes, big-endian, of
+/// `sha256("snap-cut\0" ‖ header ‖ content digest)` (32 zero bytes for a member without
+/// contents). It depends on the member alone, so a change moves only the cuts next to it.
+#[must_use]
+pub fn cut_value(header: &[u8], content: Option<&Digest>) -> u64 {
+    let mut h = Hasher::new();
+    h.update(b"snap-cut\0");
+    h.update(header);
+    h.update(content.map_or(&[0u8; 32], Digest::as_bytes).as_slice());
+    let d = h.finish();
+    let first: [u8; 8] = d.as_bytes()[..8]
+        .try_into()
+        .expect("a digest has more than 8 bytes");
+    u64::from_be_bytes(first)
+}
+
+/// Whether a member with cut value `value` and weight `member_weight` cuts for `target`:
+/// `value < weight × ⌊2^64 / target⌋` (saturating), which happens with probability
+/// `weight / target`.
+#[must_use]
+pub fn cuts(value: u64, member_weight: u64, target: u64) -> bool {
+    value < member_weight.saturating_mul(u64::MAX / target.max(1))
+}
+
 /// One member to add to a pack: its tar header block(s) and, for a file, its contents and
 /// their digest. Nothing is compressed yet: [`PackWriter`] decides the frames.
 #[derive(Debug)]
@@ -101,6 +157,8 @@ pub struct Member {
     pub header: Vec<u8>,
     /// A file's contents and their digest; `None` for directories and symlinks.
     pub content: Option<(Vec<u8>, Digest)>,
+    /// The member's [`cut_value`].
+    pub cut: u64,
 }
 
 impl Member {
@@ -113,12 +171,16 @@ impl Member {
         link_target: Option<&str>,
         content: Option<Vec<u8>>,
     ) -> Member {
+        let header = tar::header(path, kind, link_target);
+        let content = content.map(|c| {
+            let d = Digest::of(&c);
+            (c, d)
+        });
+        let cut = cut_value(&header, content.as_ref().map(|c| &c.1));
         Member {
-            header: tar::header(path, kind, link_target),
-            content: content.map(|c| {
-                let d = Digest::of(&c);
-                (c, d)
-            }),
+            header,
+            content,
+            cut,
         }
     }
 
@@ -138,8 +200,22 @@ impl Member {
 /// Largest file contents stored inside a block; larger contents get content frames of their
 /// own (store format §5.2).
 pub const BLOCK_INLINE_MAX: u64 = 64 << 10;
-/// A block ends once its input reaches this many bytes (store format §5.2).
-pub const BLOCK_SIZE: usize = 256 << 10;
+/// A block holds at least this many bytes before a member's cut value may end it (store
+/// format §5.2).
+pub const BLOCK_MIN: usize = 64 << 10;
+/// The block target: past [`BLOCK_MIN`], a member ends its block with probability
+/// `weight / BLOCK_TARGET` (store format §5.2).
+pub const BLOCK_TARGET: u64 = 256 << 10;
+/// A block ends once it holds this many bytes, whatever the cut values say.
+pub const BLOCK_MAX: usize = 1 << 20;
+
+/// Whether the block ends after a member (with cut value `cut` and `size` content bytes
+/// stored inline) that brought it to `block_len` bytes: content-defined, so a change moves
+/// only the block ends next to it (store format §5.2).
+#[must_use]
+pub fn ends_block(block_len: usize, cut: u64, size: u64) -> bool {
+    block_len >= BLOCK_MAX || (block_len >= BLOCK_MIN && cuts(cut, weight(size), BLOCK_TARGET))
+}
 /// Input a [`PackWriter`] gathers before compressing it, in parallel, and writing it.
 const FLUSH_BYTES: usize = 16 << 20;
 
@@ -151,12 +227,18 @@ enum FrameInput {
     /// One of a file's content frames: the first carries the object (digest, size), the last
     /// is marked.
     Content(Vec<u8>, Option<(Digest, u64)>, bool),
+    /// A block's frame, already compressed (copied from a pack that holds the same block).
+    CopiedBlock(Vec<u8>, Vec<(Digest, u64, u64)>),
+    /// A file's content frames, already compressed: the object (digest, size).
+    CopiedContent(Vec<u8>, (Digest, u64)),
 }
 
 impl FrameInput {
-    fn input(&self) -> &[u8] {
+    /// What to compress, or `None` for frames that are already compressed.
+    fn input(&self) -> Option<&[u8]> {
         match self {
-            FrameInput::Block(b, _) | FrameInput::Content(b, _, _) => b,
+            FrameInput::Block(b, _) | FrameInput::Content(b, _, _) => Some(b),
+            FrameInput::CopiedBlock(..) | FrameInput::CopiedContent(..) => None,
         }
     }
 }
@@ -173,6 +255,8 @@ pub struct PackWriter<W: Write> {
     pending_bytes: usize,
     /// The object whose content frames are being written: digest, size, offset, length.
     open: Option<(Digest, u64, u64, u64)>,
+    /// Offset and length of every block frame written, in order.
+    blocks: Vec<(u64, u64)>,
 }
 
 impl<W: Write> PackWriter<W> {
@@ -187,6 +271,7 @@ impl<W: Write> PackWriter<W> {
             pending: Vec::new(),
             pending_bytes: 0,
             open: None,
+            blocks: Vec::new(),
         }
     }
 
@@ -207,10 +292,13 @@ impl<W: Write> PackWriter<W> {
     pub fn add(&mut self, m: Member) -> io::Result<()> {
         self.members += 1;
         self.block.extend_from_slice(&m.header);
+        let cut = m.cut;
+        let mut inline = 0;
         if let Some((mut bytes, digest)) = m.content
             && !bytes.is_empty()
         {
             let size = bytes.len() as u64;
+            inline = size;
             let pad = tar::padding(size);
             if size <= BLOCK_INLINE_MAX {
                 self.block_objects
@@ -240,9 +328,80 @@ impl<W: Write> PackWriter<W> {
                 }
             }
         }
-        if self.block.len() >= BLOCK_SIZE {
+        if !self.block.is_empty() && ends_block(self.block.len(), cut, inline) {
             self.end_block();
         }
+        if self.pending_bytes >= FLUSH_BYTES {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Whether no block is open: the next member starts a block (where a copied block may go).
+    pub fn at_block_start(&self) -> bool {
+        self.block.is_empty()
+    }
+
+    /// Appends a block that was compressed before: `frame` is exactly what compressing the
+    /// block's bytes gives, `members` the members whose headers it holds, `objects` the
+    /// (digest, skip, size) of the contents inside it. `tail` carries the compressed content
+    /// frames of its last member, if its contents are not inside the block.
+    ///
+    /// # Errors
+    /// `InvalidInput` if a block is open (a copied block must start a block), or any write
+    /// error.
+    pub fn copy_block(
+        &mut self,
+        frame: Vec<u8>,
+        objects: Vec<(Digest, u64, u64)>,
+        members: u64,
+        tail: Option<(Vec<u8>, Digest, u64)>,
+    ) -> io::Result<()> {
+        if !self.block.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a copied block must start a block",
+            ));
+        }
+        self.members += members;
+        self.pending_bytes += frame.len();
+        self.pending.push(FrameInput::CopiedBlock(frame, objects));
+        if let Some((frames, digest, size)) = tail {
+            self.pending_bytes += frames.len();
+            self.pending
+                .push(FrameInput::CopiedContent(frames, (digest, size)));
+        }
+        if self.pending_bytes >= FLUSH_BYTES {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Appends a member whose contents (more than [`BLOCK_INLINE_MAX`] bytes, so in content
+    /// frames of their own) were compressed before: `frames` is exactly what compressing them
+    /// and their padding gives.
+    ///
+    /// # Errors
+    /// `InvalidInput` for contents that belong inside a block, or any write error.
+    pub fn add_framed(
+        &mut self,
+        header: &[u8],
+        frames: Vec<u8>,
+        digest: Digest,
+        size: u64,
+    ) -> io::Result<()> {
+        if size <= BLOCK_INLINE_MAX {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "contents this small belong inside a block",
+            ));
+        }
+        self.members += 1;
+        self.block.extend_from_slice(header);
+        self.end_block();
+        self.pending_bytes += frames.len();
+        self.pending
+            .push(FrameInput::CopiedContent(frames, (digest, size)));
         if self.pending_bytes >= FLUSH_BYTES {
             self.flush()?;
         }
@@ -264,17 +423,27 @@ impl<W: Write> PackWriter<W> {
         use rayon::prelude::*;
         let pending = std::mem::take(&mut self.pending);
         self.pending_bytes = 0;
-        let compressed: Vec<io::Result<Vec<u8>>> = pending
+        let compressed: Vec<Option<io::Result<Vec<u8>>>> = pending
             .par_iter()
-            .map(|f| compress_frame(f.input()))
+            .map(|f| f.input().map(compress_frame))
             .collect();
         for (f, c) in pending.into_iter().zip(compressed) {
-            let c = c?;
             let offset = self.out.len();
-            self.out.write_all(&c)?;
-            let length = c.len() as u64;
+            let length = match (&f, c) {
+                (_, Some(c)) => {
+                    let c = c?;
+                    self.out.write_all(&c)?;
+                    c.len() as u64
+                }
+                (FrameInput::CopiedBlock(frame, _) | FrameInput::CopiedContent(frame, _), None) => {
+                    self.out.write_all(frame)?;
+                    frame.len() as u64
+                }
+                _ => unreachable!("only copied frames have nothing to compress"),
+            };
             match f {
-                FrameInput::Block(_, objects) => {
+                FrameInput::Block(_, objects) | FrameInput::CopiedBlock(_, objects) => {
+                    self.blocks.push((offset, length));
                     for (digest, skip, size) in objects {
                         self.entries.push(IndexEntry {
                             digest,
@@ -296,6 +465,10 @@ impl<W: Write> PackWriter<W> {
                         self.entries
                             .push(IndexEntry::in_frames(digest, offset, length, size));
                     }
+                }
+                FrameInput::CopiedContent(_, (digest, size)) => {
+                    self.entries
+                        .push(IndexEntry::in_frames(digest, offset, length, size));
                 }
             }
         }
@@ -331,13 +504,44 @@ impl<W: Write> PackWriter<W> {
     ///
     /// # Errors
     /// Any write error.
-    pub fn finish(mut self) -> io::Result<(Digest, u64, PackIndex, W)> {
+    pub fn finish(self) -> io::Result<(Digest, u64, PackIndex, W)> {
+        let f = self.finish_with_blocks()?;
+        Ok((f.digest, f.len, f.index, f.inner))
+    }
+
+    /// Like [`PackWriter::finish`], also giving where every block frame went.
+    ///
+    /// # Errors
+    /// Any write error.
+    pub fn finish_with_blocks(mut self) -> io::Result<Finished<W>> {
         self.end_block();
         self.flush()?;
         self.out.write_all(&compress_frame(&tar::TRAILER)?)?;
         let (digest, len, inner) = self.out.finish();
-        Ok((digest, len, PackIndex::new(self.entries), inner))
+        Ok(Finished {
+            digest,
+            len,
+            index: PackIndex::new(self.entries),
+            blocks: self.blocks,
+            inner,
+        })
     }
+}
+
+/// A finished pack.
+#[derive(Debug)]
+pub struct Finished<W> {
+    /// The pack's digest.
+    pub digest: Digest,
+    /// Its length in bytes.
+    pub len: u64,
+    /// Its index.
+    pub index: PackIndex,
+    /// Offset and length of each block frame, in pack order (content frames and the trailer
+    /// are not blocks).
+    pub blocks: Vec<(u64, u64)>,
+    /// The writer it was written to.
+    pub inner: W,
 }
 
 /// Where one object sits in a pack.
@@ -695,20 +899,34 @@ mod tests {
             w.add(Member::new(p, file(c.len()), None, Some(c.clone())))?;
         }
         let (_, _, idx, pack) = w.finish()?;
-        // [a's header, a, b's header] [b's contents and padding] [25 small members: the
-        // first block to reach 256 KiB] [the other 15] [the trailer]
+        // [a's header, a, b's header] [b's contents and padding] [the small members, in
+        // blocks that end where their cut values say, once past 64 KiB] [the trailer]
         let member = 512 + 10_240;
+        let mut small_blocks = Vec::new();
+        let mut open = 0;
+        for (p, c) in &members[2..] {
+            open += member;
+            let m = Member::new(p, file(c.len()), None, Some(c.clone()));
+            if ends_block(open, m.cut, c.len() as u64) {
+                small_blocks.push(open);
+                open = 0;
+            }
+        }
+        if open > 0 {
+            small_blocks.push(open);
+        }
         let sizes: Vec<usize> = frames(&pack).iter().map(|f| f.2).collect();
-        assert_eq!(
-            sizes,
-            [
-                512 + inline.len() + 512,
-                own.len() + 511,
-                25 * member,
-                15 * member,
-                1024
-            ]
-        );
+        let mut expected = vec![512 + inline.len() + 512, own.len() + 511];
+        expected.extend(&small_blocks);
+        expected.push(1024);
+        assert_eq!(sizes, expected);
+        assert!(small_blocks.len() >= 2, "{small_blocks:?}");
+        for b in &small_blocks[..small_blocks.len() - 1] {
+            assert!(
+                (BLOCK_MIN..BLOCK_MAX + member).contains(b),
+                "{small_blocks:?}"
+            );
+        }
         let a = idx.find(&Digest::of(&inline)).ok_or_else(|| invalid("a"))?;
         assert_eq!((a.offset, a.skip), (0, 512));
         let b = idx.find(&Digest::of(&own)).ok_or_else(|| invalid("b"))?;
@@ -837,6 +1055,131 @@ mod tests {
         };
         let good = &pack[e.offset as usize..(e.offset + e.length) as usize];
         assert!(read_object(good, &wrong).is_err());
+        Ok(())
+    }
+
+    /// Small members with distinct contents of a few KiB each.
+    fn smalls(n: usize, salt: u8) -> Vec<(String, Vec<u8>)> {
+        (0..n)
+            .map(|i| {
+                let len = 1000 + (i * 7919) % 6000;
+                let c: Vec<u8> = (0..len)
+                    .map(|j| (i.wrapping_mul(31) ^ j ^ usize::from(salt)) as u8)
+                    .collect();
+                (format!("d/f{i:04}"), c)
+            })
+            .collect()
+    }
+
+    fn block_frames(members: &[(String, Vec<u8>)]) -> io::Result<Vec<Vec<u8>>> {
+        let mut w = PackWriter::new(Vec::new());
+        for (p, c) in members {
+            w.add(Member::new(p, file(c.len()), None, Some(c.clone())))?;
+        }
+        let f = w.finish_with_blocks()?;
+        Ok(f.blocks
+            .iter()
+            .map(|(o, l)| f.inner[*o as usize..(o + l) as usize].to_vec())
+            .collect())
+    }
+
+    #[test]
+    fn block_ends_are_content_defined_so_a_change_moves_only_nearby_ones() -> io::Result<()> {
+        let before = smalls(600, 0);
+        let mut after = before.clone();
+        after[40].1.extend_from_slice(b"one more line\n");
+        after.insert(300, ("d/f0299b".into(), vec![9u8; 3000]));
+        after.remove(500);
+        let a = block_frames(&before)?;
+        let b = block_frames(&after)?;
+        let same = a.iter().filter(|f| b.contains(f)).count();
+        assert!(a.len() > 8, "{} blocks", a.len());
+        assert!(
+            same + 6 >= a.len(),
+            "three changes, {same} of {} blocks kept",
+            a.len()
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn copied_blocks_and_frames_give_the_bytes_compressing_gives() -> io::Result<()> {
+        let mut members = smalls(300, 1);
+        members.insert(
+            120,
+            ("d/big".into(), vec![5u8; BLOCK_INLINE_MAX as usize + 77]),
+        );
+        let mut w = PackWriter::new(Vec::new());
+        for (p, c) in &members {
+            w.add(Member::new(p, file(c.len()), None, Some(c.clone())))?;
+        }
+        let orig = w.finish_with_blocks()?;
+        let pack = &orig.inner;
+        let slice = |o: u64, l: u64| pack[o as usize..(o + l) as usize].to_vec();
+
+        // The same members again, each block copied whole from the first pack (with the big
+        // file's content frames after its header's block), except one block that is built.
+        let mut w = PackWriter::new(Vec::new());
+        let mut at = 0;
+        for (bi, (offset, length)) in orig.blocks.iter().enumerate() {
+            // The members of this block: until the writer would end it.
+            let mut len = 0;
+            let start = at;
+            let mut tail = None;
+            while at < members.len() {
+                let (p, c) = &members[at];
+                let m = Member::new(p, file(c.len()), None, Some(c.clone()));
+                len += m.header.len();
+                at += 1;
+                if c.len() as u64 > BLOCK_INLINE_MAX {
+                    let e = orig
+                        .index
+                        .find(&Digest::of(c))
+                        .ok_or_else(|| invalid("big"))?;
+                    tail = Some((slice(e.offset, e.length), e.digest, e.size));
+                    break;
+                }
+                len += c.len() + tar::padding(c.len() as u64);
+                if ends_block(len, m.cut, c.len() as u64) {
+                    break;
+                }
+            }
+            if bi == 3 {
+                for (p, c) in &members[start..at] {
+                    let m = Member::new(p, file(c.len()), None, Some(c.clone()));
+                    match &tail {
+                        Some((frames, d, size)) if c.len() as u64 > BLOCK_INLINE_MAX => {
+                            w.add_framed(&m.header, frames.clone(), *d, *size)?;
+                        }
+                        _ => w.add(m)?,
+                    }
+                }
+                assert!(w.at_block_start(), "block {bi} ends where the rule says");
+                continue;
+            }
+            let objects: Vec<(Digest, u64, u64)> = orig
+                .index
+                .entries()
+                .iter()
+                .filter(|e| e.offset == *offset && e.skip > 0)
+                .map(|e| (e.digest, e.skip, e.size))
+                .collect();
+            w.copy_block(slice(*offset, *length), objects, (at - start) as u64, tail)?;
+        }
+        assert_eq!(at, members.len(), "every member is in a block");
+        let copy = w.finish_with_blocks()?;
+        assert_eq!(copy.inner, orig.inner, "byte for byte");
+        assert_eq!(copy.index, orig.index);
+        assert_eq!(copy.blocks, orig.blocks);
+        Ok(())
+    }
+
+    #[test]
+    fn a_copied_block_must_start_a_block() -> io::Result<()> {
+        let mut w = PackWriter::new(Vec::new());
+        w.add(Member::new("x", file(1), None, Some(vec![1])))?;
+        assert!(!w.at_block_start());
+        assert!(w.copy_block(Vec::new(), Vec::new(), 1, None).is_err());
         Ok(())
     }
 }

@@ -33,6 +33,21 @@ pub struct Objects {
     created: std::sync::Mutex<Vec<(Digest, PathBuf)>>,
 }
 
+/// A pack just written ([`Objects::finish_pack_detailed`]).
+#[derive(Debug)]
+pub struct FinishedPack {
+    /// The pack's digest.
+    pub digest: Digest,
+    /// Its length.
+    pub len: u64,
+    /// Whether it was new (another commit may have written the same pack).
+    pub new: bool,
+    /// Its index.
+    pub index: PackIndex,
+    /// Offset and length of each block frame, in pack order.
+    pub blocks: Vec<(u64, u64)>,
+}
+
 /// Where an object's bytes are.
 #[derive(Clone, Debug)]
 pub enum Location {
@@ -225,19 +240,75 @@ impl Objects {
         &self,
         writer: pack::PackWriter<BufWriter<AtomicFile>>,
     ) -> Result<(Digest, u64, bool), Error> {
+        let f = self.finish_pack_detailed(writer)?;
+        Ok((f.digest, f.len, f.new))
+    }
+
+    /// Like [`Objects::finish_pack`], also giving the pack's index and where its blocks are.
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn finish_pack_detailed(
+        &self,
+        writer: pack::PackWriter<BufWriter<AtomicFile>>,
+    ) -> Result<FinishedPack, Error> {
         let dir = self.packs_dir.clone();
-        let (digest, len, index, out) = writer.finish().map_err(|e| io_err(&dir, e))?;
-        let tmp = out.into_inner().map_err(|e| io_err(&dir, e.into_error()))?;
-        let pack_path = self.pack_path(&digest);
-        self.persist_index(&self.idx_path(&digest), &index)?;
+        let f = writer.finish_with_blocks().map_err(|e| io_err(&dir, e))?;
+        let tmp = f
+            .inner
+            .into_inner()
+            .map_err(|e| io_err(&dir, e.into_error()))?;
+        let pack_path = self.pack_path(&f.digest);
+        self.persist_index(&self.idx_path(&f.digest), &f.index)?;
         let new = tmp
             .persist_new(&pack_path, Some(OBJECT_MODE))
             .map_err(|e| io_err(&pack_path, e))?;
         if new {
-            self.note_created(digest, pack_path.clone());
+            self.note_created(f.digest, pack_path.clone());
         }
-        self.add_to_index(&pack_path, &index);
-        Ok((digest, len, new))
+        self.add_to_index(&pack_path, &f.index);
+        Ok(FinishedPack {
+            digest: f.digest,
+            len: f.len,
+            new,
+            index: f.index,
+            blocks: f.blocks,
+        })
+    }
+
+    /// The index of the pack `digest` and the pack's length, read and validated (the pack
+    /// must be there).
+    ///
+    /// # Errors
+    /// [`Error::Io`] or [`Error::CorruptIndex`].
+    pub fn pack_index(&self, digest: &Digest) -> Result<(PackIndex, u64), Error> {
+        let pack_path = self.pack_path(digest);
+        let len = std::fs::metadata(&pack_path)
+            .map_err(|e| io_err(&pack_path, e))?
+            .len();
+        let index = self.read_index(&self.idx_path(digest), &pack_path)?;
+        Ok((index, len))
+    }
+
+    /// `length` bytes of the pack `digest` at `offset` (frames to copy into another pack).
+    ///
+    /// # Errors
+    /// [`Error::Io`], also when the pack is shorter.
+    pub fn read_pack_range(
+        &self,
+        digest: &Digest,
+        offset: u64,
+        length: u64,
+    ) -> Result<Vec<u8>, Error> {
+        use std::os::unix::fs::FileExt;
+        let path = self.pack_path(digest);
+        let len = usize::try_from(length)
+            .map_err(|_| io_err(&path, io::Error::other("range too large")))?;
+        let mut buf = vec![0u8; len];
+        File::open(&path)
+            .and_then(|f| f.read_exact_at(&mut buf, offset))
+            .map_err(|e| io_err(&path, e))?;
+        Ok(buf)
     }
 
     /// Stores a pack that arrives whole (a layer from an import or a pull): copies it into the

@@ -1,35 +1,34 @@
 //! Turning scanned entries into stored objects: packs (or loose objects) for files, trees, and
 //! the layer descriptors of the snapshot (OCI mapping §3).
 //!
-//! Files are read, hashed and compressed on all cores in bounded batches; packs are written
-//! in member order by one thread, so the result is deterministic. Memory is bounded by the
-//! batch size and, for large files, by a few frames: no file is held whole unless it is small.
+//! A commit does the work its change needs: files the stat cache knows unchanged are not
+//! read, groups and blocks the store already holds are reused ([`crate::worktree::groups`]),
+//! trees of unchanged directories are not encoded again ([`crate::worktree::trees`]). The
+//! result never depends on the caches: it is byte for byte what a commit into an empty store
+//! gives. Memory is bounded by batches of files and, for large files, by a few frames.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
-use std::io::{BufWriter, Read};
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 use serde_json::value::RawValue;
 
 use crate::digest::Digest;
-use crate::fs::AtomicFile;
+use crate::object::Stats;
 use crate::object::snapshot::raw_tree;
-use crate::object::{EntryKind, Stats, Tree, TreeEntry};
-use crate::oci::artifact::{self, Grouper};
-use crate::oci::{
-    ANNOTATION_TITLE, Descriptor, MEDIA_TYPE_FILE, MEDIA_TYPE_LAYER_TAR_ZSTD, MEDIA_TYPE_TREES,
-};
-use crate::pack::{self, MemberKind, PackWriter};
+use crate::oci::artifact;
+use crate::oci::{ANNOTATION_TITLE, Descriptor, MEDIA_TYPE_FILE};
+use crate::pack::{self, MemberKind};
 use crate::store::objects::{self, Objects};
+use crate::worktree::groups::{self, Reuse};
+use crate::worktree::packcache::{PackCache, Used};
 use crate::worktree::scan::{ScanEntry, ScanKind};
-use crate::worktree::statcache::StatCache;
+use crate::worktree::statcache::{Lookup, TreeRecord};
+use crate::worktree::trees::Trees;
 
-/// Most bytes of small files read into memory per batch.
-const BATCH_BYTES: u64 = 32 << 20;
-/// Most members per batch.
-const BATCH_MEMBERS: usize = 4096;
+/// Attempts at building before a file that keeps changing under the commit is an error.
+const MAX_ATTEMPTS: usize = 3;
 
 /// Reports progress while building (the CLI draws it; the library never does).
 pub trait Progress: Sync {
@@ -62,33 +61,86 @@ pub struct Built {
     pub direct: bool,
     /// Each entry's file digest and size (`None` for directories and symlinks), in scan order.
     pub files: Vec<Option<(Digest, u64)>>,
+    /// Each entry's cut value (OCI mapping §3), in scan order.
+    pub cuts: Vec<u64>,
+    /// The tree of each directory, by entry index.
+    pub dir_trees: HashMap<usize, TreeRecord>,
     /// Files whose contents were read.
     pub files_read: u64,
+    /// What the pack cache should remember.
+    pub used: Used,
+    /// What was reused and what written.
+    pub reuse: Reuse,
 }
 
 /// The root tree and counts of `entries`, if the stat cache knows the digest of every file
 /// (so nothing needs reading). Nothing is stored.
 #[must_use]
-pub fn cached_root(entries: &[ScanEntry], cache: &StatCache) -> Option<(Digest, Stats)> {
-    let mut files = vec![None; entries.len()];
-    for (i, e) in entries.iter().enumerate() {
-        if let ScanKind::File { size, .. } = e.kind {
-            let digest = cache.get(e.source.as_deref()?, e.stat.as_ref()?)?;
-            files[i] = Some((digest, size));
-        }
+pub fn cached_root(entries: &[ScanEntry], lookup: &Lookup) -> Option<(Digest, Stats)> {
+    if !lookup.knows_every_file(entries) {
+        return None;
     }
-    let (root, _trees, stats) = make_trees(entries, &files).ok()?;
-    Some((root, stats))
+    let files: Vec<Option<(Digest, u64)>> = entries
+        .iter()
+        .zip(&lookup.priors)
+        .map(|(e, p)| match e.kind {
+            ScanKind::File { .. } => p.known(),
+            _ => None,
+        })
+        .collect();
+    let trees = Trees::build(entries, &files, Some(lookup)).ok()?;
+    Some((trees.root, trees.stats))
 }
 
-/// Stores every entry and returns the root tree and layers.
+/// Stores every entry and returns the root tree and layers. `lookup` is what the stat cache
+/// knows of `entries`, `packs` what the store holds already.
 ///
 /// # Errors
-/// [`Error`] naming the file that failed.
+/// [`Error`] naming the file that failed; [`Error::Changed`] for a file that kept changing
+/// while it was committed.
 pub fn build(
     objects: &Objects,
     entries: &[ScanEntry],
-    cache: &StatCache,
+    lookup: &Lookup,
+    packs: &PackCache,
+    progress: &dyn Progress,
+) -> Result<Built, Error> {
+    let mut distrust = HashSet::new();
+    let mut trust_trees = true;
+    let mut last = None;
+    for _ in 0..MAX_ATTEMPTS {
+        match build_once(
+            objects,
+            entries,
+            lookup,
+            packs,
+            &distrust,
+            trust_trees,
+            progress,
+        ) {
+            // A file the stat cache knew changed after all (it was rewritten within its mtime
+            // tick, or while this commit ran): read it, and cut again.
+            Err(Error::Stale { index }) => {
+                distrust.insert(index);
+                last = Some(index);
+            }
+            Err(Error::StaleTree) => trust_trees = false,
+            other => return other,
+        }
+    }
+    let path = last
+        .and_then(|i| entries[i].source.clone())
+        .unwrap_or_default();
+    Err(Error::Changed { path })
+}
+
+fn build_once(
+    objects: &Objects,
+    entries: &[ScanEntry],
+    lookup: &Lookup,
+    packs: &PackCache,
+    distrust: &HashSet<usize>,
+    trust_trees: bool,
     progress: &dyn Progress,
 ) -> Result<Built, Error> {
     let direct = entries.len() <= artifact::DIRECT_MAX_ENTRIES;
@@ -97,41 +149,93 @@ pub fn build(
         _ => (n, b),
     });
     progress.begin(count, total);
-    let mut files: Vec<Option<(Digest, u64)>> = vec![None; entries.len()];
-    let (mut layers, files_read) = if direct {
-        store_direct(objects, entries, cache, &mut files, progress)?
-    } else {
-        let layers = store_grouped(objects, entries, &mut files, progress)?;
-        let read = files.iter().flatten().count() as u64;
-        (layers, read)
-    };
-
-    let (root, trees, stats) = make_trees(entries, &files)?;
-    let mut inline_trees = BTreeMap::new();
     if direct {
-        for (digest, bytes) in &trees {
-            objects.put(bytes)?;
-            inline_trees.insert(*digest, raw_tree(bytes).map_err(|e| Error::Tree(e.reason))?);
+        let mut files: Vec<Option<(Digest, u64)>> = vec![None; entries.len()];
+        let (layers, files_read) =
+            store_direct(objects, entries, lookup, distrust, &mut files, progress)?;
+        let mut trees = Trees::build(entries, &files, None)?;
+        let mut inline_trees = BTreeMap::new();
+        for (digest, bytes) in trees.all_bytes(entries, &files)? {
+            objects.put(&bytes)?;
+            inline_trees.insert(digest, raw_tree(&bytes).map_err(|e| Error::Tree(e.reason))?);
         }
-    } else {
-        layers.extend(store_trees(objects, &trees)?);
-        objects.sync_packs_dir()?;
+        // Cut values are recorded for the stat cache, in case the tree grows into groups.
+        let cuts = entries
+            .iter()
+            .zip(&files)
+            .map(|(e, f)| {
+                let (kind, target) = match &e.kind {
+                    ScanKind::File { executable, .. } => (
+                        MemberKind::File {
+                            size: f.map_or(0, |f| f.1),
+                            executable: *executable,
+                        },
+                        None,
+                    ),
+                    ScanKind::Dir => (MemberKind::Dir, None),
+                    ScanKind::Symlink { target } => (MemberKind::Symlink, Some(target.as_str())),
+                };
+                pack::cut_value(
+                    &pack::tar::header(&e.path, kind, target),
+                    f.as_ref().map(|f| &f.0),
+                )
+            })
+            .collect();
+        return Ok(Built {
+            root: trees.root,
+            layers,
+            inline_trees,
+            stats: trees.stats,
+            direct,
+            files,
+            cuts,
+            dir_trees: std::mem::take(&mut trees.dirs),
+            files_read,
+            used: Used::default(),
+            reuse: Reuse::default(),
+        });
     }
+    let stored = groups::store(&groups::Context {
+        objects,
+        entries,
+        lookup,
+        packs,
+        distrust,
+        progress,
+    })?;
+    let mut used = stored.used;
+    let mut reuse = stored.reuse;
+    let trees = Trees::build(entries, &stored.files, trust_trees.then_some(lookup))?;
+    let mut layers = stored.layers;
+    layers.extend(trees.store_layers(
+        objects,
+        entries,
+        &stored.files,
+        packs,
+        &mut used,
+        &mut reuse,
+    )?);
+    objects.sync_packs_dir()?;
     Ok(Built {
-        root,
+        root: trees.root,
         layers,
-        inline_trees,
-        stats,
+        inline_trees: BTreeMap::new(),
+        stats: trees.stats,
         direct,
-        files,
-        files_read,
+        files: stored.files,
+        cuts: stored.cuts,
+        dir_trees: trees.dirs,
+        files_read: stored.files_read,
+        used,
+        reuse,
     })
 }
 
 fn store_direct(
     objects: &Objects,
     entries: &[ScanEntry],
-    cache: &StatCache,
+    lookup: &Lookup,
+    distrust: &HashSet<usize>,
     files: &mut [Option<(Digest, u64)>],
     progress: &dyn Progress,
 ) -> Result<(Vec<Descriptor>, u64), Error> {
@@ -146,12 +250,12 @@ fn store_direct(
                 .as_deref()
                 .expect("files are scanned, never synthesized");
             // Unchanged since it was last stored: no need to read it again.
-            if let (ScanKind::File { size, .. }, Some(stat)) = (&e.kind, &e.stat)
-                && let Some(d) = cache.get(src, stat)
+            if let Some((d, size)) = lookup.priors[i].known()
+                && !distrust.contains(&i)
                 && objects.contains(&d)
             {
-                progress.stored(1, *size);
-                return (i, Ok((d, *size)));
+                progress.stored(1, size);
+                return (i, Ok((d, size)));
             }
             read.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let res = File::open(src)
@@ -175,309 +279,7 @@ fn store_direct(
     Ok((layers, read.into_inner()))
 }
 
-type OpenPack = PackWriter<BufWriter<AtomicFile>>;
-
-struct GroupWriter<'a> {
-    objects: &'a Objects,
-    current: Option<OpenPack>,
-    layers: Vec<Descriptor>,
-    media_type: &'static str,
-}
-
-impl GroupWriter<'_> {
-    fn pack(&mut self) -> Result<&mut OpenPack, Error> {
-        if self.current.is_none() {
-            self.current = Some(self.objects.begin_pack()?);
-        }
-        Ok(self.current.as_mut().expect("set just above"))
-    }
-
-    fn cut(&mut self) -> Result<(), Error> {
-        if let Some(w) = self.current.take() {
-            let (digest, len, _new) = self.objects.finish_pack(w)?;
-            self.layers
-                .push(Descriptor::new(self.media_type, digest, len));
-        }
-        Ok(())
-    }
-}
-
-fn store_grouped(
-    objects: &Objects,
-    entries: &[ScanEntry],
-    files: &mut [Option<(Digest, u64)>],
-    progress: &dyn Progress,
-) -> Result<Vec<Descriptor>, Error> {
-    let total: u64 = entries
-        .iter()
-        .map(|e| match e.kind {
-            ScanKind::File { size, .. } => artifact::weight(size),
-            _ => artifact::weight(0),
-        })
-        .sum();
-    let target = artifact::group_target(total);
-    let large = artifact::large_file_threshold(target);
-    let mut grouper = Grouper::new(target);
-    let mut out = GroupWriter {
-        objects,
-        current: None,
-        layers: Vec::new(),
-        media_type: MEDIA_TYPE_LAYER_TAR_ZSTD,
-    };
-
-    let is_large = |e: &ScanEntry| matches!(e.kind, ScanKind::File { size, .. } if size >= large);
-    // Work in member order: a batch of small members (encoded on the rayon pool), or one
-    // large file (streamed here). A producer thread encodes the next batch while this one
-    // writes the previous into packs; the channel holds one batch, so at most two are in
-    // memory.
-    enum Work {
-        Batch(usize, Vec<Result<pack::Member, Error>>),
-        Large(usize),
-    }
-    std::thread::scope(|scope| -> Result<(), Error> {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Work>(1);
-        scope.spawn(move || {
-            let mut i = 0;
-            while i < entries.len() {
-                if is_large(&entries[i]) {
-                    if tx.send(Work::Large(i)).is_err() {
-                        return;
-                    }
-                    i += 1;
-                    continue;
-                }
-                let mut j = i;
-                let mut bytes = 0;
-                while j < entries.len()
-                    && j - i < BATCH_MEMBERS
-                    && bytes < BATCH_BYTES
-                    && !is_large(&entries[j])
-                {
-                    if let ScanKind::File { size, .. } = entries[j].kind {
-                        bytes += size;
-                    }
-                    j += 1;
-                }
-                let encoded: Vec<Result<pack::Member, Error>> = entries[i..j]
-                    .par_iter()
-                    .map(|e| read_small(e, large))
-                    .collect();
-                // The receiver stops listening after an error: stop encoding then.
-                if tx.send(Work::Batch(i, encoded)).is_err() {
-                    return;
-                }
-                i = j;
-            }
-        });
-        for work in rx {
-            match work {
-                Work::Large(i) => {
-                    out.cut()?;
-                    grouper.reset();
-                    let (digest, size) = store_large(out.pack()?, &entries[i])?;
-                    files[i] = Some((digest, size));
-                    progress.stored(1, size);
-                    out.cut()?;
-                }
-                Work::Batch(i, encoded) => {
-                    for (k, m) in encoded.into_iter().enumerate() {
-                        let m = m?;
-                        let (digest, size) = (m.digest(), m.size());
-                        if let Some(d) = digest {
-                            files[i + k] = Some((d, size));
-                            progress.stored(1, size);
-                        }
-                        let cut = grouper.push(&m.header, digest.as_ref(), artifact::weight(size));
-                        out.pack()?
-                            .add(m)
-                            .map_err(|source| io(objects.packs_dir(), source))?;
-                        if cut {
-                            out.cut()?;
-                        }
-                    }
-                }
-            }
-        }
-        Ok(())
-    })?;
-    out.cut()?;
-    Ok(out.layers)
-}
-
-fn member_kind(e: &ScanEntry, size: u64) -> (MemberKind, Option<&str>) {
-    match &e.kind {
-        ScanKind::File { executable, .. } => (
-            MemberKind::File {
-                size,
-                executable: *executable,
-            },
-            None,
-        ),
-        ScanKind::Dir => (MemberKind::Dir, None),
-        ScanKind::Symlink { target } => (MemberKind::Symlink, Some(target.as_str())),
-    }
-}
-
-/// Reads (if a file) and hashes one small member.
-fn read_small(e: &ScanEntry, large: u64) -> Result<pack::Member, Error> {
-    let content = match (&e.kind, &e.source) {
-        (ScanKind::File { size, .. }, Some(src)) => {
-            let mut buf = Vec::with_capacity(usize::try_from(*size).unwrap_or(0));
-            File::open(src)
-                .and_then(|f| f.take(large).read_to_end(&mut buf))
-                .map_err(|source| io(src, source))?;
-            if buf.len() as u64 >= large {
-                return Err(Error::Changed { path: src.clone() });
-            }
-            Some(buf)
-        }
-        _ => None,
-    };
-    let size = content.as_ref().map_or(0, |c| c.len() as u64);
-    let (kind, link) = member_kind(e, size);
-    Ok(pack::Member::new(&e.path, kind, link, content))
-}
-
-/// Streams a large file into `pack` as its only member.
-fn store_large(pack: &mut OpenPack, e: &ScanEntry) -> Result<(Digest, u64), Error> {
-    let src = e
-        .source
-        .as_deref()
-        .expect("files are scanned, never synthesized");
-    let ScanKind::File { size, executable } = e.kind else {
-        unreachable!("only files are large");
-    };
-    let header = pack::tar::header(&e.path, MemberKind::File { size, executable }, None);
-    let mut file = File::open(src).map_err(|source| io(src, source))?;
-    let mut result = None;
-    let mut failure = None;
-    pack.add_streamed(&header, |out| {
-        let mut limited = (&mut file).take(size.saturating_add(1));
-        match objects::compress_stream(&mut limited, out, true) {
-            Ok((digest, n)) => {
-                result = Some((digest, n));
-                Ok((digest, n))
-            }
-            Err(objects::StreamError::Read(e)) => {
-                failure = Some(io(src, e));
-                Err(std::io::Error::other("read failed"))
-            }
-            Err(objects::StreamError::Write(e)) => Err(e),
-        }
-    })
-    .map_err(|source| failure.take().unwrap_or_else(|| io(src, source)))?;
-    let (digest, n) = result.expect("set when add_streamed succeeds");
-    if n != size {
-        return Err(Error::Changed {
-            path: src.to_owned(),
-        });
-    }
-    Ok((digest, n))
-}
-
-/// Builds every tree bottom-up. Returns the root digest, the distinct trees in pre-order
-/// (root first) and the counts.
-#[allow(clippy::type_complexity)]
-fn make_trees(
-    entries: &[ScanEntry],
-    files: &[Option<(Digest, u64)>],
-) -> Result<(Digest, Vec<(Digest, Vec<u8>)>, Stats), Error> {
-    let mut children: Vec<Vec<TreeEntry>> = vec![Vec::new(); entries.len()];
-    let mut root_children = Vec::new();
-    let mut dir_trees: Vec<Option<(Digest, Vec<u8>)>> = vec![None; entries.len()];
-    let mut stats = Stats::default();
-    for idx in (0..entries.len()).rev() {
-        let e = &entries[idx];
-        let kind = match &e.kind {
-            ScanKind::File { executable, .. } => {
-                let (digest, size) =
-                    files[idx].expect("every file was stored before trees are built");
-                stats.files += 1;
-                stats.bytes += size;
-                EntryKind::File {
-                    size,
-                    digest,
-                    executable: *executable,
-                }
-            }
-            ScanKind::Symlink { target } => {
-                stats.symlinks += 1;
-                EntryKind::Symlink {
-                    target: target.clone(),
-                }
-            }
-            ScanKind::Dir => {
-                stats.dirs += 1;
-                let tree = Tree::new(std::mem::take(&mut children[idx]))
-                    .map_err(|err| Error::Tree(format!("{}: {err}", e.path)))?;
-                let bytes = tree.encode();
-                let digest = Digest::of(&bytes);
-                dir_trees[idx] = Some((digest, bytes));
-                EntryKind::Dir { digest }
-            }
-        };
-        let entry = TreeEntry {
-            name: e.name.clone(),
-            kind,
-        };
-        match e.parent {
-            Some(p) => children[p].push(entry),
-            None => root_children.push(entry),
-        }
-    }
-    let root = Tree::new(root_children).map_err(|err| Error::Tree(err.to_string()))?;
-    let root_bytes = root.encode();
-    let root_digest = Digest::of(&root_bytes);
-    let mut seen = HashSet::new();
-    let mut trees = Vec::new();
-    for (d, b) in std::iter::once((root_digest, root_bytes)).chain(dir_trees.into_iter().flatten())
-    {
-        if seen.insert(d) {
-            trees.push((d, b));
-        }
-    }
-    Ok((root_digest, trees, stats))
-}
-
-fn store_trees(objects: &Objects, trees: &[(Digest, Vec<u8>)]) -> Result<Vec<Descriptor>, Error> {
-    let total: u64 = trees
-        .iter()
-        .map(|(_, b)| artifact::weight(b.len() as u64))
-        .sum();
-    let mut grouper = Grouper::new(artifact::tree_target(total));
-    let mut out = GroupWriter {
-        objects,
-        current: None,
-        layers: Vec::new(),
-        media_type: MEDIA_TYPE_TREES,
-    };
-    for batch in trees.chunks(BATCH_MEMBERS) {
-        for (d, bytes) in batch {
-            let m = pack::Member {
-                header: pack::tar::header(
-                    &format!("sha256/{}", d.hex()),
-                    MemberKind::File {
-                        size: bytes.len() as u64,
-                        executable: false,
-                    },
-                    None,
-                ),
-                content: Some((bytes.clone(), *d)),
-            };
-            let cut = grouper.push(&m.header, Some(d), artifact::weight(m.size()));
-            out.pack()?
-                .add(m)
-                .map_err(|source| io(objects.packs_dir(), source))?;
-            if cut {
-                out.cut()?;
-            }
-        }
-    }
-    out.cut()?;
-    Ok(out.layers)
-}
-
-fn io(path: &Path, source: std::io::Error) -> Error {
+pub(crate) fn io(path: &Path, source: std::io::Error) -> Error {
     Error::Io {
         path: path.to_owned(),
         source,
@@ -506,6 +308,17 @@ pub enum Error {
     /// A tree could not be built.
     #[error("cannot build tree: {0}")]
     Tree(String),
+    /// A file the stat cache knew had other contents when read (it changed within its mtime
+    /// tick, or during the commit); the build starts again reading it.
+    #[error("a file changed while it was being committed")]
+    Stale {
+        /// Its entry.
+        index: usize,
+    },
+    /// A recorded tree did not encode to its digest; the build starts again encoding every
+    /// tree.
+    #[error("a cached tree does not match its directory")]
+    StaleTree,
     /// The store failed.
     #[error(transparent)]
     Objects(#[from] objects::Error),

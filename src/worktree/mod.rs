@@ -5,7 +5,11 @@
 
 pub mod build;
 pub mod dest;
+pub mod fingerprint;
+pub mod groups;
+pub mod packcache;
 pub mod restore;
 pub mod scan;
 pub mod statcache;
+pub mod trees;
 pub mod unpack;

@@ -1,49 +1,80 @@
-//! The stat cache: digests of files that have not changed since they were last read, so a
-//! commit of an unchanged tree stats every file and reads none (git's index plays this role).
+//! The stat cache: what every scanned directory held when it was last committed, so that a
+//! commit reads, hashes and encodes only what changed (git's index and cache-tree play this
+//! role).
 //!
-//! A record is trusted only while the file's size, mtime, ctime, inode and device are all
-//! exactly as recorded. As with git's "racy clean" entries, a file whose mtime is not safely
-//! older (by [`RACY_MARGIN_NS`], more than any filesystem's timestamp granularity) than the
-//! moment its stat was taken is never recorded: it could change again within the same
-//! timestamp tick after it was read, and look unchanged. Such files are simply read again
-//! next time. (Records are also checked against the cache file's own mtime when loaded.)
+//! For each directory a commit scans, `.store/cache/stat.v3` keeps its entries in name order:
+//! every file's stat (size, mtime, ctime, inode, device) and digest, every symlink's target,
+//! every entry's cut value (the hash that decides where blocks and groups end, which depends
+//! on the entry's recorded path), and the directory's tree (digest, size and cut value).
 //!
-//! The cache is an optimisation, never the truth: it lives at `.store/cache/stat.v2`, may be
-//! deleted at any time, is replaced atomically, and a damaged or foreign one is ignored.
+//! * A file whose stat is exactly as recorded, and whose record is not racy, has the recorded
+//!   digest without being read. (As with git's "racy clean" entries, a file whose mtime is not
+//!   safely older — by [`RACY_MARGIN_NS`], more than any filesystem's timestamp granularity —
+//!   than the moment its stat was taken is recorded as *racy*: it could change again within
+//!   the same timestamp tick after it was read, and look unchanged. A racy record's digest is
+//!   only a hint, and the file is read again. Records are also checked against the cache
+//!   file's own mtime when loaded.)
+//! * A directory whose entries are all recorded as they are now (same names, kinds, stats and
+//!   targets, none racy), and whose subdirectories are all such directories, has the recorded
+//!   tree without encoding it ([`Lookup::trees`]).
 //!
-//! A second, small file (`.store/cache/trees.v2`) maps a fingerprint of a whole scan — every
-//! entry's path, kind and stat, in order — to the root tree it produced, so an unchanged
-//! tree is recognised without even loading the per-file records. A fingerprint is recorded
-//! only when every file in it was safely old, by the same rule.
+//! The cache is an optimisation, never the truth: it may be deleted at any time, it is
+//! replaced atomically, and a damaged, foreign or older one is ignored whole (its body ends
+//! with its own SHA-256). What it says can only spare work: every digest it gives is one the
+//! file had when it was read, and the packs that hold the results are checked on their own
+//! (`worktree::packcache`).
 //!
-//! Format (zstd-compressed, after the header line `snap-stat-cache 2`), one record per file:
-//! `<hex digest> <size> <mtime_ns> <ctime_ns> <ino> <dev> <path length> <path>\n`, the path
-//! being the absolute path that was read, as its length in bytes and then exactly those bytes.
-//! A name is data, never syntax: whatever bytes it holds (a newline and a forged record, say)
-//! cannot end its record or start another. The fingerprint length-prefixes every name too.
+//! Format (store format §9.1): the line `snap-stat-cache 3`, then zstd-compressed: sections,
+//! then the SHA-256 of the sections. Integers are little-endian. Every name, path and target
+//! is its length and then exactly those bytes, so whatever bytes a file name holds, it cannot
+//! end its record or stand for another one.
+//!
+//! ```text
+//! section: u32 path length, path        the directory that was read (absolute)
+//!          u8 0 | 1, [u32 length, recorded path]   where its entries were recorded
+//!          u8 flags: 1 = every entry of a scanned directory, 2 = a tree follows
+//!          [32 digest, u64 size, u64 cut value]     the directory's tree
+//!          u32 age: rewrites of the file since this directory was last scanned
+//!          u32 count, then count entries, sorted by name bytes
+//! entry:   u8 kind: f (file), x (executable file), d (directory), l (symlink)
+//!          u8 flags: 1 = racy
+//!          u16 name length, name
+//!          u64 cut value
+//!          f, x: u64 size, i128 mtime ns, i128 ctime ns, u64 inode, u64 device, 32 digest
+//!          l: u32 target length, target
+//! ```
+//!
 //! (Version 1 wrote paths raw, one per line: a directory named `x\n<record>` could make a
-//! later commit record another file as chosen bytes. Its files, `stat.v1` and `trees.v1`, are
-//! never read, and are removed when the new ones are written.)
+//! later commit record another file as chosen bytes. Version 2 length-prefixed every path and
+//! kept one record per file. Their files are never read, and are removed when a new one is
+//! written.)
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
-use std::io::{BufWriter, Read, Write};
+use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::digest::Digest;
 use crate::fs::AtomicFile;
+use crate::worktree::scan::{ScanEntry, ScanKind};
 
-const HEADER: &str = "snap-stat-cache 2";
-/// The most bytes a cache may decompress to (about 7 million files' records): a damaged
+const MAGIC: &[u8] = b"snap-stat-cache 3\n";
+/// The most bytes a cache may decompress to (about 8 million files' records): a damaged
 /// file is then ignored, not a huge allocation.
 const MAX_CACHE_BYTES: u64 = 1 << 30;
-/// Cache files of the injectable version 1, removed when their successors are written.
-const OLD_FILES: [&str; 2] = ["stat.v1", "trees.v1"];
+/// Cache files of earlier versions, removed when the current one is written.
+const OLD_FILES: [&str; 3] = ["stat.v1", "trees.v1", "stat.v2"];
+/// A directory not scanned by this many rewrites of the cache in a row is forgotten.
+const MAX_AGE: u32 = 16;
 /// How much older than the cache file a record's mtime must be to be trusted (2 s covers
 /// FAT's granularity, and coarse kernel clocks by far).
 pub const RACY_MARGIN_NS: i128 = 2_000_000_000;
+
+const SECTION_COMPLETE: u8 = 1;
+const SECTION_TREE: u8 = 2;
+const ENTRY_RACY: u8 = 1;
 
 /// What `lstat` said about a file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,36 +103,184 @@ impl FileStat {
             dev: meta.dev(),
         }
     }
+
+    /// Whether a file with this stat, taken no earlier than `started_ns`, may have changed
+    /// again within its mtime's tick after it was read.
+    #[must_use]
+    pub fn is_racy(&self, started_ns: i128) -> bool {
+        self.mtime_ns + RACY_MARGIN_NS >= started_ns
+    }
 }
 
-/// Digests of files by path, with the stat they had when read.
+/// The tree a directory had, and its cut value as a member of a tree layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TreeRecord {
+    /// The tree's digest.
+    pub digest: Digest,
+    /// The tree's size in bytes.
+    pub size: u64,
+    /// Its cut value as the tree layer member `sha256/<hex>`.
+    pub cut: u64,
+}
+
+/// The kind byte of a scanned entry, as recorded.
+#[must_use]
+pub fn kind_byte(kind: &ScanKind) -> u8 {
+    match kind {
+        ScanKind::File {
+            executable: false, ..
+        } => b'f',
+        ScanKind::File {
+            executable: true, ..
+        } => b'x',
+        ScanKind::Dir => b'd',
+        ScanKind::Symlink { .. } => b'l',
+    }
+}
+
+/// What the cache recorded for one scanned entry.
+#[derive(Clone, Copy, Debug)]
+pub struct Prior {
+    digest: Digest,
+    size: u64,
+    cut: u64,
+    kind: u8,
+    flags: u8,
+}
+
+const PRIOR_TRUSTED: u8 = 1;
+const PRIOR_CUT: u8 = 2;
+
+impl Default for Prior {
+    fn default() -> Self {
+        Prior {
+            digest: Digest::from_bytes([0; 32]),
+            size: 0,
+            cut: 0,
+            kind: 0,
+            flags: 0,
+        }
+    }
+}
+
+impl Prior {
+    /// Whether there is a record for the entry (of the same kind).
+    #[must_use]
+    pub fn is_recorded(&self) -> bool {
+        self.kind != 0
+    }
+
+    /// A file's digest and size, known without reading it: its stat is as recorded and the
+    /// record is not racy.
+    #[must_use]
+    pub fn known(&self) -> Option<(Digest, u64)> {
+        (self.flags & PRIOR_TRUSTED != 0).then_some((self.digest, self.size))
+    }
+
+    /// The digest a file had when last committed (trusted or not): a hint, never the truth.
+    #[must_use]
+    pub fn hint(&self) -> Option<Digest> {
+        matches!(self.kind, b'f' | b'x').then_some(self.digest)
+    }
+
+    /// The recorded cut value, if the member is as recorded (same kind, size and contents,
+    /// recorded under the same path).
+    #[must_use]
+    pub fn cut_for(&self, kind: u8, size: u64, digest: Option<&Digest>) -> Option<u64> {
+        if self.flags & PRIOR_CUT == 0 || self.kind != kind {
+            return None;
+        }
+        match digest {
+            Some(d) if size != self.size || *d != self.digest => None,
+            _ => Some(self.cut),
+        }
+    }
+}
+
+/// What the cache knows about a scan ([`StatCache::lookup`]).
+#[derive(Debug, Default)]
+pub struct Lookup {
+    /// One per scanned entry.
+    pub priors: Vec<Prior>,
+    /// The recorded tree of each scanned directory that has one (by entry index), and
+    /// whether it is still the directory's tree: every entry below it is as recorded.
+    pub trees: HashMap<usize, (TreeRecord, bool)>,
+}
+
+impl Lookup {
+    /// The recorded tree of directory `idx` if it is still its tree.
+    #[must_use]
+    pub fn clean_tree(&self, idx: usize) -> Option<TreeRecord> {
+        self.trees
+            .get(&idx)
+            .and_then(|(t, clean)| clean.then_some(*t))
+    }
+
+    /// The tree directory `idx` had when last committed, clean or not.
+    #[must_use]
+    pub fn old_tree(&self, idx: usize) -> Option<TreeRecord> {
+        self.trees.get(&idx).map(|(t, _)| *t)
+    }
+
+    /// Whether every file's digest is known without reading.
+    #[must_use]
+    pub fn knows_every_file(&self, entries: &[ScanEntry]) -> bool {
+        entries
+            .iter()
+            .zip(&self.priors)
+            .all(|(e, p)| !matches!(e.kind, ScanKind::File { .. }) || p.known().is_some())
+    }
+}
+
+/// One section, located in the body.
+#[derive(Clone, Debug)]
+struct Section {
+    /// The whole section's bytes.
+    raw: std::ops::Range<usize>,
+    recorded: Option<std::ops::Range<usize>>,
+    complete: bool,
+    tree: Option<TreeRecord>,
+    age: u32,
+    /// The entries' bytes, and how many there are.
+    entries: std::ops::Range<usize>,
+    count: u32,
+}
+
+/// One entry, decoded.
+#[derive(Clone, Copy, Debug)]
+struct Record<'a> {
+    kind: u8,
+    racy: bool,
+    name: &'a [u8],
+    cut: u64,
+    stat: Option<(FileStat, Digest)>,
+    target: Option<&'a [u8]>,
+}
+
+/// The stat cache of a store, as loaded.
 #[derive(Debug, Default)]
 pub struct StatCache {
-    /// Keyed by the path's bytes (hashing a `Path` walks its components: slow).
-    records: HashMap<Box<[u8]>, (FileStat, Digest)>,
-    /// The cache file's own mtime when loaded; records must be older than this.
+    body: Vec<u8>,
+    /// Keyed by directory path; the first section for a path wins.
+    sections: HashMap<Box<[u8]>, Section>,
+    /// The order sections were in (to carry unvisited ones over in order).
+    order: Vec<Box<[u8]>>,
+    /// The SHA-256 the body ended with (an unchanged rewrite is skipped).
+    checksum: Option<Digest>,
+    /// The cache file's own mtime when loaded; trusted records must be older than this.
     written_ns: i128,
-    /// When this cache was loaded, before any file it will record was stat'ed.
+    /// When this commit began, before any file it will record was stat'ed.
     started_ns: i128,
-    dirty: bool,
 }
 
 impl StatCache {
     /// The cache file of a store directory.
     #[must_use]
     pub fn path(store_dir: &Path) -> PathBuf {
-        store_dir.join("cache").join("stat.v2")
+        store_dir.join("cache").join("stat.v3")
     }
 
-    /// Loads the cache, or an empty one if it is missing, unreadable or malformed.
-    /// Load it before stat'ing the files it will record.
-    #[must_use]
-    pub fn load(store_dir: &Path) -> StatCache {
-        Self::load_from(store_dir, Self::started_now())
-    }
-
-    /// The current time, to pass to [`StatCache::load_from`] before the files are stat'ed
-    /// when loading happens concurrently with the scan.
+    /// The current time, to pass to [`StatCache::load`] before the files are stat'ed.
     #[must_use]
     pub fn started_now() -> i128 {
         std::time::SystemTime::now()
@@ -109,138 +288,525 @@ impl StatCache {
             .map_or(0, |d| i128::try_from(d.as_nanos()).unwrap_or(i128::MAX))
     }
 
-    /// Like [`StatCache::load`], for files stat'ed no earlier than `started_ns`.
+    /// Loads the cache, or an empty one if it is missing, unreadable or malformed in any
+    /// byte. `started_ns` is a time taken before any file the commit records was stat'ed.
     #[must_use]
-    pub fn load_from(store_dir: &Path, started_ns: i128) -> StatCache {
+    pub fn load(store_dir: &Path, started_ns: i128) -> StatCache {
         let mut cache = Self::try_load(&Self::path(store_dir)).unwrap_or_default();
         cache.started_ns = started_ns;
         cache
     }
 
     fn try_load(path: &Path) -> Option<StatCache> {
-        let file = File::open(path).ok()?;
+        let mut file = File::open(path).ok()?;
         let written_ns = FileStat::of(&file.metadata().ok()?).mtime_ns;
-        // Read whole, then parsed in place: no allocation per field.
-        let mut bytes = Vec::new();
+        let mut magic = [0u8; MAGIC.len()];
+        file.read_exact(&mut magic).ok()?;
+        if magic != MAGIC {
+            return None;
+        }
+        let mut body = Vec::new();
         zstd::stream::read::Decoder::new(file)
             .ok()?
             .take(MAX_CACHE_BYTES)
-            .read_to_end(&mut bytes)
+            .read_to_end(&mut body)
             .ok()?;
-        let mut rest = bytes.strip_prefix(HEADER.as_bytes())?.strip_prefix(b"\n")?;
-        let mut records = HashMap::new();
-        while !rest.is_empty() {
-            let digest = Digest::from_hex(field(&mut rest)?).ok()?;
-            let stat = FileStat {
-                size: field(&mut rest)?.parse().ok()?,
-                mtime_ns: field(&mut rest)?.parse().ok()?,
-                ctime_ns: field(&mut rest)?.parse().ok()?,
-                ino: field(&mut rest)?.parse().ok()?,
-                dev: field(&mut rest)?.parse().ok()?,
-            };
-            let len: usize = field(&mut rest)?.parse().ok()?;
-            // The record ends exactly where its length says, or the file is not a cache.
-            if rest.get(len) != Some(&b'\n') {
-                return None;
-            }
-            let (path, tail) = rest.split_at(len);
-            rest = &tail[1..];
-            records.insert(Box::from(path), (stat, digest));
+        let sum_at = body.len().checked_sub(32)?;
+        let checksum = Digest::from_bytes(body[sum_at..].try_into().ok()?);
+        body.truncate(sum_at);
+        if Digest::of(&body) != checksum {
+            return None;
         }
-        Some(StatCache {
-            records,
+        let mut cache = StatCache {
+            checksum: Some(checksum),
             written_ns,
-            started_ns: 0,
-            dirty: false,
-        })
-    }
-
-    /// The digest of `path` if its stat is exactly as recorded and the record is not racy.
-    #[must_use]
-    pub fn get(&self, path: &Path, stat: &FileStat) -> Option<Digest> {
-        let (recorded, digest) = self.records.get(path.as_os_str().as_bytes())?;
-        (recorded == stat && stat.mtime_ns + RACY_MARGIN_NS < self.written_ns).then_some(*digest)
-    }
-
-    /// Records what a file hashed to when it had `stat` (taken after [`StatCache::load`]),
-    /// unless its mtime is too recent to be sure a later change would show.
-    pub fn insert(&mut self, path: &Path, stat: FileStat, digest: Digest) {
-        if stat.mtime_ns + RACY_MARGIN_NS >= self.started_ns {
-            if self.records.remove(path.as_os_str().as_bytes()).is_some() {
-                self.dirty = true;
+            ..StatCache::default()
+        };
+        let mut r = Reader::new(&body, 0);
+        while !r.is_done() {
+            let start = r.at;
+            let path = r.bytes_u32()?;
+            let recorded = match r.u8()? {
+                0 => None,
+                1 => Some(r.bytes_u32()?),
+                _ => return None,
+            };
+            let flags = r.u8()?;
+            let tree = if flags & SECTION_TREE != 0 {
+                Some(TreeRecord {
+                    digest: r.digest()?,
+                    size: r.u64()?,
+                    cut: r.u64()?,
+                })
+            } else {
+                None
+            };
+            let age = r.u32()?;
+            let count = r.u32()?;
+            let entries_start = r.at;
+            let mut last: Option<&[u8]> = None;
+            for _ in 0..count {
+                let rec = r.record()?;
+                // Sorted and unique, as written: the merge with a scan relies on it.
+                if last.is_some_and(|l| l >= rec.name) {
+                    return None;
+                }
+                last = Some(rec.name);
             }
-            return;
+            let section = Section {
+                raw: start..r.at,
+                recorded: recorded.map(|(s, e)| s..e),
+                complete: flags & SECTION_COMPLETE != 0,
+                tree,
+                age,
+                entries: entries_start..r.at,
+                count,
+            };
+            let key: Box<[u8]> = body[path.0..path.1].into();
+            if !cache.sections.contains_key(&key) {
+                cache.order.push(key.clone());
+                cache.sections.insert(key, section);
+            }
         }
-        let old = self
-            .records
-            .insert(Box::from(path.as_os_str().as_bytes()), (stat, digest));
-        if old != Some((stat, digest)) {
-            self.dirty = true;
-        }
+        cache.body = body;
+        Some(cache)
     }
 
-    /// Number of records.
-    #[must_use]
-    pub fn len(&self) -> usize {
-        self.records.len()
-    }
-
-    /// Whether there are no records.
+    /// Whether the cache holds nothing.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
+        self.sections.is_empty()
     }
 
-    /// Writes the cache if it changed (atomically; a failure only costs speed next time).
+    fn section(&self, dir: &[u8]) -> Option<&Section> {
+        self.sections.get(dir)
+    }
+
+    fn prior_of(&self, rec: &Record<'_>, e: &ScanEntry, same_path: bool) -> (Prior, bool) {
+        let kind = kind_byte(&e.kind);
+        if rec.kind != kind {
+            return (Prior::default(), false);
+        }
+        let mut p = Prior {
+            kind,
+            cut: rec.cut,
+            ..Prior::default()
+        };
+        let exact = match (&e.kind, rec.stat, e.stat) {
+            (ScanKind::File { .. }, Some((stat, digest)), Some(now)) => {
+                p.digest = digest;
+                p.size = stat.size;
+                let trusted =
+                    !rec.racy && stat == now && stat.mtime_ns + RACY_MARGIN_NS < self.written_ns;
+                if trusted {
+                    p.flags |= PRIOR_TRUSTED;
+                }
+                trusted
+            }
+            (ScanKind::Symlink { target }, _, _) => rec.target == Some(target.as_bytes()),
+            (ScanKind::Dir, _, _) => true,
+            _ => false,
+        };
+        // A file's cut value is checked against its contents when used (`cut_for`); a
+        // symlink's holds only for the same target.
+        if same_path && (exact || matches!(e.kind, ScanKind::File { .. })) {
+            p.flags |= PRIOR_CUT;
+        }
+        (p, exact)
+    }
+
+    /// What the cache knows about every entry of a scan: digests of unchanged files, cut
+    /// values of members recorded under the same path, and the trees of unchanged
+    /// directories. Reads nothing but the cache.
+    #[must_use]
+    pub fn lookup(&self, entries: &[ScanEntry]) -> Lookup {
+        let mut out = Lookup {
+            priors: vec![Prior::default(); entries.len()],
+            trees: HashMap::new(),
+        };
+        if self.sections.is_empty() {
+            return out;
+        }
+        let mut stack: Vec<Open<'_>> = Vec::new();
+        for (i, e) in entries.iter().enumerate() {
+            while let Some(top) = stack.last()
+                && Some(top.idx) != e.parent
+            {
+                let open = stack.pop().expect("just looked at it");
+                close(&open, &mut out, stack.last_mut());
+            }
+            if let Some(top) = stack.last_mut() {
+                // A child of a scanned directory: merge by name.
+                let name = e.name.as_str().as_bytes();
+                let mut found = None;
+                loop {
+                    let next = match top.pending.take() {
+                        Some(r) => Some(r),
+                        None if top.left > 0 => {
+                            top.left -= 1;
+                            top.reader.record()
+                        }
+                        None => None,
+                    };
+                    let Some(rec) = next else { break };
+                    match rec.name.cmp(name) {
+                        std::cmp::Ordering::Less => top.clean = false, // removed since
+                        std::cmp::Ordering::Equal => {
+                            found = Some(rec);
+                            break;
+                        }
+                        std::cmp::Ordering::Greater => {
+                            top.pending = Some(rec);
+                            break;
+                        }
+                    }
+                }
+                match found {
+                    Some(rec) => {
+                        let (p, exact) = self.prior_of(&rec, e, top.same_path);
+                        out.priors[i] = p;
+                        top.clean &= exact;
+                    }
+                    None => top.clean = false, // added since
+                }
+            } else if let Some(src) = &e.source {
+                // Given on the command line, or below a synthesized directory: look it up
+                // in the section of the directory it is in.
+                let found = src.parent().zip(src.file_name()).and_then(|(dir, name)| {
+                    let s = self.section(dir.as_os_str().as_bytes())?;
+                    let mut r = Reader::new(&self.body, s.entries.start);
+                    while r.at < s.entries.end {
+                        let rec = r.record()?;
+                        if rec.name == name.as_bytes() {
+                            return Some(rec);
+                        }
+                    }
+                    None
+                });
+                if let Some(rec) = found {
+                    out.priors[i] = self.prior_of(&rec, e, false).0;
+                }
+            }
+            // Scanned directories are merged with their sections (synthesized ones have none:
+            // their children are looked up as given on the command line).
+            if let (ScanKind::Dir, Some(src)) = (&e.kind, &e.source) {
+                let section = self.section(src.as_os_str().as_bytes());
+                let reader = Reader::new(&self.body, section.map_or(0, |s| s.entries.start));
+                let left = section.map_or(0, |s| s.count);
+                let same_path = section
+                    .and_then(|s| s.recorded.clone())
+                    .is_some_and(|r| &self.body[r] == e.path.as_bytes());
+                stack.push(Open {
+                    idx: i,
+                    section,
+                    reader,
+                    left,
+                    pending: None,
+                    same_path,
+                    clean: section.is_some(),
+                });
+            }
+        }
+        while let Some(open) = stack.pop() {
+            close(&open, &mut out, stack.last_mut());
+        }
+        out
+    }
+
+    /// Writes the cache for this scan: a section per scanned directory, one per directory
+    /// holding entries given on the command line, and the sections of directories not
+    /// scanned this time (aged; forgotten after [`MAX_AGE`] rewrites). `files` gives each
+    /// file's digest and size, `cuts` each member's cut value, `trees` each scanned
+    /// directory's tree. Skipped when nothing changed; replaced atomically otherwise.
     ///
     /// # Errors
-    /// The I/O error, for the caller to ignore or report.
-    pub fn save(&self, store_dir: &Path) -> std::io::Result<()> {
-        if !self.dirty {
-            return Ok(());
+    /// The I/O error, for the caller to ignore (only speed depends on the cache).
+    pub fn save(
+        &self,
+        store_dir: &Path,
+        entries: &[ScanEntry],
+        files: &[Option<(Digest, u64)>],
+        cuts: &[u64],
+        trees: &HashMap<usize, TreeRecord>,
+    ) -> std::io::Result<bool> {
+        let mut body = Vec::with_capacity(entries.len() * 96 + 4096);
+        let mut written: HashSet<&[u8]> = HashSet::new();
+        // Children of each scanned directory, in scan (name) order.
+        let mut children: HashMap<usize, Vec<usize>> = HashMap::new();
+        // Entries whose directory was not scanned as such: by the directory they are in.
+        let mut loose: Vec<(&Path, usize)> = Vec::new();
+        for (i, e) in entries.iter().enumerate() {
+            match e.parent {
+                Some(p) if entries[p].source.is_some() => children.entry(p).or_default().push(i),
+                _ => {
+                    if let Some(dir) = e.source.as_deref().and_then(Path::parent) {
+                        loose.push((dir, i));
+                    }
+                }
+            }
         }
+        let record = |body: &mut Vec<u8>, i: usize| {
+            let e = &entries[i];
+            let name = e.name.as_str().as_bytes();
+            body.push(kind_byte(&e.kind));
+            // Trusted later only if it was safely old when read, and what was read is as long
+            // as the stat said.
+            let racy = match (&e.kind, e.stat, files[i]) {
+                (ScanKind::File { .. }, Some(s), Some((_, size))) => {
+                    s.is_racy(self.started_ns) || size != s.size
+                }
+                _ => false,
+            };
+            body.push(if racy { ENTRY_RACY } else { 0 });
+            let name_len = u16::try_from(name.len()).expect("entry names fit NAME_MAX");
+            body.extend_from_slice(&name_len.to_le_bytes());
+            body.extend_from_slice(name);
+            body.extend_from_slice(&cuts[i].to_le_bytes());
+            match &e.kind {
+                ScanKind::File { .. } => {
+                    let stat = e.stat.expect("files are scanned with their stat");
+                    let (digest, _) = files[i].expect("every file was stored");
+                    body.extend_from_slice(&stat.size.to_le_bytes());
+                    body.extend_from_slice(&stat.mtime_ns.to_le_bytes());
+                    body.extend_from_slice(&stat.ctime_ns.to_le_bytes());
+                    body.extend_from_slice(&stat.ino.to_le_bytes());
+                    body.extend_from_slice(&stat.dev.to_le_bytes());
+                    body.extend_from_slice(digest.as_bytes());
+                }
+                ScanKind::Symlink { target } => {
+                    put_bytes_u32(body, target.as_bytes());
+                }
+                ScanKind::Dir => {}
+            }
+        };
+        for (i, e) in entries.iter().enumerate() {
+            let (ScanKind::Dir, Some(src)) = (&e.kind, &e.source) else {
+                continue;
+            };
+            let key = src.as_os_str().as_bytes();
+            if !written.insert(key) {
+                continue;
+            }
+            put_bytes_u32(&mut body, key);
+            body.push(1);
+            put_bytes_u32(&mut body, e.path.as_bytes());
+            let tree = trees.get(&i);
+            body.push(SECTION_COMPLETE | if tree.is_some() { SECTION_TREE } else { 0 });
+            if let Some(t) = tree {
+                body.extend_from_slice(t.digest.as_bytes());
+                body.extend_from_slice(&t.size.to_le_bytes());
+                body.extend_from_slice(&t.cut.to_le_bytes());
+            }
+            body.extend_from_slice(&0u32.to_le_bytes());
+            let kids = children.remove(&i).unwrap_or_default();
+            body.extend_from_slice(&count_u32(kids.len()).to_le_bytes());
+            for k in kids {
+                record(&mut body, k);
+            }
+        }
+        loose.sort_by(|a, b| {
+            (
+                a.0.as_os_str().as_bytes(),
+                entries[a.1].name.as_str().as_bytes(),
+            )
+                .cmp(&(
+                    b.0.as_os_str().as_bytes(),
+                    entries[b.1].name.as_str().as_bytes(),
+                ))
+        });
+        loose.dedup_by(|b, a| {
+            a.0 == b.0 && entries[a.1].name.as_str() == entries[b.1].name.as_str()
+        });
+        for run in loose.chunk_by(|a, b| a.0 == b.0) {
+            let key = run[0].0.as_os_str().as_bytes();
+            if !written.insert(key) {
+                continue;
+            }
+            put_bytes_u32(&mut body, key);
+            body.push(0);
+            body.push(0);
+            body.extend_from_slice(&0u32.to_le_bytes());
+            body.extend_from_slice(&count_u32(run.len()).to_le_bytes());
+            for (_, i) in run {
+                record(&mut body, *i);
+            }
+        }
+        // Directories not scanned this time (another commit's paths) are kept for a while.
+        for key in &self.order {
+            if written.contains(&**key) {
+                continue;
+            }
+            let s = &self.sections[key];
+            if s.age + 1 >= MAX_AGE {
+                continue;
+            }
+            let raw = &self.body[s.raw.clone()];
+            let age_at = s.entries.start - s.raw.start - 8;
+            body.extend_from_slice(&raw[..age_at]);
+            body.extend_from_slice(&(s.age + 1).to_le_bytes());
+            body.extend_from_slice(&raw[age_at + 4..]);
+        }
+        let checksum = Digest::of(&body);
+        if Some(checksum) == self.checksum {
+            return Ok(false);
+        }
+        body.extend_from_slice(checksum.as_bytes());
+
         let path = Self::path(store_dir);
         let dir = path.parent().unwrap_or(store_dir).to_owned();
         crate::fs::create_dir_all(&dir)?;
         let mut tmp = AtomicFile::new_in(&dir)?;
+        tmp.write_all(MAGIC)?;
         {
-            let encoder = zstd::stream::write::Encoder::new(tmp.file(), 1)?.auto_finish();
-            let mut w = BufWriter::with_capacity(1 << 20, encoder);
-            writeln!(w, "{HEADER}")?;
-            for (p, (s, d)) in &self.records {
-                write!(
-                    w,
-                    "{} {} {} {} {} {} {} ",
-                    d.hex(),
-                    s.size,
-                    s.mtime_ns,
-                    s.ctime_ns,
-                    s.ino,
-                    s.dev,
-                    p.len()
-                )?;
-                w.write_all(p)?;
-                w.write_all(b"\n")?;
-            }
-            w.flush()?;
+            let mut encoder = zstd::stream::write::Encoder::new(tmp.file(), 1)?;
+            // Both cores: a million files' records are ~130 MB.
+            let _ = encoder.multithread(2);
+            encoder.write_all(&body)?;
+            encoder.finish()?;
         }
         tmp.persist_replace(&path, None)?;
         remove_old_files(&dir);
-        Ok(())
+        Ok(true)
     }
 }
 
-/// The space-terminated field at the start of `rest`, as text; `rest` moves past it.
-fn field<'a>(rest: &mut &'a [u8]) -> Option<&'a str> {
-    // Fields are numbers and 64 hex digits: a longer one is damage.
-    let end = rest.iter().take(80).position(|b| *b == b' ')?;
-    let (f, tail) = rest.split_at(end);
-    *rest = &tail[1..];
-    std::str::from_utf8(f).ok()
+fn count_u32(n: usize) -> u32 {
+    u32::try_from(n).expect("a directory holds fewer than 2^32 entries")
 }
 
-/// Best effort: a version 1 cache left behind only costs space.
-fn remove_old_files(cache_dir: &Path) {
+fn put_bytes_u32(body: &mut Vec<u8>, bytes: &[u8]) {
+    body.extend_from_slice(&count_u32(bytes.len()).to_le_bytes());
+    body.extend_from_slice(bytes);
+}
+
+/// A scanned directory being merged with its section ([`StatCache::lookup`]).
+struct Open<'a> {
+    idx: usize,
+    section: Option<&'a Section>,
+    reader: Reader<'a>,
+    left: u32,
+    pending: Option<Record<'a>>,
+    same_path: bool,
+    clean: bool,
+}
+
+/// Ends the merge of a directory: it is clean if every entry was as recorded and none is
+/// missing, its section lists the whole directory with a tree, and its subdirectories are
+/// clean. An unclean directory makes its parent unclean.
+fn close(open: &Open<'_>, out: &mut Lookup, parent: Option<&mut Open<'_>>) {
+    let mut clean = open.clean && open.left == 0 && open.pending.is_none();
+    match open.section {
+        Some(s) => {
+            clean &= s.complete;
+            match s.tree {
+                Some(t) => {
+                    out.trees.insert(open.idx, (t, clean));
+                }
+                None => clean = false,
+            }
+        }
+        None => clean = false,
+    }
+    if !clean && let Some(p) = parent {
+        p.clean = false;
+    }
+}
+
+/// Bounds-checked reading of the body.
+#[derive(Clone)]
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn new(bytes: &'a [u8], at: usize) -> Self {
+        Reader { bytes, at }
+    }
+
+    fn is_done(&self) -> bool {
+        self.at >= self.bytes.len()
+    }
+
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let s = self.bytes.get(self.at..self.at.checked_add(n)?)?;
+        self.at += n;
+        Some(s)
+    }
+
+    fn u8(&mut self) -> Option<u8> {
+        self.take(1).map(|b| b[0])
+    }
+
+    fn u16(&mut self) -> Option<u16> {
+        Some(u16::from_le_bytes(self.take(2)?.try_into().ok()?))
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
+
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+
+    fn i128(&mut self) -> Option<i128> {
+        Some(i128::from_le_bytes(self.take(16)?.try_into().ok()?))
+    }
+
+    fn digest(&mut self) -> Option<Digest> {
+        Some(Digest::from_bytes(self.take(32)?.try_into().ok()?))
+    }
+
+    /// A length-prefixed byte string, as its range in the body.
+    fn bytes_u32(&mut self) -> Option<(usize, usize)> {
+        let n = usize::try_from(self.u32()?).ok()?;
+        let start = self.at;
+        self.take(n)?;
+        Some((start, self.at))
+    }
+
+    fn record(&mut self) -> Option<Record<'a>> {
+        let kind = self.u8()?;
+        let flags = self.u8()?;
+        let n = usize::from(self.u16()?);
+        let name = self.take(n)?;
+        if name.is_empty() {
+            return None;
+        }
+        let cut = self.u64()?;
+        let mut rec = Record {
+            kind,
+            racy: flags & ENTRY_RACY != 0,
+            name,
+            cut,
+            stat: None,
+            target: None,
+        };
+        match kind {
+            b'f' | b'x' => {
+                let stat = FileStat {
+                    size: self.u64()?,
+                    mtime_ns: self.i128()?,
+                    ctime_ns: self.i128()?,
+                    ino: self.u64()?,
+                    dev: self.u64()?,
+                };
+                rec.stat = Some((stat, self.digest()?));
+            }
+            b'l' => {
+                let (s, e) = self.bytes_u32()?;
+                rec.target = Some(&self.bytes[s..e]);
+            }
+            b'd' => {}
+            _ => return None,
+        }
+        Some(rec)
+    }
+}
+
+/// Best effort: a cache of an earlier version left behind only costs space.
+pub(crate) fn remove_old_files(cache_dir: &Path) {
     for name in OLD_FILES {
         let _ = std::fs::remove_file(cache_dir.join(name));
     }
@@ -250,299 +816,283 @@ fn remove_old_files(cache_dir: &Path) {
 #[allow(clippy::disallowed_methods)] // tests write fixtures directly
 mod tests {
     use super::*;
+    use crate::worktree::scan::{Root, scan};
 
-    fn stat(p: &Path) -> FileStat {
-        FileStat::of(&std::fs::symlink_metadata(p).unwrap_or_else(|e| panic!("{e}")))
+    fn age(p: &Path) -> Result<(), Box<dyn std::error::Error>> {
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        File::options().write(true).open(p)?.set_modified(old)?;
+        Ok(())
+    }
+
+    fn scan_dir(dir: &Path) -> Result<Vec<ScanEntry>, Box<dyn std::error::Error>> {
+        Ok(scan(
+            &[Root {
+                recorded: "t".into(),
+                source: dir.to_owned(),
+            }],
+            &[],
+        )?)
+    }
+
+    /// An empty cache for a commit starting now.
+    fn fresh() -> StatCache {
+        StatCache {
+            started_ns: StatCache::started_now(),
+            ..StatCache::default()
+        }
+    }
+
+    /// Saves what a commit of `entries` would record, with made-up cut values and trees.
+    fn save(
+        store: &Path,
+        cache: &StatCache,
+        entries: &[ScanEntry],
+    ) -> Result<bool, Box<dyn std::error::Error>> {
+        let files: Vec<_> = entries
+            .iter()
+            .map(|e| match (&e.kind, &e.source) {
+                (ScanKind::File { size, .. }, Some(src)) => {
+                    Some((Digest::of(&std::fs::read(src).unwrap_or_default()), *size))
+                }
+                _ => None,
+            })
+            .collect();
+        let cuts: Vec<u64> = (0..entries.len() as u64).collect();
+        let trees = entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.kind == ScanKind::Dir)
+            .map(|(i, e)| {
+                let t = TreeRecord {
+                    digest: Digest::of(e.path.as_bytes()),
+                    size: 7,
+                    cut: 9,
+                };
+                (i, t)
+            })
+            .collect();
+        Ok(cache.save(store, entries, &files, &cuts, &trees)?)
     }
 
     #[test]
-    fn trusts_only_unchanged_files_older_than_the_cache() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    fn trusts_only_unchanged_files_older_than_the_cache() -> Result<(), Box<dyn std::error::Error>>
+    {
+        let store = tempfile::tempdir()?;
+        let dir = tempfile::tempdir()?;
         let f = dir.path().join("a");
-        std::fs::write(&f, "one").unwrap_or_else(|e| panic!("{e}"));
-        let d = Digest::of(b"one");
-        let mut c = StatCache::load(dir.path());
-        c.insert(&f, stat(&f), d);
-        assert!(c.is_empty(), "a file modified just now is not recorded");
+        std::fs::write(&f, "one")?;
+        let entries = scan_dir(dir.path())?;
+        let c = StatCache::load(store.path(), StatCache::started_now());
+        save(store.path(), &c, &entries)?;
+        let l = StatCache::load(store.path(), StatCache::started_now()).lookup(&entries);
+        assert_eq!(
+            l.priors[1].known(),
+            None,
+            "a file modified just now is racy"
+        );
+        assert_eq!(l.priors[1].hint(), Some(Digest::of(b"one")), "but hinted");
+        assert_eq!(l.clean_tree(0), None, "so its directory is not clean");
 
-        // Age the file: now it is trusted, until anything about it changes.
-        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
-        File::options()
-            .write(true)
-            .open(&f)
-            .and_then(|h| h.set_modified(old))
-            .unwrap_or_else(|e| panic!("{e}"));
-        let mut c = StatCache::load(dir.path());
-        c.insert(&f, stat(&f), d);
-        c.save(dir.path()).unwrap_or_else(|e| panic!("{e}"));
-        let loaded = StatCache::load(dir.path());
-        assert_eq!(loaded.get(&f, &stat(&f)), Some(d));
+        // Aged: now it is trusted, until anything about it changes.
+        age(&f)?;
+        let entries = scan_dir(dir.path())?;
+        let c = StatCache::load(store.path(), StatCache::started_now());
+        save(store.path(), &c, &entries)?;
+        let l = StatCache::load(store.path(), StatCache::started_now()).lookup(&entries);
+        assert_eq!(l.priors[1].known(), Some((Digest::of(b"one"), 3)));
+        assert!(l.clean_tree(0).is_some(), "every entry as recorded");
+        assert_eq!(
+            l.priors[1].cut_for(b'f', 3, Some(&Digest::of(b"one"))),
+            Some(1)
+        );
+        assert_eq!(
+            l.priors[1].cut_for(b'f', 3, Some(&Digest::of(b"two"))),
+            None
+        );
+        assert_eq!(
+            l.priors[1].cut_for(b'x', 3, Some(&Digest::of(b"one"))),
+            None
+        );
 
         // Same size, same mtime, new content: ctime (and for a rename, the inode) tells.
-        std::fs::write(&f, "two").unwrap_or_else(|e| panic!("{e}"));
-        File::options()
-            .write(true)
-            .open(&f)
-            .and_then(|h| h.set_modified(old))
-            .unwrap_or_else(|e| panic!("{e}"));
-        let now = stat(&f);
-        assert_eq!(now.size, 3);
-        assert_eq!(loaded.get(&f, &now), None);
+        std::fs::write(&f, "two")?;
+        age(&f)?;
+        let now = scan_dir(dir.path())?;
+        let l = StatCache::load(store.path(), StatCache::started_now()).lookup(&now);
+        assert_eq!(now[1].stat.map(|s| s.size), Some(3));
+        assert_eq!(l.priors[1].known(), None);
+        assert_eq!(l.clean_tree(0), None);
+        Ok(())
+    }
+
+    #[test]
+    fn added_removed_and_retyped_entries_make_a_directory_unclean()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let store = tempfile::tempdir()?;
+        let dir = tempfile::tempdir()?;
+        for n in ["b", "d/x"] {
+            let p = dir.path().join(n);
+            std::fs::create_dir_all(p.parent().ok_or("parent")?)?;
+            std::fs::write(&p, n)?;
+            age(&p)?;
+        }
+        let entries = scan_dir(dir.path())?;
+        save(store.path(), &fresh(), &entries)?;
+        let load = || StatCache::load(store.path(), StatCache::started_now());
+        assert!(load().lookup(&entries).clean_tree(0).is_some());
+        assert!(
+            !save(store.path(), &load(), &entries)?,
+            "nothing to rewrite"
+        );
+
+        let cases: [&dyn Fn(&Path) -> std::io::Result<()>; 4] = [
+            &|d| std::fs::write(d.join("a"), "new"),
+            &|d| std::fs::remove_file(d.join("b")),
+            &|d| std::fs::remove_file(d.join("b")).and(std::fs::create_dir(d.join("b"))),
+            &|d| std::os::unix::fs::symlink("x", d.join("c")),
+        ];
+        for (n, change) in cases.iter().enumerate() {
+            let copy = tempfile::tempdir()?;
+            let status = std::process::Command::new("cp")
+                .args(["-a", "--"])
+                .arg(dir.path().join("."))
+                .arg(copy.path())
+                .status()?;
+            assert!(status.success());
+            let entries = scan_dir(copy.path())?;
+            let c = load();
+            save(store.path(), &c, &entries)?;
+            let before = load().lookup(&entries);
+            assert!(before.clean_tree(0).is_some(), "case {n}: clean before");
+            change(copy.path())?;
+            let after = scan_dir(copy.path())?;
+            let l = load().lookup(&after);
+            assert_eq!(l.clean_tree(0), None, "case {n}: the root changed");
+            let d = after.iter().position(|e| e.path == "t/d").ok_or("t/d")?;
+            assert!(l.clean_tree(d).is_some(), "case {n}: t/d did not");
+        }
+        Ok(())
     }
 
     // issue 13: paths were written raw, one per line, so a directory named `x\n<record>`
     // forged a record for another file.
     #[test]
-    fn names_with_newlines_are_kept_exactly_and_cannot_forge_records()
-    -> Result<(), Box<dyn std::error::Error>> {
+    fn names_are_data_and_cannot_forge_records() -> Result<(), Box<dyn std::error::Error>> {
+        let store = tempfile::tempdir()?;
         let dir = tempfile::tempdir()?;
-        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
         let good = dir.path().join("good");
         std::fs::write(&good, "GOOD")?;
-        File::options().write(true).open(&good)?.set_modified(old)?;
-        let g = stat(&good);
-        let forged = format!(
-            "x\n{} {} {} {} {} {} {}",
-            Digest::of(b"EVIL").hex(),
-            g.size,
-            g.mtime_ns,
-            g.ctime_ns,
-            g.ino,
-            g.dev,
-            good.display()
-        );
-        // `x\n<record> /…/good`: a directory whose name holds the forged record, then
-        // directories spelling out the rest of the good file's path.
+        age(&good)?;
+        // A name holding what a record of `good` would look like after it.
+        let mut forged = b"x".to_vec();
+        forged.extend_from_slice(&[b'f', 0, 4, 0]);
+        forged.extend_from_slice(b"good");
+        forged.extend_from_slice(Digest::of(b"EVIL").as_bytes());
+        let forged = String::from_utf8_lossy(&forged).replace(['/', '\0'], "_");
         let evil = dir.path().join(&forged);
-        std::fs::create_dir_all(evil.parent().ok_or("no parent")?)?;
         std::fs::write(&evil, "EVIL")?;
-        File::options().write(true).open(&evil)?.set_modified(old)?;
-
-        let mut c = StatCache::load(dir.path());
-        c.insert(&evil, stat(&evil), Digest::of(b"EVIL"));
-        c.save(dir.path())?;
-        let loaded = StatCache::load(dir.path());
-        assert_eq!(loaded.len(), 1, "one record, read back whole");
-        assert_eq!(
-            loaded.get(&good, &g),
-            None,
-            "no record was forged for {good:?}"
-        );
-        assert_eq!(
-            loaded.get(&evil, &stat(&evil)),
-            Some(Digest::of(b"EVIL")),
-            "a name with a newline is cached like any other"
-        );
+        age(&evil)?;
+        let entries = scan_dir(dir.path())?;
+        save(store.path(), &fresh(), &entries)?;
+        let l = StatCache::load(store.path(), StatCache::started_now()).lookup(&entries);
+        for (e, p) in entries.iter().zip(&l.priors).skip(1) {
+            let content = std::fs::read(e.source.as_ref().ok_or("source")?)?;
+            assert_eq!(
+                p.known().map(|k| k.0),
+                Some(Digest::of(&content)),
+                "{}",
+                e.path
+            );
+        }
         Ok(())
     }
 
     #[test]
-    fn a_version_1_cache_is_ignored_and_removed() -> Result<(), Box<dyn std::error::Error>> {
+    fn a_damaged_or_older_cache_is_ignored_whole() -> Result<(), Box<dyn std::error::Error>> {
+        let store = tempfile::tempdir()?;
         let dir = tempfile::tempdir()?;
-        let cache = dir.path().join("cache");
-        std::fs::create_dir_all(&cache)?;
-        let f = dir.path().join("f");
-        std::fs::write(&f, "f")?;
-        let s = stat(&f);
-        let v1 = format!(
-            "snap-stat-cache 1\n{} {} {} {} {} {} {}\n",
-            Digest::of(b"f").hex(),
-            s.size,
-            s.mtime_ns,
-            s.ctime_ns,
-            s.ino,
-            s.dev,
-            f.display()
-        );
-        std::fs::write(cache.join("stat.v1"), zstd::encode_all(v1.as_bytes(), 1)?)?;
-        std::fs::write(cache.join("trees.v1"), "snap-tree-cache 1\n")?;
-        let mut c = StatCache::load(dir.path());
-        assert!(c.is_empty(), "version 1 is never read");
-        c.dirty = true;
-        c.save(dir.path())?;
-        assert!(!cache.join("stat.v1").exists() && !cache.join("trees.v1").exists());
-        assert!(StatCache::path(dir.path()).exists());
+        for n in ["a", "b"] {
+            std::fs::write(dir.path().join(n), n)?;
+            age(&dir.path().join(n))?;
+        }
+        let entries = scan_dir(dir.path())?;
+        save(store.path(), &fresh(), &entries)?;
+        let path = StatCache::path(store.path());
+        let good = std::fs::read(&path)?;
+        let body = zstd::decode_all(&good[MAGIC.len()..])?;
+        let known = |store: &Path| {
+            StatCache::load(store, StatCache::started_now())
+                .lookup(&entries)
+                .priors
+                .iter()
+                .filter(|p| p.known().is_some())
+                .count()
+        };
+        assert_eq!(known(store.path()), 2);
+        let mut damaged = Vec::new();
+        for i in [0, 5, MAGIC.len(), good.len() / 2, good.len() - 1] {
+            let mut b = good.clone();
+            b[i] ^= 1;
+            damaged.push(b);
+        }
+        for i in [0, 4, 20, body.len() / 2, body.len() - 40, body.len() - 1] {
+            let mut b = body.clone();
+            b[i] ^= 1;
+            damaged.push([MAGIC, &zstd::encode_all(&b[..], 1)?].concat());
+        }
+        for cut in [body.len() - 1, body.len() - 32, body.len() / 2, 3] {
+            damaged.push([MAGIC, &zstd::encode_all(&body[..cut], 1)?].concat());
+        }
+        damaged.push(good[..good.len() - 3].to_vec());
+        damaged.push(b"snap-stat-cache 2\n".to_vec());
+        for (n, b) in damaged.iter().enumerate() {
+            std::fs::write(&path, b)?;
+            assert_eq!(known(store.path()), 0, "damage {n} is ignored");
+        }
         Ok(())
     }
 
     #[test]
-    fn fingerprints_cannot_be_forged_by_names() {
-        use crate::object::EntryName;
-        use crate::worktree::scan::{ScanEntry, ScanKind};
-        let entry = |path: &str, source: Option<&str>, kind: ScanKind| ScanEntry {
-            path: path.to_owned(),
-            name: EntryName::new(path.rsplit('/').next().unwrap_or(path))
-                .unwrap_or_else(|e| panic!("{e}")),
-            parent: None,
-            source: source.map(PathBuf::from),
-            kind,
-            stat: None,
-        };
-        let link = |t: &str| ScanKind::Symlink { target: t.into() };
-        // The same bytes in a row, cut differently.
-        let a = [
-            entry("a", Some("/s"), link("t")),
-            entry("b", Some("/s"), ScanKind::Dir),
-        ];
-        let b = [entry("a", Some("/s"), link("t\0\0\0\0\0\0\0\u{1}b"))];
-        let synthesized = [entry("a", None, ScanKind::Dir)];
-        let empty_source = [entry("a", Some(""), ScanKind::Dir)];
-        let fps: Vec<_> = [&a[..], &b[..], &synthesized[..], &empty_source[..]]
-            .iter()
-            .map(|e| fingerprint(e, i128::MAX))
-            .collect();
-        for (i, x) in fps.iter().enumerate() {
-            for y in &fps[i + 1..] {
-                assert_ne!(x, y, "two different scans, one fingerprint");
-            }
+    fn directories_not_scanned_are_kept_for_a_while() -> Result<(), Box<dyn std::error::Error>> {
+        let store = tempfile::tempdir()?;
+        let (a, b) = (tempfile::tempdir()?, tempfile::tempdir()?);
+        for d in [&a, &b] {
+            std::fs::write(d.path().join("f"), "f")?;
+            age(&d.path().join("f"))?;
         }
+        let (ea, eb) = (scan_dir(a.path())?, scan_dir(b.path())?);
+        let load = || StatCache::load(store.path(), StatCache::started_now());
+        save(store.path(), &load(), &ea)?;
+        save(store.path(), &load(), &eb)?;
+        assert!(load().lookup(&ea).priors[1].known().is_some(), "a is kept");
+        for _ in 0..MAX_AGE {
+            std::fs::write(b.path().join("f"), "g")?;
+            let eb = scan_dir(b.path())?;
+            save(store.path(), &load(), &eb)?;
+        }
+        assert!(
+            load().lookup(&ea).priors[1].known().is_none(),
+            "a is forgotten"
+        );
+        Ok(())
     }
 
     #[test]
-    fn a_damaged_cache_is_ignored() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        std::fs::create_dir_all(dir.path().join("cache")).unwrap_or_else(|e| panic!("{e}"));
-        for junk in ["", "snap-stat-cache 1\nzz 1 2 3 4 5 /x\n", "other 1\n"] {
-            for bytes in [
-                junk.as_bytes().to_vec(),
-                zstd::encode_all(junk.as_bytes(), 1).unwrap_or_else(|e| panic!("{e}")),
-            ] {
-                std::fs::write(StatCache::path(dir.path()), bytes)
-                    .unwrap_or_else(|e| panic!("{e}"));
-                assert!(StatCache::load(dir.path()).is_empty());
-            }
+    fn older_versions_are_removed_when_a_new_cache_is_written()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let store = tempfile::tempdir()?;
+        let cache = store.path().join("cache");
+        std::fs::create_dir_all(&cache)?;
+        for old in OLD_FILES {
+            std::fs::write(cache.join(old), "old")?;
         }
-    }
-}
-
-const TREES_HEADER: &str = "snap-tree-cache 2";
-/// Fingerprints remembered (the most recent ones).
-const MAX_TREES: usize = 64;
-
-/// A fingerprint of a scan: every entry's recorded path, source path, kind and stat. `None`
-/// if a file has no stat, or one is too new to be trusted (see the module docs).
-#[must_use]
-pub fn fingerprint(
-    entries: &[crate::worktree::scan::ScanEntry],
-    started_ns: i128,
-) -> Option<Digest> {
-    use crate::worktree::scan::ScanKind;
-    // Every name goes in with its length first, so no name can pass for a separator or for
-    // the next entry, whatever bytes it holds.
-    fn name(h: &mut crate::digest::Hasher, bytes: &[u8]) {
-        h.update(&(bytes.len() as u64).to_le_bytes());
-        h.update(bytes);
-    }
-    let mut h = crate::digest::Hasher::new();
-    for e in entries {
-        name(&mut h, e.path.as_bytes());
-        match &e.source {
-            Some(src) => {
-                h.update(b"s");
-                name(&mut h, src.as_os_str().as_bytes());
-            }
-            None => h.update(b"-"),
+        let dir = tempfile::tempdir()?;
+        std::fs::write(dir.path().join("f"), "f")?;
+        save(store.path(), &fresh(), &scan_dir(dir.path())?)?;
+        for old in OLD_FILES {
+            assert!(!cache.join(old).exists(), "{old}");
         }
-        match &e.kind {
-            ScanKind::Dir => h.update(b"d"),
-            ScanKind::Symlink { target } => {
-                h.update(b"l");
-                name(&mut h, target.as_bytes());
-            }
-            ScanKind::File { size, executable } => {
-                let s = e.stat.as_ref()?;
-                if s.mtime_ns + RACY_MARGIN_NS >= started_ns {
-                    return None;
-                }
-                h.update(if *executable { b"x" } else { b"f" });
-                for n in [
-                    i128::from(*size),
-                    i128::from(s.size),
-                    s.mtime_ns,
-                    s.ctime_ns,
-                    i128::from(s.ino),
-                    i128::from(s.dev),
-                ] {
-                    h.update(&n.to_le_bytes());
-                }
-            }
-        }
-    }
-    Some(h.finish())
-}
-
-/// Root trees by scan fingerprint.
-#[derive(Debug, Default)]
-pub struct TreeCache {
-    /// Oldest first.
-    records: Vec<(Digest, Digest)>,
-}
-
-impl TreeCache {
-    fn path(store_dir: &Path) -> PathBuf {
-        store_dir.join("cache").join("trees.v2")
-    }
-
-    /// Loads the cache (empty if missing or malformed).
-    #[must_use]
-    pub fn load(store_dir: &Path) -> TreeCache {
-        let Ok(text) = std::fs::read_to_string(Self::path(store_dir)) else {
-            return TreeCache::default();
-        };
-        let mut lines = text.lines();
-        if lines.next() != Some(TREES_HEADER) {
-            return TreeCache::default();
-        }
-        let records = lines
-            .map(|l| {
-                let (f, r) = l.split_once(' ')?;
-                Some((Digest::from_hex(f).ok()?, Digest::from_hex(r).ok()?))
-            })
-            .collect::<Option<Vec<_>>>()
-            .unwrap_or_default();
-        TreeCache { records }
-    }
-
-    /// The root tree a scan with this fingerprint produced.
-    #[must_use]
-    pub fn get(&self, fingerprint: &Digest) -> Option<Digest> {
-        self.records
-            .iter()
-            .rev()
-            .find(|(f, _)| f == fingerprint)
-            .map(|(_, r)| *r)
-    }
-
-    /// Remembers a fingerprint's root and writes the cache (atomically).
-    ///
-    /// # Errors
-    /// The I/O error, for the caller to ignore.
-    pub fn record(
-        &mut self,
-        store_dir: &Path,
-        fingerprint: Digest,
-        root: Digest,
-    ) -> std::io::Result<()> {
-        if self.get(&fingerprint) == Some(root) {
-            return Ok(());
-        }
-        self.records.retain(|(f, _)| *f != fingerprint);
-        self.records.push((fingerprint, root));
-        if self.records.len() > MAX_TREES {
-            self.records.drain(..self.records.len() - MAX_TREES);
-        }
-        let mut text = format!("{TREES_HEADER}\n");
-        for (f, r) in &self.records {
-            text.push_str(&f.hex());
-            text.push(' ');
-            text.push_str(&r.hex());
-            text.push('\n');
-        }
-        let path = Self::path(store_dir);
-        let dir = path.parent().unwrap_or(store_dir);
-        crate::fs::create_dir_all(dir)?;
-        crate::fs::write_atomic(&path, text.as_bytes())?;
-        remove_old_files(dir);
+        assert!(StatCache::path(store.path()).exists());
         Ok(())
     }
 }

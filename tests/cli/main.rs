@@ -18,6 +18,7 @@ mod gc;
 mod hostile;
 mod hostile_property;
 mod import;
+mod incremental;
 mod layout;
 mod log;
 mod ls;

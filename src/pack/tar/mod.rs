@@ -91,6 +91,38 @@ pub fn header(path: &str, kind: MemberKind, link_target: Option<&str>) -> Vec<u8
     out
 }
 
+/// The length of [`header`]'s result, without building it: 512, plus a PAX header and its
+/// records (padded) when the path, the link target or the size does not fit ustar.
+#[must_use]
+pub fn header_len(path: &str, kind: MemberKind, link_target: Option<&str>) -> usize {
+    let dir = kind == MemberKind::Dir;
+    let name_len = path.len() + usize::from(dir);
+    let fits = if dir {
+        split_ustar_path(&format!("{path}/")).is_some()
+    } else {
+        split_ustar_path(path).is_some()
+    };
+    let mut pax = 0;
+    if !fits {
+        pax += pax_record_len("path", name_len);
+    }
+    if let Some(target) = link_target
+        && target.len() > 100
+    {
+        pax += pax_record_len("linkpath", target.len());
+    }
+    if let MemberKind::File { size, .. } = kind
+        && size > MAX_OCTAL_SIZE
+    {
+        pax += pax_record_len("size", size.to_string().len());
+    }
+    if pax == 0 {
+        BLOCK
+    } else {
+        BLOCK + pax + padding(pax as u64) + BLOCK
+    }
+}
+
 /// Zero bytes that pad `size` bytes of content to the next block boundary.
 #[must_use]
 pub fn padding(size: u64) -> usize {
@@ -164,12 +196,18 @@ fn split_ustar_path(path: &str) -> Option<(&str, &str)> {
 
 fn pax_record(out: &mut Vec<u8>, key: &str, value: &str) {
     // "<len> <key>=<value>\n" where len counts the whole record, its own digits included.
-    let body = key.len() + value.len() + 3;
+    let len = pax_record_len(key, value.len());
+    out.extend_from_slice(format!("{len} {key}={value}\n").as_bytes());
+}
+
+/// The length of the PAX record `"<len> <key>=<value>\n"`, its own digits included.
+fn pax_record_len(key: &str, value_len: usize) -> usize {
+    let body = key.len() + value_len + 3;
     let mut len = body + 1;
     while len != body + len.to_string().len() {
         len = body + len.to_string().len();
     }
-    out.extend_from_slice(format!("{len} {key}={value}\n").as_bytes());
+    len
 }
 
 #[cfg(test)]
@@ -298,5 +336,50 @@ mod tests {
             "6 octal digits"
         );
         assert_eq!(&a[154..156], b"\0 ", "then NUL and space");
+    }
+
+    #[test]
+    fn header_len_is_the_length_of_the_header() {
+        let mut paths = vec![String::from("a"), "d/e".into()];
+        for n in [
+            98, 99, 100, 101, 150, 155, 156, 157, 254, 255, 256, 300, 1000,
+        ] {
+            paths.push("p".repeat(n));
+            paths.push(format!("{}/{}", "d".repeat(n / 2), "f".repeat(n - n / 2)));
+            paths.push(format!(
+                "{}/{}",
+                "d".repeat(n.min(155)),
+                "f".repeat(n % 101)
+            ));
+        }
+        let kinds = [
+            MemberKind::Dir,
+            MemberKind::Symlink,
+            MemberKind::File {
+                size: 7,
+                executable: true,
+            },
+            MemberKind::File {
+                size: MAX_OCTAL_SIZE + 1,
+                executable: false,
+            },
+        ];
+        for path in &paths {
+            for kind in kinds {
+                for target in [None, Some("t"), Some(&*"t".repeat(101))] {
+                    let target = if kind == MemberKind::Symlink {
+                        target
+                    } else {
+                        None
+                    };
+                    assert_eq!(
+                        header_len(path, kind, target),
+                        header(path, kind, target).len(),
+                        "{} bytes of path, {kind:?}, {target:?}",
+                        path.len()
+                    );
+                }
+            }
+        }
     }
 }
