@@ -5,15 +5,16 @@
 //! every pack is hashed as a whole (it is a layer blob); every snapshot reachable from a ref
 //! or a reflog entry is walked down to its files.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 
 use rayon::prelude::*;
 
 use crate::digest::Digest;
 use crate::object::{EntryKind, Tree};
+use crate::oci::{Node, graph};
 use crate::ops::Error;
-use crate::snapshot::{Artifact, MAX_METADATA_BYTES};
+use crate::snapshot::{MAX_METADATA_BYTES, Snapshot};
 use crate::store::Store;
 use crate::store::objects::Location;
 
@@ -318,71 +319,94 @@ pub fn fsck(store: &Store) -> Result<FsckReport, Error> {
     let mut affected: HashMap<Digest, BTreeSet<Digest>> = HashMap::new();
     let mut missing: HashMap<Digest, BTreeSet<Digest>> = HashMap::new();
     let mut tree_memo: HashMap<Digest, Vec<Digest>> = HashMap::new();
-    let mut seen = HashSet::new();
+    // Whatever a ref reaches: snap snapshots (and their stored ancestors), or foreign content
+    // (an image, an ORAS or OMMX artifact, an index), each walked down to every blob it names.
+    let mut seen = BTreeSet::new();
     let mut queue: Vec<Digest> = roots.into_iter().collect();
-    while let Some(id) = queue.pop() {
-        if !seen.insert(id) {
-            continue;
-        }
-        // Whatever a ref reaches: a snap snapshot, or foreign content (an image, an ORAS or
-        // OMMX artifact, an index), checked down to every blob it names.
-        let snap = match Artifact::load(store, &id) {
-            Ok(Artifact::Snapshot(s)) => s,
-            Ok(Artifact::Index(index)) => {
-                report.foreign += 1;
-                for m in &index.index().manifests {
-                    if objects.contains(&m.digest) {
-                        queue.push(m.digest);
-                    } else {
-                        missing.entry(m.digest).or_default().insert(id);
+    while let Some(root) = queue.pop() {
+        // Nodes that cannot be read or parsed: a broken snapshot each (the damaged object
+        // itself is reported by steps 1 and 2).
+        let broken = std::cell::RefCell::new(Vec::new());
+        let reached = graph::walk::<Error>(
+            [root],
+            &mut seen,
+            &mut |d, _| {
+                if !objects.contains(d) {
+                    missing.entry(*d).or_default().insert(root);
+                    return Ok(None);
+                }
+                match objects.read(d, MAX_METADATA_BYTES) {
+                    Ok(b) => Ok(Some(b)),
+                    Err(e) => {
+                        broken.borrow_mut().push((*d, e.to_string()));
+                        Ok(None)
                     }
                 }
-                continue;
-            }
-            Ok(Artifact::Manifest(manifest)) => {
-                report.foreign += 1;
-                let m = manifest.manifest();
-                let descriptors = std::iter::once(&m.config).chain(&m.layers);
-                check_blobs(
-                    id,
-                    descriptors,
-                    &good,
-                    &damaged,
-                    &mut affected,
-                    &mut missing,
-                    &mut report,
-                );
-                continue;
-            }
+            },
+            &mut |d, e| {
+                broken.borrow_mut().push((*d, e.to_string()));
+                Ok(())
+            },
+        );
+        let reached = match reached {
+            Ok(r) => r,
             Err(e) => {
-                report.snapshots += 1;
-                report.problems.push(problem(
-                    ProblemKind::BrokenSnapshot,
-                    None,
-                    Some(id),
-                    e.to_string(),
-                ));
-                continue;
+                broken.borrow_mut().push((root, e.to_string()));
+                Vec::new()
             }
         };
-        report.snapshots += 1;
-        queue.extend(snap.config.parents.iter().filter(|p| objects.contains(p)));
-        let m = snap.manifest.manifest();
-        check_blobs(
-            id,
-            std::iter::once(&m.config).chain(&m.layers),
-            &good,
-            &damaged,
-            &mut affected,
-            &mut missing,
-            &mut report,
-        );
-        let needed = walk_tree(store, &snap.config.root, &mut tree_memo, &mut report, 0);
-        for d in needed {
-            if damaged.contains_key(&d) {
-                affected.entry(d).or_default().insert(id);
-            } else if !objects.contains(&d) {
-                missing.entry(d).or_default().insert(id);
+        for (d, message) in broken.into_inner() {
+            report.snapshots += 1;
+            report
+                .problems
+                .push(problem(ProblemKind::BrokenSnapshot, None, Some(d), message));
+        }
+        for graph::Reached { node, .. } in reached {
+            let id = node.digest();
+            let Node::Manifest(manifest) = node else {
+                report.foreign += 1;
+                continue;
+            };
+            let m = manifest.manifest();
+            check_blobs(
+                id,
+                std::iter::once(&m.config).chain(&m.layers),
+                &good,
+                &damaged,
+                &mut affected,
+                &mut missing,
+                &mut report,
+            );
+            if !m.is_snapshot() {
+                report.foreign += 1;
+                continue;
+            }
+            report.snapshots += 1;
+            let snap = match Snapshot::load(store, &id) {
+                Ok(s) => s,
+                Err(e) => {
+                    report.problems.push(problem(
+                        ProblemKind::BrokenSnapshot,
+                        None,
+                        Some(id),
+                        e.to_string(),
+                    ));
+                    continue;
+                }
+            };
+            queue.extend(
+                snap.config
+                    .parents
+                    .iter()
+                    .filter(|p| objects.contains(p) && !seen.contains(p)),
+            );
+            let needed = walk_tree(store, &snap.config.root, &mut tree_memo, &mut report, 0);
+            for d in needed {
+                if damaged.contains_key(&d) {
+                    affected.entry(d).or_default().insert(id);
+                } else if !objects.contains(&d) {
+                    missing.entry(d).or_default().insert(id);
+                }
             }
         }
     }
