@@ -167,6 +167,14 @@ fn json_parsers_never_panic() {
     fuzz(&[index.to_vec()], |b| {
         let _ = RawIndex::from_bytes(b.to_vec());
     });
+    // The one manifest-or-index check, on both kinds of seed.
+    let mut nodes = manifests.clone();
+    nodes.push(index.to_vec());
+    fuzz(&nodes, |b| {
+        if let Ok(n) = snap::oci::Node::from_bytes(b.to_vec()) {
+            let _ = (n.media_type(), n.children().count());
+        }
+    });
     fuzz(&configs, |b| {
         let _ = SnapshotConfig::decode(b);
     });
