@@ -11,14 +11,13 @@
 //! from HEAD, each commit's [`commit_tag`]; "manifest unknown" moves on to the next older
 //! commit, any other failure stops.
 
-use std::collections::VecDeque;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use crate::digest::Digest;
 use crate::oci::layout::{self, RawIndex};
-use crate::oci::{Fields, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST, Node};
+use crate::oci::{Fields, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST, Node, graph};
 use crate::ops::import::{self, ImportOptions, ImportedRef, Mode};
 use crate::ops::push::commit_tag;
 use crate::ops::{Error, Progress};
@@ -167,86 +166,85 @@ pub fn pull(
     let top_type = media_type_of(&top_bytes);
     let mut manifests = 0u64;
     let mut needed: Vec<(Digest, u64)> = Vec::new();
-    // (digest, bytes, index depth, generation: 0 for what was asked, n for its n-th ancestors)
-    let mut queue = VecDeque::from([(top, top_bytes.clone(), 0usize, 0u64)]);
     let mut seen = std::collections::BTreeSet::new();
     // Ancestor snapshots found in the registry: untagged entries of the staged layout.
     let mut ancestors: Vec<crate::oci::Descriptor> = Vec::new();
     // Blobs already downloaded into the staging layout (configs read to find parents), with
     // their sizes.
     let mut staged: std::collections::BTreeMap<Digest, u64> = std::collections::BTreeMap::new();
-    // The same bounds as an import of the staged layout, checked before fetching more.
+    // The same bound as an import of the staged layout, checked before fetching blobs.
     let too_many = || Error::BadLayout {
         reason: format!(
-            "{} has more than {} manifests and indexes, or {} descriptors",
+            "{} has more than {} descriptors",
             opts.source.repository_url(),
-            import::MAX_MANIFESTS,
             import::MAX_DESCRIPTORS
         ),
     };
-    while let Some((digest, bytes, depth, generation)) = queue.pop_front() {
-        if !seen.insert(digest) {
-            continue;
+    // Manifests fetched ahead of their walk: the top one, and ancestors found by digest.
+    let mut fetched: std::collections::HashMap<Digest, Vec<u8>> =
+        std::collections::HashMap::from([(top, top_bytes.clone())]);
+    // One walk per generation: 0 for what was asked, n for its n-th ancestors.
+    let mut roots = vec![top];
+    let mut generation = 0u64;
+    while !roots.is_empty() {
+        let reached = graph::walk::<Error>(
+            std::mem::take(&mut roots),
+            &mut seen,
+            &mut |d, described| {
+                let bytes = if let Some(b) = fetched.remove(d) {
+                    b
+                } else {
+                    let (b, got) = client.get_manifest(&opts.source.with_digest(*d))?;
+                    if let Some(desc) = described
+                        && b.len() as u64 != desc.size
+                    {
+                        return Err(Error::BlobSize {
+                            digest: got,
+                            expected: desc.size,
+                            actual: b.len() as u64,
+                        });
+                    }
+                    b
+                };
+                write_blob(&blob_dir, d, &bytes)?;
+                Ok(Some(bytes))
+            },
+            &mut |_, e| Err(e.into()),
+        )?;
+        manifests += reached.len() as u64;
+        for graph::Reached { node, .. } in reached {
+            let Node::Manifest(m) = node else { continue };
+            let v = m.manifest();
+            for d in std::iter::once(&v.config).chain(&v.layers) {
+                needed.push((d.digest, d.size));
+            }
+            if !(v.is_snapshot() && opts.depth.is_none_or(|n| generation < n)) {
+                continue;
+            }
+            for p in parents(store, &client, &blob_dir, &v.config, &mut staged)? {
+                if seen.contains(&p) || fetched.contains_key(&p) || store.objects.contains(&p) {
+                    continue;
+                }
+                match client.get_manifest(&opts.source.with_digest(p)) {
+                    Ok((b, d)) => {
+                        ancestors.push(crate::oci::Descriptor::new(
+                            &media_type_of(&b),
+                            d,
+                            b.len() as u64,
+                        ));
+                        fetched.insert(d, b);
+                        roots.push(d);
+                    }
+                    // History stops where the registry's does.
+                    Err(crate::registry::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
         }
-        if depth > import::MAX_INDEX_DEPTH {
-            return Err(Error::BadLayout {
-                reason: format!(
-                    "image indexes nest deeper than {} levels",
-                    import::MAX_INDEX_DEPTH
-                ),
-            });
-        }
-        manifests += 1;
         if needed.len() > import::MAX_DESCRIPTORS {
             return Err(too_many());
         }
-        write_blob(&blob_dir, &digest, &bytes)?;
-        let index = match Node::from_bytes(bytes)? {
-            Node::Index(index) => index,
-            Node::Manifest(m) => {
-                let v = m.manifest();
-                for d in std::iter::once(&v.config).chain(&v.layers) {
-                    needed.push((d.digest, d.size));
-                }
-                if v.is_snapshot() && opts.depth.is_none_or(|n| generation < n) {
-                    for p in parents(store, &client, &blob_dir, &v.config, &mut staged)? {
-                        if seen.contains(&p) || store.objects.contains(&p) {
-                            continue;
-                        }
-                        match client.get_manifest(&opts.source.with_digest(p)) {
-                            Ok((b, d)) => {
-                                ancestors.push(crate::oci::Descriptor::new(
-                                    &media_type_of(&b),
-                                    d,
-                                    b.len() as u64,
-                                ));
-                                queue.push_back((d, b, 0, generation + 1));
-                            }
-                            // History stops where the registry's does.
-                            Err(crate::registry::Error::NotFound { .. }) => {}
-                            Err(e) => return Err(e.into()),
-                        }
-                    }
-                }
-                continue;
-            }
-        };
-        if (queue.len() + index.index().manifests.len()) as u64 + manifests
-            > import::MAX_MANIFESTS as u64
-        {
-            return Err(too_many());
-        }
-        for child in &index.index().manifests {
-            let (b, d) = client.get_manifest(&opts.source.with_digest(child.digest))?;
-            if b.len() as u64 != child.size {
-                return Err(Error::BlobSize {
-                    digest: d,
-                    expected: child.size,
-                    actual: b.len() as u64,
-                });
-            }
-            queue.push_back((d, b, depth + 1, generation));
-        }
+        generation += 1;
     }
     needed.sort();
     needed.dedup();
