@@ -50,29 +50,10 @@ impl Snapshot {
                 ),
             });
         }
-        let desc = &manifest.manifest().config;
-        let config_bytes = store.objects.read(&desc.digest, MAX_METADATA_BYTES)?;
-        if config_bytes.len() as u64 != desc.size {
-            return Err(Error::Malformed {
-                id: *id,
-                reason: format!(
-                    "config {} is {} bytes, the manifest says {}",
-                    desc.digest,
-                    config_bytes.len(),
-                    desc.size
-                ),
-            });
-        }
-        let config = SnapshotConfig::decode(&config_bytes).map_err(|e| Error::Malformed {
-            id: *id,
-            reason: e.to_string(),
-        })?;
-        Ok(Snapshot {
-            id: *id,
-            manifest,
-            config_bytes,
-            config,
-        })
+        let config_bytes = store
+            .objects
+            .read(&manifest.manifest().config.digest, MAX_METADATA_BYTES)?;
+        Self::from_parts(manifest, config_bytes)
     }
 
     /// A snapshot from a manifest and config read elsewhere (a registry): the same checks as

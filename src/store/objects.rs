@@ -1213,6 +1213,21 @@ mod tests {
         Ok((dir, o))
     }
 
+    /// Stores a pack holding one file `a` with the bytes `abc`.
+    fn pack_abc(o: &Objects) -> Result<(Digest, u64, bool), Box<dyn std::error::Error>> {
+        let mut w = o.begin_pack()?;
+        w.add(pack::Member::new(
+            "a",
+            pack::MemberKind::File {
+                size: 3,
+                executable: false,
+            },
+            None,
+            Some(b"abc".to_vec()),
+        ))?;
+        Ok(o.finish_pack(w)?)
+    }
+
     #[test]
     fn put_then_read_verifies_and_dedupes() -> Result<(), Box<dyn std::error::Error>> {
         let (_d, o) = objects()?;
@@ -1268,17 +1283,7 @@ mod tests {
     #[test]
     fn packed_objects_are_found_and_verified() -> Result<(), Box<dyn std::error::Error>> {
         let (dir, o) = objects()?;
-        let mut w = o.begin_pack()?;
-        w.add(pack::Member::new(
-            "a",
-            pack::MemberKind::File {
-                size: 3,
-                executable: false,
-            },
-            None,
-            Some(b"abc".to_vec()),
-        ))?;
-        let (pd, len, new) = o.finish_pack(w)?;
+        let (pd, len, new) = pack_abc(&o)?;
         let store_dir = dir.path();
         assert!(new && len > 0);
         assert!(matches!(o.locate(&pd), Some(Location::Pack(_))));
@@ -1300,17 +1305,7 @@ mod tests {
             !reader.contains(&Digest::of(b"abc")),
             "loads the (empty) pack set"
         );
-        let mut w = o.begin_pack()?;
-        w.add(pack::Member::new(
-            "a",
-            pack::MemberKind::File {
-                size: 3,
-                executable: false,
-            },
-            None,
-            Some(b"abc".to_vec()),
-        ))?;
-        o.finish_pack(w)?;
+        pack_abc(&o)?;
         assert!(reader.contains(&Digest::of(b"abc")));
         assert_eq!(reader.read(&Digest::of(b"abc"), 10)?, b"abc");
         Ok(())
