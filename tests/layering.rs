@@ -13,7 +13,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("lock", &["fs"]),
     ("object", &["digest", "timestamp"]),
     ("pack", &["digest"]),
-    ("oci", &["digest", "object", "pack"]),
+    ("oci", &["digest", "fs", "object", "pack"]),
     (
         "store",
         &["digest", "fs", "lock", "object", "pack", "timestamp"],

@@ -18,6 +18,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
 
+/// The largest manifest or index snap reads, stores or sends (distribution's limit, and the
+/// common one); a snap snapshot's config is held to it too.
+pub const MAX_MANIFEST_BYTES: u64 = 4 << 20;
+
 /// `application/vnd.oci.image.manifest.v1+json`
 pub const MEDIA_TYPE_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 /// `application/vnd.oci.image.index.v1+json`
@@ -203,14 +207,11 @@ impl RawManifest {
     }
 }
 
-/// What a JSON document says it is: its `mediaType`, and which of the fields that tell
-/// manifests and indexes apart it has. Serde ignores unknown fields, so without this a
+/// Which of the fields that tell manifests and indexes apart a JSON document has. Serde ignores unknown fields, so without this a
 /// manifest parses as an index with no entries and an index with a stray `config` parses as a
 /// manifest. Probing skips every value it does not keep, so it allocates next to nothing.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Fields {
-    /// The document's own `mediaType`, if it is a string.
-    pub media_type: Option<String>,
     /// `manifests`: only an image index has it.
     pub manifests: bool,
     /// `config`: only an image manifest has it.
@@ -226,28 +227,16 @@ impl Fields {
         #[serde(rename_all = "camelCase")]
         struct Probe {
             #[serde(default)]
-            media_type: Option<serde::de::IgnoredAny>,
-            #[serde(default)]
             manifests: Option<serde::de::IgnoredAny>,
             #[serde(default)]
             config: Option<serde::de::IgnoredAny>,
             #[serde(default)]
             layers: Option<serde::de::IgnoredAny>,
         }
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct MediaType {
-            #[serde(default)]
-            media_type: Option<String>,
-        }
         let Ok(p) = serde_json::from_slice::<Probe>(bytes) else {
             return Fields::default();
         };
         Fields {
-            media_type: p
-                .media_type
-                .and_then(|_| serde_json::from_slice::<MediaType>(bytes).ok())
-                .and_then(|m| m.media_type),
             manifests: p.manifests.is_some(),
             config: p.config.is_some(),
             layers: p.layers.is_some(),

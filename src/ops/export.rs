@@ -11,17 +11,16 @@
 //! stops the export and leaves nothing behind.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use crate::digest::Digest;
 use crate::fs::AtomicFile;
-use crate::oci::layout::{self, Format, ImageIndex, RawIndex, TarWriter};
-use crate::oci::{Descriptor, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST, RawManifest};
-use crate::ops::Error;
+use crate::oci::layout::{self, DirWriter, Format, ImageIndex, LayoutWriter, RawIndex, TarWriter};
+use crate::oci::{Descriptor, MEDIA_TYPE_INDEX, Node};
+use crate::ops::{Error, transfer};
 use crate::rev;
-use crate::snapshot::{MAX_METADATA_BYTES, Snapshot};
+use crate::snapshot::Snapshot;
 use crate::store::Store;
 
 /// zstd level of `.tar.zst` exports.
@@ -93,9 +92,8 @@ pub fn export_with(
         Format::from_name(&opts.out.file_name().unwrap_or_default().to_string_lossy())
     });
 
-    // Which manifests, in index order: the named ones, then their ancestors.
-    let mut entries: Vec<(RawManifest, Option<String>)> = Vec::new();
-    let mut seen = BTreeSet::new();
+    // Which entries, in index order: the named ones, then their ancestors.
+    let mut entries: Vec<(Digest, Option<String>)> = Vec::new();
     for r in &opts.revs {
         let id = rev::resolve(store, r)?;
         let tag = store
@@ -104,58 +102,47 @@ pub fn export_with(
             .ok()
             .flatten()
             .map(|(n, _)| n.short().to_owned());
-        if seen.insert(id) {
-            entries.push((load_manifest(store, &id)?, tag));
-        } else if let Some(t) = tag
-            && let Some(e) = entries.iter_mut().find(|(m, _)| m.digest() == id)
-            && e.1.is_none()
-        {
-            e.1 = Some(t);
+        match entries.iter_mut().find(|(d, _)| *d == id) {
+            None => entries.push((id, tag)),
+            Some(e) if e.1.is_none() => e.1 = tag,
+            Some(_) => {}
         }
     }
     if opts.with_history {
-        let mut queue: Vec<Digest> = entries.iter().map(|(m, _)| m.digest()).collect();
+        let mut listed: BTreeSet<Digest> = entries.iter().map(|(d, _)| *d).collect();
+        let mut queue: Vec<Digest> = listed.iter().copied().collect();
         while let Some(id) = queue.pop() {
             let Ok(snap) = Snapshot::load(store, &id) else {
                 continue;
             };
             for p in &snap.config.parents {
-                if store.objects.contains(p) && seen.insert(*p) {
-                    entries.push((load_manifest(store, p)?, None));
+                if store.objects.contains(p) && listed.insert(*p) {
+                    entries.push((*p, None));
                     queue.push(*p);
                 }
             }
         }
     }
 
-    // Every blob: the manifests themselves, their configs and layers.
-    let mut blobs: BTreeMap<Digest, u64> = BTreeMap::new();
-    for (m, _) in &entries {
-        blobs.insert(m.digest(), m.bytes().len() as u64);
-        let v = m.manifest();
-        for d in std::iter::once(&v.config).chain(&v.layers) {
-            if !store.objects.contains(&d.digest) {
-                return Err(Error::Objects(crate::store::objects::Error::NotFound(
-                    d.digest,
-                )));
-            }
-            blobs.insert(d.digest, d.size);
-        }
+    // Everything they reach (images' indexes and child manifests too), every blob once.
+    let roots: Vec<Digest> = entries.iter().map(|(d, _)| *d).collect();
+    let graph = transfer::closure(store, &roots, &mut BTreeSet::new())?;
+    let mut blobs: BTreeMap<Digest, u64> = graph.blobs.iter().copied().collect();
+    let mut nodes: BTreeMap<Digest, &Node> = BTreeMap::new();
+    for node in &graph.nodes {
+        blobs.insert(node.digest(), node.bytes().len() as u64);
+        nodes.insert(node.digest(), node);
     }
     let index = RawIndex::encode(ImageIndex {
         schema_version: 2,
         media_type: Some(MEDIA_TYPE_INDEX.to_owned()),
         manifests: entries
             .iter()
-            .map(|(m, tag)| {
-                let mut d = Descriptor::new(
-                    m.manifest()
-                        .media_type
-                        .as_deref()
-                        .unwrap_or(MEDIA_TYPE_MANIFEST),
-                    m.digest(),
-                    m.bytes().len() as u64,
-                );
+            .map(|(id, tag)| {
+                let node = nodes
+                    .get(id)
+                    .expect("the closure holds every root, or failed");
+                let mut d = Descriptor::new(&node.media_type(), *id, node.bytes().len() as u64);
                 if let Some(t) = tag {
                     d.annotations
                         .insert(layout::ANNOTATION_REF_NAME.to_owned(), t.clone());
@@ -178,8 +165,12 @@ pub fn export_with(
     let bytes = blobs.values().sum();
     progress.begin("Exporting", bytes, blobs.len() as u64);
     let written = match format {
-        Format::Dir => write_dir(store, &blobs, &index, &opts.out, progress),
-        _ => write_archive(store, &blobs, &index, &opts.out, format, progress),
+        Format::Dir => write_dir(&opts.out, |w| {
+            write_layout(store, &blobs, &index, w, &opts.out, progress)
+        }),
+        _ => write_archive(&opts.out, format, |w| {
+            write_layout(store, &blobs, &index, w, &opts.out, progress)
+        }),
     };
     progress.end();
     written?;
@@ -188,45 +179,43 @@ pub fn export_with(
         format,
         manifests: entries
             .into_iter()
-            .map(|(m, tag)| ExportedManifest {
-                digest: m.digest(),
-                tag,
-            })
+            .map(|(digest, tag)| ExportedManifest { digest, tag })
             .collect(),
         blobs: blobs.len() as u64,
         bytes,
     })
 }
 
-fn load_manifest(store: &Store, id: &Digest) -> Result<RawManifest, Error> {
-    let bytes = store.objects.read(id, MAX_METADATA_BYTES)?;
-    RawManifest::from_bytes(bytes).map_err(|e| Error::NotAManifest {
-        digest: *id,
-        reason: e.to_string(),
-    })
-}
-
-/// Copies one blob, verified, into `out`.
-fn copy_blob(store: &Store, digest: &Digest, out: &mut dyn Write) -> Result<u64, Error> {
-    let mut r = store.objects.open(digest)?;
-    let n = io::copy(&mut r, out).map_err(|e| match e.kind() {
-        io::ErrorKind::InvalidData => Error::Objects(r.error(e)),
-        _ => Error::Io {
-            path: r.path().to_owned(),
-            source: e,
-        },
-    })?;
-    r.finish()?;
-    Ok(n)
-}
-
-fn write_archive(
+/// Writes every blob, verified as it is read from the store, then `index.json`, into the
+/// layout at `out`.
+fn write_layout(
     store: &Store,
     blobs: &BTreeMap<Digest, u64>,
     index: &RawIndex,
+    mut w: Box<dyn LayoutWriter + '_>,
+    out: &Path,
+    progress: &dyn crate::ops::Progress,
+) -> Result<(), Error> {
+    let io_err = |source| Error::Io {
+        path: out.to_owned(),
+        source,
+    };
+    for (digest, size) in blobs {
+        let mut r = store.objects.open(digest)?;
+        w.blob(digest, *size, &mut r).map_err(|e| match e.kind() {
+            io::ErrorKind::InvalidData => Error::Objects(r.error(e)),
+            _ => io_err(e),
+        })?;
+        r.finish()?;
+        progress.advance(*size, 1);
+    }
+    w.finish(index.bytes()).map_err(io_err)
+}
+
+fn write_archive(
     out: &Path,
     format: Format,
-    progress: &dyn crate::ops::Progress,
+    write: impl FnOnce(Box<dyn LayoutWriter + '_>) -> Result<(), Error>,
 ) -> Result<(), Error> {
     let dir = parent_dir(out);
     let io_err = |source| Error::Io {
@@ -252,19 +241,9 @@ fn write_archive(
             }
             _ => Box::new(file),
         };
-        let mut w = TarWriter::new(sink).map_err(io_err)?;
-        for (digest, size) in blobs {
-            let mut r = store.objects.open(digest)?;
-            w.blob(digest, *size, &mut r).map_err(|e| match e.kind() {
-                io::ErrorKind::InvalidData => Error::Objects(r.error(e)),
-                _ => io_err(e),
-            })?;
-            r.finish()?;
-            progress.advance(*size, 1);
-        }
-        let sink = w.finish(index.bytes()).map_err(io_err)?;
-        // Dropping the encoder finishes the compressed stream; errors surface on flush above.
-        drop(sink);
+        // Finishing the writer flushes the tar stream; dropping the encoder then ends the
+        // compressed stream.
+        write(Box::new(TarWriter::new(sink).map_err(io_err)?))?;
     }
     tmp.persist_replace(out, Some(0o644)).map_err(io_err)?;
     crate::fs::sync_dir(&dir).map_err(|source| Error::Io {
@@ -274,11 +253,8 @@ fn write_archive(
 }
 
 fn write_dir(
-    store: &Store,
-    blobs: &BTreeMap<Digest, u64>,
-    index: &RawIndex,
     out: &Path,
-    progress: &dyn crate::ops::Progress,
+    write: impl FnOnce(Box<dyn LayoutWriter + '_>) -> Result<(), Error>,
 ) -> Result<(), Error> {
     let io_at = |path: &Path| {
         let path = path.to_owned();
@@ -297,32 +273,7 @@ fn write_dir(
         .prefix(crate::fs::TEMP_PREFIX)
         .tempdir_in(&parent)
         .map_err(io_at(&parent))?;
-    let blob_dir = stage.path().join("blobs").join("sha256");
-    crate::fs::create_dir_all(&blob_dir).map_err(io_at(&blob_dir))?;
-    for digest in blobs.keys() {
-        let path = blob_dir.join(digest.hex());
-        let mut f = BufWriter::new(create_file(&path)?);
-        let n = copy_blob(store, digest, &mut f)?;
-        progress.advance(n, 1);
-        f.flush().map_err(io_at(&path))?;
-        f.get_ref().sync_all().map_err(io_at(&path))?;
-    }
-    for (name, bytes) in [
-        (layout::OCI_LAYOUT, layout::OCI_LAYOUT_BYTES),
-        (layout::INDEX_JSON, index.bytes()),
-    ] {
-        let path = stage.path().join(name);
-        let mut f = create_file(&path)?;
-        f.write_all(bytes).map_err(io_at(&path))?;
-        f.sync_all().map_err(io_at(&path))?;
-    }
-    for d in [
-        blob_dir.as_path(),
-        &stage.path().join("blobs"),
-        stage.path(),
-    ] {
-        crate::fs::sync_dir(d).map_err(io_at(d))?;
-    }
+    write(Box::new(DirWriter::new(stage.path()).map_err(io_at(out))?))?;
     std::fs::set_permissions(
         stage.path(),
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
@@ -341,17 +292,6 @@ fn write_dir(
         }
     })?;
     crate::fs::sync_dir(&parent).map_err(io_at(&parent))
-}
-
-fn create_file(path: &Path) -> Result<File, Error> {
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .map_err(|source| Error::Io {
-            path: path.to_owned(),
-            source,
-        })
 }
 
 fn parent_dir(p: &Path) -> PathBuf {

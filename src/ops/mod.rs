@@ -16,6 +16,7 @@ pub mod push;
 pub mod refs;
 pub mod remote;
 pub mod restore;
+pub(crate) mod transfer;
 
 use std::path::PathBuf;
 

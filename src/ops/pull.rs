@@ -1,29 +1,32 @@
 //! `snap pull`: a manifest or index and everything it needs, from a registry into the store.
 //!
 //! Manifests are fetched with explicit OCI (and docker) Accept headers and checked against
-//! their digests; blobs the store lacks are streamed into a staging layout inside the store,
-//! each checked for size and digest as it arrives (a few at a time). The staged layout then
-//! goes through `snap import`'s checks — nothing is stored until every blob is there and every
-//! snap snapshot is whole — and the ref moves last: forward when the old value is an
-//! ancestor, otherwise only with `force` (a conflict, exit 3).
+//! their digests; the graph is walked by [`graph::walk`], one walk per generation of
+//! ancestors; blobs the store lacks are streamed into a temp directory inside the store, each
+//! checked for size and digest as it arrives (a few at a time). Then the transfer layer takes
+//! them in (`transfer::receive`, as an import does): nothing is stored until every blob is
+//! there and every snap snapshot is whole, packs are moved into place rather than copied, and
+//! the ref moves last — forward when the old value is an ancestor, otherwise only with `force`
+//! (a conflict, exit 3).
 //!
 //! `walk_back` looks for the snapshot of the nearest commit instead: first-parent history
 //! from HEAD, each commit's [`commit_tag`]; "manifest unknown" moves on to the next older
 //! commit, any other failure stops.
 
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use crate::digest::Digest;
-use crate::oci::layout::{self, RawIndex};
-use crate::oci::{Fields, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST, Node, graph};
-use crate::ops::import::{self, ImportOptions, ImportedRef, Mode};
+use crate::oci::{Descriptor, Node, graph};
 use crate::ops::push::commit_tag;
+use crate::ops::refs::ImportedRef;
+use crate::ops::transfer::{self, MAX_DESCRIPTORS, Source};
 use crate::ops::{Error, Progress};
 use crate::provenance::{self, Freshness};
 use crate::registry::{Client, ClientOptions, RemoteRef};
-use crate::store::Store;
+use crate::store::{RefName, Store};
 
 /// How many commits `--walk-back` tries by default.
 pub const DEFAULT_WALK_BACK: usize = 50;
@@ -144,45 +147,42 @@ pub fn pull(
         }
         None => (opts.source.clone(), None),
     };
+    // The head to move, parsed before anything is fetched.
     let ref_name = match (&opts.ref_name, &walk_back, &at.tag) {
-        (Some(r), _, _) => Some(r.clone()),
-        (None, Some(_), _) => Some("latest".to_owned()),
-        (None, None, Some(t)) if opts.source.digest.is_none() => Some(t.clone()),
+        (Some(r), _, _) => Some(RefName::head(r)?),
+        (None, Some(_), _) => Some(RefName::head("latest")?),
+        (None, None, Some(t)) if opts.source.digest.is_none() => Some(RefName::head(t)?),
         _ => None,
     };
 
-    // Fetch into a staging layout inside the store.
+    // Fetch into a temp directory inside the store: one file per blob, named by its hex
+    // digest, each checked as it arrives.
     let staging = store.temp_dir()?;
-    let blob_dir = staging.path().join("blobs").join("sha256");
-    crate::fs::create_dir_all(&blob_dir).map_err(|source| Error::Io {
-        path: blob_dir.clone(),
-        source,
-    })?;
+    let blob_dir = staging.path().to_owned();
+    // Everything staged, with its size.
+    let mut sizes: HashMap<Digest, u64> = HashMap::new();
     let fetch_at = match at.digest {
         Some(d) => at.with_digest(d),
         None => at.clone(),
     };
     let (top_bytes, top) = client.get_manifest(&fetch_at)?;
-    let top_type = media_type_of(&top_bytes);
+    let top_type = media_type_of(&top_bytes)?;
     let mut manifests = 0u64;
     let mut needed: Vec<(Digest, u64)> = Vec::new();
-    let mut seen = std::collections::BTreeSet::new();
-    // Ancestor snapshots found in the registry: untagged entries of the staged layout.
-    let mut ancestors: Vec<crate::oci::Descriptor> = Vec::new();
-    // Blobs already downloaded into the staging layout (configs read to find parents), with
-    // their sizes.
-    let mut staged: std::collections::BTreeMap<Digest, u64> = std::collections::BTreeMap::new();
-    // The same bound as an import of the staged layout, checked before fetching blobs.
+    let mut seen = BTreeSet::new();
+    // Ancestor snapshots found in the registry: entries of the transfer, untagged.
+    let mut ancestors: Vec<Descriptor> = Vec::new();
+    // Blobs already downloaded (configs read to find parents), with their sizes.
+    let mut staged: BTreeMap<Digest, u64> = BTreeMap::new();
+    // The transfer's bound, checked before fetching blobs.
     let too_many = || Error::BadLayout {
         reason: format!(
-            "{} has more than {} descriptors",
+            "{} has more than {MAX_DESCRIPTORS} descriptors",
             opts.source.repository_url(),
-            import::MAX_DESCRIPTORS
         ),
     };
     // Manifests fetched ahead of their walk: the top one, and ancestors found by digest.
-    let mut fetched: std::collections::HashMap<Digest, Vec<u8>> =
-        std::collections::HashMap::from([(top, top_bytes.clone())]);
+    let mut fetched: HashMap<Digest, Vec<u8>> = HashMap::from([(top, top_bytes.clone())]);
     // One walk per generation: 0 for what was asked, n for its n-th ancestors.
     let mut roots = vec![top];
     let mut generation = 0u64;
@@ -207,6 +207,7 @@ pub fn pull(
                     b
                 };
                 write_blob(&blob_dir, d, &bytes)?;
+                sizes.insert(*d, bytes.len() as u64);
                 Ok(Some(bytes))
             },
             &mut |_, e| Err(e.into()),
@@ -227,11 +228,7 @@ pub fn pull(
                 }
                 match client.get_manifest(&opts.source.with_digest(p)) {
                     Ok((b, d)) => {
-                        ancestors.push(crate::oci::Descriptor::new(
-                            &media_type_of(&b),
-                            d,
-                            b.len() as u64,
-                        ));
+                        ancestors.push(Descriptor::new(&media_type_of(&b)?, d, b.len() as u64));
                         fetched.insert(d, b);
                         roots.push(d);
                     }
@@ -241,7 +238,7 @@ pub fn pull(
                 }
             }
         }
-        if needed.len() > import::MAX_DESCRIPTORS {
+        if needed.len() > MAX_DESCRIPTORS {
             return Err(too_many());
         }
         generation += 1;
@@ -259,48 +256,40 @@ pub fn pull(
     progress.end();
     result?;
 
-    // The layout's index: one entry, named for the ref.
-    let mut desc = crate::oci::Descriptor::new(&top_type, top, top_bytes.len() as u64);
-    if let Some(r) = &ref_name {
-        desc.annotations
-            .insert(layout::ANNOTATION_REF_NAME.to_owned(), r.clone());
-    }
+    sizes.extend(staged.iter().map(|(d, s)| (*d, *s)));
+    sizes.extend(missing.iter().copied());
+
+    // Take it in: the top entry (named for the ref) and the ancestors (untagged).
     let history = ancestors.len() as u64;
-    let index = RawIndex::encode(layout::ImageIndex {
-        schema_version: 2,
-        media_type: Some(MEDIA_TYPE_INDEX.to_owned()),
-        manifests: std::iter::once(desc).chain(ancestors).collect(),
-        annotations: std::collections::BTreeMap::new(),
-    });
-    write_file(&staging.path().join(layout::INDEX_JSON), index.bytes())?;
-    write_file(
-        &staging.path().join(layout::OCI_LAYOUT),
-        br#"{"imageLayoutVersion":"1.0.0"}"#,
-    )?;
-    let imported = import::import_with(
+    let entries: Vec<Descriptor> =
+        std::iter::once(Descriptor::new(&top_type, top, top_bytes.len() as u64))
+            .chain(ancestors)
+            .collect();
+    let refs: Vec<(RefName, Digest)> = ref_name.into_iter().map(|r| (r, top)).collect();
+    let message = format!(
+        "pull: {}",
+        RemoteRef {
+            digest: Some(top),
+            ..at.clone()
+        }
+    );
+    let source = Source::Staged {
+        dir: staging,
+        sizes,
+    };
+    let received = transfer::receive(
         store,
-        &ImportOptions {
-            path: staging.path().to_owned(),
-            // The head is named by the top entry's ref.name; ancestors are untagged entries.
-            ref_name: None,
-            force: opts.force,
-            origin: Some(format!(
-                "pull: {}",
-                RemoteRef {
-                    digest: Some(top),
-                    ..at.clone()
-                }
-            )),
-            ..ImportOptions::default()
-        },
-        Mode {
-            verified: true,
+        &transfer::Receive {
+            source: &source,
             store_fallback: true,
+            entries: &entries,
+            refs: &refs,
+            force: opts.force,
             fast_forward: true,
+            message: &message,
         },
         &crate::ops::NoProgress,
     )?;
-    drop(staging);
 
     let freshness = match crate::snapshot::Snapshot::load(store, &top) {
         Ok(s) if s.config.provenance.git.is_some() => {
@@ -322,21 +311,21 @@ pub fn pull(
         downloaded_bytes: downloaded_bytes + staged.values().sum::<u64>(),
         present: blobs - (missing.len() + staged.len()) as u64,
         requests: client.requests(),
-        refs: imported.refs,
+        refs: received.refs,
         freshness,
         credentials: client.credential_source().to_owned(),
     })
 }
 
 /// The parents a snapshot's config names: read from the store, or downloaded (bounded, checked)
-/// into the staging layout, where the import finds it; a config that does not decode names
+/// into the staging directory, where the transfer finds it; a config that does not decode names
 /// none (the import refuses it with the reason).
 fn parents(
     store: &Store,
     client: &Client,
     blob_dir: &Path,
-    config: &crate::oci::Descriptor,
-    staged: &mut std::collections::BTreeMap<Digest, u64>,
+    config: &Descriptor,
+    staged: &mut BTreeMap<Digest, u64>,
 ) -> Result<Vec<Digest>, Error> {
     if config.size > crate::snapshot::MAX_METADATA_BYTES {
         return Ok(Vec::new());
@@ -355,14 +344,9 @@ fn parents(
         .unwrap_or_default())
 }
 
-/// The media type a manifest or index declares, or the one its shape implies.
-fn media_type_of(bytes: &[u8]) -> String {
-    let fields = Fields::of(bytes);
-    match fields.media_type {
-        Some(t) => t,
-        None if fields.manifests => MEDIA_TYPE_INDEX.to_owned(),
-        None => MEDIA_TYPE_MANIFEST.to_owned(),
-    }
+/// The media type a manifest or index declares, or the one its kind implies.
+fn media_type_of(bytes: &[u8]) -> Result<String, Error> {
+    Ok(Node::from_bytes(bytes.to_vec())?.media_type())
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {

@@ -14,10 +14,9 @@ use std::collections::BTreeSet;
 use std::io::Read;
 
 use crate::digest::Digest;
-use crate::oci::{Node, graph};
+use crate::ops::transfer;
 use crate::ops::{Error, Progress};
 use crate::registry::{Client, ClientOptions, RemoteRef, Upload};
-use crate::snapshot::MAX_METADATA_BYTES;
 use crate::store::Store;
 use crate::{rev, snapshot};
 
@@ -194,17 +193,22 @@ pub fn push(
     }
 
     // Everything the manifest needs, children before parents.
-    let mut blobs: Vec<(Digest, u64)> = Vec::new();
-    let mut seen_nodes = std::collections::BTreeSet::new();
-    let mut manifests = collect(store, &[id], &mut seen_nodes, &mut blobs)?;
+    let mut seen_nodes = BTreeSet::new();
+    let own = transfer::closure(store, &[id], &mut seen_nodes)?;
     let ancestors = if opts.history {
         stored_ancestors(store, id)
     } else {
         Vec::new()
     };
-    let history = collect(store, &ancestors, &mut seen_nodes, &mut blobs)?;
+    let history = transfer::closure(store, &ancestors, &mut seen_nodes)?;
     let mut seen = BTreeSet::new();
-    blobs.retain(|(d, _)| seen.insert(*d));
+    let blobs: Vec<(Digest, u64)> = own
+        .blobs
+        .iter()
+        .chain(&history.blobs)
+        .copied()
+        .filter(|(d, _)| seen.insert(*d))
+        .collect();
 
     let digests: Vec<Digest> = blobs.iter().map(|(d, _)| *d).collect();
     let present = client.blobs_exist(&digests)?;
@@ -223,7 +227,7 @@ pub fn push(
         uploaded: missing.len() as u64,
         uploaded_bytes,
         skipped: (blobs.len() - missing.len()) as u64,
-        history: history.len() as u64,
+        history: history.nodes.len() as u64,
         requests: client.requests(),
         credentials: client.credential_source().to_owned(),
         dry_run: opts.dry_run,
@@ -260,13 +264,21 @@ pub fn push(
     result?;
 
     // Ancestors, each under its history tag (a snapshot manifest has no child manifests).
-    for (digest, bytes, media_type) in &history {
-        client.put_manifest(bytes, media_type, Some(&history_tag(digest)))?;
+    for node in &history.nodes {
+        client.put_manifest(
+            node.bytes(),
+            &node.media_type(),
+            Some(&history_tag(&node.digest())),
+        )?;
     }
     // Child manifests by digest, then the top one under each tag.
-    let (top_bytes, top_type) = manifests.pop().map(|(_, b, t)| (b, t)).unwrap_or_default();
-    for (_, bytes, media_type) in &manifests {
-        client.put_manifest(bytes, media_type, None)?;
+    let mut nodes = own.nodes;
+    let (top_bytes, top_type) = nodes
+        .pop()
+        .map(|n| (n.bytes().to_vec(), n.media_type()))
+        .unwrap_or_default();
+    for node in &nodes {
+        client.put_manifest(node.bytes(), &node.media_type(), None)?;
     }
     if tags.is_empty() {
         client.put_manifest(&top_bytes, &top_type, None)?;
@@ -323,42 +335,4 @@ fn stored_ancestors(store: &Store, id: Digest) -> Vec<Digest> {
         }
     }
     out
-}
-
-/// The manifests and indexes below `roots` not in `seen` yet, children first, as
-/// `(digest, bytes, media type)`, and the config and layer blobs of each manifest (which
-/// must all be stored).
-fn collect(
-    store: &Store,
-    roots: &[Digest],
-    seen: &mut std::collections::BTreeSet<Digest>,
-    blobs: &mut Vec<(Digest, u64)>,
-) -> Result<Vec<(Digest, Vec<u8>, String)>, Error> {
-    let reached = graph::walk::<Error>(
-        roots.iter().copied(),
-        seen,
-        &mut |d, _| Ok(Some(store.objects.read(d, MAX_METADATA_BYTES)?)),
-        &mut |d, e| {
-            Err(Error::NotAManifest {
-                digest: *d,
-                reason: e.to_string(),
-            })
-        },
-    )?;
-    let mut manifests = Vec::with_capacity(reached.len());
-    for graph::Reached { node, .. } in reached {
-        if let Node::Manifest(m) = &node {
-            let v = m.manifest();
-            for d in std::iter::once(&v.config).chain(&v.layers) {
-                if !store.objects.contains(&d.digest) {
-                    return Err(Error::Objects(crate::store::objects::Error::NotFound(
-                        d.digest,
-                    )));
-                }
-                blobs.push((d.digest, d.size));
-            }
-        }
-        manifests.push((node.digest(), node.bytes().to_vec(), node.media_type()));
-    }
-    Ok(manifests)
 }

@@ -64,3 +64,37 @@ pub fn delete_ref(store: &Store, name: &str) -> Result<(RefName, Digest), Error>
     store.update_ref(&edit)?;
     Ok((name, current))
 }
+
+/// What happened to one ref.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum RefUpdate {
+    /// Created.
+    Inserted,
+    /// Already pointed there.
+    Unchanged,
+    /// Moved (with `--force`).
+    Replaced,
+    /// Moved forward: the old value is an ancestor of the new one (`snap pull`).
+    #[serde(rename = "fast_forward")]
+    FastForward,
+    /// Points elsewhere; left alone (give `--force` to move it).
+    Conflicted,
+}
+
+/// One ref's outcome.
+#[derive(
+    Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+pub struct ImportedRef {
+    /// The head's name.
+    pub name: String,
+    /// The imported manifest or index.
+    pub digest: Digest,
+    /// What the ref held before.
+    pub previous: Option<Digest>,
+    /// What happened.
+    pub update: RefUpdate,
+}

@@ -17,8 +17,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::digest::Digest;
-use crate::oci::layout::RawIndex;
-use crate::oci::{Descriptor, Fields, RawManifest};
+use crate::oci::{Descriptor, Node};
 use crate::ops::Error;
 use crate::ops::push::commit_tag;
 use crate::provenance;
@@ -148,10 +147,10 @@ pub fn connect(remote: &RemoteRef, opts: &ClientOptions) -> Result<Client, Error
 /// that is not a manifest or index, `Snapshot` for a snap manifest with a bad config.
 pub fn fetch(client: &Client, at: &RemoteRef) -> Result<Artifact, Error> {
     let (bytes, _) = client.get_manifest(at)?;
-    if Fields::of(&bytes).manifests {
-        return Ok(Artifact::Index(RawIndex::from_bytes(bytes)?));
-    }
-    let manifest = RawManifest::from_bytes(bytes)?;
+    let manifest = match Node::from_bytes(bytes)? {
+        Node::Index(index) => return Ok(Artifact::Index(index)),
+        Node::Manifest(m) => m,
+    };
     if !manifest.manifest().is_snapshot() {
         return Ok(Artifact::Manifest(manifest));
     }
@@ -205,15 +204,13 @@ pub fn ls_remote(remote: &RemoteRef, opts: &ClientOptions) -> Result<LsRemoteOut
     let mut configs: Vec<(Digest, RemoteRef, Descriptor)> = Vec::new();
     let mut rows = Vec::with_capacity(listed.len());
     for (at, bytes, digest) in listed {
-        let fields = Fields::of(&bytes);
-        let media_type = media_type_of(&fields);
+        let node = Node::from_bytes(bytes)?;
+        let media_type = node.media_type();
         let tag = at.tag.clone().unwrap_or_default();
-        if fields.manifests {
-            RawIndex::from_bytes(bytes)?;
+        let Node::Manifest(manifest) = node else {
             rows.push(row(tag, digest, RemoteKind::Index, media_type));
             continue;
-        }
-        let manifest = RawManifest::from_bytes(bytes)?;
+        };
         let v = manifest.manifest();
         let kind = if v.is_snapshot() {
             // Its commit and date are in the config: read once per snapshot, however many
@@ -268,14 +265,6 @@ fn row(tag: String, digest: Digest, kind: RemoteKind, media_type: String) -> Rem
 }
 
 /// The media type a manifest or index declares, or the one its shape implies.
-fn media_type_of(fields: &Fields) -> String {
-    match &fields.media_type {
-        Some(t) => t.clone(),
-        None if fields.manifests => crate::oci::MEDIA_TYPE_INDEX.to_owned(),
-        None => crate::oci::MEDIA_TYPE_MANIFEST.to_owned(),
-    }
-}
-
 /// Reads what a registry reference names, for `snap show` (no tag means `latest`).
 ///
 /// # Errors

@@ -39,8 +39,7 @@ use super::http::{self, Body, Failure, Request, Timeouts, Transport};
 use super::tags;
 use super::{Error, RemoteRef};
 
-/// The largest manifest or index snap reads or sends (distribution's limit, and the common one).
-pub const MAX_MANIFEST_BYTES: u64 = 4 << 20;
+pub use crate::oci::MAX_MANIFEST_BYTES;
 /// The largest token-server answer snap reads (real tokens are a few KiB, JWTs with
 /// certificate chains included).
 pub const MAX_TOKEN_BYTES: u64 = 256 << 10;

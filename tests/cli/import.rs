@@ -400,3 +400,68 @@ fn an_oversized_index_json_is_refused_before_it_is_parsed() -> Result {
     )?;
     Ok(())
 }
+
+// issue 14: export took only snapshot manifests: an imported image index (a multi-platform
+// image, an index of artifacts) was refused as "not an image manifest" although it is in the
+// store. Export now walks the store's graph like push does, so the index, its nested index
+// and every manifest below travel, and a re-import gives the same digests.
+#[test]
+fn an_imported_index_exports_with_everything_below_it() -> Result {
+    let env = store_with_a_snapshot()?;
+    let (m1, mut blobs) = artifact(b"one\n", true);
+    let (m2, more) = artifact(b"two\n", false);
+    blobs.extend(more);
+    // The nested index lists m1 too: a shared child, stored and exported once.
+    let inner = js(
+        &json!({"schemaVersion": 2, "mediaType": INDEX, "manifests": [desc(MANIFEST, &m1, None)]}),
+    );
+    let top = js(&json!({
+        "schemaVersion": 2,
+        "mediaType": INDEX,
+        "manifests": [desc(MANIFEST, &m1, None), desc(INDEX, &inner, None), desc(MANIFEST, &m2, None)],
+    }));
+    blobs.extend([inner.clone(), top.clone()]);
+    let path = archive(
+        &env,
+        "images.tar",
+        &[desc(INDEX, &top, Some("multi:v1"))],
+        &blobs,
+    )?;
+    env.ok(&["import", path.to_str().ok_or("utf8")?])?;
+
+    env.ok(&["export", "--oci", "multi:v1", "-o", "out"])?;
+    let index: Value = serde_json::from_slice(&std::fs::read(env.join("out/index.json"))?)?;
+    assert_eq!(
+        index["manifests"],
+        json!([desc(INDEX, &top, Some("multi:v1"))]),
+        "the entry is the index, as it was imported"
+    );
+    let mut exported: Vec<String> = std::fs::read_dir(env.join("out/blobs/sha256"))?
+        .map(|e| Ok(e?.file_name().to_string_lossy().into_owned()))
+        .collect::<Result<_>>()?;
+    exported.sort();
+    let mut expected: Vec<String> = blobs
+        .iter()
+        .map(|b| Digest::of(b).hex().to_owned())
+        .collect();
+    expected.sort();
+    expected.dedup();
+    assert_eq!(
+        exported, expected,
+        "every node and blob below the index, once"
+    );
+
+    // A fresh store takes the export back with the same digest under the same name.
+    let other = Env::new()?;
+    let out: ImportOutcome = serde_json::from_str(&other.ok(&[
+        "--json",
+        "import",
+        env.join("out").to_str().ok_or("utf8")?,
+    ])?)?;
+    assert_eq!(out.entries, vec![Digest::of(&top)]);
+    assert_eq!(out.refs.len(), 1);
+    assert_eq!(out.refs[0].update, RefUpdate::Inserted);
+    let report: FsckReport = serde_json::from_str(&other.ok(&["--json", "fsck"])?)?;
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    Ok(())
+}

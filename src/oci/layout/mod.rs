@@ -274,6 +274,105 @@ impl<W: Write> TarWriter<W> {
     }
 }
 
+/// Where an export writes a layout: a tar stream ([`TarWriter`]) or a directory
+/// ([`DirWriter`]). This is the one layout writer: blobs in increasing digest order, then
+/// `index.json` (and `oci-layout`) exactly as given.
+pub trait LayoutWriter {
+    /// Adds blob `digest` of `size` bytes read from `content`.
+    ///
+    /// # Errors
+    /// `InvalidInput` for out-of-order blobs, `InvalidData` when `content` does not hold
+    /// exactly `size` bytes; any read or write error.
+    fn blob(&mut self, digest: &Digest, size: u64, content: &mut dyn Read) -> io::Result<()>;
+
+    /// Writes `index.json` and ends the layout.
+    ///
+    /// # Errors
+    /// Any write error.
+    fn finish(self: Box<Self>, index: &[u8]) -> io::Result<()>;
+}
+
+impl<W: Write> LayoutWriter for TarWriter<W> {
+    fn blob(&mut self, digest: &Digest, size: u64, content: &mut dyn Read) -> io::Result<()> {
+        TarWriter::blob(self, digest, size, content)
+    }
+
+    fn finish(self: Box<Self>, index: &[u8]) -> io::Result<()> {
+        TarWriter::finish(*self, index).map(drop)
+    }
+}
+
+/// Writes a layout into an empty directory (a staging directory its caller renames into
+/// place): every file created new and synced, then the directories.
+pub struct DirWriter {
+    root: std::path::PathBuf,
+    blobs: std::path::PathBuf,
+    last: Option<Digest>,
+}
+
+impl DirWriter {
+    /// Starts a layout in the empty directory `root`.
+    ///
+    /// # Errors
+    /// Any error creating `blobs/sha256`.
+    pub fn new(root: &std::path::Path) -> io::Result<Self> {
+        let blobs = root.join("blobs").join("sha256");
+        crate::fs::create_dir_all(&blobs)?;
+        Ok(DirWriter {
+            root: root.to_owned(),
+            blobs,
+            last: None,
+        })
+    }
+
+    fn create(path: &std::path::Path) -> io::Result<std::fs::File> {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+    }
+}
+
+impl LayoutWriter for DirWriter {
+    fn blob(&mut self, digest: &Digest, size: u64, content: &mut dyn Read) -> io::Result<()> {
+        if self.last.is_some_and(|l| l >= *digest) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "layout blobs must be added in increasing digest order",
+            ));
+        }
+        self.last = Some(*digest);
+        let path = self.blobs.join(digest.hex());
+        let mut f = io::BufWriter::with_capacity(1 << 20, Self::create(&path)?);
+        let copied = io::copy(&mut content.take(size), &mut f)?;
+        let mut probe = [0u8; 1];
+        if copied != size || content.read(&mut probe)? != 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("blob {digest} is not {size} bytes long"),
+            ));
+        }
+        f.flush()?;
+        f.get_ref().sync_all()
+    }
+
+    fn finish(self: Box<Self>, index: &[u8]) -> io::Result<()> {
+        for (name, bytes) in [(OCI_LAYOUT, OCI_LAYOUT_BYTES), (INDEX_JSON, index)] {
+            let mut f = Self::create(&self.root.join(name))?;
+            f.write_all(bytes)?;
+            f.sync_all()?;
+        }
+        for d in [
+            self.blobs.as_path(),
+            &self.root.join("blobs"),
+            self.root.as_path(),
+        ] {
+            crate::fs::sync_dir(d)?;
+        }
+        Ok(())
+    }
+}
+
 fn write_member(out: &mut dyn Write, path: &str, bytes: &[u8]) -> io::Result<()> {
     out.write_all(&tar::header(
         path,

@@ -7,6 +7,10 @@
 //!    inside the store; every blob is hashed on the way and must match its name, within the
 //!    decompression-bomb limit (`archive.rs`: large blobs past it are staged by a second
 //!    pass only if a descriptor names them). A directory layout is read in place.
+//!
+//! Phases 2 to 4 are the transfer layer's (`ops::transfer::receive`), which a pull
+//! goes through too:
+//!
 //! 2. **Check.** Every ref name the import would move is parsed (each entry's tag, `--ref`).
 //!    Then from `index.json` down — nested indexes, manifests, configs, layers, and the
 //!    ancestors of snap snapshots that are present — every blob must exist with exactly the
@@ -18,13 +22,13 @@
 //!    structure); other layers become loose objects. Every imported snap snapshot must then be
 //!    complete: each tree readable, each file present.
 //! 4. **Refs.** Only now do refs move: each tagged entry (or `--ref`) is inserted, left
-//!    unchanged, replaced (`--force`) or reported as conflicted. Each moves by compare-and-swap;
-//!    when another process moved it first, the value found under its lock decides again, so a
+//!    unchanged, replaced (`--force`) or reported as conflicted, all in one ref transaction
+//!    (every ref locked in name order, each decided from the value read under its lock), so a
 //!    concurrent import (or pull) of the same content is `unchanged`, not a conflict.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::Read;
 use std::path::PathBuf;
 
 use crate::digest::Digest;
@@ -34,22 +38,14 @@ use crate::ops::Error;
 use crate::store::{RefName, Store};
 
 mod archive;
-mod check;
-mod source;
 
-use check::Plan;
-use source::Source;
+use crate::ops::transfer::{self, Source};
 
-/// Largest manifest, index or snap snapshot config accepted (registries stop at 4 MiB).
-pub const MAX_MANIFEST_BYTES: u64 = 4 << 20;
-/// Largest config of another kind accepted (it is hashed, not parsed).
-pub const MAX_CONFIG_BYTES: u64 = 64 << 20;
-/// How deep image indexes may nest.
-pub const MAX_INDEX_DEPTH: usize = 8;
-/// Most manifests and indexes one import checks.
-pub const MAX_MANIFESTS: usize = 1 << 16;
-/// Most descriptors (index entries, configs, layers, ancestors) one import follows.
-pub const MAX_DESCRIPTORS: usize = 1 << 20;
+pub use crate::ops::refs::{ImportedRef, RefUpdate};
+pub use crate::ops::transfer::{
+    MAX_CONFIG_BYTES, MAX_DESCRIPTORS, MAX_INDEX_DEPTH, MAX_MANIFEST_BYTES, MAX_MANIFESTS,
+};
+
 /// How many times its size an archive may expand to (plus [`TRUSTED_EXPANSION_BYTES`]) before
 /// a descriptor names what it holds: the decompression-bomb limit.
 pub const MAX_EXPANSION: u64 = 100;
@@ -88,40 +84,6 @@ impl Default for ImportOptions {
     }
 }
 
-/// What happened to one ref.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum RefUpdate {
-    /// Created.
-    Inserted,
-    /// Already pointed there.
-    Unchanged,
-    /// Moved (with `--force`).
-    Replaced,
-    /// Moved forward: the old value is an ancestor of the new one (`snap pull`).
-    #[serde(rename = "fast_forward")]
-    FastForward,
-    /// Points elsewhere; left alone (give `--force` to move it).
-    Conflicted,
-}
-
-/// One ref's outcome.
-#[derive(
-    Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
-)]
-pub struct ImportedRef {
-    /// The head's name.
-    pub name: String,
-    /// The imported manifest or index.
-    pub digest: Digest,
-    /// What the ref held before.
-    pub previous: Option<Digest>,
-    /// What happened.
-    pub update: RefUpdate,
-}
-
 /// What an import did.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct ImportOutcome {
@@ -154,7 +116,7 @@ impl ImportOutcome {
 /// is changed then), `NotFound` for a missing path, `Io` otherwise. Ref conflicts are not
 /// errors: they are reported in the outcome.
 pub fn import(store: &Store, opts: &ImportOptions) -> Result<ImportOutcome, Error> {
-    import_with(store, opts, Mode::default(), &crate::ops::NoProgress)
+    import_reporting(store, opts, &crate::ops::NoProgress)
 }
 
 /// [`import`], reporting each blob stored to `progress`.
@@ -166,27 +128,6 @@ pub fn import_reporting(
     opts: &ImportOptions,
     progress: &dyn crate::ops::Progress,
 ) -> Result<ImportOutcome, Error> {
-    import_with(store, opts, Mode::default(), progress)
-}
-
-/// How `snap pull` uses the import machinery on the layout it staged.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct Mode {
-    /// The layout's blobs were verified while they were written: do not hash them again.
-    pub verified: bool,
-    /// Blobs the layout lacks may already be in the store (a pull skips downloading them).
-    pub store_fallback: bool,
-    /// A ref that points at an ancestor of the new snapshot moves without `--force`.
-    pub fast_forward: bool,
-}
-
-pub(crate) fn import_with(
-    store: &Store,
-    opts: &ImportOptions,
-    mode: Mode,
-    progress: &dyn crate::ops::Progress,
-) -> Result<ImportOutcome, Error> {
-    let fallback = mode.store_fallback.then_some(&store.objects);
     // Phase 1: read.
     let meta = std::fs::metadata(&opts.path).map_err(|_| Error::PathNotFound {
         path: opts.path.clone(),
@@ -216,7 +157,7 @@ pub(crate) fn import_with(
             )?),
         };
         (
-            Source::Dir(opts.path.clone(), mode.verified),
+            Source::Layout(opts.path.clone()),
             oci_layout,
             read_small(layout::INDEX_JSON, layout::MAX_INDEX_BYTES)?,
         )
@@ -238,69 +179,32 @@ pub(crate) fn import_with(
     let index = RawIndex::from_bytes(index_bytes)?;
     let tops = &index.index().manifests;
 
-    // Phase 2: check everything — names first, then everything reachable.
+    // Phases 2 to 4: names first, then everything reachable is checked, stored, and the refs
+    // move.
     let refs = ref_names(opts.ref_name.as_deref(), tops)?;
-    let plan = check::plan(store, &source, fallback, tops)?;
-
-    // Phase 3: store.
-    let mut blobs = 0u64;
-    let mut bytes = 0u64;
-    let total: u64 =
-        plan.packs.values().map(|(s, _)| s).sum::<u64>() + plan.loose.values().sum::<u64>();
-    progress.begin(
-        "Importing",
-        total,
-        (plan.packs.len() + plan.loose.len()) as u64,
-    );
-    let stored = store_plan(
-        store, &source, fallback, &plan, &mut blobs, &mut bytes, progress,
-    );
-    progress.end();
-    stored?;
-
-    store.objects.sync_packs_dir()?;
-    // Phase 4: refs, as one transaction: all locked (in name order), each decided from the
-    // value read under its lock, then all written.
     let message = opts
         .origin
         .clone()
-        .unwrap_or_else(|| format!("import: {}", opts.path.display()))
-        .replace(['\n', '\r'], " ");
-    let mut tx = store
-        .refs
-        .transaction(refs.iter().map(|(n, _)| n.clone()))?;
-    let mut refs_out = Vec::new();
-    for (name, digest) in &refs {
-        let previous = tx.actual(name);
-        let update = match previous {
-            Some(p) if p == *digest => RefUpdate::Unchanged,
-            Some(p) if is_ancestor(store, &p, digest) && (opts.force || mode.fast_forward) => {
-                RefUpdate::FastForward
-            }
-            Some(_) if opts.force => RefUpdate::Replaced,
-            Some(_) => RefUpdate::Conflicted,
-            None => RefUpdate::Inserted,
-        };
-        if matches!(
-            update,
-            RefUpdate::Inserted | RefUpdate::FastForward | RefUpdate::Replaced
-        ) {
-            tx.stage(name, Some(*digest), &message)?;
-        }
-        refs_out.push(ImportedRef {
-            name: name.short().to_owned(),
-            digest: *digest,
-            previous,
-            update,
-        });
-    }
-    tx.commit(|d: &Digest| store.objects.contains(d))?;
+        .unwrap_or_else(|| format!("import: {}", opts.path.display()));
+    let received = transfer::receive(
+        store,
+        &transfer::Receive {
+            source: &source,
+            store_fallback: false,
+            entries: tops,
+            refs: &refs,
+            force: opts.force,
+            fast_forward: false,
+            message: &message,
+        },
+        progress,
+    )?;
     Ok(ImportOutcome {
         entries: tops.iter().map(|d| d.digest).collect(),
-        manifests: plan.manifests,
-        blobs,
-        bytes,
-        refs: refs_out,
+        manifests: received.manifests,
+        blobs: received.blobs,
+        bytes: received.bytes,
+        refs: received.refs,
         missing_oci_layout: oci_layout.is_none(),
     })
 }
@@ -345,80 +249,4 @@ fn ref_names(given: Option<&str>, tops: &[Descriptor]) -> Result<Vec<(RefName, D
         }
     }
     Ok(out)
-}
-
-/// Phase 3 of an import: stores what the plan checked, from where it is.
-fn store_plan(
-    store: &Store,
-    source: &Source,
-    fallback: Option<&crate::store::objects::Objects>,
-    plan: &Plan,
-    blobs: &mut u64,
-    bytes: &mut u64,
-    progress: &dyn crate::ops::Progress,
-) -> Result<(), Error> {
-    for (d, (size, index)) in &plan.packs {
-        if let Source::Dir(root, true) = &source {
-            // A pull's staging file, verified as it arrived: move it, do not copy it.
-            store
-                .objects
-                .adopt_pack(&source::blob_path(root, d), d, index.clone())?;
-        } else {
-            store.objects.import_pack_indexed(
-                &mut io::BufReader::new(source.open(d)?),
-                d,
-                Some(index.clone()),
-            )?;
-        }
-        *blobs += 1;
-        *bytes += size;
-        progress.advance(*size, 1);
-    }
-    for (d, size) in &plan.loose {
-        if !store.objects.contains(d) {
-            let path = PathBuf::from(d.to_string());
-            let (stored, _) = store
-                .objects
-                .put_stream(&mut io::BufReader::new(source.open(d)?), &path)?;
-            if stored != *d {
-                return Err(Error::BlobDigest {
-                    digest: *d,
-                    actual: stored,
-                });
-            }
-        }
-        *blobs += 1;
-        *bytes += size;
-        progress.advance(*size, 1);
-    }
-    for config in plan.configs.keys() {
-        for (d, tree) in check::inline_trees_of(source, fallback, plan, config)? {
-            if !store.objects.contains(&d) {
-                store.objects.put(&tree)?;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Whether `old` is among the stored ancestors of snapshot `new` (any parent, as far as the
-/// store holds them).
-fn is_ancestor(store: &Store, old: &Digest, new: &Digest) -> bool {
-    let mut seen = BTreeSet::new();
-    let mut queue = vec![*new];
-    while let Some(id) = queue.pop() {
-        if seen.len() > 100_000 || !seen.insert(id) {
-            continue;
-        }
-        let Ok(s) = crate::snapshot::Snapshot::load(store, &id) else {
-            continue;
-        };
-        for p in &s.config.parents {
-            if p == old {
-                return true;
-            }
-            queue.push(*p);
-        }
-    }
-    false
 }

@@ -8,20 +8,17 @@
 //! are. What a descriptor calls a manifest or an index must be one, and every descriptor of a
 //! digest must agree on its size and media type.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{self, Read};
 
 use super::source::Source;
-use super::{
-    MAX_CONFIG_BYTES, MAX_DESCRIPTORS, MAX_INDEX_DEPTH, MAX_MANIFEST_BYTES, MAX_MANIFESTS,
-};
+use super::{MAX_CONFIG_BYTES, MAX_DESCRIPTORS, MAX_MANIFEST_BYTES, MAX_MANIFESTS};
 use crate::digest::Digest;
 use crate::object::SnapshotConfig;
-use crate::oci::layout::RawIndex;
 use crate::oci::{
     Descriptor, MEDIA_TYPE_ARTIFACT_MANIFEST, MEDIA_TYPE_DOCKER_LIST, MEDIA_TYPE_DOCKER_MANIFEST,
-    MEDIA_TYPE_INDEX, MEDIA_TYPE_LAYER_TAR_ZSTD, MEDIA_TYPE_MANIFEST, MEDIA_TYPE_TREES,
-    RawManifest,
+    MEDIA_TYPE_INDEX, MEDIA_TYPE_LAYER_TAR_ZSTD, MEDIA_TYPE_MANIFEST, MEDIA_TYPE_TREES, Node,
+    RawManifest, graph,
 };
 use crate::ops::Error;
 use crate::pack::{IndexEntry, PackIndex};
@@ -89,6 +86,10 @@ impl Kind {
         }
     }
 
+    fn is_manifest(self) -> bool {
+        matches!(self, Kind::Manifest | Kind::DockerManifest)
+    }
+
     fn media_type(self) -> &'static str {
         match self {
             Kind::Manifest => MEDIA_TYPE_MANIFEST,
@@ -99,30 +100,24 @@ impl Kind {
     }
 }
 
-/// A descriptor waiting to be checked (annotations dropped: the walk does not need them).
-struct Queued {
-    kind: Kind,
-    digest: Digest,
-    size: u64,
-    /// How many indexes lead to it.
-    depth: usize,
-    /// Whether a manifest or index describes it (an ancestor found through a snapshot's
-    /// parents is not described, only present).
-    described: bool,
-}
-
-/// The walk from `index.json` down.
+/// The walk from the entries down: what it has decided so far.
 struct Walk<'a> {
     source: &'a Source,
     fallback: Option<&'a Objects>,
-    queue: VecDeque<Queued>,
-    /// Every digest checked, with what its first descriptor said.
-    seen: HashMap<Digest, (Kind, u64)>,
+    /// Every manifest or index met, with what its first descriptor said (a root ancestor:
+    /// a manifest of the size its blob has).
+    described: HashMap<Digest, (Kind, u64)>,
     descriptors: usize,
     plan: Plan,
 }
 
-/// Checks everything `entries` (the entries of `index.json`) reach, and plans phase 3.
+/// Checks everything `entries` (the entries of `index.json`, or what a pull asked for) reach,
+/// with the ancestors of snap snapshots the source holds, and plans phase 3.
+///
+/// The graph is walked by [`graph::walk`] (the bounds on nesting and node count are its),
+/// one walk per generation: the entries, then the ancestors they name that are present, and
+/// so on. Every node is read through [`Source::read`] (checked against digest and size), and
+/// must be what its descriptor calls it.
 pub(super) fn plan(
     store: &Store,
     source: &Source,
@@ -132,56 +127,72 @@ pub(super) fn plan(
     let mut walk = Walk {
         source,
         fallback,
-        queue: VecDeque::new(),
-        seen: HashMap::new(),
+        described: HashMap::new(),
         descriptors: 0,
         plan: Plan::default(),
     };
+    let mut roots = Vec::with_capacity(entries.len());
     for d in entries {
-        walk.push(d, 0)?;
+        walk.describe(d)?;
+        roots.push(d.digest);
     }
-    while let Some(q) = walk.queue.pop_front() {
-        if let Some(&(kind, size)) = walk.seen.get(&q.digest) {
-            // Ancestors are queued with the size their blob has, not as described: a
-            // descriptor of the same digest has already been checked against those bytes.
-            if q.described && (size != q.size || kind != q.kind) {
-                return Err(Error::BadLayout {
-                    reason: format!(
-                        "{} is described twice, as `{}` of {size} bytes and as `{}` of {} bytes",
-                        q.digest,
-                        kind.media_type(),
-                        q.kind.media_type(),
-                        q.size
-                    ),
-                });
-            }
-            continue;
-        }
-        walk.seen.insert(q.digest, (q.kind, q.size));
-        if walk.seen.len() > MAX_MANIFESTS {
+    let mut seen = BTreeSet::new();
+    while !roots.is_empty() {
+        let reached = {
+            let described = &mut walk.described;
+            graph::walk::<Error>(
+                std::mem::take(&mut roots),
+                &mut seen,
+                &mut |d, by| {
+                    if let Some(desc) = by {
+                        // Counted below, with the index's other entries.
+                        record(described, desc)?;
+                    }
+                    let &(_, size) = described
+                        .get(d)
+                        .expect("every root and every child is described before it is read");
+                    Ok(Some(source.read(d, size, MAX_MANIFEST_BYTES)?))
+                },
+                &mut |_, e| Err(e.into()),
+            )?
+        };
+        if seen.len() > MAX_MANIFESTS {
             return Err(Error::BadLayout {
                 reason: format!("the layout has more than {MAX_MANIFESTS} manifests and indexes"),
             });
         }
-        if q.depth > MAX_INDEX_DEPTH {
-            return Err(Error::BadLayout {
-                reason: format!("image indexes nest deeper than {MAX_INDEX_DEPTH} levels"),
-            });
-        }
-        let desc = Descriptor::new(q.kind.media_type(), q.digest, q.size);
-        let bytes = source.read(&q.digest, q.size, MAX_MANIFEST_BYTES)?;
-        match q.kind {
-            Kind::Manifest | Kind::DockerManifest => {
-                let manifest = RawManifest::from_bytes(bytes)?;
-                walk.manifest(&manifest, &desc, q.depth)?;
-            }
-            Kind::Index | Kind::DockerList => {
-                let child = RawIndex::from_bytes(bytes)?;
-                check_media_type(&desc, child.index().media_type.as_deref())?;
-                for m in &child.index().manifests {
-                    walk.push(m, q.depth + 1)?;
+        for graph::Reached { node, .. } in reached {
+            let digest = node.digest();
+            let (kind, size) = walk.described[&digest];
+            let desc = Descriptor::new(kind.media_type(), digest, size);
+            match &node {
+                Node::Manifest(m) if kind.is_manifest() => {
+                    for parent in walk.manifest(m, &desc)? {
+                        roots.push(parent);
+                    }
                 }
-                walk.plan.loose.insert(q.digest, q.size);
+                Node::Index(i) if !kind.is_manifest() => {
+                    check_media_type(&desc, i.index().media_type.as_deref())?;
+                    // Entries seen before were read as their first descriptor said: every
+                    // other descriptor of them must agree.
+                    for entry in &i.index().manifests {
+                        walk.describe(entry)?;
+                    }
+                    walk.plan.loose.insert(digest, size);
+                }
+                _ => {
+                    return Err(Error::BadLayout {
+                        reason: format!(
+                            "{digest} is described as `{}` but is not an image {}",
+                            kind.media_type(),
+                            if kind.is_manifest() {
+                                "manifest"
+                            } else {
+                                "index"
+                            }
+                        ),
+                    });
+                }
             }
         }
     }
@@ -199,29 +210,48 @@ pub(super) fn plan(
     Ok(plan)
 }
 
+/// Records what descriptor `desc` says a manifest or index is; a digest described before
+/// must be described the same way.
+fn record(described: &mut HashMap<Digest, (Kind, u64)>, desc: &Descriptor) -> Result<(), Error> {
+    let kind = Kind::of(desc)?;
+    match described.get(&desc.digest) {
+        Some(&(k, size)) if k != kind || size != desc.size => Err(Error::BadLayout {
+            reason: format!(
+                "{} is described twice, as `{}` of {size} bytes and as `{}` of {} bytes",
+                desc.digest,
+                k.media_type(),
+                kind.media_type(),
+                desc.size
+            ),
+        }),
+        Some(_) => Ok(()),
+        None => {
+            described.insert(desc.digest, (kind, desc.size));
+            Ok(())
+        }
+    }
+}
+
+fn too_many_descriptors() -> Error {
+    Error::BadLayout {
+        reason: format!("the layout has more than {MAX_DESCRIPTORS} descriptors"),
+    }
+}
+
 impl Walk<'_> {
     /// Counts a descriptor against [`MAX_DESCRIPTORS`].
     fn count(&mut self) -> Result<(), Error> {
         self.descriptors += 1;
         if self.descriptors > MAX_DESCRIPTORS {
-            return Err(Error::BadLayout {
-                reason: format!("the layout has more than {MAX_DESCRIPTORS} descriptors"),
-            });
+            return Err(too_many_descriptors());
         }
         Ok(())
     }
 
-    /// Queues a manifest or index a descriptor names.
-    fn push(&mut self, desc: &Descriptor, depth: usize) -> Result<(), Error> {
+    /// Counts and records a descriptor of a manifest or index (see [`record`]).
+    fn describe(&mut self, desc: &Descriptor) -> Result<(), Error> {
         self.count()?;
-        self.queue.push_back(Queued {
-            kind: Kind::of(desc)?,
-            digest: desc.digest,
-            size: desc.size,
-            depth,
-            described: true,
-        });
-        Ok(())
+        record(&mut self.described, desc)
     }
 
     /// Whether blob `d` is already stored and not in the layout (a pull skipped it).
@@ -229,14 +259,13 @@ impl Walk<'_> {
         Ok(self.fallback.is_some_and(|o| o.contains(d)) && self.source.size(d)?.is_none())
     }
 
-    /// Checks one manifest's config and layers, and plans how to store them. Queues the
-    /// stored ancestors of a snap snapshot.
+    /// Checks one manifest's config and layers, and plans how to store them. Returns the
+    /// ancestors of a snap snapshot that the source holds and no walk has met yet.
     fn manifest(
         &mut self,
         manifest: &RawManifest,
         desc: &Descriptor,
-        depth: usize,
-    ) -> Result<(), Error> {
+    ) -> Result<Vec<Digest>, Error> {
         let m = manifest.manifest();
         check_media_type(desc, m.media_type.as_deref())?;
         self.plan.manifests += 1;
@@ -245,6 +274,7 @@ impl Walk<'_> {
             .insert(manifest.digest(), manifest.bytes().len() as u64);
         self.count()?;
         let config_in_store = self.in_store(&m.config.digest)?;
+        let mut parents = Vec::new();
         if m.is_snapshot() {
             let at = ConfigAt {
                 size: m.config.size,
@@ -272,17 +302,16 @@ impl Walk<'_> {
                 root: cfg.root,
                 config: m.config.digest,
             });
-            // Ancestors travel as untagged entries or bare blobs: take the ones that are here.
+            // Ancestors travel as untagged entries or bare blobs: take the ones that are here,
+            // as manifests of the size their blobs have (a descriptor met later must agree).
             for p in &cfg.parents {
+                if self.described.contains_key(p) {
+                    continue;
+                }
                 if let Some(size) = self.source.size(p)? {
                     self.count()?;
-                    self.queue.push_back(Queued {
-                        kind: Kind::Manifest,
-                        digest: *p,
-                        size,
-                        depth,
-                        described: false,
-                    });
+                    self.described.insert(*p, (Kind::Manifest, size));
+                    parents.push(*p);
                 }
             }
         } else if !config_in_store {
@@ -321,7 +350,7 @@ impl Walk<'_> {
                 self.plan.loose.insert(layer.digest, layer.size);
             }
         }
-        Ok(())
+        Ok(parents)
     }
 }
 

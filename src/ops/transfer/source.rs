@@ -1,5 +1,6 @@
-//! Where an import reads blobs from: a layout directory in place, or the blobs phase 1 staged
-//! from an archive. Every read is checked against the digest and size asked for.
+//! Where [`super::receive`] reads blobs from: a layout directory in place, or blobs staged in a
+//! temp directory of the store (an archive's, a pull's downloads). Every read is checked
+//! against the digest and size asked for.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -10,13 +11,15 @@ use crate::digest::{Digest, HashingReader};
 use crate::ops::Error;
 
 /// Where blobs come from.
-pub(super) enum Source {
-    /// A layout directory, read in place; `verified` when its blobs were checked against
-    /// their digests as they were written (a pull's staging directory).
-    Dir(PathBuf, bool),
-    /// Blobs staged from an archive, already checked against their names.
+pub(crate) enum Source {
+    /// A layout directory, read in place: every blob is hashed when it is checked.
+    Layout(PathBuf),
+    /// Blobs in a temp directory of the store (`DIR/<hex>`), each checked against its digest
+    /// as it was written: an archive's (import), a registry's (pull).
     Staged {
+        /// The directory; removed when the source is dropped.
         dir: tempfile::TempDir,
+        /// Every blob it holds, with its size.
         sizes: HashMap<Digest, u64>,
     },
 }
@@ -24,7 +27,7 @@ pub(super) enum Source {
 impl Source {
     pub(super) fn size(&self, d: &Digest) -> Result<Option<u64>, Error> {
         match self {
-            Source::Dir(root, _) => {
+            Source::Layout(root) => {
                 let p = blob_path(root, d);
                 match std::fs::symlink_metadata(&p) {
                     Ok(m) if m.file_type().is_file() => Ok(Some(m.len())),
@@ -39,9 +42,19 @@ impl Source {
         }
     }
 
+    /// Where a staged blob is: its file may be moved into the store rather than copied.
+    pub(super) fn staged_path(&self, d: &Digest) -> Option<PathBuf> {
+        match self {
+            Source::Layout(_) => None,
+            Source::Staged { dir, sizes } => {
+                sizes.contains_key(d).then(|| dir.path().join(d.hex()))
+            }
+        }
+    }
+
     pub(super) fn open(&self, d: &Digest) -> Result<File, Error> {
         let p = match self {
-            Source::Dir(root, _) => blob_path(root, d),
+            Source::Layout(root) => blob_path(root, d),
             Source::Staged { dir, .. } => dir.path().join(d.hex()),
         };
         File::open(&p).map_err(|source| Error::Io { path: p, source })
@@ -60,7 +73,7 @@ impl Source {
             }
             Some(_) => {}
         }
-        if let Source::Dir(_, false) = self {
+        if let Source::Layout(_) = self {
             let mut r = HashingReader::new(self.open(d)?);
             io::copy(&mut r, &mut io::sink()).map_err(|source| Error::Io {
                 path: PathBuf::from(d.to_string()),
@@ -102,6 +115,6 @@ impl Source {
     }
 }
 
-pub(super) fn blob_path(root: &Path, d: &Digest) -> PathBuf {
+fn blob_path(root: &Path, d: &Digest) -> PathBuf {
     root.join("blobs").join("sha256").join(d.hex())
 }
