@@ -8,6 +8,7 @@ use snap::ops::{self, ExportOptions};
 use crate::cli::Context;
 use crate::cli::commit::human_bytes;
 use crate::cli::error::ExitStatus;
+use crate::cli::remote::Located;
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 enum FormatArg {
@@ -24,7 +25,9 @@ pub struct Args {
     /// Write an OCI image layout (the only export format).
     #[arg(long, required = true)]
     oci: bool,
-    /// Snapshots to export; a ref's name becomes the entry's tag.
+    /// Snapshots to export; a ref's name becomes the entry's tag. One registry reference
+    /// (REGISTRY/REPO[:TAG|@DIGEST]) that is not in the store is copied straight from the
+    /// registry into the layout.
     #[arg(required = true, value_name = "SNAP")]
     revs: Vec<String>,
     /// The directory, .tar, .tar.gz or .tar.zst to write.
@@ -33,14 +36,16 @@ pub struct Args {
     /// The format, instead of guessing it from OUT's name.
     #[arg(long, value_enum)]
     format: Option<FormatArg>,
-    /// Also export every stored ancestor, so `snap log` is the same after an import.
+    /// Also export every stored ancestor (for a registry reference: every ancestor the
+    /// registry holds), so `snap log` is the same after an import.
     #[arg(long)]
     with_history: bool,
+    #[command(flatten)]
+    conn: crate::cli::push::ConnArgs,
 }
 
 pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {
     let _ = args.oci;
-    let store = ctx.open_store()?;
     let opts = ExportOptions {
         revs: args.revs.clone(),
         out: ctx.cwd.join(&args.output),
@@ -53,7 +58,21 @@ pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {
         with_history: args.with_history,
     };
     let bar = crate::cli::progress::Bar::new(&ctx.printer);
-    let out = ops::export::export_with(&store, &opts, &bar)?;
+    // One SNAP may be a registry reference (the rule of `snap show`): copied from there.
+    let remote = match args.revs.as_slice() {
+        [one] => match crate::cli::remote::locate(ctx, one)? {
+            Located::Local(..) => None,
+            Located::Remote(r) => Some(r),
+        },
+        _ => None,
+    };
+    let out = match remote {
+        Some(r) => {
+            let client = crate::cli::remote::client_options(ctx, &args.conn)?;
+            ops::export::export_remote(&r, &opts, &client, &bar)?
+        }
+        None => ops::export::export_with(&ctx.open_store()?, &opts, &bar)?,
+    };
     if ctx.printer.json() {
         ctx.printer.json_value(&out)?;
     } else {

@@ -186,6 +186,116 @@ pub fn export_with(
     })
 }
 
+/// Copies what a registry reference names into an OCI layout, without a store: a
+/// registry→layout transfer (`snap export --oci REGISTRY/REPO[:TAG|@DIGEST]`). Every node and
+/// blob is checked against its digest as it arrives (staged beside OUT), then written as
+/// [`export`] writes; the entry is tagged with the reference's tag. `with_history` also
+/// copies the ancestor snapshots the registry holds (a push with history), untagged.
+///
+/// # Errors
+/// `Registry` errors, content that is neither a manifest nor an index, the transfer's bounds;
+/// as [`export`] for the output.
+pub fn export_remote(
+    remote: &crate::registry::RemoteRef,
+    opts: &ExportOptions,
+    client: &crate::registry::ClientOptions,
+    progress: &dyn crate::ops::Progress,
+) -> Result<ExportOutcome, Error> {
+    let format = opts.format.unwrap_or_else(|| {
+        Format::from_name(&opts.out.file_name().unwrap_or_default().to_string_lossy())
+    });
+    if format == Format::Dir
+        && let Ok(mut rd) = std::fs::read_dir(&opts.out)
+        && rd.next().is_some()
+    {
+        return Err(Error::OutputNotEmpty {
+            path: opts.out.clone(),
+        });
+    }
+    let at = if remote.tag.is_none() && remote.digest.is_none() {
+        remote.with_tag("latest")
+    } else {
+        remote.clone()
+    };
+    let connection = crate::registry::Client::new(&at, client.clone())?;
+    connection.login(false)?;
+    let parent = parent_dir(&opts.out);
+    crate::fs::create_dir_all(&parent).map_err(|source| Error::Io {
+        path: parent.clone(),
+        source,
+    })?;
+    let staging = tempfile::Builder::new()
+        .prefix(crate::fs::TEMP_PREFIX)
+        .tempdir_in(&parent)
+        .map_err(|source| Error::Io {
+            path: parent.clone(),
+            source,
+        })?;
+    let fetched = crate::ops::pull::fetch(
+        &connection,
+        &at,
+        if opts.with_history { None } else { Some(0) },
+        staging,
+        None,
+        client.jobs,
+        progress,
+    )?;
+    let tag = if at.digest.is_none() {
+        at.tag.clone()
+    } else {
+        None
+    };
+    let mut top = fetched.top.clone();
+    if let Some(t) = &tag {
+        top.annotations
+            .insert(layout::ANNOTATION_REF_NAME.to_owned(), t.clone());
+    }
+    let manifests: Vec<ExportedManifest> = std::iter::once(ExportedManifest {
+        digest: top.digest,
+        tag,
+    })
+    .chain(fetched.ancestors.iter().map(|d| ExportedManifest {
+        digest: d.digest,
+        tag: None,
+    }))
+    .collect();
+    let index = RawIndex::encode(ImageIndex {
+        schema_version: 2,
+        media_type: Some(MEDIA_TYPE_INDEX.to_owned()),
+        manifests: std::iter::once(top)
+            .chain(fetched.ancestors.iter().cloned())
+            .collect(),
+        annotations: BTreeMap::new(),
+    });
+    let blobs: BTreeMap<Digest, u64> = fetched.source.blobs().collect();
+    let bytes = blobs.values().sum();
+    let write = |mut w: Box<dyn LayoutWriter + '_>| -> Result<(), Error> {
+        let io_err = |source| Error::Io {
+            path: opts.out.clone(),
+            source,
+        };
+        progress.begin("Exporting", bytes, blobs.len() as u64);
+        for (digest, size) in &blobs {
+            let mut r = io::BufReader::with_capacity(1 << 20, fetched.source.open(digest)?);
+            w.blob(digest, *size, &mut r).map_err(io_err)?;
+            progress.advance(*size, 1);
+        }
+        progress.end();
+        w.finish(index.bytes()).map_err(io_err)
+    };
+    match format {
+        Format::Dir => write_dir(&opts.out, write)?,
+        _ => write_archive(&opts.out, format, write)?,
+    }
+    Ok(ExportOutcome {
+        out: opts.out.clone(),
+        format,
+        manifests,
+        blobs: blobs.len() as u64,
+        bytes,
+    })
+}
+
 /// Writes every blob, verified as it is read from the store, then `index.json`, into the
 /// layout at `out`.
 fn write_layout(

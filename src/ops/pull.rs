@@ -155,34 +155,122 @@ pub fn pull(
         _ => None,
     };
 
-    // Fetch into a temp directory inside the store: one file per blob, named by its hex
-    // digest, each checked as it arrives.
-    let staging = store.temp_dir()?;
-    let blob_dir = staging.path().to_owned();
-    // Everything staged, with its size.
-    let mut sizes: HashMap<Digest, u64> = HashMap::new();
     let fetch_at = match at.digest {
         Some(d) => at.with_digest(d),
         None => at.clone(),
     };
-    let (top_bytes, top) = client.get_manifest(&fetch_at)?;
-    let top_type = media_type_of(&top_bytes)?;
+    let fetched = fetch(
+        &client,
+        &fetch_at,
+        opts.depth,
+        store.temp_dir()?,
+        Some(store),
+        opts.client.jobs,
+        progress,
+    )?;
+    let top = fetched.top.digest;
+
+    // Take it in: the top entry (named for the ref) and the ancestors (untagged).
+    let entries: Vec<Descriptor> = std::iter::once(fetched.top.clone())
+        .chain(fetched.ancestors.iter().cloned())
+        .collect();
+    let refs: Vec<(RefName, Digest)> = ref_name.into_iter().map(|r| (r, top)).collect();
+    let message = format!(
+        "pull: {}",
+        RemoteRef {
+            digest: Some(top),
+            ..at.clone()
+        }
+    );
+    let received = transfer::receive(
+        store,
+        &transfer::Receive {
+            source: &fetched.source,
+            store_fallback: true,
+            entries: &entries,
+            refs: &refs,
+            force: opts.force,
+            fast_forward: true,
+            message: &message,
+        },
+        &crate::ops::NoProgress,
+    )?;
+
+    let freshness = match crate::snapshot::Snapshot::load(store, &top) {
+        Ok(s) if s.config.provenance.git.is_some() => {
+            provenance::freshness(&opts.worktree, &s.config.provenance).ok()
+        }
+        _ => None,
+    };
+    Ok(PullOutcome {
+        digest: top,
+        reference: match (&at.tag, walk_back.is_some()) {
+            (Some(t), false) => format!("{}:{t}", at.repository_url()),
+            _ => format!("{}@{top}", at.repository_url()),
+        },
+        walk_back,
+        manifests: fetched.manifests,
+        history: fetched.ancestors.len() as u64,
+        blobs: fetched.blobs,
+        downloaded: fetched.downloaded,
+        downloaded_bytes: fetched.downloaded_bytes,
+        present: fetched.blobs - fetched.downloaded,
+        requests: client.requests(),
+        refs: received.refs,
+        freshness,
+        credentials: client.credential_source().to_owned(),
+    })
+}
+
+/// A registry's graph below one manifest or index, staged: every node and every blob the
+/// destination lacks, each checked as it arrived.
+pub(crate) struct Fetched {
+    /// The staged blobs (nodes included).
+    pub source: Source,
+    /// What was asked for.
+    pub top: Descriptor,
+    /// Ancestor snapshots the registry holds (a push with history), nearest first.
+    pub ancestors: Vec<Descriptor>,
+    /// Manifests and indexes fetched.
+    pub manifests: u64,
+    /// Configs and layers the graph names.
+    pub blobs: u64,
+    /// Of those, downloaded (the rest were in the store).
+    pub downloaded: u64,
+    /// Bytes downloaded.
+    pub downloaded_bytes: u64,
+}
+
+/// Fetches what `at` names into `staging` — one file per blob, named by its hex digest —
+/// walking the registry's graph with [`graph::walk`], one walk per generation of ancestors
+/// (`depth`: how many; `None`: all the registry holds). Blobs `store` already holds are not
+/// downloaded; without a store, everything is.
+///
+/// # Errors
+/// `Registry` errors; a node that is neither a manifest nor an index; the transfer's bounds.
+pub(crate) fn fetch(
+    client: &Client,
+    at: &RemoteRef,
+    depth: Option<u64>,
+    staging: tempfile::TempDir,
+    store: Option<&Store>,
+    jobs: usize,
+    progress: &dyn Progress,
+) -> Result<Fetched, Error> {
+    let in_store = |d: &Digest| store.is_some_and(|s| s.objects.contains(d));
+    let blob_dir = staging.path().to_owned();
+    // Everything staged, with its size.
+    let mut sizes: HashMap<Digest, u64> = HashMap::new();
+    let (top_bytes, top) = client.get_manifest(at)?;
+    let top_desc = Descriptor::new(&media_type_of(&top_bytes)?, top, top_bytes.len() as u64);
     let mut manifests = 0u64;
     let mut needed: Vec<(Digest, u64)> = Vec::new();
     let mut seen = BTreeSet::new();
-    // Ancestor snapshots found in the registry: entries of the transfer, untagged.
     let mut ancestors: Vec<Descriptor> = Vec::new();
     // Blobs already downloaded (configs read to find parents), with their sizes.
     let mut staged: BTreeMap<Digest, u64> = BTreeMap::new();
-    // The transfer's bound, checked before fetching blobs.
-    let too_many = || Error::BadLayout {
-        reason: format!(
-            "{} has more than {MAX_DESCRIPTORS} descriptors",
-            opts.source.repository_url(),
-        ),
-    };
     // Manifests fetched ahead of their walk: the top one, and ancestors found by digest.
-    let mut fetched: HashMap<Digest, Vec<u8>> = HashMap::from([(top, top_bytes.clone())]);
+    let mut fetched: HashMap<Digest, Vec<u8>> = HashMap::from([(top, top_bytes)]);
     // One walk per generation: 0 for what was asked, n for its n-th ancestors.
     let mut roots = vec![top];
     let mut generation = 0u64;
@@ -194,7 +282,7 @@ pub fn pull(
                 let bytes = if let Some(b) = fetched.remove(d) {
                     b
                 } else {
-                    let (b, got) = client.get_manifest(&opts.source.with_digest(*d))?;
+                    let (b, got) = client.get_manifest(&at.with_digest(*d))?;
                     if let Some(desc) = described
                         && b.len() as u64 != desc.size
                     {
@@ -219,14 +307,14 @@ pub fn pull(
             for d in std::iter::once(&v.config).chain(&v.layers) {
                 needed.push((d.digest, d.size));
             }
-            if !(v.is_snapshot() && opts.depth.is_none_or(|n| generation < n)) {
+            if !(v.is_snapshot() && depth.is_none_or(|n| generation < n)) {
                 continue;
             }
-            for p in parents(store, &client, &blob_dir, &v.config, &mut staged)? {
-                if seen.contains(&p) || fetched.contains_key(&p) || store.objects.contains(&p) {
+            for p in parents(store, client, &blob_dir, &v.config, &mut staged)? {
+                if seen.contains(&p) || fetched.contains_key(&p) || in_store(&p) {
                     continue;
                 }
-                match client.get_manifest(&opts.source.with_digest(p)) {
+                match client.get_manifest(&at.with_digest(p)) {
                     Ok((b, d)) => {
                         ancestors.push(Descriptor::new(&media_type_of(&b)?, d, b.len() as u64));
                         fetched.insert(d, b);
@@ -238,82 +326,42 @@ pub fn pull(
                 }
             }
         }
+        // The transfer's bound, checked before fetching blobs.
         if needed.len() > MAX_DESCRIPTORS {
-            return Err(too_many());
+            return Err(Error::BadLayout {
+                reason: format!(
+                    "{} has more than {MAX_DESCRIPTORS} descriptors",
+                    at.repository_url(),
+                ),
+            });
         }
         generation += 1;
     }
     needed.sort();
     needed.dedup();
-    let blobs = needed.len() as u64;
     let missing: Vec<(Digest, u64)> = needed
-        .into_iter()
-        .filter(|(d, _)| !staged.contains_key(d) && !store.objects.contains(d))
+        .iter()
+        .filter(|(d, _)| !staged.contains_key(d) && !in_store(d))
+        .copied()
         .collect();
-    let downloaded_bytes: u64 = missing.iter().map(|(_, s)| s).sum();
-    progress.begin("Pulling", downloaded_bytes, missing.len() as u64);
-    let result = download_all(&client, &blob_dir, &missing, opts.client.jobs, progress);
+    let missing_bytes: u64 = missing.iter().map(|(_, s)| s).sum();
+    progress.begin("Pulling", missing_bytes, missing.len() as u64);
+    let result = download_all(client, &blob_dir, &missing, jobs, progress);
     progress.end();
     result?;
-
     sizes.extend(staged.iter().map(|(d, s)| (*d, *s)));
     sizes.extend(missing.iter().copied());
-
-    // Take it in: the top entry (named for the ref) and the ancestors (untagged).
-    let history = ancestors.len() as u64;
-    let entries: Vec<Descriptor> =
-        std::iter::once(Descriptor::new(&top_type, top, top_bytes.len() as u64))
-            .chain(ancestors)
-            .collect();
-    let refs: Vec<(RefName, Digest)> = ref_name.into_iter().map(|r| (r, top)).collect();
-    let message = format!(
-        "pull: {}",
-        RemoteRef {
-            digest: Some(top),
-            ..at.clone()
-        }
-    );
-    let source = Source::Staged {
-        dir: staging,
-        sizes,
-    };
-    let received = transfer::receive(
-        store,
-        &transfer::Receive {
-            source: &source,
-            store_fallback: true,
-            entries: &entries,
-            refs: &refs,
-            force: opts.force,
-            fast_forward: true,
-            message: &message,
+    Ok(Fetched {
+        source: Source::Staged {
+            dir: staging,
+            sizes,
         },
-        &crate::ops::NoProgress,
-    )?;
-
-    let freshness = match crate::snapshot::Snapshot::load(store, &top) {
-        Ok(s) if s.config.provenance.git.is_some() => {
-            provenance::freshness(&opts.worktree, &s.config.provenance).ok()
-        }
-        _ => None,
-    };
-    Ok(PullOutcome {
-        digest: top,
-        reference: match (&at.tag, walk_back.is_some()) {
-            (Some(t), false) => format!("{}:{t}", at.repository_url()),
-            _ => format!("{}@{top}", at.repository_url()),
-        },
-        walk_back,
+        top: top_desc,
+        ancestors,
         manifests,
-        history,
-        blobs,
+        blobs: needed.len() as u64,
         downloaded: (missing.len() + staged.len()) as u64,
-        downloaded_bytes: downloaded_bytes + staged.values().sum::<u64>(),
-        present: blobs - (missing.len() + staged.len()) as u64,
-        requests: client.requests(),
-        refs: received.refs,
-        freshness,
-        credentials: client.credential_source().to_owned(),
+        downloaded_bytes: missing_bytes + staged.values().sum::<u64>(),
     })
 }
 
@@ -321,7 +369,7 @@ pub fn pull(
 /// into the staging directory, where the transfer finds it; a config that does not decode names
 /// none (the import refuses it with the reason).
 fn parents(
-    store: &Store,
+    store: Option<&Store>,
     client: &Client,
     blob_dir: &Path,
     config: &Descriptor,
@@ -330,7 +378,7 @@ fn parents(
     if config.size > crate::snapshot::MAX_METADATA_BYTES {
         return Ok(Vec::new());
     }
-    let bytes = if let Ok(b) = store.objects.read(&config.digest, config.size) {
+    let bytes = if let Some(Ok(b)) = store.map(|s| s.objects.read(&config.digest, config.size)) {
         b
     } else {
         let mut b = Vec::new();

@@ -440,10 +440,7 @@ fn an_imported_index_exports_with_everything_below_it() -> Result {
         .map(|e| Ok(e?.file_name().to_string_lossy().into_owned()))
         .collect::<Result<_>>()?;
     exported.sort();
-    let mut expected: Vec<String> = blobs
-        .iter()
-        .map(|b| Digest::of(b).hex().to_owned())
-        .collect();
+    let mut expected: Vec<String> = blobs.iter().map(|b| Digest::of(b).hex()).collect();
     expected.sort();
     expected.dedup();
     assert_eq!(

@@ -488,3 +488,126 @@ fn foreign_manifests_are_listed_and_shown_from_the_manifest_alone() -> Result {
     assert_eq!(remote_img["kind"], "image");
     Ok(())
 }
+
+// issue 14, item 1: a registry→layout copy through the transfer layer — `snap export --oci
+// REGISTRY/REPO:TAG` walks the registry's graph and writes the layout without a store: a
+// snapshot with its history (re-imported elsewhere, `snap log` is the pusher's) and a
+// container image pushed by skopeo, which skopeo then reads back from the archive with the
+// registry's digest.
+#[test]
+fn a_registry_reference_exports_straight_into_a_layout() -> Result {
+    use crate::harness::{have_skopeo, have_umoci, skopeo};
+    if !have_registry() || !have_skopeo() || !have_umoci() {
+        return Ok(());
+    }
+    let t = tempfile::tempdir()?;
+    let d = t.path();
+    let reg = Registry::start()?;
+    let repo = format!("{}/copy/things", reg.addr);
+    sh(
+        d,
+        "mkdir -p build && seq 1 3000 > build/a.txt && echo x > build/b",
+    )?;
+    snap_ok(d, &["commit", "build", "-m", "one"], &[])?;
+    sh(d, "seq 1 4000 > build/a.txt")?;
+    snap_ok(d, &["commit", "build", "-m", "two"], &[])?;
+    snap_ok(
+        d,
+        &["push", "--with-history", "latest", &format!("{repo}:v1")],
+        &[],
+    )?;
+    let pusher_log = snap_ok(d, &["--json", "log", "latest"], &[])?;
+    let id = json(&snap_ok(d, &["--json", "show", "latest"], &[])?)?["digest"]
+        .as_str()
+        .ok_or("id")?
+        .to_owned();
+    crate::umoci_image(d)?;
+    skopeo(
+        d,
+        &format!("copy -q --dest-tls-verify=false oci:L:v2 docker://{repo}:img"),
+    )?;
+    let img_digest = skopeo(
+        d,
+        &format!("inspect --tls-verify=false --format '{{{{.Digest}}}}' docker://{repo}:img"),
+    )?
+    .trim()
+    .to_owned();
+
+    // No store here, and none is made.
+    let nowhere = tempfile::tempdir()?;
+    let n = nowhere.path();
+    snap_ok(
+        n,
+        &["export", "--oci", &format!("{repo}:v1"), "-o", "snap.tar"],
+        &[],
+    )?;
+    snap_ok(
+        n,
+        &["export", "--oci", &format!("{repo}:img"), "-o", "img.tar"],
+        &[],
+    )?;
+    snap_ok(
+        n,
+        &[
+            "export",
+            "--oci",
+            "--with-history",
+            &format!("{repo}:v1"),
+            "-o",
+            "hist",
+        ],
+        &[],
+    )?;
+    assert!(!n.join(".store").exists(), "a registry export made a store");
+    // `inspect --raw` prints the exact manifest bytes (an artifact has no image digest view).
+    let got = skopeo(n, "inspect --raw oci-archive:snap.tar:v1 | sha256sum")?;
+    assert_eq!(
+        format!(
+            "sha256:{}",
+            got.split_whitespace().next().unwrap_or_default()
+        ),
+        id,
+        "skopeo reads the snapshot under its tag"
+    );
+    let got = skopeo(n, "inspect --format '{{.Digest}}' oci-archive:img.tar:img")?;
+    assert_eq!(
+        got.trim(),
+        img_digest,
+        "the image keeps the registry's digest"
+    );
+    let index = json(&std::fs::read_to_string(n.join("hist/index.json"))?)?;
+    assert_eq!(
+        index["manifests"].as_array().map(Vec::len),
+        Some(2),
+        "the snapshot and its ancestor: {index}"
+    );
+
+    // Imported elsewhere, the history is the pusher's and everything restores.
+    let other = tempfile::tempdir()?;
+    let o = other.path();
+    snap_ok(o, &["import", &n.join("hist").to_string_lossy()], &[])?;
+    assert_eq!(snap_ok(o, &["--json", "log", "v1"], &[])?, pusher_log);
+    snap_ok(o, &["restore", "v1", "out"], &[])?;
+    assert_eq!(
+        sh(o, "seq 1 4000 | cmp - out/build/a.txt && cat out/build/b")?,
+        "x\n"
+    );
+    snap_ok(o, &["import", &n.join("img.tar").to_string_lossy()], &[])?;
+    snap_ok(o, &["fsck"], &[])?;
+
+    // A reference the registry does not have: a clear error, and nothing written.
+    let err = snap_fails(
+        n,
+        &["export", "--oci", &format!("{repo}:absent"), "-o", "no.tar"],
+        &[],
+        2,
+    )?;
+    assert!(err.contains("absent") || err.contains("not found"), "{err}");
+    assert!(!n.join("no.tar").exists());
+    assert_eq!(
+        sh(n, "ls -A | grep -v policy.json")?,
+        "hist\nimg.tar\nsnap.tar\n",
+        "no temp dir left"
+    );
+    Ok(())
+}

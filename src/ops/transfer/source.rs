@@ -42,6 +42,16 @@ impl Source {
         }
     }
 
+    /// Every staged blob with its size (none for a layout read in place).
+    pub(crate) fn blobs(&self) -> impl Iterator<Item = (Digest, u64)> + '_ {
+        match self {
+            Source::Layout(_) => None,
+            Source::Staged { sizes, .. } => Some(sizes.iter().map(|(d, s)| (*d, *s))),
+        }
+        .into_iter()
+        .flatten()
+    }
+
     /// Where a staged blob is: its file may be moved into the store rather than copied.
     pub(super) fn staged_path(&self, d: &Digest) -> Option<PathBuf> {
         match self {
@@ -52,7 +62,7 @@ impl Source {
         }
     }
 
-    pub(super) fn open(&self, d: &Digest) -> Result<File, Error> {
+    pub(crate) fn open(&self, d: &Digest) -> Result<File, Error> {
         let p = match self {
             Source::Layout(root) => blob_path(root, d),
             Source::Staged { dir, .. } => dir.path().join(d.hex()),
