@@ -150,7 +150,7 @@ pub enum Error {
         message: String,
     },
     /// A local blob could not be read, or does not match its digest: nothing was sent.
-    #[error("cannot upload {digest}: {source}")]
+    #[error("cannot upload {digest}")]
     Source {
         /// The blob.
         digest: Digest,
