@@ -50,7 +50,11 @@ impl Store {
         }
         let io = |path: &Path| {
             let path = path.to_owned();
-            move |source| Error::Io { path, source }
+            move |source| Error::Io {
+                op: "creating",
+                path,
+                source,
+            }
         };
         for sub in [
             "objects/sha256",
@@ -128,6 +132,7 @@ impl Store {
             }
             Err(source) => {
                 return Err(Error::Io {
+                    op: "reading",
                     path: format_path,
                     source,
                 });
@@ -148,6 +153,7 @@ impl Store {
             if !read_only {
                 fs::write_atomic(&format_path, format!("{current}\n").as_bytes()).map_err(
                     |source| Error::Io {
+                        op: "writing",
                         path: format_path.clone(),
                         source,
                     },
@@ -155,6 +161,7 @@ impl Store {
             }
         }
         let dir = std::path::absolute(dir).map_err(|source| Error::Io {
+            op: "resolving",
             path: dir.to_owned(),
             source,
         })?;
@@ -190,6 +197,7 @@ impl Store {
     /// [`Error::NotFound`] naming `start`, or as [`Store::open`].
     pub fn discover(start: &Path) -> Result<Store, Error> {
         let start = std::path::absolute(start).map_err(|source| Error::Io {
+            op: "resolving",
             path: start.to_owned(),
             source,
         })?;
@@ -228,6 +236,7 @@ impl Store {
     /// [`Error::Io`].
     pub fn try_hold_alone(&self) -> Result<bool, Error> {
         self.lock.try_upgrade().map_err(|source| Error::Io {
+            op: "locking",
             path: self.dir.join("LOCK"),
             source,
         })
@@ -252,6 +261,7 @@ impl Store {
             .prefix(fs::TEMP_PREFIX)
             .tempdir_in(&self.dir)
             .map_err(|source| Error::Io {
+                op: "creating a temp directory in",
                 path: self.dir.clone(),
                 source,
             })
@@ -278,7 +288,13 @@ impl Store {
             let rd = match std::fs::read_dir(&d) {
                 Ok(rd) => rd,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(source) => return Err(Error::Io { path: d, source }),
+                Err(source) => {
+                    return Err(Error::Io {
+                        op: "listing",
+                        path: d,
+                        source,
+                    });
+                }
             };
             for e in rd.filter_map(Result::ok) {
                 let p = e.path();
@@ -314,7 +330,13 @@ impl Store {
                     Ok(true) => removed += 1,
                     Ok(false) => {}
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(source) => return Err(Error::Io { path: p, source }),
+                    Err(source) => {
+                        return Err(Error::Io {
+                            op: "removing",
+                            path: p,
+                            source,
+                        });
+                    }
                 }
             }
         }
@@ -330,6 +352,7 @@ impl Store {
         let mut stack = vec![self.dir.clone()];
         while let Some(d) = stack.pop() {
             let rd = std::fs::read_dir(&d).map_err(|source| Error::Io {
+                op: "listing",
                 path: d.clone(),
                 source,
             })?;
@@ -409,8 +432,10 @@ pub enum Error {
     #[error(transparent)]
     Lock(#[from] lock::Error),
     /// An I/O error.
-    #[error("{}", path.display())]
+    #[error("{op} {}", path.display())]
     Io {
+        /// What was being done: `creating`, `listing`, `removing`, ….
+        op: &'static str,
         /// The path.
         path: PathBuf,
         /// The cause.

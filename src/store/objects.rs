@@ -163,22 +163,24 @@ impl Objects {
         }
         let target = self.loose_path(&digest);
         let dir = target.parent().expect("loose paths have a fan-out parent");
-        fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+        fs::create_dir_all(dir).map_err(|e| io_err("creating directory", dir, e))?;
         // Temp files live in `objects/sha256/` itself, never in a fan-out directory, so the
         // sweep of leftovers need not read the fan-out directories.
-        let mut tmp =
-            AtomicFile::new_in(&self.loose_dir).map_err(|e| io_err(&self.loose_dir, e))?;
+        let mut tmp = AtomicFile::new_in(&self.loose_dir)
+            .map_err(|e| io_err("creating a temp file in", &self.loose_dir, e))?;
         for chunk in chunks_or_empty(bytes) {
-            let frame = pack::compress_frame(chunk).map_err(|e| io_err(tmp.path(), e))?;
-            tmp.write_all(&frame).map_err(|e| io_err(&target, e))?;
+            let frame =
+                pack::compress_frame(chunk).map_err(|e| io_err("writing", tmp.path(), e))?;
+            tmp.write_all(&frame)
+                .map_err(|e| io_err("writing", &target, e))?;
         }
         if tmp
             .persist_new(&target, Some(OBJECT_MODE))
-            .map_err(|e| io_err(&target, e))?
+            .map_err(|e| io_err("renaming into place", &target, e))?
         {
             self.note_created(digest, target.clone());
         }
-        fs::sync_dir(dir).map_err(|e| io_err(dir, e))?;
+        fs::sync_dir(dir).map_err(|e| io_err("syncing directory", dir, e))?;
         Ok(digest)
     }
 
@@ -192,15 +194,16 @@ impl Objects {
         reader: &mut dyn Read,
         source_path: &Path,
     ) -> Result<(Digest, u64), Error> {
-        fs::create_dir_all(&self.loose_dir).map_err(|e| io_err(&self.loose_dir, e))?;
-        let mut tmp =
-            AtomicFile::new_in(&self.loose_dir).map_err(|e| io_err(&self.loose_dir, e))?;
+        fs::create_dir_all(&self.loose_dir)
+            .map_err(|e| io_err("creating directory", &self.loose_dir, e))?;
+        let mut tmp = AtomicFile::new_in(&self.loose_dir)
+            .map_err(|e| io_err("creating a temp file in", &self.loose_dir, e))?;
         let tmp_path = tmp.path().to_owned();
         let (digest, size) = {
             let mut out = BufWriter::new(&mut tmp);
             let res = compress_stream(reader, &mut out, false)
                 .map_err(|e| stream_err(e, source_path, &tmp_path))?;
-            out.flush().map_err(|e| io_err(&tmp_path, e))?;
+            out.flush().map_err(|e| io_err("writing", &tmp_path, e))?;
             res
         };
         let target = self.loose_path(&digest);
@@ -208,14 +211,14 @@ impl Objects {
             return Ok((digest, size));
         }
         let dir = target.parent().expect("loose paths have a fan-out parent");
-        fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+        fs::create_dir_all(dir).map_err(|e| io_err("creating directory", dir, e))?;
         if tmp
             .persist_new(&target, Some(OBJECT_MODE))
-            .map_err(|e| io_err(&target, e))?
+            .map_err(|e| io_err("renaming into place", &target, e))?
         {
             self.note_created(digest, target.clone());
         }
-        fs::sync_dir(dir).map_err(|e| io_err(dir, e))?;
+        fs::sync_dir(dir).map_err(|e| io_err("syncing directory", dir, e))?;
         Ok((digest, size))
     }
 
@@ -224,7 +227,8 @@ impl Objects {
     /// # Errors
     /// [`Error::Io`].
     pub fn begin_pack(&self) -> Result<pack::PackWriter<BufWriter<AtomicFile>>, Error> {
-        let tmp = AtomicFile::new_in(&self.packs_dir).map_err(|e| io_err(&self.packs_dir, e))?;
+        let tmp = AtomicFile::new_in(&self.packs_dir)
+            .map_err(|e| io_err("creating a temp file in", &self.packs_dir, e))?;
         Ok(pack::PackWriter::new(BufWriter::with_capacity(
             1 << 20,
             tmp,
@@ -253,16 +257,18 @@ impl Objects {
         writer: pack::PackWriter<BufWriter<AtomicFile>>,
     ) -> Result<FinishedPack, Error> {
         let dir = self.packs_dir.clone();
-        let f = writer.finish_with_blocks().map_err(|e| io_err(&dir, e))?;
+        let f = writer
+            .finish_with_blocks()
+            .map_err(|e| io_err("writing", &dir, e))?;
         let tmp = f
             .inner
             .into_inner()
-            .map_err(|e| io_err(&dir, e.into_error()))?;
+            .map_err(|e| io_err("writing", &dir, e.into_error()))?;
         let pack_path = self.pack_path(&f.digest);
         self.persist_index(&self.idx_path(&f.digest), &f.index)?;
         let new = tmp
             .persist_new(&pack_path, Some(OBJECT_MODE))
-            .map_err(|e| io_err(&pack_path, e))?;
+            .map_err(|e| io_err("renaming into place", &pack_path, e))?;
         if new {
             self.note_created(f.digest, pack_path.clone());
         }
@@ -284,7 +290,7 @@ impl Objects {
     pub fn pack_index(&self, digest: &Digest) -> Result<(PackIndex, u64), Error> {
         let pack_path = self.pack_path(digest);
         let len = std::fs::metadata(&pack_path)
-            .map_err(|e| io_err(&pack_path, e))?
+            .map_err(|e| io_err("reading the metadata of", &pack_path, e))?
             .len();
         let index = self.read_index(&self.idx_path(digest), &pack_path)?;
         Ok((index, len))
@@ -303,11 +309,11 @@ impl Objects {
         use std::os::unix::fs::FileExt;
         let path = self.pack_path(digest);
         let len = usize::try_from(length)
-            .map_err(|_| io_err(&path, io::Error::other("range too large")))?;
+            .map_err(|_| io_err("reading", &path, io::Error::other("range too large")))?;
         let mut buf = vec![0u8; len];
         File::open(&path)
             .and_then(|f| f.read_exact_at(&mut buf, offset))
-            .map_err(|e| io_err(&path, e))?;
+            .map_err(|e| io_err("reading", &path, e))?;
         Ok(buf)
     }
 
@@ -340,13 +346,14 @@ impl Objects {
             return Ok(false);
         }
         let dir = self.packs_dir.clone();
-        let mut tmp = AtomicFile::new_in(&dir).map_err(|e| io_err(&dir, e))?;
+        let mut tmp =
+            AtomicFile::new_in(&dir).map_err(|e| io_err("creating a temp file in", &dir, e))?;
         let tmp_path = tmp.path().to_owned();
         let (actual, _) = {
             let mut w = crate::digest::HashingWriter::new(BufWriter::new(&mut tmp));
-            io::copy(source, &mut w).map_err(|e| io_err(&tmp_path, e))?;
+            io::copy(source, &mut w).map_err(|e| io_err("writing", &tmp_path, e))?;
             let (d, n, mut inner) = w.finish();
-            inner.flush().map_err(|e| io_err(&tmp_path, e))?;
+            inner.flush().map_err(|e| io_err("writing", &tmp_path, e))?;
             (d, n)
         };
         if actual != *digest {
@@ -359,7 +366,7 @@ impl Objects {
         let index = if let Some(index) = known {
             index
         } else {
-            let f = File::open(&tmp_path).map_err(|e| io_err(&tmp_path, e))?;
+            let f = File::open(&tmp_path).map_err(|e| io_err("opening", &tmp_path, e))?;
             pack::scan::index_pack(&mut io::BufReader::with_capacity(1 << 20, f)).map_err(
                 |reason| Error::NotAPack {
                     digest: *digest,
@@ -370,7 +377,7 @@ impl Objects {
         self.persist_index(&idx_path, &index)?;
         let new = tmp
             .persist_new(&pack_path, Some(OBJECT_MODE))
-            .map_err(|e| io_err(&pack_path, e))?;
+            .map_err(|e| io_err("renaming into place", &pack_path, e))?;
         if new {
             self.note_created(*digest, pack_path.clone());
         }
@@ -397,24 +404,28 @@ impl Objects {
             return Ok(false);
         }
         {
-            let f = File::open(staged).map_err(|e| io_err(staged, e))?;
-            f.sync_all().map_err(|e| io_err(staged, e))?;
-            let mut perms = f.metadata().map_err(|e| io_err(staged, e))?.permissions();
+            let f = File::open(staged).map_err(|e| io_err("opening", staged, e))?;
+            f.sync_all().map_err(|e| io_err("syncing", staged, e))?;
+            let mut perms = f
+                .metadata()
+                .map_err(|e| io_err("reading the metadata of", staged, e))?
+                .permissions();
             std::os::unix::fs::PermissionsExt::set_mode(&mut perms, OBJECT_MODE);
-            std::fs::set_permissions(staged, perms).map_err(|e| io_err(staged, e))?;
+            std::fs::set_permissions(staged, perms)
+                .map_err(|e| io_err("setting the mode of", staged, e))?;
         }
         self.persist_index(&idx_path, &index)?;
         fs::crash_point("rename");
         if let Err(e) = std::fs::rename(staged, &pack_path) {
             if e.kind() == io::ErrorKind::CrossesDevices {
-                let f = File::open(staged).map_err(|e| io_err(staged, e))?;
+                let f = File::open(staged).map_err(|e| io_err("opening", staged, e))?;
                 return self.import_pack_indexed(
                     &mut io::BufReader::with_capacity(1 << 20, f),
                     digest,
                     Some(index),
                 );
             }
-            return Err(io_err(&pack_path, e));
+            return Err(io_err("renaming into place", &pack_path, e));
         }
         self.note_created(*digest, pack_path.clone());
         self.add_to_index(&pack_path, &index);
@@ -445,11 +456,12 @@ impl Objects {
     fn persist_index(&self, idx_path: &Path, index: &PackIndex) -> Result<(), Error> {
         if !idx_path.exists() {
             let dir = &self.packs_dir;
-            let mut itmp = AtomicFile::new_in(dir).map_err(|e| io_err(dir, e))?;
+            let mut itmp =
+                AtomicFile::new_in(dir).map_err(|e| io_err("creating a temp file in", dir, e))?;
             itmp.write_all(&index.encode())
-                .map_err(|e| io_err(idx_path, e))?;
+                .map_err(|e| io_err("writing", idx_path, e))?;
             itmp.persist_new(idx_path, Some(OBJECT_MODE))
-                .map_err(|e| io_err(idx_path, e))?;
+                .map_err(|e| io_err("renaming into place", idx_path, e))?;
         }
         Ok(())
     }
@@ -459,7 +471,7 @@ impl Objects {
     /// # Errors
     /// [`Error::Io`].
     pub fn sync_packs_dir(&self) -> Result<(), Error> {
-        fs::sync_dir(&self.packs_dir).map_err(|e| io_err(&self.packs_dir, e))
+        fs::sync_dir(&self.packs_dir).map_err(|e| io_err("syncing directory", &self.packs_dir, e))
     }
 
     fn add_to_index(&self, pack_path: &Path, index: &PackIndex) {
@@ -562,9 +574,9 @@ impl Objects {
     /// [`Error::Io`] or [`Error::CorruptIndex`].
     pub fn read_index(&self, idx_path: &Path, pack_path: &Path) -> Result<PackIndex, Error> {
         let pack_len = std::fs::metadata(pack_path)
-            .map_err(|e| io_err(pack_path, e))?
+            .map_err(|e| io_err("reading the metadata of", pack_path, e))?
             .len();
-        let bytes = std::fs::read(idx_path).map_err(|e| io_err(idx_path, e))?;
+        let bytes = std::fs::read(idx_path).map_err(|e| io_err("reading", idx_path, e))?;
         PackIndex::decode(&bytes, pack_len).map_err(|reason| Error::CorruptIndex {
             path: idx_path.to_owned(),
             reason,
@@ -737,11 +749,11 @@ impl Objects {
         let rd = match std::fs::read_dir(&dir) {
             Ok(rd) => rd,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(io_err(&dir, e)),
+            Err(e) => return Err(io_err("listing", &dir, e)),
         };
         let mut out = Vec::new();
         for entry in rd {
-            let entry = entry.map_err(|e| io_err(&dir, e))?;
+            let entry = entry.map_err(|e| io_err("listing", &dir, e))?;
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
             if let Ok(d) = Digest::from_hex(&format!("{fan}{name}"))
@@ -764,17 +776,19 @@ impl Objects {
         let rd = match std::fs::read_dir(&self.loose_dir) {
             Ok(rd) => rd,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((objects, strays)),
-            Err(e) => return Err(io_err(&self.loose_dir, e)),
+            Err(e) => return Err(io_err("listing", &self.loose_dir, e)),
         };
         for fan in rd {
-            let fan = fan.map_err(|e| io_err(&self.loose_dir, e))?;
+            let fan = fan.map_err(|e| io_err("listing", &self.loose_dir, e))?;
             let fan_name = fan.file_name().to_string_lossy().into_owned();
             if !fan.path().is_dir() {
                 strays.push(fan.path());
                 continue;
             }
-            for obj in std::fs::read_dir(fan.path()).map_err(|e| io_err(&fan.path(), e))? {
-                let obj = obj.map_err(|e| io_err(&fan.path(), e))?;
+            for obj in
+                std::fs::read_dir(fan.path()).map_err(|e| io_err("listing", &fan.path(), e))?
+            {
+                let obj = obj.map_err(|e| io_err("listing", &fan.path(), e))?;
                 let name = obj.file_name().to_string_lossy().into_owned();
                 match Digest::from_hex(&format!("{fan_name}{name}")) {
                     Ok(d) => objects.push((d, obj.path())),
@@ -814,10 +828,10 @@ impl Objects {
         let rd = match std::fs::read_dir(&self.packs_dir) {
             Ok(rd) => rd,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((packs, strays, orphans)),
-            Err(e) => return Err(io_err(&self.packs_dir, e)),
+            Err(e) => return Err(io_err("listing", &self.packs_dir, e)),
         };
         for entry in rd {
-            let entry = entry.map_err(|e| io_err(&self.packs_dir, e))?;
+            let entry = entry.map_err(|e| io_err("listing", &self.packs_dir, e))?;
             let path = entry.path();
             let name = entry.file_name().to_string_lossy().into_owned();
             if let Some(hex) = name.strip_suffix(".pack")
@@ -858,8 +872,8 @@ pub enum StreamError {
 
 fn stream_err(e: StreamError, source: &Path, out: &Path) -> Error {
     match e {
-        StreamError::Read(e) => io_err(source, e),
-        StreamError::Write(e) => io_err(out, e),
+        StreamError::Read(e) => io_err("reading", source, e),
+        StreamError::Write(e) => io_err("writing", out, e),
     }
 }
 
@@ -958,12 +972,13 @@ impl ObjectReader {
             match location {
                 Location::Empty => (PathBuf::new(), Box::new(io::empty()), Some(0)),
                 Location::Loose(path) => {
-                    let f = File::open(&path).map_err(|e| io_err(&path, e))?;
-                    let d = zstd::stream::read::Decoder::new(f).map_err(|e| io_err(&path, e))?;
+                    let f = File::open(&path).map_err(|e| io_err("opening", &path, e))?;
+                    let d = zstd::stream::read::Decoder::new(f)
+                        .map_err(|e| io_err("reading", &path, e))?;
                     (path, Box::new(d), None)
                 }
                 Location::Pack(path) => {
-                    let f = File::open(&path).map_err(|e| io_err(&path, e))?;
+                    let f = File::open(&path).map_err(|e| io_err("opening", &path, e))?;
                     (
                         path,
                         Box::new(io::BufReader::with_capacity(1 << 20, f)),
@@ -1002,12 +1017,12 @@ impl ObjectReader {
                     (pack, inner, Some(entry.size))
                 }
                 Location::InPack { pack, entry } => {
-                    let mut f = File::open(&pack).map_err(|e| io_err(&pack, e))?;
+                    let mut f = File::open(&pack).map_err(|e| io_err("opening", &pack, e))?;
                     f.seek(io::SeekFrom::Start(entry.offset))
-                        .map_err(|e| io_err(&pack, e))?;
+                        .map_err(|e| io_err("reading", &pack, e))?;
                     let frames = f.take(entry.length);
-                    let d =
-                        zstd::stream::read::Decoder::new(frames).map_err(|e| io_err(&pack, e))?;
+                    let d = zstd::stream::read::Decoder::new(frames)
+                        .map_err(|e| io_err("reading", &pack, e))?;
                     (pack, Box::new(d.take(entry.size)), Some(entry.size))
                 }
             };
@@ -1039,7 +1054,7 @@ impl ObjectReader {
                 reason: e.to_string(),
             }
         } else {
-            io_err(&self.path, e)
+            io_err("reading", &self.path, e)
         }
     }
 
@@ -1094,15 +1109,16 @@ impl Read for ObjectReader {
 
 /// Reads an entry's frames (`length` bytes at `offset`) into `buf`.
 fn read_frames(pack: &Path, entry: &IndexEntry, buf: &mut Vec<u8>) -> Result<(), Error> {
-    let mut f = File::open(pack).map_err(|e| io_err(pack, e))?;
+    let mut f = File::open(pack).map_err(|e| io_err("opening", pack, e))?;
     f.seek(io::SeekFrom::Start(entry.offset))
-        .map_err(|e| io_err(pack, e))?;
+        .map_err(|e| io_err("reading", pack, e))?;
     buf.clear();
     f.take(entry.length)
         .read_to_end(buf)
-        .map_err(|e| io_err(pack, e))?;
+        .map_err(|e| io_err("reading", pack, e))?;
     if buf.len() as u64 != entry.length {
         return Err(io_err(
+            "reading",
             pack,
             io::Error::new(io::ErrorKind::UnexpectedEof, "the pack ends inside a frame"),
         ));
@@ -1141,8 +1157,9 @@ fn read_in_block(pack: &Path, entry: &IndexEntry) -> Result<io::Result<Vec<u8>>,
     Ok(pack::block_slice(&block, entry).map(<[u8]>::to_vec))
 }
 
-fn io_err(path: &Path, source: io::Error) -> Error {
+fn io_err(op: &'static str, path: &Path, source: io::Error) -> Error {
     Error::Io {
+        op,
         path: path.to_owned(),
         source,
     }
@@ -1190,8 +1207,10 @@ pub enum Error {
         limit: u64,
     },
     /// An I/O error.
-    #[error("{}", path.display())]
+    #[error("{op} {}", path.display())]
     Io {
+        /// What was being done: `opening`, `writing`, `renaming into place`, ….
+        op: &'static str,
         /// The file.
         path: PathBuf,
         /// The cause.

@@ -350,8 +350,10 @@ impl Transaction<'_> {
             .encode()
             .map_err(|reason| Error::InvalidMessage { reason })?;
             let log_path = self.refs.log_path(&e.name);
-            fs::append_line(&log_path, line.as_bytes())
-                .map_err(|source| self.refs.io_or_conflict(&e.name, &log_path, source))?;
+            fs::append_line(&log_path, line.as_bytes()).map_err(|source| {
+                self.refs
+                    .io_or_conflict("appending to", &e.name, &log_path, source)
+            })?;
             staged.push((e.lock, new));
         }
         fs::crash_point("ref-logged");
@@ -519,7 +521,11 @@ impl Refs {
         name: &RefName,
     ) -> Result<(Vec<ReflogEntry>, Vec<(usize, String)>), Error> {
         let p = self.log_path(name);
-        reflog::read(&p).map_err(|source| Error::Io { path: p, source })
+        reflog::read(&p).map_err(|source| Error::Io {
+            op: "reading",
+            path: p,
+            source,
+        })
     }
 
     /// Applies `edit` by compare-and-swap: a transaction of one ref.
@@ -576,8 +582,9 @@ impl Refs {
             let path = self.path(&name);
             let log_path = self.log_path(&name);
             for dir in [path.parent(), log_path.parent()].into_iter().flatten() {
-                fs::create_dir_all(dir)
-                    .map_err(|source| self.io_or_conflict(&name, dir, source))?;
+                fs::create_dir_all(dir).map_err(|source| {
+                    self.io_or_conflict("creating directory", &name, dir, source)
+                })?;
             }
             // 1. Lock.  2. Read under the lock: only this value can be trusted.
             let lock = LockFile::acquire(&path, self.lock_timeout)?;
@@ -649,14 +656,24 @@ impl Refs {
             }
         }
         for d in [dir, log_dir] {
-            remove_empty_dirs(&d).map_err(|source| Error::Io { path: d, source })?;
+            remove_empty_dirs(&d).map_err(|source| Error::Io {
+                op: "removing empty directories under",
+                path: d,
+                source,
+            })?;
         }
         Ok(())
     }
 
     /// An I/O error on the way to `name`'s files, or the conflict that caused it when another
     /// process created a clashing ref since [`Refs::check_available`] looked.
-    fn io_or_conflict(&self, name: &RefName, path: &Path, source: std::io::Error) -> Error {
+    fn io_or_conflict(
+        &self,
+        op: &'static str,
+        name: &RefName,
+        path: &Path,
+        source: std::io::Error,
+    ) -> Error {
         if matches!(
             source.kind(),
             std::io::ErrorKind::NotADirectory | std::io::ErrorKind::IsADirectory
@@ -665,6 +682,7 @@ impl Refs {
             return e;
         }
         Error::Io {
+            op,
             path: path.to_owned(),
             source,
         }
@@ -706,6 +724,7 @@ fn walk_files(base: &Path, dir: &Path, out: &mut Vec<String>) -> Result<(), Erro
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(source) => {
             return Err(Error::Io {
+                op: "listing",
                 path: dir.to_owned(),
                 source,
             });
@@ -713,6 +732,7 @@ fn walk_files(base: &Path, dir: &Path, out: &mut Vec<String>) -> Result<(), Erro
     };
     for entry in rd {
         let entry = entry.map_err(|source| Error::Io {
+            op: "listing",
             path: dir.to_owned(),
             source,
         })?;
@@ -742,6 +762,7 @@ fn read_ref(path: &Path) -> Result<Option<Digest>, Error> {
         }
         Err(source) => {
             return Err(Error::Io {
+                op: "reading",
                 path: path.to_owned(),
                 source,
             });
@@ -859,8 +880,10 @@ pub enum Error {
     #[error(transparent)]
     Lock(#[from] lock::Error),
     /// An I/O error.
-    #[error("{}", path.display())]
+    #[error("{op} {}", path.display())]
     Io {
+        /// What was being done: `reading`, `appending to`, ….
+        op: &'static str,
         /// The file.
         path: PathBuf,
         /// The cause.
