@@ -6,6 +6,7 @@ use snap::ops::{self, CommitOptions, Update};
 
 use crate::cli::Context;
 use crate::cli::error::ExitStatus;
+use crate::cli::output::human_bytes;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -102,20 +103,4 @@ pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {
     }
     ctx.printer.line(out.digest)?;
     Ok(ExitStatus::Success)
-}
-
-/// `1.5 MiB` style sizes.
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
 }

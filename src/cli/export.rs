@@ -6,8 +6,8 @@ use snap::oci::layout::Format;
 use snap::ops::{self, ExportOptions};
 
 use crate::cli::Context;
-use crate::cli::commit::human_bytes;
 use crate::cli::error::ExitStatus;
+use crate::cli::output::human_bytes;
 use crate::cli::remote::Located;
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]

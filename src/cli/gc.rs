@@ -5,8 +5,8 @@ use std::time::Duration;
 use snap::ops::{self, GcOptions};
 
 use crate::cli::Context;
-use crate::cli::commit::human_bytes;
 use crate::cli::error::ExitStatus;
+use crate::cli::output::human_bytes;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {

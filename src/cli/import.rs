@@ -6,8 +6,8 @@ use snap::ops::import::RefUpdate;
 use snap::ops::{self, ImportOptions};
 
 use crate::cli::Context;
-use crate::cli::commit::human_bytes;
 use crate::cli::error::ExitStatus;
+use crate::cli::output::human_bytes;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {

@@ -3,8 +3,8 @@
 use snap::snapshot::{LogEntry, Snapshot};
 
 use crate::cli::Context;
-use crate::cli::commit::human_bytes;
 use crate::cli::error::ExitStatus;
+use crate::cli::output::human_bytes;
 use crate::cli::remote::Located;
 
 #[derive(clap::Args, Debug)]
@@ -38,7 +38,7 @@ pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {
     if args.graph {
         return graph(ctx, &store, args);
     }
-    let rev = args.rev.as_deref().unwrap_or("latest");
+    let rev = args.rev.as_deref().unwrap_or(snap::oci::LATEST);
     let mut next = Some(snap::rev::resolve(&store, rev).map_err(snap::ops::Error::from)?);
     let mut shown = 0;
     while let Some(id) = next {

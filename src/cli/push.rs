@@ -6,8 +6,8 @@ use snap::ops::push::{PushOptions, TagKind, TagUpdate};
 use snap::registry::{ClientOptions, RemoteRef, Timeouts};
 
 use crate::cli::Context;
-use crate::cli::commit::human_bytes;
 use crate::cli::error::ExitStatus;
+use crate::cli::output::human_bytes;
 use crate::cli::progress::Bar;
 
 /// How to reach the registry (shared by push and pull).
@@ -85,7 +85,7 @@ pub struct PushArgs {
     /// The moving tag to set as well.
     #[arg(
         long,
-        default_value = "latest",
+        default_value = snap::oci::LATEST,
         value_name = "TAG",
         conflicts_with = "no_moving_tag"
     )]

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use snap::ops::{self, RestoreOptions};
 
 use crate::cli::Context;
-use crate::cli::commit::human_bytes;
 use crate::cli::error::ExitStatus;
+use crate::cli::output::human_bytes;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {

@@ -10,15 +10,15 @@ use snap::ops::Error;
 use snap::snapshot::Artifact;
 
 use crate::cli::Context;
-use crate::cli::commit::human_bytes;
 use crate::cli::error::ExitStatus;
 use crate::cli::output::Name;
+use crate::cli::output::human_bytes;
 use crate::cli::remote::Located;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// The snapshot.
-    #[arg(value_name = "SNAP", default_value = "latest")]
+    #[arg(value_name = "SNAP", default_value = snap::oci::LATEST)]
     rev: String,
     /// Write the manifest's bytes exactly as stored (its sha256 is the snapshot id).
     #[arg(long)]

@@ -22,6 +22,10 @@ use crate::digest::Digest;
 /// common one); a snap snapshot's config is held to it too.
 pub const MAX_MANIFEST_BYTES: u64 = 4 << 20;
 
+/// The tag a reference without a tag or digest names (docker's rule), and so the head `snap
+/// commit` moves and `snap pull` fills by default.
+pub const LATEST: &str = "latest";
+
 /// `application/vnd.oci.image.manifest.v1+json`
 pub const MEDIA_TYPE_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 /// `application/vnd.oci.image.index.v1+json`

@@ -124,7 +124,7 @@ fn commit_inner(
         return Err(Error::NothingToCommit);
     }
     let name = RefName::head(if opts.ref_name.is_empty() {
-        "latest"
+        crate::oci::LATEST
     } else {
         &opts.ref_name
     })?;

@@ -212,11 +212,7 @@ pub fn export_remote(
             path: opts.out.clone(),
         });
     }
-    let at = if remote.tag.is_none() && remote.digest.is_none() {
-        remote.with_tag("latest")
-    } else {
-        remote.clone()
-    };
+    let at = remote.or_latest();
     let connection = crate::registry::Client::new(&at, client.clone())?;
     connection.login(false)?;
     let parent = parent_dir(&opts.out);

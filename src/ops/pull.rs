@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use crate::digest::Digest;
-use crate::oci::{Descriptor, Node, graph};
+use crate::oci::{Descriptor, LATEST, Node, graph};
 use crate::ops::push::commit_tag;
 use crate::ops::refs::ImportedRef;
 use crate::ops::transfer::{self, MAX_DESCRIPTORS, Source};
@@ -142,15 +142,12 @@ pub fn pull(
                 }),
             )
         }
-        None if opts.source.tag.is_none() && opts.source.digest.is_none() => {
-            (opts.source.with_tag("latest"), None)
-        }
-        None => (opts.source.clone(), None),
+        None => (opts.source.or_latest(), None),
     };
     // The head to move, parsed before anything is fetched.
     let ref_name = match (&opts.ref_name, &walk_back, &at.tag) {
         (Some(r), _, _) => Some(RefName::head(r)?),
-        (None, Some(_), _) => Some(RefName::head("latest")?),
+        (None, Some(_), _) => Some(RefName::head(LATEST)?),
         (None, None, Some(t)) if opts.source.digest.is_none() => Some(RefName::head(t)?),
         _ => None,
     };

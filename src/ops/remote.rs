@@ -177,15 +177,6 @@ fn fetch_config(client: &Client, at: &RemoteRef, desc: &Descriptor) -> Result<Ve
     Ok(bytes)
 }
 
-/// The reference pull would fetch: no tag and no digest means `latest`.
-fn defaulted(remote: &RemoteRef) -> RemoteRef {
-    if remote.tag.is_none() && remote.digest.is_none() {
-        remote.with_tag("latest")
-    } else {
-        remote.clone()
-    }
-}
-
 /// Lists the repository's tags with what each names (`snap ls-remote`).
 ///
 /// # Errors
@@ -271,7 +262,7 @@ fn row(tag: String, digest: Digest, kind: RemoteKind, media_type: String) -> Rem
 /// As [`fetch`].
 pub fn show(remote: &RemoteRef, opts: &ClientOptions) -> Result<ShowRemoteOutcome, Error> {
     let client = connect(remote, opts)?;
-    let at = defaulted(remote);
+    let at = remote.or_latest();
     let artifact = fetch(&client, &at)?;
     let digest = match &artifact {
         Artifact::Snapshot(s) => s.id,
@@ -300,7 +291,7 @@ pub fn log(
     opts: &ClientOptions,
 ) -> Result<RemoteLog, Error> {
     let client = connect(remote, opts)?;
-    let mut at = defaulted(remote);
+    let mut at = remote.or_latest();
     let mut entries = Vec::new();
     let mut continues_with = None;
     loop {

@@ -464,7 +464,7 @@ impl Client {
         let reference = match (&at.digest, &at.tag) {
             (Some(d), _) => d.to_string(),
             (None, Some(t)) => t.clone(),
-            (None, None) => "latest".to_owned(),
+            (None, None) => crate::oci::LATEST.to_owned(),
         };
         let mut what = What::new("fetching", format!("manifest {at}"));
         what.digest = at.digest;

@@ -154,6 +154,17 @@ impl RemoteRef {
         RemoteRef::parse(input).ok()
     }
 
+    /// This reference, or its repository's [`crate::oci::LATEST`] tag when it names neither a tag nor a
+    /// digest (what `docker pull REPO` fetches).
+    #[must_use]
+    pub fn or_latest(&self) -> RemoteRef {
+        if self.tag.is_none() && self.digest.is_none() {
+            self.with_tag(crate::oci::LATEST)
+        } else {
+            self.clone()
+        }
+    }
+
     /// The same repository with this tag and no digest.
     #[must_use]
     pub fn with_tag(&self, tag: &str) -> RemoteRef {
