@@ -204,13 +204,13 @@ impl Ctx<'_> {
     }
 
     fn list_dir(&self, dir: &Path) -> Result<Vec<Node>, Error> {
-        let io = |path: &Path| {
+        let io = |op: &'static str, path: &Path| {
             let path = path.to_owned();
-            move |source| Error::Io { path, source }
+            move |source| Error::Io { op, path, source }
         };
         let mut out = Vec::new();
-        for entry in std::fs::read_dir(dir).map_err(io(dir))? {
-            let entry = entry.map_err(io(dir))?;
+        for entry in std::fs::read_dir(dir).map_err(io("listing", dir))? {
+            let entry = entry.map_err(io("listing", dir))?;
             let path = entry.path();
             let name = entry
                 .file_name()
@@ -219,7 +219,8 @@ impl Ctx<'_> {
             if name == ".git" || self.skip.contains(&path) {
                 continue;
             }
-            let meta = std::fs::symlink_metadata(&path).map_err(io(&path))?;
+            let meta =
+                std::fs::symlink_metadata(&path).map_err(io("reading the metadata of", &path))?;
             let ft = meta.file_type();
             let node = if ft.is_dir() {
                 Node {
@@ -230,7 +231,7 @@ impl Ctx<'_> {
                 }
             } else if ft.is_symlink() {
                 let target = std::fs::read_link(&path)
-                    .map_err(io(&path))?
+                    .map_err(io("reading the link", &path))?
                     .into_os_string()
                     .into_string()
                     .map_err(|_| Error::NotUtf8 { path: path.clone() })?;
@@ -406,6 +407,7 @@ fn modified(path: &str, old: EntrySummary, new: EntrySummary) -> Change {
 
 fn hash_file(path: &Path) -> Result<Digest, Error> {
     let io = |source| Error::Io {
+        op: "reading",
         path: path.to_owned(),
         source,
     };
@@ -448,8 +450,10 @@ pub enum Error {
         path: PathBuf,
     },
     /// Reading the directory failed.
-    #[error("{}", path.display())]
+    #[error("{op} {}", path.display())]
     Io {
+        /// What was being done: `listing`, `reading`, ….
+        op: &'static str,
         /// The path.
         path: PathBuf,
         /// The cause.

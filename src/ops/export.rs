@@ -217,6 +217,7 @@ pub fn export_remote(
     connection.login(false)?;
     let parent = parent_dir(&opts.out);
     crate::fs::create_dir_all(&parent).map_err(|source| Error::Io {
+        op: "creating directory",
         path: parent.clone(),
         source,
     })?;
@@ -224,6 +225,7 @@ pub fn export_remote(
         .prefix(crate::fs::TEMP_PREFIX)
         .tempdir_in(&parent)
         .map_err(|source| Error::Io {
+            op: "creating a temp directory in",
             path: parent.clone(),
             source,
         })?;
@@ -267,6 +269,7 @@ pub fn export_remote(
     let bytes = blobs.values().sum();
     let write = |mut w: Box<dyn LayoutWriter + '_>| -> Result<(), Error> {
         let io_err = |source| Error::Io {
+            op: "writing",
             path: opts.out.clone(),
             source,
         };
@@ -303,6 +306,7 @@ fn write_layout(
     progress: &dyn crate::ops::Progress,
 ) -> Result<(), Error> {
     let io_err = |source| Error::Io {
+        op: "writing",
         path: out.to_owned(),
         source,
     };
@@ -325,10 +329,15 @@ fn write_archive(
 ) -> Result<(), Error> {
     let dir = parent_dir(out);
     let io_err = |source| Error::Io {
+        op: "writing",
         path: out.to_owned(),
         source,
     };
-    let mut tmp = AtomicFile::new_in(&dir).map_err(io_err)?;
+    let mut tmp = AtomicFile::new_in(&dir).map_err(|source| Error::Io {
+        op: "creating a temp file in",
+        path: dir.clone(),
+        source,
+    })?;
     {
         let file = BufWriter::with_capacity(1 << 20, tmp.file());
         let sink: Box<dyn Write + '_> = match format {
@@ -351,8 +360,14 @@ fn write_archive(
         // compressed stream.
         write(Box::new(TarWriter::new(sink).map_err(io_err)?))?;
     }
-    tmp.persist_replace(out, Some(0o644)).map_err(io_err)?;
+    tmp.persist_replace(out, Some(0o644))
+        .map_err(|source| Error::Io {
+            op: "renaming into place",
+            path: out.to_owned(),
+            source,
+        })?;
     crate::fs::sync_dir(&dir).map_err(|source| Error::Io {
+        op: "syncing directory",
         path: dir.clone(),
         source,
     })
@@ -362,9 +377,9 @@ fn write_dir(
     out: &Path,
     write: impl FnOnce(Box<dyn LayoutWriter + '_>) -> Result<(), Error>,
 ) -> Result<(), Error> {
-    let io_at = |path: &Path| {
+    let io_at = |op: &'static str, path: &Path| {
         let path = path.to_owned();
-        move |source| Error::Io { path, source }
+        move |source| Error::Io { op, path, source }
     };
     if let Ok(mut rd) = std::fs::read_dir(out)
         && rd.next().is_some()
@@ -374,30 +389,33 @@ fn write_dir(
         });
     }
     let parent = parent_dir(out);
-    crate::fs::create_dir_all(&parent).map_err(io_at(&parent))?;
+    crate::fs::create_dir_all(&parent).map_err(io_at("creating directory", &parent))?;
     let stage = tempfile::Builder::new()
         .prefix(crate::fs::TEMP_PREFIX)
         .tempdir_in(&parent)
-        .map_err(io_at(&parent))?;
-    write(Box::new(DirWriter::new(stage.path()).map_err(io_at(out))?))?;
+        .map_err(io_at("creating a temp directory in", &parent))?;
+    write(Box::new(
+        DirWriter::new(stage.path()).map_err(io_at("writing", out))?,
+    ))?;
     std::fs::set_permissions(
         stage.path(),
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
-    .map_err(io_at(stage.path()))?;
+    .map_err(io_at("setting the mode of", stage.path()))?;
     if out.exists() {
         // An empty directory: replace it (rename over an empty directory is atomic).
-        std::fs::remove_dir(out).map_err(io_at(out))?;
+        std::fs::remove_dir(out).map_err(io_at("replacing the empty directory", out))?;
     }
     let staged = stage.keep();
     std::fs::rename(&staged, out).map_err(|e| {
         let _ = std::fs::remove_dir_all(&staged);
         Error::Io {
+            op: "renaming into place",
             path: out.to_owned(),
             source: e,
         }
     })?;
-    crate::fs::sync_dir(&parent).map_err(io_at(&parent))
+    crate::fs::sync_dir(&parent).map_err(io_at("syncing directory", &parent))
 }
 
 fn parent_dir(p: &Path) -> PathBuf {

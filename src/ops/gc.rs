@@ -152,7 +152,11 @@ pub fn gc(store: &Store, opts: &GcOptions) -> Result<GcOutcome, Error> {
         dirs.extend(path.parent().map(std::path::Path::to_path_buf));
     }
     for dir in dirs {
-        crate::fs::sync_dir(&dir).map_err(|source| Error::Io { path: dir, source })?;
+        crate::fs::sync_dir(&dir).map_err(|source| Error::Io {
+            op: "syncing directory",
+            path: dir,
+            source,
+        })?;
     }
     for path in doomed {
         remove(path)?;
@@ -181,7 +185,11 @@ pub(crate) fn mark(
         .map_or(i64::MIN, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
     for name in store.refs.log_names()? {
         let path = store.refs.log_path(&name);
-        let (entries, _bad) = reflog::read(&path).map_err(|source| Error::Io { path, source })?;
+        let (entries, _bad) = reflog::read(&path).map_err(|source| Error::Io {
+            op: "reading",
+            path,
+            source,
+        })?;
         for e in entries.iter().filter(|e| e.time > oldest) {
             roots.extend(e.old);
             roots.extend(e.new);
@@ -284,6 +292,7 @@ pub fn roll_back(store: &Store) -> Result<Option<RollBack>, Error> {
         }
         if let Some(dir) = path.parent() {
             crate::fs::sync_dir(dir).map_err(|source| Error::Io {
+                op: "syncing directory",
                 path: dir.to_owned(),
                 source,
             })?;
@@ -311,7 +320,11 @@ fn remove(path: PathBuf) -> Result<(), Error> {
     };
     crate::fs::crash_point("gc-removed");
     match res {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::Io { path, source: e }),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::Io {
+            op: "removing",
+            path,
+            source: e,
+        }),
         _ => Ok(()),
     }
 }

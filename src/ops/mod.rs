@@ -299,8 +299,10 @@ pub enum Error {
         path: PathBuf,
     },
     /// Reading or writing a file outside the store failed.
-    #[error("{}", path.display())]
+    #[error("{op} {}", path.display())]
     Io {
+        /// What was being done: `opening`, `writing`, `syncing directory`, ….
+        op: &'static str,
         /// The file.
         path: PathBuf,
         /// The cause.

@@ -396,6 +396,7 @@ fn media_type_of(bytes: &[u8]) -> Result<String, Error> {
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     let io = |source| Error::Io {
+        op: "writing",
         path: path.to_owned(),
         source,
     };
@@ -455,6 +456,7 @@ fn download_all(
 fn download_one(client: &Client, dir: &Path, d: &Digest, size: u64) -> Result<(), Error> {
     let path = dir.join(d.hex());
     let io = |source| Error::Io {
+        op: "writing",
         path: path.clone(),
         source,
     };

@@ -184,3 +184,24 @@ fn a_corrupt_object_stops_the_export_and_leaves_nothing() -> Result {
     assert!(!src.join("dir").exists(), "no partial directory");
     Ok(())
 }
+
+// issue 15: I/O errors named only the path (`error: …/b/f`), never what failed there.
+#[test]
+fn an_io_error_says_what_it_was_doing_and_where() -> Result {
+    let env = Env::new()?;
+    env.fixture("demo", "demo")?;
+    env.ok(&["commit", "demo"])?;
+    env.write("file", "not a directory")?;
+    for (out, op) in [
+        ("file/layout", "creating a temp directory in"),
+        ("file/out.tar", "creating a temp file in"),
+    ] {
+        let err = stderr(&env.run(&["export", "--oci", "latest", "-o", out], 2)?);
+        let first = err.lines().next().unwrap_or_default();
+        assert!(
+            first.starts_with(&format!("error: {op} ")) && first.ends_with("/file"),
+            "{err}"
+        );
+    }
+    Ok(())
+}

@@ -93,6 +93,7 @@ pub(super) fn stage(
 
 fn open(path: &Path) -> Result<io::BufReader<File>, Error> {
     let file = File::open(path).map_err(|source| Error::Io {
+        op: "opening",
         path: path.to_owned(),
         source,
     })?;

@@ -146,7 +146,11 @@ pub fn import_reporting(
             let mut bytes = Vec::new();
             File::open(&p)
                 .and_then(|f| f.take(limit).read_to_end(&mut bytes))
-                .map_err(|source| Error::Io { path: p, source })?;
+                .map_err(|source| Error::Io {
+                    op: "reading",
+                    path: p,
+                    source,
+                })?;
             Ok(bytes)
         };
         let oci_layout = match std::fs::symlink_metadata(opts.path.join(layout::OCI_LAYOUT)) {

@@ -35,7 +35,11 @@ impl Source {
                         reason: format!("{} is not a regular file", p.display()),
                     }),
                     Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-                    Err(source) => Err(Error::Io { path: p, source }),
+                    Err(source) => Err(Error::Io {
+                        op: "reading the metadata of",
+                        path: p,
+                        source,
+                    }),
                 }
             }
             Source::Staged { sizes, .. } => Ok(sizes.get(d).copied()),
@@ -67,7 +71,11 @@ impl Source {
             Source::Layout(root) => blob_path(root, d),
             Source::Staged { dir, .. } => dir.path().join(d.hex()),
         };
-        File::open(&p).map_err(|source| Error::Io { path: p, source })
+        File::open(&p).map_err(|source| Error::Io {
+            op: "opening",
+            path: p,
+            source,
+        })
     }
 
     /// Checks that blob `d` exists with `size` bytes and (for a directory) hashes to `d`.
@@ -86,6 +94,7 @@ impl Source {
         if let Source::Layout(_) = self {
             let mut r = HashingReader::new(self.open(d)?);
             io::copy(&mut r, &mut io::sink()).map_err(|source| Error::Io {
+                op: "reading",
                 path: PathBuf::from(d.to_string()),
                 source,
             })?;
@@ -112,6 +121,7 @@ impl Source {
             .take(limit + 1)
             .read_to_end(&mut bytes)
             .map_err(|source| Error::Io {
+                op: "reading",
                 path: PathBuf::from(d.to_string()),
                 source,
             })?;
