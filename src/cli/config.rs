@@ -1,8 +1,7 @@
 //! `snap config [KEY [VALUE]] [--unset KEY] [--keys]`
 
-use std::time::Duration;
-
-use snap::config::{self, Config};
+use snap::config;
+use snap::ops;
 
 use crate::cli::Context;
 use crate::cli::error::ExitStatus;
@@ -36,32 +35,28 @@ pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {
         return Ok(ExitStatus::Success);
     }
     let store = ctx.open_store()?;
-    let dir = store.dir();
-    let timeout = Duration::from_secs(2);
     match (&args.key, &args.value, args.unset) {
         (None, _, _) => {
-            let c = Config::load(dir)?;
+            let entries = ops::config::list(&store)?;
             if ctx.printer.json() {
-                let map: serde_json::Map<String, serde_json::Value> = c
-                    .entries()
-                    .map(|(k, v)| (k.to_owned(), serde_json::Value::from(v)))
+                let map: serde_json::Map<String, serde_json::Value> = entries
+                    .into_iter()
+                    .map(|(k, v)| (k, serde_json::Value::from(v)))
                     .collect();
                 ctx.printer.json_value(&map)?;
             } else {
-                for (k, v) in c.entries() {
+                for (k, v) in entries {
                     ctx.printer.line(format!("{k} = {v}"))?;
                 }
             }
             Ok(ExitStatus::Success)
         }
         (Some(key), None, false) => {
-            config::find(key)?;
-            let c = Config::load(dir)?;
-            let value = c.get(key);
+            let value = ops::config::get(&store, key)?;
             if ctx.printer.json() {
                 ctx.printer
                     .json_value(&serde_json::json!({"key": key, "value": value}))?;
-            } else if let Some(v) = value {
+            } else if let Some(v) = &value {
                 ctx.printer.line(v)?;
             }
             // Like `git config KEY`: exit 1 when it is not set.
@@ -72,8 +67,7 @@ pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {
             })
         }
         (Some(key), None, true) => {
-            config::find(key)?;
-            let was = Config::update(dir, timeout, |c| Ok(c.unset(key)))?;
+            let was = ops::config::unset(&store, key)?;
             if was {
                 ctx.printer.status("Unset", key);
             }
@@ -84,7 +78,7 @@ pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {
             })
         }
         (Some(key), Some(value), _) => {
-            Config::update(dir, timeout, |c| c.set(key, value))?;
+            ops::config::set(&store, key, value)?;
             ctx.printer.status("Set", format!("{key} = {value}"));
             Ok(ExitStatus::Success)
         }

@@ -6,6 +6,7 @@
 //! compare-and-swap with a reflog line. This module never prints, parses flags or exits.
 
 pub mod commit;
+pub mod config;
 pub mod export;
 pub mod fsck;
 pub mod gc;

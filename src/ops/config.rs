@@ -1,0 +1,78 @@
+//! `snap config`: the store's settings (`<store>/config`, store format §2), read and changed
+//! under the file's lock. The keys snap knows are [`crate::config::KEYS`].
+
+use std::time::Duration;
+
+use crate::config::{self, Config, Error};
+use crate::store::Store;
+
+/// How long a change waits for another process's change of the file.
+pub const LOCK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Every setting of the store, in key order.
+///
+/// # Errors
+/// [`Error::Io`], or [`Error::Syntax`] naming the line.
+pub fn list(store: &Store) -> Result<Vec<(String, String)>, Error> {
+    Ok(Config::load(store.dir())?
+        .entries()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect())
+}
+
+/// A known key's value, if set.
+///
+/// # Errors
+/// [`Error::UnknownKey`] for a key snap does not know; as [`list`].
+pub fn get(store: &Store, key: &str) -> Result<Option<String>, Error> {
+    config::find(key)?;
+    Ok(Config::load(store.dir())?.get(key).map(str::to_owned))
+}
+
+/// Sets a known key (its value checked by the key's rule).
+///
+/// # Errors
+/// [`Error::UnknownKey`], [`Error::InvalidValue`]; [`Error::Locked`] when another process holds the file
+/// longer than [`LOCK_TIMEOUT`]; I/O.
+pub fn set(store: &Store, key: &str, value: &str) -> Result<(), Error> {
+    Config::update(store.dir(), LOCK_TIMEOUT, |c| c.set(key, value))
+}
+
+/// Removes a known key's setting; whether it was set.
+///
+/// # Errors
+/// As [`set`].
+pub fn unset(store: &Store, key: &str) -> Result<bool, Error> {
+    config::find(key)?;
+    Config::update(store.dir(), LOCK_TIMEOUT, |c| Ok(c.unset(key)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_get_list_unset_round_trip_and_unknown_keys_are_refused()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let (store, _) = Store::init(&dir.path().join(".store"))?;
+        let key = "commit.ref";
+        assert_eq!(get(&store, key)?, None);
+        assert!(!unset(&store, key)?);
+        let value = "main";
+        set(&store, key, value)?;
+        assert_eq!(get(&store, key)?.as_deref(), Some(value));
+        assert_eq!(list(&store)?, vec![(key.to_owned(), value.to_owned())]);
+        assert!(unset(&store, key)?);
+        assert!(list(&store)?.is_empty());
+        assert!(matches!(
+            get(&store, "no.such-key"),
+            Err(Error::UnknownKey { .. })
+        ));
+        assert!(matches!(
+            set(&store, "no.such-key", "x"),
+            Err(Error::UnknownKey { .. })
+        ));
+        Ok(())
+    }
+}
