@@ -146,51 +146,10 @@ pub fn push(
 ) -> Result<PushOutcome, Error> {
     let id = rev::resolve(store, &opts.rev)?;
 
-    // Which tags.
-    let mut tags: Vec<(String, TagKind)> = Vec::new();
-    if let Some(t) = &opts.target.tag {
-        tags.push((t.clone(), TagKind::Given));
-    }
-    if let Ok(snap) = snapshot::Snapshot::load(store, &id)
-        && let Some(git) = &snap.config.provenance.git
-    {
-        if git.dirty && !opts.allow_dirty {
-            return Err(Error::DirtyPush {
-                digest: id,
-                commit: git.commit.clone(),
-            });
-        }
-        if opts.commit_tag && !git.dirty {
-            tags.push((commit_tag(&git.commit), TagKind::Commit));
-        }
-    }
-    if let Some(m) = &opts.moving_tag {
-        tags.push((m.clone(), TagKind::Moving));
-    }
-    let mut seen_tags = BTreeSet::new();
-    tags.retain(|(t, _)| seen_tags.insert(t.clone()));
-
+    let tags = tags_for(store, opts, id)?;
     let client = Client::new(&opts.target, opts.client.clone())?;
     client.login(true)?;
-
-    // The immutable tag first: refuse before uploading anything.
-    let mut previous = Vec::new();
-    for (tag, kind) in &tags {
-        let prev = client.resolve_tag(tag)?;
-        if *kind == TagKind::Commit
-            && let Some(p) = prev
-            && p != id
-            && !opts.force
-        {
-            return Err(Error::TagConflict {
-                tag: tag.clone(),
-                repository: opts.target.repository_url(),
-                existing: p,
-                ours: id,
-            });
-        }
-        previous.push(prev);
-    }
+    let previous = check_tags(&client, &tags, id, opts)?;
 
     // Everything the manifest needs, children before parents.
     let mut seen_nodes = BTreeSet::new();
@@ -241,27 +200,7 @@ pub fn push(
             .collect();
         return Ok(outcome(planned, &client));
     }
-    progress.begin("Pushing", uploaded_bytes, missing.len() as u64);
-    let uploads: Vec<Upload<'_>> = missing
-        .iter()
-        .map(|(d, size)| {
-            let d = *d;
-            Upload {
-                digest: d,
-                size: *size,
-                open: Box::new(move || {
-                    let r = store
-                        .objects
-                        .open(&d)
-                        .map_err(|e| std::io::Error::other(e.to_string()))?;
-                    Ok(Box::new(r) as Box<dyn Read + Send>)
-                }),
-            }
-        })
-        .collect();
-    let result = client.upload(&uploads, &|n| progress.advance(n, 1));
-    progress.end();
-    result?;
+    upload(store, &client, &missing, progress)?;
 
     // Ancestors, each under its history tag (a snapshot manifest has no child manifests).
     for node in &history.nodes {
@@ -301,6 +240,97 @@ pub fn push(
         out_tags.push(pushed_tag(tag, kind, prev, id));
     }
     Ok(outcome(out_tags, &client))
+}
+
+/// The tags to set, each once: the one given, the commit tag (refusing a dirty snapshot
+/// unless allowed), the moving tag.
+fn tags_for(
+    store: &Store,
+    opts: &PushOptions,
+    id: Digest,
+) -> Result<Vec<(String, TagKind)>, Error> {
+    let mut tags: Vec<(String, TagKind)> = Vec::new();
+    if let Some(t) = &opts.target.tag {
+        tags.push((t.clone(), TagKind::Given));
+    }
+    if let Ok(snap) = snapshot::Snapshot::load(store, &id)
+        && let Some(git) = &snap.config.provenance.git
+    {
+        if git.dirty && !opts.allow_dirty {
+            return Err(Error::DirtyPush {
+                digest: id,
+                commit: git.commit.clone(),
+            });
+        }
+        if opts.commit_tag && !git.dirty {
+            tags.push((commit_tag(&git.commit), TagKind::Commit));
+        }
+    }
+    if let Some(m) = &opts.moving_tag {
+        tags.push((m.clone(), TagKind::Moving));
+    }
+    let mut seen = BTreeSet::new();
+    tags.retain(|(t, _)| seen.insert(t.clone()));
+    Ok(tags)
+}
+
+/// What each tag names now; the immutable commit tag is checked first, so a push that would
+/// move it is refused before anything is uploaded.
+fn check_tags(
+    client: &Client,
+    tags: &[(String, TagKind)],
+    id: Digest,
+    opts: &PushOptions,
+) -> Result<Vec<Option<Digest>>, Error> {
+    let mut previous = Vec::new();
+    for (tag, kind) in tags {
+        let prev = client.resolve_tag(tag)?;
+        if *kind == TagKind::Commit
+            && let Some(p) = prev
+            && p != id
+            && !opts.force
+        {
+            return Err(Error::TagConflict {
+                tag: tag.clone(),
+                repository: opts.target.repository_url(),
+                existing: p,
+                ours: id,
+            });
+        }
+        previous.push(prev);
+    }
+    Ok(previous)
+}
+
+/// Uploads the blobs the registry lacks, each streamed (and verified) from the store.
+fn upload(
+    store: &Store,
+    client: &Client,
+    missing: &[(Digest, u64)],
+    progress: &dyn Progress,
+) -> Result<(), Error> {
+    let bytes: u64 = missing.iter().map(|(_, s)| s).sum();
+    progress.begin("Pushing", bytes, missing.len() as u64);
+    let uploads: Vec<Upload<'_>> = missing
+        .iter()
+        .map(|(d, size)| {
+            let d = *d;
+            Upload {
+                digest: d,
+                size: *size,
+                open: Box::new(move || {
+                    let r = store
+                        .objects
+                        .open(&d)
+                        .map_err(|e| std::io::Error::other(e.to_string()))?;
+                    Ok(Box::new(r) as Box<dyn Read + Send>)
+                }),
+            }
+        })
+        .collect();
+    let result = client.upload(&uploads, &|n| progress.advance(n, 1));
+    progress.end();
+    Ok(result?)
 }
 
 /// A tag's outcome, from what it named before.
