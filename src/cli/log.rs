@@ -1,6 +1,6 @@
 //! `snap log [SNAP]`
 
-use snap::snapshot::{LogEntry, Snapshot};
+use snap::snapshot::LogEntry;
 
 use crate::cli::Context;
 use crate::cli::error::ExitStatus;
@@ -39,23 +39,15 @@ pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {
         return graph(ctx, &store, args);
     }
     let rev = args.rev.as_deref().unwrap_or(snap::oci::LATEST);
-    let mut next = Some(snap::rev::resolve(&store, rev).map_err(snap::ops::Error::from)?);
-    let mut shown = 0;
-    while let Some(id) = next {
-        if args.max.is_some_and(|m| shown >= m) {
-            break;
-        }
-        if !store.objects.contains(&id) {
-            ctx.printer.status(
-                "Note",
-                format!("history continues with {id}, which is not in this store"),
-            );
-            break;
-        }
-        let snap = Snapshot::load(&store, &id).map_err(snap::ops::Error::from)?;
-        print_entry(ctx, args, &LogEntry::from(&snap))?;
-        shown += 1;
-        next = snap.parent();
+    let history = snap::ops::log::history(&store, rev, args.max)?;
+    for entry in &history.entries {
+        print_entry(ctx, args, entry)?;
+    }
+    if let Some(id) = history.continues_with {
+        ctx.printer.status(
+            "Note",
+            format!("history continues with {id}, which is not in this store"),
+        );
     }
     Ok(ExitStatus::Success)
 }
@@ -156,77 +148,25 @@ fn print_long(ctx: &Context, e: &LogEntry) -> std::io::Result<()> {
 /// `snap log --graph`: every snapshot reachable from the starting points, all parents
 /// followed, children before parents, newest first; each line decorated with its refs.
 fn graph(ctx: &Context, store: &snap::store::Store, args: &Args) -> anyhow::Result<ExitStatus> {
-    use std::collections::{BTreeMap, BTreeSet};
-    let refs = store.refs.list().map_err(snap::ops::Error::from)?;
-    let mut labels: BTreeMap<snap::Digest, Vec<String>> = BTreeMap::new();
-    for (name, d) in &refs {
-        labels.entry(*d).or_default().push(name.to_string());
-    }
-    let starts: Vec<snap::Digest> = match &args.rev {
-        Some(rev) => vec![snap::rev::resolve(store, rev).map_err(snap::ops::Error::from)?],
-        None => refs.iter().map(|(_, d)| *d).collect(),
-    };
-    let mut entries: BTreeMap<snap::Digest, LogEntry> = BTreeMap::new();
-    let mut queue: Vec<snap::Digest> = starts;
-    let mut seen = BTreeSet::new();
-    while let Some(id) = queue.pop() {
-        if !seen.insert(id) || !store.objects.contains(&id) {
-            continue;
-        }
-        let snap = Snapshot::load(store, &id).map_err(snap::ops::Error::from)?;
-        let entry = LogEntry::from(&snap);
-        queue.extend(entry.parents.iter().copied());
-        entries.insert(id, entry);
-    }
-    let nodes: BTreeMap<snap::Digest, (Vec<snap::Digest>, (String, snap::Digest))> = entries
-        .iter()
-        .map(|(id, e)| {
-            let parents = e
-                .parents
-                .iter()
-                .filter(|p| entries.contains_key(p))
-                .copied();
-            (
-                *id,
-                (
-                    parents.collect(),
-                    (e.created.clone().unwrap_or_default(), *id),
-                ),
-            )
-        })
-        .collect();
-    let mut order = snap::graph::topo_order(&nodes);
-    if let Some(max) = args.max {
-        order.truncate(max);
-    }
-    let shown: BTreeSet<snap::Digest> = order.iter().copied().collect();
-    let rows = snap::graph::layout(&order, |id| {
-        nodes[id]
-            .0
-            .iter()
-            .filter(|p| shown.contains(p))
-            .copied()
-            .collect()
-    });
-    for row in rows {
-        let Some(id) = row.node else {
+    for row in snap::ops::log::graph(store, args.rev.as_deref(), args.max)? {
+        let Some((e, labels)) = &row.snapshot else {
             if !ctx.printer.json() {
                 ctx.printer.line(&row.graph)?;
             }
             continue;
         };
-        let e = &entries[&id];
         if ctx.printer.json() {
             ctx.printer.json_record("snapshot", e)?;
             continue;
         }
-        let deco = labels
-            .get(&id)
-            .map(|l| format!(" ({})", l.join(", ")))
-            .unwrap_or_default();
+        let deco = if labels.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", labels.join(", "))
+        };
         ctx.printer.line_with_id(
             format!("{}  ", row.graph),
-            &id.short(),
+            &e.digest.short(),
             format!(
                 "{deco} {} {}",
                 date(e),

@@ -12,6 +12,7 @@ pub mod fsck;
 pub mod gc;
 pub mod import;
 pub mod init;
+pub mod log;
 pub mod pull;
 pub mod push;
 pub mod refs;
