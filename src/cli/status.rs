@@ -1,12 +1,6 @@
 //! `snap status`
 
-use std::path::PathBuf;
-
-use snap::Digest;
-use snap::ops::Error;
-use snap::provenance::{self, FreshState, Freshness};
-use snap::snapshot::Snapshot;
-use snap::store::RefKind;
+use snap::provenance::{FreshState, Freshness};
 
 use crate::cli::Context;
 use crate::cli::error::ExitStatus;
@@ -25,46 +19,17 @@ pub struct Args {
     conn: crate::cli::push::ConnArgs,
 }
 
-/// `snap status --json`.
-#[derive(serde::Serialize, serde::Deserialize)]
-pub struct Status {
-    pub store: PathBuf,
-    pub refs: Vec<RefStatus>,
-}
-
-/// One ref's freshness.
-#[derive(serde::Serialize, serde::Deserialize)]
-pub struct RefStatus {
-    pub name: String,
-    pub kind: RefKind,
-    pub digest: Digest,
-    pub freshness: Freshness,
-}
-
 pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {
     if let Some(given) = &args.remote {
         return remote(ctx, args, Some(given.as_str()).filter(|g| !g.is_empty()));
     }
     let store = ctx.open_store()?;
-    let mut refs = Vec::new();
-    for (name, digest) in store.refs.list().map_err(Error::from)? {
-        let snap = Snapshot::load(&store, &digest).map_err(Error::from)?;
-        let freshness =
-            provenance::freshness(store.root(), &snap.config.provenance).map_err(Error::from)?;
-        refs.push(RefStatus {
-            name: name.to_string(),
-            kind: name.kind(),
-            digest,
-            freshness,
-        });
-    }
+    let status = snap::ops::status::status(&store)?;
     if ctx.printer.json() {
-        ctx.printer.json_value(&Status {
-            store: store.dir().to_owned(),
-            refs,
-        })?;
+        ctx.printer.json_value(&status)?;
         return Ok(ExitStatus::Success);
     }
+    let refs = status.refs;
     ctx.printer
         .line(format!("store {}", store.dir().display()))?;
     let width = refs.iter().map(|r| r.name.len()).max().unwrap_or(0);

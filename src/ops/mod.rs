@@ -7,6 +7,7 @@
 
 pub mod commit;
 pub mod config;
+pub mod diff;
 pub mod export;
 pub mod fsck;
 pub mod gc;
@@ -18,6 +19,7 @@ pub mod push;
 pub mod refs;
 pub mod remote;
 pub mod restore;
+pub mod status;
 pub(crate) mod transfer;
 
 use std::path::PathBuf;
