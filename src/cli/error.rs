@@ -321,6 +321,14 @@ fn hint_for(err: &ops::Error) -> Option<(String, &'static str)> {
             "check the path; relative paths are resolved against the current directory".into(),
             "path-not-found",
         )),
+        ops::Error::PathNotInSnapshot { .. }
+        | ops::Error::NotAFile { .. }
+        | ops::Error::IndexHoldsNoFiles { .. }
+        | ops::Error::NotABlobOfImage { .. }
+        | ops::Error::PathNotInArtifact { .. } => Some((
+            "`snap ls SNAP [DIR]` lists what a snapshot, image or artifact holds (`-r` for everything)".into(),
+            "path-not-in-snapshot",
+        )),
         ops::Error::Registry(r) => registry_hint(r),
         ops::Error::DirtyPush { .. } => Some((
             "commit your git changes and run `snap commit` again, or pass --allow-dirty (no commit tag then)".into(),

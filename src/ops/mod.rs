@@ -14,6 +14,7 @@ pub mod gc;
 pub mod import;
 pub mod init;
 pub mod log;
+pub mod ls;
 pub mod pull;
 pub mod push;
 pub mod refs;
@@ -163,6 +164,48 @@ pub enum Error {
     /// `commit` without paths.
     #[error("nothing to commit: give at least one path")]
     NothingToCommit,
+    /// A path `snap ls` or `snap cat` asked for that the snapshot does not hold.
+    #[error("`{path}` is not in snapshot {}", snapshot.short())]
+    PathNotInSnapshot {
+        /// The path asked for.
+        path: String,
+        /// The snapshot.
+        snapshot: Digest,
+    },
+    /// `snap cat` of a directory or symlink.
+    #[error("`{path}` is a {kind}, not a file")]
+    NotAFile {
+        /// The path.
+        path: String,
+        /// What it is (`dir`, `symlink`).
+        kind: &'static str,
+    },
+    /// `snap cat` of an image index.
+    #[error("{} is an image index: it holds manifests, not files (`snap ls {rev}` lists them)", index.short())]
+    IndexHoldsNoFiles {
+        /// The index.
+        index: Digest,
+        /// How it was named.
+        rev: String,
+    },
+    /// `snap cat` of a path that is not a blob of an image.
+    #[error("`{path}` is not a blob of image {}: `snap cat` writes its config or a layer as `{}/<hex>` (`snap show` lists them); `snap restore` gives its files", image.short(), crate::worktree::unpack::UNTITLED_DIR)]
+    NotABlobOfImage {
+        /// The path asked for.
+        path: String,
+        /// The image's manifest.
+        image: Digest,
+    },
+    /// `snap cat` of a path an artifact does not hold.
+    #[error("`{path}` is not in artifact {} (`snap ls {rev}` lists its files)", artifact.short())]
+    PathNotInArtifact {
+        /// The path asked for.
+        path: String,
+        /// The artifact's manifest.
+        artifact: Digest,
+        /// How it was named.
+        rev: String,
+    },
     /// A path given to commit does not exist.
     #[error("{} does not exist", path.display())]
     PathNotFound {
@@ -382,7 +425,11 @@ impl Error {
             Error::Rev(_) => ErrorKind::InvalidInput,
             Error::Scan(worktree::scan::Error::Missing { .. })
             | Error::PathNotFound { .. }
+            | Error::PathNotInSnapshot { .. }
+            | Error::NotABlobOfImage { .. }
+            | Error::PathNotInArtifact { .. }
             | Error::RefNotFound { .. } => ErrorKind::NotFound,
+            Error::NotAFile { .. } | Error::IndexHoldsNoFiles { .. } => ErrorKind::InvalidInput,
             Error::Scan(worktree::scan::Error::Io { .. }) | Error::Build(_) => ErrorKind::Io,
             Error::Scan(_) => ErrorKind::InvalidInput,
             Error::Restore(
