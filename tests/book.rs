@@ -1,14 +1,16 @@
 //! Every `console` example in the book's command pages runs here, with snap and a few
 //! standard tools, in a sandbox copy of the page's `<page>.in/` directory.
 
+mod support;
+
 use std::path::Path;
 
 #[test]
 fn book_examples() {
     let cases = trycmd::TestCases::new();
     cases
-        .register_bin("snap", Path::new(env!("CARGO_BIN_EXE_snap")))
-        .env("SOURCE_DATE_EPOCH", "1767225600")
+        .register_bin("snap", Path::new(support::SNAP))
+        .env("SOURCE_DATE_EPOCH", support::EPOCH)
         .env("NO_COLOR", "1")
         .env("TZ", "UTC")
         .env("SNAP_LOCK_TIMEOUT_MS", "300");
@@ -111,7 +113,8 @@ fn every_hint_topic_exists_and_snap_explain_prints_it() {
             headings.contains(&a.as_str()),
             "no `## {a}` in troubleshooting.md"
         );
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_snap"))
+        let home = std::env::temp_dir();
+        let out = support::snap_command(&home, &home)
             .args(["explain", a])
             .output()
             .unwrap();

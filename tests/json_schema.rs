@@ -2,10 +2,12 @@
 //! the library's types (schemars) — this test fails when a type changes and its schema file
 //! does not (`SNAP_BLESS=1 cargo test --test json_schema` rewrites them) — and real command
 //! output is validated against them, then parsed back into the library's types.
+
 #![allow(clippy::disallowed_methods)] // writes blessed schema files and test fixtures
 
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
 
@@ -69,11 +71,9 @@ fn validate(name: &str, doc: &serde_json::Value) -> Result {
 }
 
 fn snap(dir: &Path, args: &[&str]) -> Result<String> {
-    let out = Command::new(env!("CARGO_BIN_EXE_snap"))
+    let out = support::snap_command(dir, dir)
         .arg("--json")
         .args(args)
-        .current_dir(dir)
-        .env("SOURCE_DATE_EPOCH", "1767225600")
         .output()?;
     assert!(
         matches!(out.status.code(), Some(0 | 1)),

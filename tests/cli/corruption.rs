@@ -17,33 +17,7 @@ use std::path::{Path, PathBuf};
 use snap::ops::fsck::{FsckReport, ProblemKind};
 
 use crate::harness::{Env, Result};
-
-/// A small seedable generator (xorshift64*), seeded from the clock and printed.
-struct Rng(u64);
-
-impl Rng {
-    fn new() -> Rng {
-        let seed = std::env::var("SNAP_CORRUPT_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(1, |d| u64::from(d.subsec_nanos()) ^ d.as_secs())
-            })
-            | 1;
-        eprintln!("SNAP_CORRUPT_SEED={seed}");
-        Rng(seed)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        let r = self.0.wrapping_mul(0x2545_f491_4f6c_dd1d);
-        usize::try_from(r % (n.max(1) as u64)).unwrap_or(0)
-    }
-}
+use crate::support::Rng;
 
 fn flips_per_kind() -> usize {
     std::env::var("SNAP_CORRUPT_FLIPS")
@@ -107,7 +81,7 @@ enum Kind {
 
 #[test]
 fn every_flipped_byte_is_caught_named_and_never_restored_or_exported() -> Result {
-    let mut rng = Rng::new();
+    let mut rng = Rng::from_env("SNAP_CORRUPT_SEED");
     let env = Env::new()?;
     // Three snapshots: a grouped one (packs), its next version, and a direct one (loose).
     env.sh(

@@ -129,8 +129,7 @@ fn import_refuses_to_move_a_ref_that_points_elsewhere() -> Result {
     );
     assert!(err.contains("--force"), "{err}");
     let theirs = snap::Digest::of(
-        &std::process::Command::new(env!("CARGO_BIN_EXE_snap"))
-            .current_dir(src.path())
+        &crate::support::snap_command(src.path(), src.path())
             .args(["show", "--manifest", "latest"])
             .output()?
             .stdout,

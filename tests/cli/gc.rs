@@ -109,7 +109,13 @@ fn gc_waits_for_the_store_then_gives_up_with_exit_3() -> Result {
         .args(["gc", "--wait", "20"])
         .stderr(std::process::Stdio::piped())
         .spawn()?;
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Barrier: gc is waiting once it has closed the store's turnstile (store format §7).
+    let turnstile = env.join(".store").join(snap::store::TURNSTILE);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while snap::lock::is_held(&turnstile)? != Some(true) {
+        assert!(std::time::Instant::now() < deadline, "gc never started waiting");
+        std::thread::yield_now();
+    }
     drop(held);
     let out = child.wait_with_output()?;
     assert!(

@@ -8,9 +8,6 @@ use assert_cmd::Command;
 
 pub type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
 
-/// The fixed time every test snapshot gets (2026-01-01T00:00:00Z).
-pub const EPOCH: &str = "1767225600";
-
 pub struct Env {
     pub dir: tempfile::TempDir,
 }
@@ -57,15 +54,8 @@ impl Env {
 
     /// `snap` in `cwd` as a plain `std::process::Command` (to spawn without waiting).
     pub fn snap_std(&self, cwd: &Path) -> std::process::Command {
-        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_snap"));
-        c.current_dir(cwd)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", self.join("home"))
-            .env("NO_COLOR", "1")
-            .env("TZ", "UTC")
-            .env("SOURCE_DATE_EPOCH", EPOCH)
-            .env("SNAP_LOCK_TIMEOUT_MS", "300");
+        let mut c = crate::support::snap_command(cwd, &self.join("home"));
+        c.env("SNAP_LOCK_TIMEOUT_MS", "300");
         c
     }
 
@@ -143,7 +133,7 @@ EOF"#,
             .arg("-c")
             .arg(script)
             .current_dir(self.path())
-            .env("SNAP", env!("CARGO_BIN_EXE_snap"))
+            .env("SNAP", crate::support::SNAP)
             .env("GIT_CONFIG_GLOBAL", "/dev/null")
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .env("GIT_AUTHOR_NAME", "Snap Test")

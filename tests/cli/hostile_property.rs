@@ -26,30 +26,7 @@ use snap::store::Store;
 
 use crate::harness::{Env, Result};
 use crate::layout::{self, Member, tar_layer};
-
-/// xorshift64*: reproducible without a dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        usize::try_from(self.next() % (n.max(1) as u64)).unwrap_or(0)
-    }
-
-    fn chance(&mut self, percent: usize) -> bool {
-        self.below(100) < percent
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-}
+use crate::support::Rng;
 
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
@@ -407,7 +384,7 @@ fn hostile_images_and_artifacts_never_escape_or_touch_the_store() -> Result {
     let seed = env_u64("SNAP_HOSTILE_SEED").unwrap_or(0x1351_3e57_0c0f_fee1) | 1;
     let cases = env_u64("SNAP_HOSTILE_CASES").unwrap_or(500);
     eprintln!("hostile_property: SNAP_HOSTILE_SEED={seed} SNAP_HOSTILE_CASES={cases}");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::seeded(seed);
     let (mut refused, mut restored, mut skipped) = (0u64, 0u64, 0u64);
     let mut sandbox = None;
     for case in 0..cases {

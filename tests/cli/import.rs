@@ -340,14 +340,9 @@ fn a_pax_bomb_is_refused_from_its_header_in_bounded_memory() -> Result {
     let record_len: u64 = noise_len + (256 << 20);
     let mut z = zstd::stream::Encoder::new(Vec::new(), 1)?;
     z.write_all(&raw_header("PaxHeader", b'x', record_len))?;
-    let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut rng = crate::support::Rng::seeded(0x9e37_79b9_7f4a_7c15);
     let noise: Vec<u8> = (0..noise_len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x.to_le_bytes()[0]
-        })
+        .map(|_| rng.next().to_le_bytes()[0])
         .collect();
     z.write_all(&noise)?;
     let fill = vec![b'9'; 1 << 20];

@@ -1,6 +1,8 @@
 //! CLI integration tests: one binary, one module per command.
 
 mod harness;
+#[path = "../support/mod.rs"]
+mod support;
 
 mod commit;
 mod compat;

@@ -21,40 +21,7 @@ use std::time::{Duration, Instant};
 use snap::ops::FsckReport;
 
 use crate::harness::{Registry, Result, have_registry, sh};
-
-/// A small, seedable generator (xorshift64*), so a failing run can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn from_env(test: &str) -> Rng {
-        let seed = std::env::var("SNAP_CRASH_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(1, |d| {
-                        u64::try_from(d.as_nanos() % u128::from(u64::MAX)).unwrap_or(1)
-                    })
-            })
-            | 1;
-        eprintln!("{test}: SNAP_CRASH_SEED={seed}");
-        Rng(seed)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// A duration uniformly in [0, max].
-    fn upto(&mut self, max: Duration) -> Duration {
-        let micros = u64::try_from(max.as_micros().max(1)).unwrap_or(u64::MAX - 1);
-        Duration::from_micros(self.next() % (micros + 1))
-    }
-}
+use crate::support::Rng;
 
 fn kills() -> usize {
     std::env::var("SNAP_CRASH_KILLS")
@@ -64,16 +31,9 @@ fn kills() -> usize {
 }
 
 fn snap_cmd(dir: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_snap"));
+    let mut cmd = crate::support::snap_command(dir, dir);
     cmd.args(args)
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
         .env("SNAP_LOCK_TIMEOUT_MS", "5000")
-        .env("DOCKER_CONFIG", dir.join(".no-docker-config"))
-        .env("REGISTRY_AUTH_FILE", dir.join(".no-auth.json"))
-        .env_remove("SNAP_REGISTRY_USER")
-        .env_remove("SNAP_REGISTRY_PASSWORD")
-        .env_remove("SNAP_REGISTRY_TOKEN")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     cmd
@@ -267,7 +227,7 @@ fn mutate(dir: &Path, rng: &mut Rng, i: usize) -> Result {
 
 #[test]
 fn commit_survives_sigkill_at_any_point() -> Result {
-    let mut rng = Rng::from_env("commit");
+    let mut rng = Rng::from_env("SNAP_CRASH_SEED");
     let t = tempfile::tempdir()?;
     let dir = t.path();
     make_tree(dir)?;
@@ -324,7 +284,7 @@ fn import_survives_sigkill_at_any_point() -> Result {
 
 #[test]
 fn gc_survives_sigkill_at_any_point() -> Result {
-    let mut rng = Rng::from_env("gc");
+    let mut rng = Rng::from_env("SNAP_CRASH_SEED");
     let t = tempfile::tempdir()?;
     let dir = t.path();
     make_tree(dir)?;
@@ -389,7 +349,8 @@ fn crash_into_fresh_stores(
     ref_name: &str,
     digest: &str,
 ) -> Result {
-    let mut rng = Rng::from_env(what);
+    let mut rng = Rng::from_env("SNAP_CRASH_SEED");
+    eprintln!("({what})");
     let mut took = Duration::from_millis(500);
     let mut tally = Tally::default();
     for i in 0..kills() {

@@ -68,12 +68,7 @@ pub fn sh(dir: &Path, script: &str) -> Result<String> {
 
 /// `snap` with a fixed environment, in `dir`.
 pub fn snap(dir: &Path, args: &[&str]) -> Result<String> {
-    let out = Command::new(env!("CARGO_BIN_EXE_snap"))
-        .args(args)
-        .current_dir(dir)
-        .env("SOURCE_DATE_EPOCH", "1767225600")
-        .env("NO_COLOR", "1")
-        .output()?;
+    let out = snap_env(dir, args, &[])?;
     if !out.status.success() {
         return Err(format!(
             "snap {args:?} failed:\n{}",
@@ -311,19 +306,9 @@ pub fn workdir() -> Result<(tempfile::TempDir, PathBuf)> {
 
 /// `snap` with extra environment variables; returns the whole output, whatever the exit code.
 pub fn snap_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<std::process::Output> {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_snap"));
-    cmd.args(args)
-        .current_dir(dir)
-        .env("SOURCE_DATE_EPOCH", "1767225600")
-        .env("NO_COLOR", "1")
-        // No stray credentials from the machine running the tests.
-        .env("DOCKER_CONFIG", dir.join(".no-docker-config"))
-        .env("REGISTRY_AUTH_FILE", dir.join(".no-auth.json"))
-        .env_remove("SNAP_REGISTRY_USER")
-        .env_remove("SNAP_REGISTRY_PASSWORD")
-        .env_remove("SNAP_REGISTRY_TOKEN")
-        .env_remove("SNAP_TIMEOUT")
-        .env_remove("SNAP_LOW_SPEED_LIMIT");
+    // The tests' environment: no stray credentials or settings from the machine.
+    let mut cmd = crate::support::snap_command(dir, dir);
+    cmd.args(args);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -545,18 +530,10 @@ print(json.dumps({"code": None if killed else p.returncode, "killed": killed, "r
     cmd.arg("-c")
         .arg(script)
         .arg(deadline.as_secs_f64().to_string())
-        .arg(env!("CARGO_BIN_EXE_snap"))
+        .arg(crate::support::SNAP)
         .args(args)
-        .current_dir(dir)
-        .env("SOURCE_DATE_EPOCH", "1767225600")
-        .env("NO_COLOR", "1")
-        .env("DOCKER_CONFIG", dir.join(".no-docker-config"))
-        .env("REGISTRY_AUTH_FILE", dir.join(".no-auth.json"))
-        .env_remove("SNAP_REGISTRY_USER")
-        .env_remove("SNAP_REGISTRY_PASSWORD")
-        .env_remove("SNAP_REGISTRY_TOKEN")
-        .env_remove("SNAP_TIMEOUT")
-        .env_remove("SNAP_LOW_SPEED_LIMIT");
+        .current_dir(dir);
+    crate::support::env(&mut cmd, dir);
     for (k, v) in env {
         cmd.env(k, v);
     }

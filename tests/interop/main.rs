@@ -9,6 +9,8 @@ mod quickstart;
 mod recipe;
 mod registry;
 mod remote;
+#[path = "../support/mod.rs"]
+mod support;
 
 use harness::{
     Registry, Result, have_oras, have_registry, have_skopeo, have_umoci, sh, skopeo, snap, workdir,

@@ -167,7 +167,7 @@ fn the_quickstart_works_from_nothing_to_a_pulled_snapshot() -> Result {
     // `snap` on PATH, as after `cargo install`.
     let bin = t.path().join("bin");
     std::fs::create_dir_all(&bin)?;
-    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_snap"), bin.join("snap"))?;
+    std::os::unix::fs::symlink(crate::support::SNAP, bin.join("snap"))?;
     let path = format!(
         "{}:{}",
         bin.display(),
@@ -188,7 +188,7 @@ fn the_quickstart_works_from_nothing_to_a_pulled_snapshot() -> Result {
             .env_clear()
             .env("PATH", &path)
             .env("HOME", t.path())
-            .env("SOURCE_DATE_EPOCH", "1767225600")
+            .env("SOURCE_DATE_EPOCH", crate::support::EPOCH)
             .env("NO_COLOR", "1")
             .env("TZ", "UTC")
             .env("DOCKER_CONFIG", t.path().join("no-docker"))

@@ -96,12 +96,9 @@ fn concurrent_pulls_of_the_same_tag_all_succeed() -> Result {
         snap_ok(f, &["init"], &[])?;
         let children: Vec<_> = (0..PULLS)
             .map(|_| {
-                std::process::Command::new(env!("CARGO_BIN_EXE_snap"))
+                crate::support::snap_command(f, f)
                     .args(["--json", "pull", &target])
-                    .current_dir(f)
                     .env("SNAP_LOCK_TIMEOUT_MS", "20000")
-                    .env("DOCKER_CONFIG", f.join(".no-docker-config"))
-                    .env("REGISTRY_AUTH_FILE", f.join(".no-auth.json"))
                     .stdout(std::process::Stdio::piped())
                     .stderr(std::process::Stdio::piped())
                     .spawn()
