@@ -43,6 +43,11 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+/// The book's "Embedding snap" page, compiled and run as a doc test so its example stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../book/src/contributing/embedding.md")]
+pub struct EmbeddingGuide;
+
 pub mod config;
 pub mod diff;
 pub mod digest;
