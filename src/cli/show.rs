@@ -1,13 +1,8 @@
 //! `snap show SNAP`
 
-use std::collections::BTreeMap;
 use std::io::Write;
 
-use snap::Digest;
-use snap::object::{Provenance, Stats};
-use snap::oci::{self, Descriptor};
-use snap::ops::Error;
-use snap::snapshot::Artifact;
+use snap::ops::show::{ShowForeign, Shown};
 
 use crate::cli::Context;
 use crate::cli::error::ExitStatus;
@@ -28,30 +23,13 @@ pub struct Args {
     conn: crate::cli::push::ConnArgs,
 }
 
-/// `snap show --json`.
-#[derive(serde::Serialize, serde::Deserialize)]
-pub struct Show {
-    pub digest: Digest,
-    pub refs: Vec<String>,
-    pub root: Digest,
-    pub parents: Vec<Digest>,
-    pub message: String,
-    pub created: Option<String>,
-    pub provenance: Provenance,
-    pub stats: Stats,
-    pub mode: String,
-    pub annotations: BTreeMap<String, String>,
-    pub config: Descriptor,
-    pub layers: Vec<Descriptor>,
-}
-
 pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {
     // A SNAP that resolves in the store is local; a registry reference is read from there
     // (manifest and config only): see `cli::remote`.
     match crate::cli::remote::locate(ctx, &args.rev)? {
         Located::Local(store, id) => {
-            let artifact = Artifact::load(&store, &id).map_err(Error::from)?;
-            render(ctx, Some(&store), artifact, args.manifest)
+            let shown = snap::ops::show::show(&store, &id.to_string())?;
+            render(ctx, shown, args.manifest)
         }
         Located::Remote(remote) => {
             let opts = crate::cli::remote::client_options(ctx, &args.conn)?;
@@ -63,59 +41,28 @@ pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {
                     out.reference, out.requests
                 ),
             );
-            render(ctx, None, out.artifact, args.manifest)
+            render(
+                ctx,
+                snap::ops::show::describe(None, out.artifact)?,
+                args.manifest,
+            )
         }
     }
 }
 
-/// Prints a snapshot (with the refs naming it, when it is in `store`), or anything else.
-fn render(
-    ctx: &Context,
-    store: Option<&snap::store::Store>,
-    artifact: Artifact,
-    raw: bool,
-) -> anyhow::Result<ExitStatus> {
-    let snap = match artifact {
-        Artifact::Snapshot(s) => *s,
-        Artifact::Manifest(ref m) => return show_foreign(ctx, &m.digest(), &artifact, raw),
-        Artifact::Index(ref i) => return show_foreign(ctx, &i.digest(), &artifact, raw),
+/// Prints a snapshot (with the refs naming it, when it is in the store), or anything else.
+fn render(ctx: &Context, shown: Shown, raw: bool) -> anyhow::Result<ExitStatus> {
+    let (show, manifest) = match shown {
+        Shown::Snapshot { show, manifest } => (show, manifest),
+        Shown::Foreign { show, bytes } => return show_foreign(ctx, &show, &bytes, raw),
     };
-    let id = snap.id;
     if raw {
         let mut out = std::io::stdout().lock();
-        out.write_all(snap.manifest.bytes())?;
+        out.write_all(&manifest)?;
         out.flush()?;
         return Ok(ExitStatus::Success);
     }
-    let m = snap.manifest.manifest();
-    let refs: Vec<String> = match store {
-        Some(store) => store
-            .refs
-            .list()
-            .map_err(Error::from)?
-            .into_iter()
-            .filter(|(_, d)| *d == id)
-            .map(|(n, _)| n.to_string())
-            .collect(),
-        None => Vec::new(),
-    };
-    let direct = m.layers.iter().all(|l| {
-        l.media_type != oci::MEDIA_TYPE_LAYER_TAR_ZSTD && l.media_type != oci::MEDIA_TYPE_TREES
-    });
-    let show = Show {
-        digest: id,
-        refs,
-        root: snap.root(),
-        parents: snap.config.parents.clone(),
-        message: snap.config.message.clone(),
-        created: snap.config.created.clone(),
-        provenance: snap.config.provenance.clone(),
-        stats: snap.config.stats,
-        mode: if direct { "direct" } else { "grouped" }.to_owned(),
-        annotations: m.annotations.clone(),
-        config: m.config.clone(),
-        layers: m.layers.clone(),
-    };
+    let id = show.digest;
     if ctx.printer.json() {
         ctx.printer.json_value(&show)?;
         return Ok(ExitStatus::Success);
@@ -170,7 +117,7 @@ fn render(
         show.layers.len(),
         show.mode,
         human_bytes(layer_bytes),
-        snap.manifest.bytes().len()
+        manifest.len()
     ))?;
     p.line(format!("Root:     {}", show.root))?;
     for (k, v) in &show.annotations {
@@ -185,58 +132,13 @@ fn render(
     Ok(ExitStatus::Success)
 }
 
-/// `snap show --json` of a manifest or index that is not a snap snapshot.
-#[derive(serde::Serialize, serde::Deserialize)]
-pub struct ShowForeign {
-    pub digest: Digest,
-    pub kind: String,
-    #[serde(rename = "mediaType")]
-    pub media_type: Option<String>,
-    #[serde(rename = "artifactType")]
-    pub artifact_type: Option<String>,
-    pub config: Option<Descriptor>,
-    pub layers: Vec<Descriptor>,
-    pub manifests: Vec<Descriptor>,
-    pub annotations: BTreeMap<String, String>,
-}
-
-fn show_foreign(ctx: &Context, id: &Digest, a: &Artifact, raw: bool) -> anyhow::Result<ExitStatus> {
-    let (bytes, show) = match a {
-        Artifact::Manifest(m) => {
-            let v = m.manifest();
-            let kind = match snap::worktree::unpack::kind(v) {
-                snap::worktree::unpack::Kind::Image => "image",
-                snap::worktree::unpack::Kind::Files => "artifact",
-            };
-            (
-                m.bytes(),
-                ShowForeign {
-                    digest: *id,
-                    kind: kind.to_owned(),
-                    media_type: v.media_type.clone(),
-                    artifact_type: v.artifact_type.clone(),
-                    config: Some(v.config.clone()),
-                    layers: v.layers.clone(),
-                    manifests: Vec::new(),
-                    annotations: v.annotations.clone(),
-                },
-            )
-        }
-        Artifact::Index(i) => (
-            i.bytes(),
-            ShowForeign {
-                digest: *id,
-                kind: "index".to_owned(),
-                media_type: i.index().media_type.clone(),
-                artifact_type: None,
-                config: None,
-                layers: Vec::new(),
-                manifests: i.index().manifests.clone(),
-                annotations: i.index().annotations.clone(),
-            },
-        ),
-        Artifact::Snapshot(_) => unreachable!("snapshots are shown by run"),
-    };
+fn show_foreign(
+    ctx: &Context,
+    show: &ShowForeign,
+    bytes: &[u8],
+    raw: bool,
+) -> anyhow::Result<ExitStatus> {
+    let id = show.digest;
     if raw {
         let mut out = std::io::stdout().lock();
         out.write_all(bytes)?;
@@ -244,7 +146,7 @@ fn show_foreign(ctx: &Context, id: &Digest, a: &Artifact, raw: bool) -> anyhow::
         return Ok(ExitStatus::Success);
     }
     if ctx.printer.json() {
-        ctx.printer.json_value(&show)?;
+        ctx.printer.json_value(show)?;
         return Ok(ExitStatus::Success);
     }
     let p = &ctx.printer;

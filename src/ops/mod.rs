@@ -20,6 +20,7 @@ pub mod push;
 pub mod refs;
 pub mod remote;
 pub mod restore;
+pub mod show;
 pub mod status;
 pub(crate) mod transfer;
 

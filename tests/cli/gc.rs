@@ -113,7 +113,10 @@ fn gc_waits_for_the_store_then_gives_up_with_exit_3() -> Result {
     let turnstile = env.join(".store").join(snap::store::TURNSTILE);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while snap::lock::is_held(&turnstile)? != Some(true) {
-        assert!(std::time::Instant::now() < deadline, "gc never started waiting");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gc never started waiting"
+        );
         std::thread::yield_now();
     }
     drop(held);
