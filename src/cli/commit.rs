@@ -40,21 +40,17 @@ pub struct Args {
 
 pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {
     let store = ctx.open_or_create_store()?;
-    let settings = snap::config::Config::load(store.dir())?;
+    // The store's settings (`commit.ref`, `commit.gitignore`) are applied by the library.
     let opts = CommitOptions {
         paths: args.paths.clone(),
         message: args.message.clone(),
-        ref_name: args
-            .ref_name
-            .clone()
-            .or_else(|| settings.get("commit.ref").map(str::to_owned))
-            .unwrap_or_default(),
+        ref_name: args.ref_name.clone().unwrap_or_default(),
         annotations: args.annotations.clone(),
         inputs: args.inputs.clone(),
         base: args.base.clone(),
         cwd: ctx.cwd.clone(),
         excludes: args.excludes.clone(),
-        gitignore: args.gitignore || settings.flag("commit.gitignore"),
+        gitignore: args.gitignore,
     };
     let bar = crate::cli::progress::Bar::new(&ctx.printer).labelled("Committing", "files");
     let out = ops::commit(&store, &opts, &bar);

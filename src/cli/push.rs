@@ -127,7 +127,8 @@ pub fn push(ctx: &Context, args: &PushArgs) -> anyhow::Result<ExitStatus> {
         commit_tag: !args.no_commit_tag,
         force: args.force,
         allow_dirty: args.allow_dirty,
-        history: args.with_history || snap::config::Config::load(store.dir())?.flag("push.history"),
+        // The `push.history` setting is applied by the library.
+        history: args.with_history,
         dry_run: args.dry_run,
         client: args.conn.options(&store, args.chunked)?,
     };

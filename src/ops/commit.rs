@@ -107,12 +107,28 @@ pub fn commit(
     opts: &CommitOptions,
     progress: &dyn Progress,
 ) -> Result<CommitOutcome, Error> {
+    let opts = &with_settings(store, opts)?;
     let res = commit_inner(store, opts, progress);
     if res.is_err() {
         // Best effort: what cannot be taken back now, `snap gc` collects.
         let _ = crate::ops::gc::roll_back(store);
     }
     res
+}
+
+/// The store's settings fill in what the options leave open, so a library caller gets what
+/// the CLI does: `commit.ref` names the head when `ref_name` is empty, `commit.gitignore`
+/// turns `gitignore` on.
+fn with_settings(store: &Store, opts: &CommitOptions) -> Result<CommitOptions, Error> {
+    let settings = crate::config::Config::load(store.dir())?;
+    let mut opts = opts.clone();
+    if opts.ref_name.is_empty()
+        && let Some(r) = settings.get("commit.ref")
+    {
+        r.clone_into(&mut opts.ref_name);
+    }
+    opts.gitignore |= settings.flag("commit.gitignore");
+    Ok(opts)
 }
 
 fn commit_inner(

@@ -48,6 +48,7 @@ pub fn unset(store: &Store, key: &str) -> Result<bool, Error> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests write fixtures directly
 mod tests {
     use super::*;
 
@@ -73,6 +74,50 @@ mod tests {
             set(&store, "no.such-key", "x"),
             Err(Error::UnknownKey { .. })
         ));
+        Ok(())
+    }
+
+    // issue 15: the CLI applied `commit.ref` and `commit.gitignore` itself, so a library
+    // caller's commit ignored them and moved `latest`.
+    #[test]
+    fn a_library_commit_gets_the_store_settings_as_defaults()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let d = dir.path();
+        std::fs::create_dir(d.join("out"))?;
+        std::fs::write(d.join("out/kept"), "k")?;
+        std::fs::write(d.join("out/ignored.tmp"), "i")?;
+        std::fs::write(d.join("out/.gitignore"), "*.tmp\n")?;
+        let (store, _) = crate::ops::init(None, d)?;
+        set(&store, "commit.ref", "main")?;
+        set(&store, "commit.gitignore", "true")?;
+        let opts = crate::ops::CommitOptions {
+            paths: vec!["out".into()],
+            cwd: d.to_owned(),
+            ..crate::ops::CommitOptions::default()
+        };
+        let out = crate::ops::commit(&store, &opts, &crate::worktree::build::NoProgress)?;
+        assert_eq!(crate::rev::resolve(&store, "main")?, out.digest);
+        assert!(
+            crate::rev::resolve(&store, "latest").is_err(),
+            "latest moved"
+        );
+        let mut names = Vec::new();
+        crate::ops::ls::ls(
+            &store,
+            &crate::ops::ls::LsOptions {
+                rev: "main".into(),
+                path: "out".into(),
+                recursive: false,
+            },
+            &mut |item| {
+                if let crate::ops::ls::Listed::Entry { name, .. } = item {
+                    names.push(name);
+                }
+                Ok(())
+            },
+        )?;
+        assert_eq!(names, [".gitignore", "kept"]);
         Ok(())
     }
 }

@@ -253,6 +253,9 @@ pub enum Error {
         /// The name.
         name: String,
     },
+    /// The store's settings (`.store/config`) cannot be read or changed.
+    #[error(transparent)]
+    Config(#[from] crate::config::Error),
     /// An OCI layout (or archive) that cannot be read.
     #[error(transparent)]
     Layout(#[from] crate::oci::layout::Error),
@@ -431,6 +434,9 @@ impl Error {
             | Error::PathNotInArtifact { .. }
             | Error::RefNotFound { .. } => ErrorKind::NotFound,
             Error::NotAFile { .. } | Error::IndexHoldsNoFiles { .. } => ErrorKind::InvalidInput,
+            Error::Config(crate::config::Error::Locked { .. }) => ErrorKind::Conflict,
+            Error::Config(crate::config::Error::Io { .. }) => ErrorKind::Io,
+            Error::Config(_) => ErrorKind::InvalidInput,
             Error::Scan(worktree::scan::Error::Io { .. }) | Error::Build(_) => ErrorKind::Io,
             Error::Scan(_) => ErrorKind::InvalidInput,
             Error::Restore(

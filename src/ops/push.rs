@@ -154,11 +154,13 @@ pub fn push(
     // Everything the manifest needs, children before parents.
     let mut seen_nodes = BTreeSet::new();
     let own = transfer::closure(store, &[id], &mut seen_nodes)?;
-    let ancestors = if opts.history {
-        stored_ancestors(store, id)
-    } else {
-        Vec::new()
-    };
+    // The `push.history` setting sends history for every push, as `--with-history` does.
+    let ancestors =
+        if opts.history || crate::config::Config::load(store.dir())?.flag("push.history") {
+            stored_ancestors(store, id)
+        } else {
+            Vec::new()
+        };
     let history = transfer::closure(store, &ancestors, &mut seen_nodes)?;
     let mut seen = BTreeSet::new();
     let blobs: Vec<(Digest, u64)> = own
