@@ -266,6 +266,19 @@ pub enum Error {
 }
 
 impl Error {
+    /// The broad class of this error (exit codes, hints, retries).
+    #[must_use]
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind as K;
+        match self {
+            Error::Locked { .. } => K::Conflict,
+            Error::Io { .. } => K::Io,
+            _ => K::InvalidInput,
+        }
+    }
+}
+
+impl Error {
     fn from_lock(e: crate::lock::Error) -> Error {
         match e {
             crate::lock::Error::Locked { lock_path, .. } => Error::Locked { path: lock_path },

@@ -461,3 +461,16 @@ pub enum Error {
         source: std::io::Error,
     },
 }
+
+impl Error {
+    /// The broad class of this error (exit codes, hints, retries).
+    #[must_use]
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind as K;
+        match self {
+            Error::Snapshot(s) => s.kind(),
+            Error::NotUtf8 { .. } => K::InvalidInput,
+            _ => K::Io,
+        }
+    }
+}

@@ -51,6 +51,7 @@ pub struct EmbeddingGuide;
 pub mod config;
 pub mod diff;
 pub mod digest;
+pub mod error;
 pub mod fs;
 pub mod graph;
 pub mod lock;

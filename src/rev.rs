@@ -183,6 +183,20 @@ pub enum Error {
     Snapshot(#[from] snapshot::Error),
 }
 
+impl Error {
+    /// The broad class of this error (exit codes, hints, retries).
+    #[must_use]
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind as K;
+        match self {
+            Error::Unknown { .. } => K::NotFound,
+            Error::Snapshot(s) => s.kind(),
+            Error::Refs(crate::store::refs::Error::Corrupt { .. }) => K::Corrupt,
+            _ => K::InvalidInput,
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::disallowed_methods, clippy::cast_possible_truncation)] // tests write fixtures directly
 mod tests {

@@ -271,3 +271,15 @@ pub enum Error {
         reason: String,
     },
 }
+
+impl Error {
+    /// The broad class of this error (exit codes, hints, retries).
+    #[must_use]
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind as K;
+        match self {
+            Error::Object(o) => o.kind(),
+            _ => K::Corrupt,
+        }
+    }
+}

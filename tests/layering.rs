@@ -7,34 +7,48 @@ use std::path::{Path, PathBuf};
 /// Module → crate-internal modules it may use.
 const ALLOWED: &[(&str, &[&str])] = &[
     ("digest", &[]),
+    ("error", &[]),
     ("timestamp", &[]),
     ("fs", &[]),
     ("graph", &[]),
     ("lock", &["fs"]),
     ("object", &["digest", "timestamp"]),
     ("pack", &["digest"]),
-    ("oci", &["digest", "fs", "object", "pack"]),
+    ("oci", &["digest", "error", "fs", "object", "pack"]),
     (
         "store",
-        &["digest", "fs", "lock", "object", "pack", "timestamp"],
+        &[
+            "digest",
+            "error",
+            "fs",
+            "lock",
+            "object",
+            "pack",
+            "timestamp",
+        ],
     ),
-    ("snapshot", &["digest", "object", "oci", "store"]),
-    ("rev", &["digest", "object", "snapshot", "store"]),
-    ("provenance", &["object", "timestamp"]),
+    ("snapshot", &["digest", "error", "object", "oci", "store"]),
+    ("rev", &["digest", "error", "object", "snapshot", "store"]),
+    ("provenance", &["error", "object", "timestamp"]),
     (
         "worktree",
-        &["digest", "fs", "object", "oci", "pack", "snapshot", "store"],
+        &[
+            "digest", "error", "fs", "object", "oci", "pack", "snapshot", "store",
+        ],
     ),
     (
         "diff",
-        &["digest", "object", "rev", "snapshot", "store", "worktree"],
+        &[
+            "digest", "error", "object", "rev", "snapshot", "store", "worktree",
+        ],
     ),
-    ("registry", &["digest", "oci", "timestamp"]),
-    ("config", &["lock", "store", "registry"]),
+    ("registry", &["digest", "error", "oci", "timestamp"]),
+    ("config", &["error", "lock", "registry", "store"]),
 ];
 
 const MODULES: &[&str] = &[
     "digest",
+    "error",
     "timestamp",
     "fs",
     "graph",

@@ -60,23 +60,7 @@ pub struct NoProgress;
 
 impl Progress for NoProgress {}
 
-/// The broad class of an error, for exit codes and hints.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorKind {
-    /// Bad arguments or input.
-    InvalidInput,
-    /// Something named does not exist.
-    NotFound,
-    /// Lost a race or would overwrite: a lock is held or a ref moved. Safe to retry.
-    Conflict,
-    /// Stored data does not match its digest.
-    Corrupt,
-    /// The operating system failed.
-    Io,
-    /// The network failed.
-    Network,
-}
+pub use crate::error::ErrorKind;
 
 /// Errors of snap's use cases.
 #[derive(Debug, thiserror::Error)]
@@ -387,91 +371,46 @@ impl Error {
         }
     }
 
-    fn kind_of_snapshot(s: &snapshot::Error) -> ErrorKind {
-        match s {
-            snapshot::Error::Object(o) => objects_kind(o),
-            _ => ErrorKind::Corrupt,
-        }
-    }
-
     /// The broad class of this error.
     #[must_use]
     pub fn kind(&self) -> ErrorKind {
-        use store::refs::Error as R;
         match self {
-            Error::Store(store::Error::NotFound { .. } | store::Error::NotAStore { .. }) => {
-                ErrorKind::NotFound
-            }
-            Error::Store(store::Error::UnsupportedFormat { .. }) => ErrorKind::InvalidInput,
-            Error::Store(store::Error::Lock(crate::lock::Error::Locked { .. })) => {
-                ErrorKind::Conflict
-            }
-            Error::Store(_) => ErrorKind::Io,
-            Error::Objects(o) | Error::Snapshot(snapshot::Error::Object(o)) => objects_kind(o),
-            Error::Restore(worktree::restore::Error::Objects(o))
-            | Error::Build(worktree::build::Error::Objects(o)) => objects_kind(o),
-            Error::Snapshot(_) => ErrorKind::Corrupt,
-            Error::Refs(R::OutOfDate { .. } | R::Lock(crate::lock::Error::Locked { .. })) => {
-                ErrorKind::Conflict
-            }
-            Error::Refs(R::InvalidName { .. } | R::Ambiguous { .. } | R::InvalidMessage { .. }) => {
-                ErrorKind::InvalidInput
-            }
-            Error::Refs(
-                R::NameTooLong { .. } | R::ReservedPrefix { .. } | R::NameConflict { .. },
-            ) => ErrorKind::InvalidInput,
-            Error::Refs(R::MissingTarget { .. }) => ErrorKind::NotFound,
-            Error::Refs(R::Corrupt { .. }) => ErrorKind::Corrupt,
-            Error::Refs(_) => ErrorKind::Io,
-            Error::Rev(rev::Error::Unknown { .. }) => ErrorKind::NotFound,
-            Error::Rev(rev::Error::Snapshot(s)) => Error::kind_of_snapshot(s),
-            Error::Rev(rev::Error::Refs(R::Corrupt { .. })) => ErrorKind::Corrupt,
-            Error::Rev(_) => ErrorKind::InvalidInput,
-            Error::Scan(worktree::scan::Error::Missing { .. })
-            | Error::PathNotFound { .. }
+            Error::Store(e) => e.kind(),
+            Error::Objects(e) => e.kind(),
+            Error::Snapshot(e) => e.kind(),
+            Error::Refs(e) => e.kind(),
+            Error::Rev(e) => e.kind(),
+            Error::Scan(e) => e.kind(),
+            Error::Build(e) => e.kind(),
+            Error::Restore(e) => e.kind(),
+            Error::Unpack(e) => e.kind(),
+            Error::Provenance(e) => e.kind(),
+            Error::Diff(e) => e.kind(),
+            Error::Config(e) => e.kind(),
+            Error::Layout(e) => e.kind(),
+            Error::Registry(e) => e.kind(),
+            Error::PathNotFound { .. }
             | Error::PathNotInSnapshot { .. }
             | Error::NotABlobOfImage { .. }
             | Error::PathNotInArtifact { .. }
-            | Error::RefNotFound { .. } => ErrorKind::NotFound,
-            Error::NotAFile { .. } | Error::IndexHoldsNoFiles { .. } => ErrorKind::InvalidInput,
-            Error::Config(crate::config::Error::Locked { .. }) => ErrorKind::Conflict,
-            Error::Config(crate::config::Error::Io { .. }) => ErrorKind::Io,
-            Error::Config(_) => ErrorKind::InvalidInput,
-            Error::Scan(worktree::scan::Error::Io { .. }) | Error::Build(_) => ErrorKind::Io,
-            Error::Scan(_) => ErrorKind::InvalidInput,
-            Error::Restore(
-                worktree::restore::Error::NotEmpty { .. }
-                | worktree::restore::Error::NotADirectory { .. },
-            ) => ErrorKind::InvalidInput,
-            Error::Restore(worktree::restore::Error::Tree { .. }) => ErrorKind::Corrupt,
-            Error::Restore(worktree::restore::Error::Dest(d))
-            | Error::Unpack(worktree::unpack::Error::Dest(d)) => dest_kind(d),
-            Error::Restore(_) => ErrorKind::Io,
-            Error::Unpack(worktree::unpack::Error::Objects(o)) => objects_kind(o),
-            Error::Unpack(worktree::unpack::Error::Io { .. }) => ErrorKind::Io,
-            Error::Unpack(_) | Error::RestoreIndex { .. } => ErrorKind::InvalidInput,
-            Error::Provenance(provenance::Error::InputOutsideRepo { .. }) => {
-                ErrorKind::InvalidInput
+            | Error::RefNotFound { .. }
+            | Error::WalkBackExhausted { .. } => ErrorKind::NotFound,
+            Error::TagExists { .. } | Error::TooManyRetries { .. } | Error::TagConflict { .. } => {
+                ErrorKind::Conflict
             }
-            Error::Provenance(_) => ErrorKind::Io,
-            Error::Diff(crate::diff::Error::Snapshot(s)) => Error::kind_of_snapshot(s),
-            Error::Diff(crate::diff::Error::NotUtf8 { .. }) => ErrorKind::InvalidInput,
-            Error::Diff(_) => ErrorKind::Io,
-            Error::NothingToCommit
+            Error::NotAManifest { .. } => ErrorKind::Corrupt,
+            Error::Io { .. } => ErrorKind::Io,
+            Error::NotAFile { .. }
+            | Error::IndexHoldsNoFiles { .. }
+            | Error::RestoreIndex { .. }
+            | Error::NothingToCommit
             | Error::RecordsStore { .. }
             | Error::InvalidAnnotation { .. }
             | Error::ReservedAnnotation { .. }
-            | Error::CommitToTag { .. } => ErrorKind::InvalidInput,
-            Error::TagExists { .. } | Error::TooManyRetries { .. } => ErrorKind::Conflict,
-            Error::NothingToExport | Error::OutputNotEmpty { .. } | Error::IndexTooLarge { .. } => {
-                ErrorKind::InvalidInput
-            }
-            Error::NotAManifest { .. } => ErrorKind::Corrupt,
-            Error::Layout(
-                crate::oci::layout::Error::Io(_)
-                | crate::oci::layout::Error::Tar(crate::pack::tar::reader::Error::Io(_)),
-            ) => ErrorKind::Io,
-            Error::Layout(_)
+            | Error::CommitToTag { .. }
+            | Error::NothingToExport
+            | Error::OutputNotEmpty { .. }
+            | Error::IndexTooLarge { .. }
             | Error::Oci(_)
             | Error::Graph(_)
             | Error::BadLayout { .. }
@@ -480,54 +419,9 @@ impl Error {
             | Error::BlobSize { .. }
             | Error::BlobDigest { .. }
             | Error::LegacyArtifactManifest { .. }
-            | Error::Incomplete { .. } => ErrorKind::InvalidInput,
-            Error::Io { .. } => ErrorKind::Io,
-            Error::Registry(r) => registry_kind(r),
-            Error::DirtyPush { .. } | Error::NoGitHistory { .. } => ErrorKind::InvalidInput,
-            Error::TagConflict { .. } => ErrorKind::Conflict,
-            Error::WalkBackExhausted { .. } => ErrorKind::NotFound,
+            | Error::Incomplete { .. }
+            | Error::DirtyPush { .. }
+            | Error::NoGitHistory { .. } => ErrorKind::InvalidInput,
         }
-    }
-}
-
-fn registry_kind(e: &crate::registry::Error) -> ErrorKind {
-    use crate::registry::Error as R;
-    match e {
-        R::BadReference { .. } | R::Credentials { .. } | R::ManifestTooLarge { .. } => {
-            ErrorKind::InvalidInput
-        }
-        R::NotFound { .. } => ErrorKind::NotFound,
-        R::BlobMismatch { .. } | R::DigestMismatch { .. } | R::Protocol { .. } => {
-            ErrorKind::Corrupt
-        }
-        R::Source { .. } => ErrorKind::Corrupt,
-        R::Io { .. } => ErrorKind::Io,
-        R::ResponseTooLarge { .. } => ErrorKind::Corrupt,
-        R::InsecureRealm { .. } => ErrorKind::InvalidInput,
-        R::Stalled { .. } | R::Redirects { .. } | R::GaveUp { .. } | R::RetryTooLate { .. } => {
-            ErrorKind::Network
-        }
-        _ => ErrorKind::Network,
-    }
-}
-
-/// Refused paths are bad input; only a failed filesystem operation is `Io`.
-fn dest_kind(e: &worktree::dest::Error) -> ErrorKind {
-    match e {
-        worktree::dest::Error::Io { .. } => ErrorKind::Io,
-        _ => ErrorKind::InvalidInput,
-    }
-}
-
-fn objects_kind(e: &store::objects::Error) -> ErrorKind {
-    match e {
-        store::objects::Error::NotFound(_) => ErrorKind::NotFound,
-        store::objects::Error::Corrupt { .. } | store::objects::Error::CorruptIndex { .. } => {
-            ErrorKind::Corrupt
-        }
-        store::objects::Error::TooLarge { .. } | store::objects::Error::NotAPack { .. } => {
-            ErrorKind::Corrupt
-        }
-        _ => ErrorKind::Io,
     }
 }

@@ -247,3 +247,27 @@ pub enum Error {
         source: io::Error,
     },
 }
+
+impl Error {
+    /// The broad class of this error (exit codes, hints, retries).
+    #[must_use]
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind as K;
+        use Error as R;
+        match self {
+            R::BadReference { .. } | R::Credentials { .. } | R::ManifestTooLarge { .. } => {
+                K::InvalidInput
+            }
+            R::NotFound { .. } => K::NotFound,
+            R::BlobMismatch { .. } | R::DigestMismatch { .. } | R::Protocol { .. } => K::Corrupt,
+            R::Source { .. } => K::Corrupt,
+            R::Io { .. } => K::Io,
+            R::ResponseTooLarge { .. } => K::Corrupt,
+            R::InsecureRealm { .. } => K::InvalidInput,
+            R::Stalled { .. } | R::Redirects { .. } | R::GaveUp { .. } | R::RetryTooLate { .. } => {
+                K::Network
+            }
+            _ => K::Network,
+        }
+    }
+}

@@ -444,6 +444,20 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// The broad class of this error (exit codes, hints, retries).
+    #[must_use]
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind as K;
+        match self {
+            Error::NotFound { .. } | Error::NotAStore { .. } => K::NotFound,
+            Error::UnsupportedFormat { .. } => K::InvalidInput,
+            Error::Lock(crate::lock::Error::Locked { .. }) => K::Conflict,
+            _ => K::Io,
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::disallowed_methods)] // tests write fixtures directly
 mod tests {

@@ -1219,6 +1219,22 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// The broad class of this error (exit codes, hints, retries).
+    #[must_use]
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind as K;
+        match self {
+            Error::NotFound(_) => K::NotFound,
+            Error::Corrupt { .. }
+            | Error::CorruptIndex { .. }
+            | Error::TooLarge { .. }
+            | Error::NotAPack { .. } => K::Corrupt,
+            _ => K::Io,
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::disallowed_methods, clippy::cast_possible_truncation)] // tests write fixtures directly
 mod tests {

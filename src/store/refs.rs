@@ -892,6 +892,26 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// The broad class of this error (exit codes, hints, retries).
+    #[must_use]
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind as K;
+        match self {
+            Error::OutOfDate { .. } | Error::Lock(crate::lock::Error::Locked { .. }) => K::Conflict,
+            Error::InvalidName { .. }
+            | Error::Ambiguous { .. }
+            | Error::InvalidMessage { .. }
+            | Error::NameTooLong { .. }
+            | Error::ReservedPrefix { .. }
+            | Error::NameConflict { .. } => K::InvalidInput,
+            Error::MissingTarget { .. } => K::NotFound,
+            Error::Corrupt { .. } => K::Corrupt,
+            _ => K::Io,
+        }
+    }
+}
+
 /// The start of a long name, for messages.
 fn shorten(name: &str) -> String {
     if name.len() <= 40 {

@@ -323,3 +323,15 @@ pub enum Error {
     #[error(transparent)]
     Objects(#[from] objects::Error),
 }
+
+impl Error {
+    /// The broad class of this error (exit codes, hints, retries).
+    #[must_use]
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind as K;
+        match self {
+            Error::Objects(o) => o.kind(),
+            _ => K::Io,
+        }
+    }
+}

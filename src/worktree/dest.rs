@@ -787,6 +787,18 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// The broad class of this error (exit codes, hints, retries).
+    #[must_use]
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind as K;
+        match self {
+            Error::Io { .. } => K::Io,
+            _ => K::InvalidInput,
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::disallowed_methods)] // tests write fixtures directly
 mod tests {

@@ -651,6 +651,21 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// The broad class of this error (exit codes, hints, retries).
+    #[must_use]
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind as K;
+        match self {
+            Error::NotEmpty { .. } | Error::NotADirectory { .. } => K::InvalidInput,
+            Error::Tree { .. } => K::Corrupt,
+            Error::Dest(d) => d.kind(),
+            Error::Objects(o) => o.kind(),
+            Error::Io { .. } => K::Io,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

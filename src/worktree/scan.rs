@@ -580,6 +580,19 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// The broad class of this error (exit codes, hints, retries).
+    #[must_use]
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind as K;
+        match self {
+            Error::Missing { .. } => K::NotFound,
+            Error::Io { .. } => K::Io,
+            _ => K::InvalidInput,
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::disallowed_methods, clippy::cast_possible_truncation)] // tests write fixtures directly
 mod tests {

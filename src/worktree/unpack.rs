@@ -528,6 +528,20 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// The broad class of this error (exit codes, hints, retries).
+    #[must_use]
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind as K;
+        match self {
+            Error::Dest(d) => d.kind(),
+            Error::Objects(o) => o.kind(),
+            Error::Io { .. } => K::Io,
+            _ => K::InvalidInput,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

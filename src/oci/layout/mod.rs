@@ -489,6 +489,18 @@ pub enum Error {
     Io(#[source] io::Error),
 }
 
+impl Error {
+    /// The broad class of this error (exit codes, hints, retries).
+    #[must_use]
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind as K;
+        match self {
+            Error::Io(_) | Error::Tar(crate::pack::tar::reader::Error::Io(_)) => K::Io,
+            _ => K::InvalidInput,
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::disallowed_methods)] // tests build archives in memory
 mod tests {
