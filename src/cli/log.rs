@@ -4,7 +4,7 @@ use snap::snapshot::LogEntry;
 
 use crate::cli::Context;
 use crate::cli::error::ExitStatus;
-use crate::cli::output::human_bytes;
+use crate::cli::output::{Printer, human_bytes};
 use crate::cli::remote::Located;
 
 #[derive(clap::Args, Debug)]
@@ -41,7 +41,7 @@ pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {
     let rev = args.rev.as_deref().unwrap_or(snap::oci::LATEST);
     let history = snap::ops::log::history(&store, rev, args.max)?;
     for entry in &history.entries {
-        print_entry(ctx, args, entry)?;
+        print_entry(&ctx.printer, args.oneline, entry)?;
     }
     if let Some(id) = history.continues_with {
         ctx.printer.status(
@@ -62,7 +62,7 @@ fn remote_log(
     let opts = crate::cli::remote::client_options(ctx, &args.conn)?;
     let out = snap::ops::remote::log(remote, args.max, &opts)?;
     for entry in &out.entries {
-        print_entry(ctx, args, entry)?;
+        print_entry(&ctx.printer, args.oneline, entry)?;
     }
     if let Some(id) = out.continues_with {
         ctx.printer.status(
@@ -81,11 +81,11 @@ fn remote_log(
     Ok(ExitStatus::Success)
 }
 
-fn print_entry(ctx: &Context, args: &Args, entry: &LogEntry) -> std::io::Result<()> {
-    if ctx.printer.json() {
-        ctx.printer.json_record("snapshot", entry)
-    } else if args.oneline {
-        ctx.printer.line_with_id(
+fn print_entry(p: &Printer, oneline: bool, entry: &LogEntry) -> std::io::Result<()> {
+    if p.json() {
+        p.json_record("snapshot", entry)
+    } else if oneline {
+        p.line_with_id(
             "",
             &entry.digest.short(),
             format!(
@@ -95,7 +95,7 @@ fn print_entry(ctx: &Context, args: &Args, entry: &LogEntry) -> std::io::Result<
             ),
         )
     } else {
-        print_long(ctx, entry)
+        print_long(p, entry)
     }
 }
 
@@ -117,8 +117,7 @@ pub fn describe_time(created: Option<&str>, commit_time: Option<&str>) -> String
     }
 }
 
-fn print_long(ctx: &Context, e: &LogEntry) -> std::io::Result<()> {
-    let p = &ctx.printer;
+fn print_long(p: &Printer, e: &LogEntry) -> std::io::Result<()> {
     p.line_with_id("", &format!("snapshot {}", e.digest), "")?;
     p.line(format!(
         "Date:   {}",
@@ -175,4 +174,62 @@ fn graph(ctx: &Context, store: &snap::store::Store, args: &Args) -> anyhow::Resu
         )?;
     }
     Ok(ExitStatus::Success)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(message: &str) -> LogEntry {
+        LogEntry {
+            digest: snap::Digest::of(b"snapshot"),
+            parents: Vec::new(),
+            created: Some("2026-01-01T00:00:00Z".into()),
+            commit_time: Some("2026-01-01T00:00:00Z".into()),
+            message: message.into(),
+            commit: Some("0123456789abcdef0123".into()),
+            branch: Some("main".into()),
+            dirty: true,
+            files: 3,
+            bytes: 2048,
+        }
+    }
+
+    #[test]
+    fn a_long_entry_reads_like_git_log() -> std::io::Result<()> {
+        let (p, captured) = Printer::capture(false, 0);
+        print_entry(&p, false, &entry("index v2\n\nmore"))?;
+        let expected = format!(
+            "snapshot {}\nDate:   2026-01-01T00:00:00Z (the time of the git commit it was built from)\n\
+             Git:    0123456789ab (main) dirty\nFiles:  3 (2.0 KiB)\n\n    index v2\n    \n    more\n\n",
+            snap::Digest::of(b"snapshot")
+        );
+        assert_eq!(captured.out(), expected);
+        assert_eq!(captured.err(), "");
+        Ok(())
+    }
+
+    #[test]
+    fn a_oneline_entry_shows_a_hostile_message_on_one_visible_line() -> std::io::Result<()> {
+        let (p, captured) = Printer::capture(false, 0);
+        print_entry(&p, true, &entry("fix\x1b[2J\rFAKE"))?;
+        assert_eq!(
+            captured.out(),
+            format!(
+                "{} 2026-01-01T00:00:00Z fix\\x1b[2J\\rFAKE\n",
+                snap::Digest::of(b"snapshot").short()
+            )
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn json_entries_are_records() -> std::io::Result<()> {
+        let (p, captured) = Printer::capture(true, 0);
+        print_entry(&p, false, &entry("m"))?;
+        let v: serde_json::Value = serde_json::from_str(captured.out().trim())?;
+        assert_eq!(v["type"], "snapshot");
+        assert_eq!(v["data"]["files"], 3);
+        Ok(())
+    }
 }

@@ -5,7 +5,7 @@ use snap::ops::ls::{Listed, LsEntry, LsOptions};
 
 use crate::cli::Context;
 use crate::cli::error::ExitStatus;
-use crate::cli::output::Name;
+use crate::cli::output::{Name, Printer};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -38,8 +38,8 @@ pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {
         recursive: args.recursive,
     };
     ops::ls::ls(&store, &opts, &mut |item| match item {
-        Listed::Entry { entry, name } => show(ctx, &entry, &name),
-        Listed::Layer(e) => layer(ctx, e),
+        Listed::Entry { entry, name } => show(&ctx.printer, &entry, &name),
+        Listed::Layer(e) => layer(&ctx.printer, e),
         Listed::Manifest(d) => ctx
             .printer
             .line(format!("manifest {} {} {}", d.digest, d.media_type, d.size)),
@@ -47,9 +47,9 @@ pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {
     Ok(ExitStatus::Success)
 }
 
-fn show(ctx: &Context, e: &LsEntry, name: &str) -> std::io::Result<()> {
-    if ctx.printer.json() {
-        return ctx.printer.json_record("entry", e);
+fn show(p: &Printer, e: &LsEntry, name: &str) -> std::io::Result<()> {
+    if p.json() {
+        return p.json_record("entry", e);
     }
     let mode = match (e.kind.as_str(), e.executable) {
         ("dir", _) => "drwxr-xr-x",
@@ -68,21 +68,20 @@ fn show(ctx: &Context, e: &LsEntry, name: &str) -> std::io::Result<()> {
         }
         (None, _) => Name(name).to_string(),
     };
-    ctx.printer
-        .line(format!("{mode} {size:>12} {digest} {name}"))
+    p.line(format!("{mode} {size:>12} {digest} {name}"))
 }
 
 /// An entry of an image's layers, with the layer it comes from.
-fn layer(ctx: &Context, e: &ops::ls::LayerEntry) -> std::io::Result<()> {
-    if ctx.printer.json() {
-        return ctx.printer.json_record("layer_entry", e);
+fn layer(p: &Printer, e: &ops::ls::LayerEntry) -> std::io::Result<()> {
+    if p.json() {
+        return p.json_record("layer_entry", e);
     }
     let target = e
         .target
         .as_deref()
         .map(|t| format!(" -> {}", Name(t)))
         .unwrap_or_default();
-    ctx.printer.line(format!(
+    p.line(format!(
         "layer {} {:<8} {:o} {:>12} {}{target}",
         e.layer,
         e.kind,
@@ -94,7 +93,57 @@ fn layer(ctx: &Context, e: &ops::ls::LayerEntry) -> std::io::Result<()> {
 
 pub fn cat(ctx: &Context, args: &CatArgs) -> anyhow::Result<ExitStatus> {
     let store = ctx.open_store()?;
-    let mut out = std::io::stdout().lock();
+    let mut out = ctx.printer.data().clone();
     ops::ls::cat(&store, &args.rev, &args.path, &mut out)?;
     Ok(ExitStatus::Success)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: &str, executable: bool) -> LsEntry {
+        LsEntry {
+            path: path.into(),
+            kind: "file".into(),
+            size: Some(42),
+            digest: Some(snap::Digest::of(b"42")),
+            executable,
+            target: None,
+            media_type: None,
+        }
+    }
+
+    #[test]
+    fn entries_read_like_ls_l_and_hostile_names_cannot_forge_a_line() -> std::io::Result<()> {
+        let (p, captured) = Printer::capture(false, 0);
+        let short = snap::Digest::of(b"42").short();
+        show(&p, &file("dir/run.sh", true), "run.sh")?;
+        show(
+            &p,
+            &file("x\n-rw-r--r-- 1 forged", false),
+            "x\n-rw-r--r-- 1 forged",
+        )?;
+        let link = LsEntry {
+            kind: "symlink".into(),
+            size: None,
+            digest: None,
+            target: Some("../elsewhere".into()),
+            ..file("link", false)
+        };
+        show(&p, &link, "link")?;
+        let out = captured.out();
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 3, "{out}");
+        assert_eq!(lines[0], format!("-rwxr-xr-x           42 {short} run.sh"));
+        assert_eq!(
+            lines[1],
+            format!("-rw-r--r--           42 {short} \"x\\n-rw-r--r-- 1 forged\"")
+        );
+        assert_eq!(
+            lines[2],
+            "lrwxrwxrwx            - ------------ link -> ../elsewhere"
+        );
+        Ok(())
+    }
 }

@@ -29,7 +29,65 @@ pub enum ColorChoice {
     Never,
 }
 
-/// Decides what is shown.
+/// Where a printer writes: the process's stdout or stderr, or (in tests) a shared buffer, so
+/// each command's human output can be checked in memory.
+#[derive(Clone, Debug)]
+pub enum Sink {
+    /// The process's standard output.
+    Stdout,
+    /// The process's standard error.
+    Stderr,
+    /// A buffer (tests).
+    #[cfg(test)]
+    Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>),
+}
+
+impl Sink {
+    /// Writes `args` and a newline, in one piece.
+    fn writeln(&self, args: fmt::Arguments<'_>) -> io::Result<()> {
+        match self {
+            Sink::Stdout => writeln!(io::stdout().lock(), "{args}"),
+            Sink::Stderr => writeln!(io::stderr().lock(), "{args}"),
+            #[cfg(test)]
+            Sink::Buffer(b) => {
+                let mut b = b.lock().map_err(|_| io::Error::other("poisoned buffer"))?;
+                writeln!(b, "{args}")
+            }
+        }
+    }
+
+    /// Writes raw bytes (a manifest, a file, JSON).
+    fn put(&self, bytes: &[u8]) -> io::Result<()> {
+        match self {
+            Sink::Stdout => io::stdout().lock().write_all(bytes),
+            Sink::Stderr => io::stderr().lock().write_all(bytes),
+            #[cfg(test)]
+            Sink::Buffer(b) => b
+                .lock()
+                .map_err(|_| io::Error::other("poisoned buffer"))?
+                .write_all(bytes),
+        }
+    }
+}
+
+/// Bytes written as they are (`snap cat`, `show --manifest`).
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.put(buf)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Sink::Stdout => io::stdout().lock().flush(),
+            Sink::Stderr => io::stderr().lock().flush(),
+            #[cfg(test)]
+            Sink::Buffer(_) => Ok(()),
+        }
+    }
+}
+
+/// Decides what is shown, and writes it to its two sinks (data, and everything else).
 #[derive(Clone, Debug)]
 pub struct Printer {
     quiet: u8,
@@ -37,6 +95,8 @@ pub struct Printer {
     json: bool,
     color: bool,
     stderr_tty: bool,
+    out: Sink,
+    err: Sink,
 }
 
 // Output methods take `&self` even where today's settings do not affect them, so every
@@ -58,7 +118,31 @@ impl Printer {
             json,
             color,
             stderr_tty,
+            out: Sink::Stdout,
+            err: Sink::Stderr,
         }
+    }
+
+    /// A printer writing into two buffers (data, messages), without colour or progress: what
+    /// a test reads back with [`Captured::out`] and [`Captured::err`].
+    #[cfg(test)]
+    pub fn capture(json: bool, verbose: u8) -> (Printer, Captured) {
+        let captured = Captured::default();
+        let printer = Printer {
+            quiet: 0,
+            verbose,
+            json,
+            color: false,
+            stderr_tty: false,
+            out: Sink::Buffer(captured.out.clone()),
+            err: Sink::Buffer(captured.err.clone()),
+        };
+        (printer, captured)
+    }
+
+    /// Where data goes (for bytes written as they are: `cat`, `show --manifest`).
+    pub fn data(&self) -> &Sink {
+        &self.out
     }
 
     /// Whether to draw progress bars: on a terminal, without `--json` or `-q`.
@@ -82,7 +166,7 @@ impl Printer {
             format!("{verb:>12}")
         };
         let message = visible(&message.to_string()).into_owned();
-        let _ = writeln!(io::stderr().lock(), "{verb} {message}");
+        let _ = self.err.writeln(format_args!("{verb} {message}"));
     }
 
     /// A status line shown only with `-v`: what a command did in detail.
@@ -100,19 +184,19 @@ impl Printer {
             "error"
         };
         let message = visible(&message.to_string()).into_owned();
-        let _ = writeln!(io::stderr().lock(), "{label}: {message}");
+        let _ = self.err.writeln(format_args!("{label}: {message}"));
     }
 
     /// A continuation line of an error (`  caused by: …`, `hint: …`).
     pub fn error_detail(&self, label: &str, message: impl std::fmt::Display) {
         let message = visible(&message.to_string()).into_owned();
-        let _ = writeln!(io::stderr().lock(), "{label}: {message}");
+        let _ = self.err.writeln(format_args!("{label}: {message}"));
     }
 
     /// A line of data on stdout, control characters made visible.
     pub fn line(&self, text: impl std::fmt::Display) -> io::Result<()> {
         let text = text.to_string();
-        writeln!(io::stdout().lock(), "{}", visible(&text))
+        self.out.writeln(format_args!("{}", visible(&text)))
     }
 
     /// A line of data on stdout: `before`, an id (a digest), coloured when colour is on, and
@@ -126,22 +210,50 @@ impl Printer {
         let (before, after) = (before.to_string(), after.to_string());
         let (before, id, after) = (visible(&before), visible(id), visible(&after));
         if self.color {
-            writeln!(io::stdout().lock(), "{before}\x1b[33m{id}\x1b[0m{after}")
+            self.out
+                .writeln(format_args!("{before}\x1b[33m{id}\x1b[0m{after}"))
         } else {
-            writeln!(io::stdout().lock(), "{before}{id}{after}")
+            self.out.writeln(format_args!("{before}{id}{after}"))
         }
     }
 
     /// One JSON document (or one JSON Lines record) on stdout.
     pub fn json_value<T: serde::Serialize>(&self, value: &T) -> io::Result<()> {
-        let mut out = io::stdout().lock();
-        serde_json::to_writer(&mut out, value).map_err(io::Error::other)?;
-        out.write_all(b"\n")
+        let mut line = serde_json::to_vec(value).map_err(io::Error::other)?;
+        line.push(b'\n');
+        self.out.put(&line)
     }
 
     /// One JSON Lines record `{"type": ..., "data": ...}` on stdout.
     pub fn json_record<T: serde::Serialize>(&self, kind: &str, data: &T) -> io::Result<()> {
         self.json_value(&serde_json::json!({ "type": kind, "data": data }))
+    }
+}
+
+/// What a [`Printer::capture`] printer wrote.
+#[cfg(test)]
+#[derive(Clone, Debug, Default)]
+pub struct Captured {
+    out: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    err: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+#[cfg(test)]
+impl Captured {
+    /// The data written so far.
+    pub fn out(&self) -> String {
+        self.out
+            .lock()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// The messages written so far.
+    pub fn err(&self) -> String {
+        self.err
+            .lock()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
     }
 }
 
@@ -229,6 +341,25 @@ pub fn human_bytes(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_lines_go_to_messages_and_data_to_data() -> io::Result<()> {
+        let (p, captured) = Printer::capture(false, 0);
+        p.status("Committed", "sha256:abc (latest)");
+        p.detail("Read", "shown only with -v");
+        p.error("bad\ninput");
+        p.error_detail("hint", "do this");
+        p.line("data")?;
+        assert_eq!(captured.out(), "data\n");
+        assert_eq!(
+            captured.err(),
+            "   Committed sha256:abc (latest)\nerror: bad\\ninput\nhint: do this\n"
+        );
+        let (p, captured) = Printer::capture(false, 1);
+        p.detail("Read", "3 requests");
+        assert_eq!(captured.err(), "        Read 3 requests\n");
+        Ok(())
+    }
 
     #[test]
     fn control_characters_and_bidi_overrides_are_made_visible() {

@@ -57,7 +57,7 @@ fn render(ctx: &Context, shown: Shown, raw: bool) -> anyhow::Result<ExitStatus> 
         Shown::Foreign { show, bytes } => return show_foreign(ctx, &show, &bytes, raw),
     };
     if raw {
-        let mut out = std::io::stdout().lock();
+        let mut out = ctx.printer.data().clone();
         out.write_all(&manifest)?;
         out.flush()?;
         return Ok(ExitStatus::Success);
@@ -140,7 +140,7 @@ fn show_foreign(
 ) -> anyhow::Result<ExitStatus> {
     let id = show.digest;
     if raw {
-        let mut out = std::io::stdout().lock();
+        let mut out = ctx.printer.data().clone();
         out.write_all(bytes)?;
         out.flush()?;
         return Ok(ExitStatus::Success);
