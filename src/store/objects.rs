@@ -678,6 +678,26 @@ impl Objects {
         Err(first_error.unwrap_or(Error::NotFound(*digest)))
     }
 
+    /// Reads the copy of `digest` that `pack`'s index places at `entry`, verified, for a
+    /// caller that holds that index already (reading through [`Objects::read`] would load
+    /// every pack's index first).
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`], [`Error::Corrupt`] or [`Error::Io`].
+    pub fn read_in_pack(
+        &self,
+        digest: &Digest,
+        pack: &Digest,
+        entry: IndexEntry,
+        limit: u64,
+    ) -> Result<Vec<u8>, Error> {
+        let location = Location::InPack {
+            pack: self.pack_path(pack),
+            entry,
+        };
+        self.read_at(digest, location, limit)
+    }
+
     fn read_at(&self, digest: &Digest, location: Location, limit: u64) -> Result<Vec<u8>, Error> {
         let mut r = self.open_at(digest, location)?;
         let mut out = Vec::new();
