@@ -8,12 +8,11 @@
 //! on the entry's recorded path), and the directory's tree (digest, size and cut value).
 //!
 //! * A file whose stat is exactly as recorded, and whose record is not racy, has the recorded
-//!   digest without being read. (As with git's "racy clean" entries, a file whose mtime is not
-//!   safely older — by [`RACY_MARGIN_NS`], more than any filesystem's timestamp granularity —
-//!   than the moment its stat was taken is recorded as *racy*: it could change again within
-//!   the same timestamp tick after it was read, and look unchanged. A racy record's digest is
-//!   only a hint, and the file is read again. Records are also checked against the cache
-//!   file's own mtime when loaded.)
+//!   digest without being read. (As with git's "racy clean" entries, a file whose last change
+//!   is not in a timestamp tick that ended before the commit began ([`RacyRule`]) is recorded
+//!   as *racy*: it could change again within the same tick after it was read, and look
+//!   unchanged. A racy record's digest is only a hint, and the file is read again. Records are
+//!   also checked against the cache file's own mtime when loaded.)
 //! * A directory whose entries are all recorded as they are now (same names, kinds, stats and
 //!   targets, none racy), and whose subdirectories are all such directories, has the recorded
 //!   tree without encoding it ([`Lookup::trees`]).
@@ -58,6 +57,7 @@ use std::path::{Path, PathBuf};
 
 use crate::digest::Digest;
 use crate::fs::AtomicFile;
+use crate::worktree::racy::{RacyRule, last_change};
 use crate::worktree::scan::{ScanEntry, ScanKind};
 
 const MAGIC: &[u8] = b"snap-stat-cache 3\n";
@@ -68,9 +68,6 @@ const MAX_CACHE_BYTES: u64 = 1 << 30;
 const OLD_FILES: [&str; 3] = ["stat.v1", "trees.v1", "stat.v2"];
 /// A directory not scanned by this many rewrites of the cache in a row is forgotten.
 const MAX_AGE: u32 = 16;
-/// How much older than the cache file a record's mtime must be to be trusted (2 s covers
-/// FAT's granularity, and coarse kernel clocks by far).
-pub const RACY_MARGIN_NS: i128 = 2_000_000_000;
 
 const SECTION_COMPLETE: u8 = 1;
 const SECTION_TREE: u8 = 2;
@@ -102,13 +99,6 @@ impl FileStat {
             ino: meta.ino(),
             dev: meta.dev(),
         }
-    }
-
-    /// Whether a file with this stat, taken no earlier than `started_ns`, may have changed
-    /// again within its mtime's tick after it was read.
-    #[must_use]
-    pub fn is_racy(&self, started_ns: i128) -> bool {
-        self.mtime_ns + RACY_MARGIN_NS >= started_ns
     }
 }
 
@@ -269,8 +259,9 @@ pub struct StatCache {
     checksum: Option<Digest>,
     /// The cache file's own mtime when loaded; trusted records must be older than this.
     written_ns: i128,
-    /// When this commit began, before any file it will record was stat'ed.
-    started_ns: i128,
+    /// When this commit began, and the timestamp granularity of what it scanned: which
+    /// records it writes are racy.
+    racy: RacyRule,
 }
 
 impl StatCache {
@@ -280,20 +271,13 @@ impl StatCache {
         store_dir.join("cache").join("stat.v3")
     }
 
-    /// The current time, to pass to [`StatCache::load`] before the files are stat'ed.
-    #[must_use]
-    pub fn started_now() -> i128 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i128::try_from(d.as_nanos()).unwrap_or(i128::MAX))
-    }
-
     /// Loads the cache, or an empty one if it is missing, unreadable or malformed in any
-    /// byte. `started_ns` is a time taken before any file the commit records was stat'ed.
+    /// byte. `racy` is this commit's racy rule ([`RacyRule::for_scan`]), for the records it
+    /// will write.
     #[must_use]
-    pub fn load(store_dir: &Path, started_ns: i128) -> StatCache {
+    pub fn load(store_dir: &Path, racy: RacyRule) -> StatCache {
         let mut cache = Self::try_load(&Self::path(store_dir)).unwrap_or_default();
-        cache.started_ns = started_ns;
+        cache.racy = racy;
         cache
     }
 
@@ -396,8 +380,7 @@ impl StatCache {
             (ScanKind::File { .. }, Some((stat, digest)), Some(now)) => {
                 p.digest = digest;
                 p.size = stat.size;
-                let trusted =
-                    !rec.racy && stat == now && stat.mtime_ns + RACY_MARGIN_NS < self.written_ns;
+                let trusted = !rec.racy && stat == now && last_change(&stat) < self.written_ns;
                 if trusted {
                     p.flags |= PRIOR_TRUSTED;
                 }
@@ -553,7 +536,7 @@ impl StatCache {
             // as the stat said.
             let racy = match (&e.kind, e.stat, files[i]) {
                 (ScanKind::File { .. }, Some(s), Some((_, size))) => {
-                    s.is_racy(self.started_ns) || size != s.size
+                    self.racy.is_racy(&s) || size != s.size
                 }
                 _ => false,
             };
@@ -816,6 +799,7 @@ pub(crate) fn remove_old_files(cache_dir: &Path) {
 #[allow(clippy::disallowed_methods)] // tests write fixtures directly
 mod tests {
     use super::*;
+    use crate::worktree::racy::UNKNOWN_GRANULARITY_NS;
     use crate::worktree::scan::{Root, scan};
 
     fn age(p: &Path) -> Result<(), Box<dyn std::error::Error>> {
@@ -834,10 +818,16 @@ mod tests {
         )?)
     }
 
-    /// An empty cache for a commit starting now.
+    /// The racy rule of a commit that began well after the files were written (the rule
+    /// itself is tested in `worktree::racy` and below).
+    fn settled() -> RacyRule {
+        RacyRule::uniform(RacyRule::now() + 10_000_000_000, 1)
+    }
+
+    /// An empty cache for a commit after the files settled.
     fn fresh() -> StatCache {
         StatCache {
-            started_ns: StatCache::started_now(),
+            racy: settled(),
             ..StatCache::default()
         }
     }
@@ -848,6 +838,9 @@ mod tests {
         cache: &StatCache,
         entries: &[ScanEntry],
     ) -> Result<bool, Box<dyn std::error::Error>> {
+        // The cache file is written in a later clock tick than the files (records must be
+        // older than it, as they are when a commit's racy rule trusts them).
+        std::thread::sleep(std::time::Duration::from_millis(20));
         let files: Vec<_> = entries
             .iter()
             .map(|e| match (&e.kind, &e.source) {
@@ -882,9 +875,11 @@ mod tests {
         let f = dir.path().join("a");
         std::fs::write(&f, "one")?;
         let entries = scan_dir(dir.path())?;
-        let c = StatCache::load(store.path(), StatCache::started_now());
+        // A commit that began now, on a filesystem of unknown granularity.
+        let now = RacyRule::uniform(RacyRule::now(), UNKNOWN_GRANULARITY_NS);
+        let c = StatCache::load(store.path(), now);
         save(store.path(), &c, &entries)?;
-        let l = StatCache::load(store.path(), StatCache::started_now()).lookup(&entries);
+        let l = StatCache::load(store.path(), settled()).lookup(&entries);
         assert_eq!(
             l.priors[1].known(),
             None,
@@ -896,9 +891,9 @@ mod tests {
         // Aged: now it is trusted, until anything about it changes.
         age(&f)?;
         let entries = scan_dir(dir.path())?;
-        let c = StatCache::load(store.path(), StatCache::started_now());
+        let c = StatCache::load(store.path(), settled());
         save(store.path(), &c, &entries)?;
-        let l = StatCache::load(store.path(), StatCache::started_now()).lookup(&entries);
+        let l = StatCache::load(store.path(), settled()).lookup(&entries);
         assert_eq!(l.priors[1].known(), Some((Digest::of(b"one"), 3)));
         assert!(l.clean_tree(0).is_some(), "every entry as recorded");
         assert_eq!(
@@ -918,10 +913,58 @@ mod tests {
         std::fs::write(&f, "two")?;
         age(&f)?;
         let now = scan_dir(dir.path())?;
-        let l = StatCache::load(store.path(), StatCache::started_now()).lookup(&now);
+        let l = StatCache::load(store.path(), settled()).lookup(&now);
         assert_eq!(now[1].stat.map(|s| s.size), Some(3));
         assert_eq!(l.priors[1].known(), None);
         assert_eq!(l.clean_tree(0), None);
+        Ok(())
+    }
+
+    // issue 20: a file was racy for 2 s after its mtime, whatever the filesystem; the margin is
+    // now the filesystem's tick (1 ns on tmpfs or ext4), counted from the later of mtime and
+    // ctime. A rewrite within the tick the commit began in, same size, that left every stat
+    // field as it was, must still be read again.
+    #[test]
+    fn a_same_tick_rewrite_with_an_unchanged_stat_is_read_again()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let f = dir.path().join("a");
+        std::fs::write(&f, "one")?;
+        let entries = scan_dir(dir.path())?;
+        let stat = entries[1].stat.ok_or("a file has a stat")?;
+        let changed = last_change(&stat);
+
+        // A commit that began a nanosecond after the change (on a nanosecond filesystem)
+        // trusts it: only that tick is racy, not the last 2 s.
+        let after = tempfile::tempdir()?;
+        let c = StatCache::load(after.path(), RacyRule::uniform(changed + 1, 1));
+        save(after.path(), &c, &entries)?;
+        let l = StatCache::load(after.path(), settled()).lookup(&entries);
+        assert_eq!(l.priors[1].known(), Some((Digest::of(b"one"), 3)));
+
+        // A commit that began in the very tick of the change records it racy ...
+        let same = tempfile::tempdir()?;
+        let c = StatCache::load(same.path(), RacyRule::uniform(changed, 1));
+        save(same.path(), &c, &entries)?;
+        // ... so when it is rewritten within that tick, same size, and the kernel gives it
+        // the same stamps (the stat as it was), it is read again: its digest is only a hint.
+        std::fs::write(&f, "two")?;
+        let mut now = scan_dir(dir.path())?;
+        now[1].stat = Some(stat);
+        let l = StatCache::load(same.path(), settled()).lookup(&now);
+        assert_eq!(l.priors[1].known(), None, "racy: read again");
+        assert_eq!(l.priors[1].hint(), Some(Digest::of(b"one")));
+        assert_eq!(l.clean_tree(0), None);
+
+        // The same for a filesystem of unknown granularity, 2 s wide.
+        let coarse = tempfile::tempdir()?;
+        let c = StatCache::load(
+            coarse.path(),
+            RacyRule::uniform(changed + 1_999_999_999, UNKNOWN_GRANULARITY_NS),
+        );
+        save(coarse.path(), &c, &now)?;
+        let l = StatCache::load(coarse.path(), settled()).lookup(&now);
+        assert_eq!(l.priors[1].known(), None);
         Ok(())
     }
 
@@ -938,7 +981,7 @@ mod tests {
         }
         let entries = scan_dir(dir.path())?;
         save(store.path(), &fresh(), &entries)?;
-        let load = || StatCache::load(store.path(), StatCache::started_now());
+        let load = || StatCache::load(store.path(), settled());
         assert!(load().lookup(&entries).clean_tree(0).is_some());
         assert!(
             !save(store.path(), &load(), &entries)?,
@@ -994,7 +1037,7 @@ mod tests {
         age(&evil)?;
         let entries = scan_dir(dir.path())?;
         save(store.path(), &fresh(), &entries)?;
-        let l = StatCache::load(store.path(), StatCache::started_now()).lookup(&entries);
+        let l = StatCache::load(store.path(), settled()).lookup(&entries);
         for (e, p) in entries.iter().zip(&l.priors).skip(1) {
             let content = std::fs::read(e.source.as_ref().ok_or("source")?)?;
             assert_eq!(
@@ -1021,7 +1064,7 @@ mod tests {
         let good = std::fs::read(&path)?;
         let body = zstd::decode_all(&good[MAGIC.len()..])?;
         let known = |store: &Path| {
-            StatCache::load(store, StatCache::started_now())
+            StatCache::load(store, settled())
                 .lookup(&entries)
                 .priors
                 .iter()
@@ -1061,7 +1104,7 @@ mod tests {
             age(&d.path().join("f"))?;
         }
         let (ea, eb) = (scan_dir(a.path())?, scan_dir(b.path())?);
-        let load = || StatCache::load(store.path(), StatCache::started_now());
+        let load = || StatCache::load(store.path(), settled());
         save(store.path(), &load(), &ea)?;
         save(store.path(), &load(), &eb)?;
         assert!(load().lookup(&ea).priors[1].known().is_some(), "a is kept");
