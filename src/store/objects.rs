@@ -158,7 +158,11 @@ impl Objects {
     /// [`Error::Io`].
     pub fn put(&self, bytes: &[u8]) -> Result<Digest, Error> {
         let digest = Digest::of(bytes);
-        if self.contains(&digest) {
+        // A copy inside a pack is looked for only in indexes loaded already: loading every
+        // pack's index to spare writing one small object costs more than the object (a
+        // commit's config and manifest are new; a second copy is only space, which gc keeps
+        // or frees with the first).
+        if !self.locate_direct(&digest).is_empty() || self.in_loaded_packs(&digest) {
             return Ok(digest);
         }
         let target = self.loose_path(&digest);
@@ -616,6 +620,15 @@ impl Objects {
             out.push(Location::Pack(pack));
         }
         out
+    }
+
+    /// Whether the pack indexes are loaded and list `digest` (loads nothing).
+    fn in_loaded_packs(&self, digest: &Digest) -> bool {
+        self.index
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|set| set.objects.contains_key(digest))
     }
 
     /// Copies inside packs (loads the pack indexes on first use; after a miss, looks for packs
