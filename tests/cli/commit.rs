@@ -339,7 +339,7 @@ fn the_stat_cache_skips_unchanged_files_and_misses_no_change() -> Result {
         (Update::Unchanged, 0),
         "the per-file records still know every file"
     );
-    env.write(".store/cache/stat.v3", "snap-stat-cache 3\nnot a record\n")?;
+    env.write(".store/cache/stat.v4", "snap-stat-cache 4\nnot a record\n")?;
     env.write(".store/cache/trees.v2", "junk")?;
     let after: CommitOutcome = env.json(&["commit", "demo"])?;
     assert_eq!(after.update, Update::Unchanged);
