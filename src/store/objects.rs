@@ -578,7 +578,12 @@ impl Objects {
     /// Where `digest` is stored, if anywhere (the preferred copy).
     #[must_use]
     pub fn locate(&self, digest: &Digest) -> Option<Location> {
-        self.locate_all(digest).into_iter().next()
+        // The first of `locate_all`, without loading the pack indexes when a loose copy or a
+        // pack that is the object comes first (a ref update checks its new target so).
+        self.locate_direct(digest)
+            .into_iter()
+            .next()
+            .or_else(|| self.locate_packed(digest).into_iter().next())
     }
 
     /// Every stored copy of `digest`, preferred first: loose, a pack that is the object,
