@@ -77,6 +77,9 @@ pub struct Reuse {
     /// Tree packs written.
     #[serde(default)]
     pub tree_packs_written: u64,
+    /// Blocks of trees copied into the tree packs written.
+    #[serde(default)]
+    pub tree_blocks_copied: u64,
 }
 
 /// What storing the files produced.
@@ -896,7 +899,7 @@ impl<'a> Planner<'a> {
 }
 
 /// Whether `bytes` is exactly one zstd frame that decompresses to `len` bytes.
-fn is_one_frame_of(bytes: &[u8], len: usize) -> bool {
+pub(crate) fn is_one_frame_of(bytes: &[u8], len: usize) -> bool {
     zstd::zstd_safe::find_frame_compressed_size(bytes).ok() == Some(bytes.len())
         && zstd::zstd_safe::get_frame_content_size(bytes)
             .ok()

@@ -306,3 +306,34 @@ fn issue_20_files_written_just_before_a_commit_are_not_read_again() -> Result {
     assert_eq!(env.ok(&["cat", "latest", "t/f07"])?, "changed, and longer");
     Ok(())
 }
+
+// issue 20: the tree pack holding the root was rewritten on every change, encoding and
+// compressing every tree in its group again. Its unchanged blocks are now copied: with
+// thousands of directories a change deep in the tree copies most of them, and the commit still
+// equals a fresh store's.
+#[test]
+fn issue_20_unchanged_blocks_of_trees_are_copied() -> Result {
+    let env = Env::in_memory()?;
+    for d in 0..1500 {
+        env.write(&format!("t/dir{d:04}/a"), format!("a{d}"))?;
+        env.write(&format!("t/dir{d:04}/sub/b"), format!("b{d}"))?;
+    }
+    env.sh(&format!("find t -exec touch -h -d '{OLD}' {{}} +"))?;
+    settle();
+    commit_and_check(&env, "first")?;
+    for (step, d) in [("middle", 750), ("start", 3), ("end", 1497)] {
+        env.write(&format!("t/dir{d:04}/sub/b"), format!("changed {step}"))?;
+        age(&env, &format!("t/dir{d:04}/sub/b"))?;
+        let out = commit_and_check(&env, step)?;
+        // The root's group is rewritten every time: only its block holding the changed
+        // directory's tree (and the root's own) are written; at the start, that is all of it.
+        let copied = out["reuse"]["tree_blocks_copied"].as_u64().unwrap_or(0);
+        assert!(
+            copied >= 1 || step == "start",
+            "{step}: {} (tree blocks copied)",
+            out["reuse"]
+        );
+        assert_eq!(out["files_read"], 1, "{step}");
+    }
+    Ok(())
+}
