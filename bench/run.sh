@@ -165,9 +165,9 @@ check_fresh() {
 # cost JSON: files read and packs written, from a `snap --json commit` document on stdin.
 cost() { python3 -c 'import json,sys;d=json.load(sys.stdin);r=d["reuse"];print("%d files read, %d file packs written (%d blocks copied, %d compressed), %d reused" % (d["files_read"], r["packs_written"], r["blocks_copied"], r["blocks_compressed"], r["packs_reused"]))'; }
 
-# Issue 20. Incremental commits: one file changed (a line appended; it is then too new to be
-# trusted, so it is read again on the next commit too: it costs only itself) beside a find
-# walk, and 1 % of the files changed, spread over the tree, beside the first commit.
+# Issue 20. Incremental commits: one file changed (a line appended: that file is read, the
+# stat cache knows the others) beside a find walk, and 1 % of the files changed, spread over
+# the tree, beside the first commit.
 inc_notes=()
 rm -rf .store && "$snap" commit corpus > /dev/null 2>&1
 inc_file=$(find corpus -type f -name '*.html' | sort | sed -n "$(( files / 2 ))p")
@@ -217,8 +217,9 @@ PY
   inc_notes+=("- 300,000 small files, one changed: $(cost < inc.json); peak RSS $(( $(tail -1 rss-inc.txt) / 1024 )) MiB")
   check_fresh small small-store/.store
 
-  # 1,000,000 tiny files (1,000 × 1,000): a commit right after writing them (the files written
-  # in its last two seconds are too new to trust), then the timed recommit, beside find.
+  # 1,000,000 tiny files (1,000 × 1,000): a commit right after writing them (files changed in
+  # its first clock tick would be too new to trust: store format §9.1), then the timed
+  # recommit, beside find.
   python3 - tiny <<'PY'
 import os, sys
 root = sys.argv[1]

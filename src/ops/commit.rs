@@ -20,6 +20,7 @@ use crate::worktree::build::{self, Built, Progress};
 use crate::worktree::fingerprint::{self, TreeCache};
 use crate::worktree::groups::Reuse;
 use crate::worktree::packcache::PackCache;
+use crate::worktree::racy::RacyRule;
 use crate::worktree::scan::{self, Root};
 use crate::worktree::statcache::StatCache;
 
@@ -210,7 +211,7 @@ fn commit_inner(
     // What changed since the last commit is judged by stat alone where possible: a
     // fingerprint of the whole scan names the root tree it produced last time, and per-file
     // records give the digests of unchanged files (worktree::statcache).
-    let started = StatCache::started_now();
+    let started = RacyRule::now();
     let mut ignore_files = vec![scan::SNAPIGNORE.to_owned()];
     if opts.gitignore {
         // First, so that `.snapignore` (read later) has the last word.
@@ -223,13 +224,14 @@ fn commit_inner(
         base: base.clone(),
     };
     let entries = scan::scan_filtered(&roots, &filter)?;
-    let fingerprint = fingerprint::fingerprint(&entries, started);
+    let racy = RacyRule::for_scan(started, &entries);
+    let fingerprint = fingerprint::fingerprint(&entries, &racy);
     let mut tree_cache = TreeCache::load(store.dir());
     let mut loaded = None;
     let known_root = if let Some(root) = fingerprint.and_then(|f| tree_cache.get(&f)) {
         Some(root)
     } else {
-        let cache = StatCache::load(store.dir(), started);
+        let cache = StatCache::load(store.dir(), racy.clone());
         let lookup = cache.lookup(&entries);
         let root = build::cached_root(&entries, &lookup).map(|(r, _)| r);
         loaded = Some((cache, lookup));
@@ -260,7 +262,7 @@ fn commit_inner(
     }
 
     let (cache, lookup) = loaded.unwrap_or_else(|| {
-        let cache = StatCache::load(store.dir(), started);
+        let cache = StatCache::load(store.dir(), racy);
         let lookup = cache.lookup(&entries);
         (cache, lookup)
     });

@@ -158,7 +158,11 @@ impl Objects {
     /// [`Error::Io`].
     pub fn put(&self, bytes: &[u8]) -> Result<Digest, Error> {
         let digest = Digest::of(bytes);
-        if self.contains(&digest) {
+        // A copy inside a pack is looked for only in indexes loaded already: loading every
+        // pack's index to spare writing one small object costs more than the object (a
+        // commit's config and manifest are new; a second copy is only space, which gc keeps
+        // or frees with the first).
+        if !self.locate_direct(&digest).is_empty() || self.in_loaded_packs(&digest) {
             return Ok(digest);
         }
         let target = self.loose_path(&digest);
@@ -586,7 +590,12 @@ impl Objects {
     /// Where `digest` is stored, if anywhere (the preferred copy).
     #[must_use]
     pub fn locate(&self, digest: &Digest) -> Option<Location> {
-        self.locate_all(digest).into_iter().next()
+        // The first of `locate_all`, without loading the pack indexes when a loose copy or a
+        // pack that is the object comes first (a ref update checks its new target so).
+        self.locate_direct(digest)
+            .into_iter()
+            .next()
+            .or_else(|| self.locate_packed(digest).into_iter().next())
     }
 
     /// Every stored copy of `digest`, preferred first: loose, a pack that is the object,
@@ -628,6 +637,15 @@ impl Objects {
             out.push(Location::Pack(pack));
         }
         out
+    }
+
+    /// Whether the pack indexes are loaded and list `digest` (loads nothing).
+    fn in_loaded_packs(&self, digest: &Digest) -> bool {
+        self.index
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|set| set.objects.contains_key(digest))
     }
 
     /// Copies inside packs (loads the pack indexes on first use; after a miss, looks for packs
@@ -688,6 +706,26 @@ impl Objects {
             }
         }
         Err(first_error.unwrap_or(Error::NotFound(*digest)))
+    }
+
+    /// Reads the copy of `digest` that `pack`'s index places at `entry`, verified, for a
+    /// caller that holds that index already (reading through [`Objects::read`] would load
+    /// every pack's index first).
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`], [`Error::Corrupt`] or [`Error::Io`].
+    pub fn read_in_pack(
+        &self,
+        digest: &Digest,
+        pack: &Digest,
+        entry: IndexEntry,
+        limit: u64,
+    ) -> Result<Vec<u8>, Error> {
+        let location = Location::InPack {
+            pack: self.pack_path(pack),
+            entry,
+        };
+        self.read_at(digest, location, limit)
     }
 
     fn read_at(&self, digest: &Digest, location: Location, limit: u64) -> Result<Vec<u8>, Error> {

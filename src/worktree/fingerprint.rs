@@ -2,8 +2,8 @@
 //! (every entry's path, source, kind and stat) names the root tree it produced last time,
 //! in `.store/cache/trees.v2` (store format §9.1).
 //!
-//! A fingerprint is recorded only when every file in it was safely old (the stat cache's racy
-//! rule, [`RACY_MARGIN_NS`]). Every name is hashed with its length first, so no bytes in a
+//! A fingerprint is recorded only when every file in it was safely old (the racy rule,
+//! [`RacyRule`]). Every name is hashed with its length first, so no bytes in a
 //! name can pass for a separator or for the next entry. The file is an optimisation: a
 //! missing or malformed one is ignored, and a wrong root in it can only make a commit do
 //! the work (the root is compared with the ref's snapshot, never recorded from here).
@@ -12,7 +12,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use crate::digest::Digest;
-use crate::worktree::statcache::{RACY_MARGIN_NS, remove_old_files};
+use crate::worktree::racy::RacyRule;
+use crate::worktree::statcache::remove_old_files;
 
 const TREES_HEADER: &str = "snap-tree-cache 2";
 /// Fingerprints remembered (the most recent ones).
@@ -23,7 +24,7 @@ const MAX_TREES: usize = 64;
 #[must_use]
 pub fn fingerprint(
     entries: &[crate::worktree::scan::ScanEntry],
-    started_ns: i128,
+    racy: &RacyRule,
 ) -> Option<Digest> {
     use crate::worktree::scan::ScanKind;
     // Every name goes in with its length first, so no name can pass for a separator or for
@@ -50,7 +51,7 @@ pub fn fingerprint(
             }
             ScanKind::File { size, executable } => {
                 let s = e.stat.as_ref()?;
-                if s.mtime_ns + RACY_MARGIN_NS >= started_ns {
+                if racy.is_racy(s) {
                     return None;
                 }
                 h.update(if *executable { b"x" } else { b"f" });
@@ -174,7 +175,7 @@ mod tests {
         let empty_source = [entry("a", Some(""), ScanKind::Dir)];
         let fps: Vec<_> = [&a[..], &b[..], &synthesized[..], &empty_source[..]]
             .iter()
-            .map(|e| fingerprint(e, i128::MAX))
+            .map(|e| fingerprint(e, &RacyRule::uniform(i128::MAX / 2, 1)))
             .collect();
         for (i, x) in fps.iter().enumerate() {
             for y in &fps[i + 1..] {

@@ -35,7 +35,7 @@ use crate::digest::Digest;
 use crate::fs::AtomicFile;
 use crate::oci::artifact::{self, Grouper};
 use crate::oci::{Descriptor, MEDIA_TYPE_LAYER_TAR_ZSTD};
-use crate::pack::{self, BLOCK_INLINE_MAX, MemberKind, PackWriter};
+use crate::pack::{self, BLOCK_INLINE_MAX, IndexEntry, MemberKind, PackWriter};
 use crate::store::objects::{self, Objects};
 use crate::worktree::build::{Error, Progress, io};
 use crate::worktree::packcache::{self, Kind, PackCache, Place, Used};
@@ -77,6 +77,9 @@ pub struct Reuse {
     /// Tree packs written.
     #[serde(default)]
     pub tree_packs_written: u64,
+    /// Blocks of trees copied into the tree packs written.
+    #[serde(default)]
+    pub tree_blocks_copied: u64,
 }
 
 /// What storing the files produced.
@@ -110,6 +113,9 @@ struct Item {
     cut: u64,
     header_len: usize,
     content: Option<Vec<u8>>,
+    /// Where the store holds the contents, found in an index the planner had loaded: read
+    /// from there instead of the file (see [`Planner::locate_stored`]).
+    stored: Option<(Digest, IndexEntry)>,
     /// Not known to differ from what was recorded: its group may still be a stored pack (which
     /// the group's key decides).
     stable: bool,
@@ -432,6 +438,8 @@ struct Planner<'a> {
     streaming: bool,
     steps: Vec<Step>,
     indexes: HashMap<Digest, Option<SharedIndex>>,
+    /// The packs of `indexes` that loaded, in the order they were first asked for.
+    loaded: Vec<Digest>,
     files: Vec<Option<(Digest, u64)>>,
     cuts: Vec<u64>,
     files_read: u64,
@@ -455,6 +463,7 @@ impl<'a> Planner<'a> {
             streaming: false,
             steps: Vec::new(),
             indexes: HashMap::new(),
+            loaded: Vec::new(),
             files: vec![None; n],
             cuts: vec![0; n],
             files_read: 0,
@@ -564,6 +573,7 @@ impl<'a> Planner<'a> {
             cut,
             header_len: pack::tar::header_len(&e.path, mkind, target),
             content,
+            stored: None,
             // A directory or symlink costs nothing to hold back: only a file with new contents
             // says the group is surely new. (A command-line root has no recorded cut value,
             // and treating it as new rebuilt the first group on every commit.)
@@ -732,10 +742,32 @@ impl<'a> Planner<'a> {
 
     fn index(&mut self, pack: &Digest) -> Option<SharedIndex> {
         let objects = self.ctx.objects;
+        let loaded = &mut self.loaded;
         self.indexes
             .entry(*pack)
-            .or_insert_with(|| objects.pack_index(pack).ok().map(Arc::new))
+            .or_insert_with(|| {
+                let ix = objects.pack_index(pack).ok().map(Arc::new);
+                if ix.is_some() {
+                    loaded.push(*pack);
+                }
+                ix
+            })
             .clone()
+    }
+
+    /// Where a member to compress again, whose contents the stat cache trusts, is in the
+    /// store: looked up in the indexes already loaded to check copies and reuse, newest first
+    /// (the rebuilt group's old pack holds its blocks' neighbours). Reading a member through
+    /// `Objects::read` would load every pack's index for it; a member found in none of these
+    /// is read from its file (and checked against the digest it was planned with).
+    fn locate_stored(&self, digest: &Digest, size: u64) -> Option<(Digest, IndexEntry)> {
+        /// Indexes searched per member: the few loaded last.
+        const SEARCHED: usize = 16;
+        self.loaded.iter().rev().take(SEARCHED).find_map(|pack| {
+            let ix = self.indexes.get(pack)?.as_ref()?;
+            let e = ix.0.find(digest)?;
+            (e.size == size).then_some((*pack, *e))
+        })
     }
 
     /// Whether the pack at `place` holds exactly the contents of `items` (its index lists
@@ -813,7 +845,16 @@ impl<'a> Planner<'a> {
     /// Reads what the planned steps need (files, and frames to copy) and sends them to the
     /// writer, at most [`BATCH_BYTES`] of file contents at a time.
     fn send(&mut self, tx: &std::sync::mpsc::SyncSender<Vec<Work>>) -> Result<(), Error> {
-        let steps = std::mem::take(&mut self.steps);
+        let mut steps = std::mem::take(&mut self.steps);
+        for s in &mut steps {
+            if let Step::Add(it) = s
+                && it.is_file()
+                && it.content.is_none()
+                && let Some(d) = it.digest
+            {
+                it.stored = self.locate_stored(&d, it.size);
+            }
+        }
         let mut chunk = Vec::new();
         let mut bytes = 0;
         for s in steps {
@@ -858,7 +899,7 @@ impl<'a> Planner<'a> {
 }
 
 /// Whether `bytes` is exactly one zstd frame that decompresses to `len` bytes.
-fn is_one_frame_of(bytes: &[u8], len: usize) -> bool {
+pub(crate) fn is_one_frame_of(bytes: &[u8], len: usize) -> bool {
     zstd::zstd_safe::find_frame_compressed_size(bytes).ok() == Some(bytes.len())
         && zstd::zstd_safe::get_frame_content_size(bytes)
             .ok()
@@ -891,13 +932,13 @@ fn realize(
         Step::Add(it) => {
             let e = &entries[it.idx];
             let content = if it.is_file() {
-                let stored = match (&it.content, it.digest) {
+                let stored = match (&it.content, it.digest, it.stored) {
                     // Planned from the stat cache, which trusts the file to hold these
                     // contents (as it does when it reuses a pack without reading): the
                     // store's verified copy, from the block it sits in, costs less than
                     // opening the file (one decompressed block serves its neighbours too).
-                    (None, Some(d)) => objects
-                        .read(&d, it.size)
+                    (None, Some(d), Some((pack, entry))) => objects
+                        .read_in_pack(&d, &pack, entry, it.size)
                         .ok()
                         .filter(|b| b.len() as u64 == it.size),
                     _ => None,

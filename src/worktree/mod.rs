@@ -8,6 +8,7 @@ pub mod dest;
 pub mod fingerprint;
 pub mod groups;
 pub mod packcache;
+pub mod racy;
 pub mod restore;
 pub mod scan;
 pub mod statcache;

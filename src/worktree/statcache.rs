@@ -2,30 +2,34 @@
 //! commit reads, hashes and encodes only what changed (git's index and cache-tree play this
 //! role).
 //!
-//! For each directory a commit scans, `.store/cache/stat.v3` keeps its entries in name order:
+//! For each directory a commit scans, `.store/cache/stat.v4` keeps its entries in name order:
 //! every file's stat (size, mtime, ctime, inode, device) and digest, every symlink's target,
 //! every entry's cut value (the hash that decides where blocks and groups end, which depends
 //! on the entry's recorded path), and the directory's tree (digest, size and cut value).
 //!
 //! * A file whose stat is exactly as recorded, and whose record is not racy, has the recorded
-//!   digest without being read. (As with git's "racy clean" entries, a file whose mtime is not
-//!   safely older — by [`RACY_MARGIN_NS`], more than any filesystem's timestamp granularity —
-//!   than the moment its stat was taken is recorded as *racy*: it could change again within
-//!   the same timestamp tick after it was read, and look unchanged. A racy record's digest is
-//!   only a hint, and the file is read again. Records are also checked against the cache
-//!   file's own mtime when loaded.)
+//!   digest without being read. (As with git's "racy clean" entries, a file whose last change
+//!   is not in a timestamp tick that ended before the commit began ([`RacyRule`]) is recorded
+//!   as *racy*: it could change again within the same tick after it was read, and look
+//!   unchanged. A racy record's digest is only a hint, and the file is read again. Records are
+//!   also checked against the cache file's own mtime when loaded.)
 //! * A directory whose entries are all recorded as they are now (same names, kinds, stats and
 //!   targets, none racy), and whose subdirectories are all such directories, has the recorded
 //!   tree without encoding it ([`Lookup::trees`]).
 //!
 //! The cache is an optimisation, never the truth: it may be deleted at any time, it is
-//! replaced atomically, and a damaged, foreign or older one is ignored whole (its body ends
-//! with its own SHA-256). What it says can only spare work: every digest it gives is one the
+//! replaced atomically, and a damaged, foreign or older one is ignored whole (every segment
+//! has its SHA-256 in a table that ends with its own). What it says can only spare work: every digest it gives is one the
 //! file had when it was read, and the packs that hold the results are checked on their own
 //! (`worktree::packcache`).
 //!
-//! Format (store format §9.1): the line `snap-stat-cache 3`, then zstd-compressed: sections,
-//! then the SHA-256 of the sections. Integers are little-endian. Every name, path and target
+//! Format (store format §9.1): the line `snap-stat-cache 4`, then *segments*, each a zstd
+//! frame of whole sections (about [`SEGMENT_BYTES`] each), then a table: per segment its frame's
+//! length, its length and its SHA-256 (`u64`, `u64`, 32 bytes), then `u32` the number of
+//! segments, then the SHA-256 of the table (from its first row through the count). A save
+//! copies the frames of segments whose sections are byte for byte as they were and compresses
+//! only the others: one changed file rewrites one segment, not the whole cache (git's split
+//! index plays this role). Integers are little-endian. Every name, path and target
 //! is its length and then exactly those bytes, so whatever bytes a file name holds, it cannot
 //! end its record or stand for another one.
 //!
@@ -46,7 +50,8 @@
 //!
 //! (Version 1 wrote paths raw, one per line: a directory named `x\n<record>` could make a
 //! later commit record another file as chosen bytes. Version 2 length-prefixed every path and
-//! kept one record per file. Their files are never read, and are removed when a new one is
+//! kept one record per file. Version 3 was one zstd stream ending with one SHA-256, rewritten
+//! whole by every commit. Their files are never read, and are removed when a new one is
 //! written.)
 
 use std::collections::{HashMap, HashSet};
@@ -56,21 +61,26 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
+
 use crate::digest::Digest;
 use crate::fs::AtomicFile;
+use crate::worktree::racy::{RacyRule, last_change};
 use crate::worktree::scan::{ScanEntry, ScanKind};
 
-const MAGIC: &[u8] = b"snap-stat-cache 3\n";
+const MAGIC: &[u8] = b"snap-stat-cache 4\n";
 /// The most bytes a cache may decompress to (about 8 million files' records): a damaged
 /// file is then ignored, not a huge allocation.
 const MAX_CACHE_BYTES: u64 = 1 << 30;
 /// Cache files of earlier versions, removed when the current one is written.
-const OLD_FILES: [&str; 3] = ["stat.v1", "trees.v1", "stat.v2"];
+const OLD_FILES: [&str; 4] = ["stat.v1", "trees.v1", "stat.v2", "stat.v3"];
+/// Sections are written in segments of about this many bytes (before compression): a commit
+/// rewrites the segments whose sections changed and copies the others as they are.
+const SEGMENT_BYTES: usize = if cfg!(test) { 4096 } else { 1 << 20 };
+/// A segment's row in the table: compressed length, length, SHA-256.
+const SEGMENT_ROW: usize = 8 + 8 + 32;
 /// A directory not scanned by this many rewrites of the cache in a row is forgotten.
 const MAX_AGE: u32 = 16;
-/// How much older than the cache file a record's mtime must be to be trusted (2 s covers
-/// FAT's granularity, and coarse kernel clocks by far).
-pub const RACY_MARGIN_NS: i128 = 2_000_000_000;
 
 const SECTION_COMPLETE: u8 = 1;
 const SECTION_TREE: u8 = 2;
@@ -102,13 +112,6 @@ impl FileStat {
             ino: meta.ino(),
             dev: meta.dev(),
         }
-    }
-
-    /// Whether a file with this stat, taken no earlier than `started_ns`, may have changed
-    /// again within its mtime's tick after it was read.
-    #[must_use]
-    pub fn is_racy(&self, started_ns: i128) -> bool {
-        self.mtime_ns + RACY_MARGIN_NS >= started_ns
     }
 }
 
@@ -257,6 +260,20 @@ struct Record<'a> {
     target: Option<&'a [u8]>,
 }
 
+/// One segment of the file: a zstd frame of whole sections.
+#[derive(Debug)]
+struct Segment {
+    /// Where its frame is in the file.
+    frame: (u64, u64),
+    /// Its sections' bytes in the body.
+    raw: std::ops::Range<usize>,
+    /// Their SHA-256, as the table gives it (checked when loaded).
+    sha: Digest,
+    /// Its first section's directory, and how many sections it holds.
+    first: Box<[u8]>,
+    sections: usize,
+}
+
 /// The stat cache of a store, as loaded.
 #[derive(Debug, Default)]
 pub struct StatCache {
@@ -265,110 +282,85 @@ pub struct StatCache {
     sections: HashMap<Box<[u8]>, Section>,
     /// The order sections were in (to carry unvisited ones over in order).
     order: Vec<Box<[u8]>>,
-    /// The SHA-256 the body ended with (an unchanged rewrite is skipped).
-    checksum: Option<Digest>,
+    /// The segments of the file, in order, and the file (open, to copy the frames of
+    /// unchanged segments from when the cache is saved).
+    segments: Vec<Segment>,
+    file: Option<File>,
     /// The cache file's own mtime when loaded; trusted records must be older than this.
     written_ns: i128,
-    /// When this commit began, before any file it will record was stat'ed.
-    started_ns: i128,
+    /// When this commit began, and the timestamp granularity of what it scanned: which
+    /// records it writes are racy.
+    racy: RacyRule,
 }
 
 impl StatCache {
     /// The cache file of a store directory.
     #[must_use]
     pub fn path(store_dir: &Path) -> PathBuf {
-        store_dir.join("cache").join("stat.v3")
-    }
-
-    /// The current time, to pass to [`StatCache::load`] before the files are stat'ed.
-    #[must_use]
-    pub fn started_now() -> i128 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i128::try_from(d.as_nanos()).unwrap_or(i128::MAX))
+        store_dir.join("cache").join("stat.v4")
     }
 
     /// Loads the cache, or an empty one if it is missing, unreadable or malformed in any
-    /// byte. `started_ns` is a time taken before any file the commit records was stat'ed.
+    /// byte. `racy` is this commit's racy rule ([`RacyRule::for_scan`]), for the records it
+    /// will write.
     #[must_use]
-    pub fn load(store_dir: &Path, started_ns: i128) -> StatCache {
+    pub fn load(store_dir: &Path, racy: RacyRule) -> StatCache {
         let mut cache = Self::try_load(&Self::path(store_dir)).unwrap_or_default();
-        cache.started_ns = started_ns;
+        cache.racy = racy;
         cache
     }
 
     fn try_load(path: &Path) -> Option<StatCache> {
         let mut file = File::open(path).ok()?;
         let written_ns = FileStat::of(&file.metadata().ok()?).mtime_ns;
-        let mut magic = [0u8; MAGIC.len()];
-        file.read_exact(&mut magic).ok()?;
-        if magic != MAGIC {
-            return None;
-        }
-        let mut body = Vec::new();
-        zstd::stream::read::Decoder::new(file)
-            .ok()?
-            .take(MAX_CACHE_BYTES)
-            .read_to_end(&mut body)
-            .ok()?;
-        let sum_at = body.len().checked_sub(32)?;
-        let checksum = Digest::from_bytes(body[sum_at..].try_into().ok()?);
-        body.truncate(sum_at);
-        if Digest::of(&body) != checksum {
-            return None;
-        }
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).ok()?;
+        let rows = table(&bytes)?;
+        // Frames, decompressed and checked on both cores.
+        let raws: Vec<Vec<u8>> = rows
+            .par_iter()
+            .map(|&(at, len, raw_len, sha)| {
+                let frame = bytes.get(usize::try_from(at).ok()?..)?;
+                let frame = frame.get(..usize::try_from(len).ok()?)?;
+                let raw = zstd::bulk::decompress(frame, raw_len).ok()?;
+                (raw.len() == raw_len && Digest::of(&raw) == sha).then_some(raw)
+            })
+            .collect::<Option<_>>()?;
+        drop(bytes);
+        let mut body = Vec::with_capacity(raws.iter().map(Vec::len).sum());
         let mut cache = StatCache {
-            checksum: Some(checksum),
             written_ns,
             ..StatCache::default()
         };
-        let mut r = Reader::new(&body, 0);
-        while !r.is_done() {
-            let start = r.at;
-            let path = r.bytes_u32()?;
-            let recorded = match r.u8()? {
-                0 => None,
-                1 => Some(r.bytes_u32()?),
-                _ => return None,
-            };
-            let flags = r.u8()?;
-            let tree = if flags & SECTION_TREE != 0 {
-                Some(TreeRecord {
-                    digest: r.digest()?,
-                    size: r.u64()?,
-                    cut: r.u64()?,
-                })
-            } else {
-                None
-            };
-            let age = r.u32()?;
-            let count = r.u32()?;
-            let entries_start = r.at;
-            let mut last: Option<&[u8]> = None;
-            for _ in 0..count {
-                let rec = r.record()?;
-                // Sorted and unique, as written: the merge with a scan relies on it.
-                if last.is_some_and(|l| l >= rec.name) {
-                    return None;
+        for (raw, &(at, len, _, sha)) in raws.into_iter().zip(&rows) {
+            let start = body.len();
+            body.extend_from_slice(&raw);
+            cache.segments.push(Segment {
+                frame: (at, len),
+                raw: start..body.len(),
+                sha,
+                first: Box::default(),
+                sections: 0,
+            });
+        }
+        for seg in &mut cache.segments {
+            // Sections never straddle segments.
+            let mut r = Reader::new(&body[..seg.raw.end], seg.raw.start);
+            while !r.is_done() {
+                let (key, section) = read_section(&mut r)?;
+                let key: Box<[u8]> = body[key].into();
+                if seg.sections == 0 {
+                    seg.first.clone_from(&key);
                 }
-                last = Some(rec.name);
-            }
-            let section = Section {
-                raw: start..r.at,
-                recorded: recorded.map(|(s, e)| s..e),
-                complete: flags & SECTION_COMPLETE != 0,
-                tree,
-                age,
-                entries: entries_start..r.at,
-                count,
-            };
-            let key: Box<[u8]> = body[path.0..path.1].into();
-            if !cache.sections.contains_key(&key) {
-                cache.order.push(key.clone());
-                cache.sections.insert(key, section);
+                seg.sections += 1;
+                if !cache.sections.contains_key(&key) {
+                    cache.order.push(key.clone());
+                    cache.sections.insert(key, section);
+                }
             }
         }
         cache.body = body;
+        cache.file = Some(file);
         Some(cache)
     }
 
@@ -396,8 +388,7 @@ impl StatCache {
             (ScanKind::File { .. }, Some((stat, digest)), Some(now)) => {
                 p.digest = digest;
                 p.size = stat.size;
-                let trusted =
-                    !rec.racy && stat == now && stat.mtime_ns + RACY_MARGIN_NS < self.written_ns;
+                let trusted = !rec.racy && stat == now && last_change(&stat) < self.written_ns;
                 if trusted {
                     p.flags |= PRIOR_TRUSTED;
                 }
@@ -530,6 +521,8 @@ impl StatCache {
         trees: &HashMap<usize, TreeRecord>,
     ) -> std::io::Result<bool> {
         let mut body = Vec::with_capacity(entries.len() * 96 + 4096);
+        // Where each section is in `body`, in order.
+        let mut sections: Vec<std::ops::Range<usize>> = Vec::new();
         let mut written: HashSet<&[u8]> = HashSet::new();
         // Children of each scanned directory, in scan (name) order.
         let mut children: HashMap<usize, Vec<usize>> = HashMap::new();
@@ -553,7 +546,7 @@ impl StatCache {
             // as the stat said.
             let racy = match (&e.kind, e.stat, files[i]) {
                 (ScanKind::File { .. }, Some(s), Some((_, size))) => {
-                    s.is_racy(self.started_ns) || size != s.size
+                    self.racy.is_racy(&s) || size != s.size
                 }
                 _ => false,
             };
@@ -587,6 +580,7 @@ impl StatCache {
             if !written.insert(key) {
                 continue;
             }
+            let start = body.len();
             put_bytes_u32(&mut body, key);
             body.push(1);
             put_bytes_u32(&mut body, e.path.as_bytes());
@@ -603,6 +597,7 @@ impl StatCache {
             for k in kids {
                 record(&mut body, k);
             }
+            sections.push(start..body.len());
         }
         loose.sort_by(|a, b| {
             (
@@ -622,6 +617,7 @@ impl StatCache {
             if !written.insert(key) {
                 continue;
             }
+            let start = body.len();
             put_bytes_u32(&mut body, key);
             body.push(0);
             body.push(0);
@@ -630,6 +626,7 @@ impl StatCache {
             for (_, i) in run {
                 record(&mut body, *i);
             }
+            sections.push(start..body.len());
         }
         // Directories not scanned this time (another commit's paths) are kept for a while.
         for key in &self.order {
@@ -642,32 +639,205 @@ impl StatCache {
             }
             let raw = &self.body[s.raw.clone()];
             let age_at = s.entries.start - s.raw.start - 8;
+            let start = body.len();
             body.extend_from_slice(&raw[..age_at]);
             body.extend_from_slice(&(s.age + 1).to_le_bytes());
             body.extend_from_slice(&raw[age_at + 4..]);
+            sections.push(start..body.len());
         }
-        let checksum = Digest::of(&body);
-        if Some(checksum) == self.checksum {
-            return Ok(false);
+        let pieces = self.plan_segments(&body, &sections);
+        if pieces.len() == self.segments.len()
+            && pieces
+                .iter()
+                .enumerate()
+                .all(|(n, p)| matches!(p, Piece::Old(o) if *o == n))
+        {
+            return Ok(false); // nothing changed
         }
-        body.extend_from_slice(checksum.as_bytes());
+        // New segments compressed on both cores; unchanged ones copied from the old file.
+        let fresh: Vec<std::io::Result<(Vec<u8>, Digest)>> = pieces
+            .par_iter()
+            .map(|p| match p {
+                Piece::New(range) => {
+                    let raw = &body[range.clone()];
+                    Ok((zstd::bulk::compress(raw, 1)?, Digest::of(raw)))
+                }
+                Piece::Old(_) => Ok((Vec::new(), Digest::EMPTY)),
+            })
+            .collect();
 
         let path = Self::path(store_dir);
         let dir = path.parent().unwrap_or(store_dir).to_owned();
         crate::fs::create_dir_all(&dir)?;
         let mut tmp = AtomicFile::new_in(&dir)?;
-        tmp.write_all(MAGIC)?;
+        let mut rows = Vec::with_capacity(pieces.len() * SEGMENT_ROW + 4);
         {
-            let mut encoder = zstd::stream::write::Encoder::new(tmp.file(), 1)?;
-            // Both cores: a million files' records are ~130 MB.
-            let _ = encoder.multithread(2);
-            encoder.write_all(&body)?;
-            encoder.finish()?;
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, tmp.file());
+            out.write_all(MAGIC)?;
+            for (p, f) in pieces.iter().zip(fresh) {
+                let (frame, raw_len, sha) = match p {
+                    Piece::New(range) => {
+                        let (frame, sha) = f?;
+                        (frame, range.len(), sha)
+                    }
+                    Piece::Old(o) => {
+                        let seg = &self.segments[*o];
+                        let old = self
+                            .file
+                            .as_ref()
+                            .ok_or_else(|| std::io::Error::other("no file"))?;
+                        let mut frame =
+                            vec![0; usize::try_from(seg.frame.1).map_err(std::io::Error::other)?];
+                        std::os::unix::fs::FileExt::read_exact_at(old, &mut frame, seg.frame.0)?;
+                        (frame, seg.raw.len(), seg.sha)
+                    }
+                };
+                out.write_all(&frame)?;
+                rows.extend_from_slice(&(frame.len() as u64).to_le_bytes());
+                rows.extend_from_slice(&(raw_len as u64).to_le_bytes());
+                rows.extend_from_slice(sha.as_bytes());
+            }
+            rows.extend_from_slice(&count_u32(pieces.len()).to_le_bytes());
+            out.write_all(&rows)?;
+            out.write_all(Digest::of(&rows).as_bytes())?;
+            out.flush()?;
         }
         tmp.persist_replace(&path, None)?;
         remove_old_files(&dir);
         Ok(true)
     }
+}
+
+/// A segment of a cache file being written.
+enum Piece {
+    /// This cache's segment, unchanged: its frame is copied.
+    Old(usize),
+    /// New sections (a range of the new body), compressed into a frame of their own.
+    New(std::ops::Range<usize>),
+}
+
+impl StatCache {
+    /// Cuts the new body's `sections` into segments: a run of sections byte for byte those of
+    /// one of this cache's segments is that segment; the others are new segments of about
+    /// [`SEGMENT_BYTES`] each.
+    fn plan_segments(&self, body: &[u8], sections: &[std::ops::Range<usize>]) -> Vec<Piece> {
+        let starts: HashMap<&[u8], usize> = self
+            .segments
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.sections > 0)
+            .map(|(n, s)| (&*s.first, n))
+            .collect();
+        let key = |r: &std::ops::Range<usize>| {
+            let mut rd = Reader::new(&body[..r.end], r.start);
+            rd.bytes_u32().map(|(a, b)| &body[a..b])
+        };
+        let mut out = Vec::new();
+        let mut fresh: Option<usize> = None;
+        let mut i = 0;
+        while i < sections.len() {
+            let old = key(&sections[i])
+                .and_then(|k| starts.get(k))
+                .and_then(|&n| {
+                    let seg = &self.segments[n];
+                    let last = sections.get(i + seg.sections - 1)?;
+                    (body[sections[i].start..last.end] == self.body[seg.raw.clone()]).then_some(n)
+                });
+            if let Some(n) = old {
+                if let Some(f) = fresh.take() {
+                    out.push(Piece::New(f..sections[i].start));
+                }
+                out.push(Piece::Old(n));
+                i += self.segments[n].sections;
+                continue;
+            }
+            let f = *fresh.get_or_insert(sections[i].start);
+            if sections[i].end - f >= SEGMENT_BYTES {
+                out.push(Piece::New(f..sections[i].end));
+                fresh = None;
+            }
+            i += 1;
+        }
+        if let Some(f) = fresh {
+            out.push(Piece::New(f..body.len()));
+        }
+        out
+    }
+}
+
+/// Reads one section at `r`: its directory (as a range of the body) and where it is.
+fn read_section(r: &mut Reader<'_>) -> Option<(std::ops::Range<usize>, Section)> {
+    let start = r.at;
+    let path = r.bytes_u32()?;
+    let recorded = match r.u8()? {
+        0 => None,
+        1 => Some(r.bytes_u32()?),
+        _ => return None,
+    };
+    let flags = r.u8()?;
+    let tree = if flags & SECTION_TREE != 0 {
+        Some(TreeRecord {
+            digest: r.digest()?,
+            size: r.u64()?,
+            cut: r.u64()?,
+        })
+    } else {
+        None
+    };
+    let age = r.u32()?;
+    let count = r.u32()?;
+    let entries_start = r.at;
+    let mut last: Option<&[u8]> = None;
+    for _ in 0..count {
+        let rec = r.record()?;
+        // Sorted and unique, as written: the merge with a scan relies on it.
+        if last.is_some_and(|l| l >= rec.name) {
+            return None;
+        }
+        last = Some(rec.name);
+    }
+    let section = Section {
+        raw: start..r.at,
+        recorded: recorded.map(|(s, e)| s..e),
+        complete: flags & SECTION_COMPLETE != 0,
+        tree,
+        age,
+        entries: entries_start..r.at,
+        count,
+    };
+    Some((path.0..path.1, section))
+}
+
+/// The segment table of a cache file: each frame's offset and length in the file, its
+/// decompressed length and SHA-256. `None` unless the header, the table's checksum, the frames'
+/// extent and the total size are all as they must be.
+fn table(bytes: &[u8]) -> Option<Vec<(u64, u64, usize, Digest)>> {
+    if !bytes.starts_with(MAGIC) {
+        return None;
+    }
+    let sum_at = bytes.len().checked_sub(32)?;
+    let count_at = sum_at.checked_sub(4)?;
+    let count =
+        usize::try_from(u32::from_le_bytes(bytes[count_at..sum_at].try_into().ok()?)).ok()?;
+    let table_at = count_at.checked_sub(count.checked_mul(SEGMENT_ROW)?)?;
+    if table_at < MAGIC.len()
+        || Digest::of(&bytes[table_at..sum_at]).as_bytes()[..] != bytes[sum_at..]
+    {
+        return None;
+    }
+    let mut r = Reader::new(&bytes[..count_at], table_at);
+    let mut at = MAGIC.len() as u64;
+    let mut total = 0u64;
+    let mut rows = Vec::with_capacity(count);
+    for _ in 0..count {
+        let len = r.u64()?;
+        let raw_len = r.u64()?;
+        let sha = r.digest()?;
+        total = total.checked_add(raw_len)?;
+        rows.push((at, len, usize::try_from(raw_len).ok()?, sha));
+        at = at.checked_add(len)?;
+    }
+    (at == table_at as u64 && total <= MAX_CACHE_BYTES).then_some(rows)
 }
 
 fn count_u32(n: usize) -> u32 {
@@ -813,9 +983,10 @@ pub(crate) fn remove_old_files(cache_dir: &Path) {
 }
 
 #[cfg(test)]
-#[allow(clippy::disallowed_methods)] // tests write fixtures directly
+#[allow(clippy::disallowed_methods, clippy::cast_possible_truncation)] // tests write fixtures directly; small test files
 mod tests {
     use super::*;
+    use crate::worktree::racy::UNKNOWN_GRANULARITY_NS;
     use crate::worktree::scan::{Root, scan};
 
     fn age(p: &Path) -> Result<(), Box<dyn std::error::Error>> {
@@ -834,10 +1005,16 @@ mod tests {
         )?)
     }
 
-    /// An empty cache for a commit starting now.
+    /// The racy rule of a commit that began well after the files were written (the rule
+    /// itself is tested in `worktree::racy` and below).
+    fn settled() -> RacyRule {
+        RacyRule::uniform(RacyRule::now() + 10_000_000_000, 1)
+    }
+
+    /// An empty cache for a commit after the files settled.
     fn fresh() -> StatCache {
         StatCache {
-            started_ns: StatCache::started_now(),
+            racy: settled(),
             ..StatCache::default()
         }
     }
@@ -848,6 +1025,9 @@ mod tests {
         cache: &StatCache,
         entries: &[ScanEntry],
     ) -> Result<bool, Box<dyn std::error::Error>> {
+        // The cache file is written in a later clock tick than the files (records must be
+        // older than it, as they are when a commit's racy rule trusts them).
+        std::thread::sleep(std::time::Duration::from_millis(20));
         let files: Vec<_> = entries
             .iter()
             .map(|e| match (&e.kind, &e.source) {
@@ -882,9 +1062,11 @@ mod tests {
         let f = dir.path().join("a");
         std::fs::write(&f, "one")?;
         let entries = scan_dir(dir.path())?;
-        let c = StatCache::load(store.path(), StatCache::started_now());
+        // A commit that began now, on a filesystem of unknown granularity.
+        let now = RacyRule::uniform(RacyRule::now(), UNKNOWN_GRANULARITY_NS);
+        let c = StatCache::load(store.path(), now);
         save(store.path(), &c, &entries)?;
-        let l = StatCache::load(store.path(), StatCache::started_now()).lookup(&entries);
+        let l = StatCache::load(store.path(), settled()).lookup(&entries);
         assert_eq!(
             l.priors[1].known(),
             None,
@@ -896,9 +1078,9 @@ mod tests {
         // Aged: now it is trusted, until anything about it changes.
         age(&f)?;
         let entries = scan_dir(dir.path())?;
-        let c = StatCache::load(store.path(), StatCache::started_now());
+        let c = StatCache::load(store.path(), settled());
         save(store.path(), &c, &entries)?;
-        let l = StatCache::load(store.path(), StatCache::started_now()).lookup(&entries);
+        let l = StatCache::load(store.path(), settled()).lookup(&entries);
         assert_eq!(l.priors[1].known(), Some((Digest::of(b"one"), 3)));
         assert!(l.clean_tree(0).is_some(), "every entry as recorded");
         assert_eq!(
@@ -918,10 +1100,58 @@ mod tests {
         std::fs::write(&f, "two")?;
         age(&f)?;
         let now = scan_dir(dir.path())?;
-        let l = StatCache::load(store.path(), StatCache::started_now()).lookup(&now);
+        let l = StatCache::load(store.path(), settled()).lookup(&now);
         assert_eq!(now[1].stat.map(|s| s.size), Some(3));
         assert_eq!(l.priors[1].known(), None);
         assert_eq!(l.clean_tree(0), None);
+        Ok(())
+    }
+
+    // issue 20: a file was racy for 2 s after its mtime, whatever the filesystem; the margin is
+    // now the filesystem's tick (1 ns on tmpfs or ext4), counted from the later of mtime and
+    // ctime. A rewrite within the tick the commit began in, same size, that left every stat
+    // field as it was, must still be read again.
+    #[test]
+    fn a_same_tick_rewrite_with_an_unchanged_stat_is_read_again()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let f = dir.path().join("a");
+        std::fs::write(&f, "one")?;
+        let entries = scan_dir(dir.path())?;
+        let stat = entries[1].stat.ok_or("a file has a stat")?;
+        let changed = last_change(&stat);
+
+        // A commit that began a nanosecond after the change (on a nanosecond filesystem)
+        // trusts it: only that tick is racy, not the last 2 s.
+        let after = tempfile::tempdir()?;
+        let c = StatCache::load(after.path(), RacyRule::uniform(changed + 1, 1));
+        save(after.path(), &c, &entries)?;
+        let l = StatCache::load(after.path(), settled()).lookup(&entries);
+        assert_eq!(l.priors[1].known(), Some((Digest::of(b"one"), 3)));
+
+        // A commit that began in the very tick of the change records it racy ...
+        let same = tempfile::tempdir()?;
+        let c = StatCache::load(same.path(), RacyRule::uniform(changed, 1));
+        save(same.path(), &c, &entries)?;
+        // ... so when it is rewritten within that tick, same size, and the kernel gives it
+        // the same stamps (the stat as it was), it is read again: its digest is only a hint.
+        std::fs::write(&f, "two")?;
+        let mut now = scan_dir(dir.path())?;
+        now[1].stat = Some(stat);
+        let l = StatCache::load(same.path(), settled()).lookup(&now);
+        assert_eq!(l.priors[1].known(), None, "racy: read again");
+        assert_eq!(l.priors[1].hint(), Some(Digest::of(b"one")));
+        assert_eq!(l.clean_tree(0), None);
+
+        // The same for a filesystem of unknown granularity, 2 s wide.
+        let coarse = tempfile::tempdir()?;
+        let c = StatCache::load(
+            coarse.path(),
+            RacyRule::uniform(changed + 1_999_999_999, UNKNOWN_GRANULARITY_NS),
+        );
+        save(coarse.path(), &c, &now)?;
+        let l = StatCache::load(coarse.path(), settled()).lookup(&now);
+        assert_eq!(l.priors[1].known(), None);
         Ok(())
     }
 
@@ -938,7 +1168,7 @@ mod tests {
         }
         let entries = scan_dir(dir.path())?;
         save(store.path(), &fresh(), &entries)?;
-        let load = || StatCache::load(store.path(), StatCache::started_now());
+        let load = || StatCache::load(store.path(), settled());
         assert!(load().lookup(&entries).clean_tree(0).is_some());
         assert!(
             !save(store.path(), &load(), &entries)?,
@@ -994,7 +1224,7 @@ mod tests {
         age(&evil)?;
         let entries = scan_dir(dir.path())?;
         save(store.path(), &fresh(), &entries)?;
-        let l = StatCache::load(store.path(), StatCache::started_now()).lookup(&entries);
+        let l = StatCache::load(store.path(), settled()).lookup(&entries);
         for (e, p) in entries.iter().zip(&l.priors).skip(1) {
             let content = std::fs::read(e.source.as_ref().ok_or("source")?)?;
             assert_eq!(
@@ -1019,9 +1249,13 @@ mod tests {
         save(store.path(), &fresh(), &entries)?;
         let path = StatCache::path(store.path());
         let good = std::fs::read(&path)?;
-        let body = zstd::decode_all(&good[MAGIC.len()..])?;
+        let rows = table(&good).ok_or("a table")?;
+        assert_eq!(rows.len(), 1, "one segment");
+        let (at, len, _, sha) = rows[0];
+        let body = zstd::decode_all(&good[at as usize..(at + len) as usize])?;
+        assert_eq!(sha, Digest::of(&body));
         let known = |store: &Path| {
-            StatCache::load(store, StatCache::started_now())
+            StatCache::load(store, settled())
                 .lookup(&entries)
                 .priors
                 .iter()
@@ -1035,20 +1269,109 @@ mod tests {
             b[i] ^= 1;
             damaged.push(b);
         }
+        assert_eq!(
+            file_of(&[(&body, sha)])?,
+            good,
+            "file_of writes what save does"
+        );
+        // A segment whose bytes are not those its row names.
         for i in [0, 4, 20, body.len() / 2, body.len() - 40, body.len() - 1] {
             let mut b = body.clone();
             b[i] ^= 1;
-            damaged.push([MAGIC, &zstd::encode_all(&b[..], 1)?].concat());
+            damaged.push(file_of(&[(&b, sha)])?);
         }
         for cut in [body.len() - 1, body.len() - 32, body.len() / 2, 3] {
-            damaged.push([MAGIC, &zstd::encode_all(&body[..cut], 1)?].concat());
+            damaged.push(file_of(&[(&body[..cut], sha)])?);
+        }
+        // Right checksums over bytes that are not sections.
+        for cut in [body.len() - 1, body.len() / 2, 3] {
+            let b = &body[..cut];
+            damaged.push(file_of(&[(b, Digest::of(b))])?);
         }
         damaged.push(good[..good.len() - 3].to_vec());
-        damaged.push(b"snap-stat-cache 2\n".to_vec());
+        damaged.push(b"snap-stat-cache 3\n".to_vec());
         for (n, b) in damaged.iter().enumerate() {
             std::fs::write(&path, b)?;
             assert_eq!(known(store.path()), 0, "damage {n} is ignored");
         }
+        Ok(())
+    }
+
+    /// A cache file of these segments (each its bytes and the SHA-256 its row gives), as
+    /// `save` writes it.
+    fn file_of(segments: &[(&[u8], Digest)]) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
+        let mut out = MAGIC.to_vec();
+        let mut rows = Vec::new();
+        for (raw, sha) in segments {
+            let frame = zstd::bulk::compress(raw, 1)?;
+            out.extend_from_slice(&frame);
+            rows.extend_from_slice(&(frame.len() as u64).to_le_bytes());
+            rows.extend_from_slice(&(raw.len() as u64).to_le_bytes());
+            rows.extend_from_slice(sha.as_bytes());
+        }
+        rows.extend_from_slice(&count_u32(segments.len()).to_le_bytes());
+        out.extend_from_slice(&rows);
+        out.extend_from_slice(Digest::of(&rows).as_bytes());
+        Ok(out)
+    }
+
+    // issue 20: every commit re-encoded, hashed and compressed the whole cache (300,000
+    // records: about half a second) for one changed file. Segments whose sections are as they
+    // were are copied as they are.
+    #[test]
+    fn a_save_rewrites_only_the_segments_that_changed() -> Result<(), Box<dyn std::error::Error>> {
+        let store = tempfile::tempdir()?;
+        let dir = tempfile::tempdir()?;
+        for d in 0..30 {
+            for f in 0..20 {
+                let p = dir.path().join(format!("d{d:02}/f{f:02}"));
+                std::fs::create_dir_all(p.parent().ok_or("parent")?)?;
+                std::fs::write(&p, format!("{d} {f}"))?;
+            }
+        }
+        let load = || StatCache::load(store.path(), settled());
+        let entries = scan_dir(dir.path())?;
+        save(store.path(), &load(), &entries)?;
+        let frames = |b: &[u8]| -> Result<Vec<Vec<u8>>, Box<dyn std::error::Error>> {
+            Ok(table(b)
+                .ok_or("a table")?
+                .iter()
+                .map(|&(at, len, _, _)| b[at as usize..(at + len) as usize].to_vec())
+                .collect())
+        };
+        let before = frames(&std::fs::read(StatCache::path(store.path()))?)?;
+        assert!(before.len() > 10, "{} segments", before.len());
+
+        std::fs::write(dir.path().join("d15/f03"), "changed")?;
+        let entries = scan_dir(dir.path())?;
+        assert!(save(store.path(), &load(), &entries)?);
+        let after = frames(&std::fs::read(StatCache::path(store.path()))?)?;
+        let copied = after.iter().filter(|f| before.contains(f)).count();
+        assert!(
+            copied + 2 >= before.len(),
+            "{copied} of {} segments copied",
+            before.len()
+        );
+        // And what it says is what a whole rewrite says.
+        let l = load().lookup(&entries);
+        for (e, p) in entries.iter().zip(&l.priors) {
+            if let Some(src) = e
+                .source
+                .as_ref()
+                .filter(|_| matches!(e.kind, ScanKind::File { .. }))
+            {
+                assert_eq!(
+                    p.known().map(|k| k.0),
+                    Some(Digest::of(&std::fs::read(src)?)),
+                    "{}",
+                    e.path
+                );
+            }
+        }
+        assert!(
+            !save(store.path(), &load(), &entries)?,
+            "nothing to rewrite"
+        );
         Ok(())
     }
 
@@ -1061,7 +1384,7 @@ mod tests {
             age(&d.path().join("f"))?;
         }
         let (ea, eb) = (scan_dir(a.path())?, scan_dir(b.path())?);
-        let load = || StatCache::load(store.path(), StatCache::started_now());
+        let load = || StatCache::load(store.path(), settled());
         save(store.path(), &load(), &ea)?;
         save(store.path(), &load(), &eb)?;
         assert!(load().lookup(&ea).priors[1].known().is_some(), "a is kept");

@@ -18,7 +18,7 @@ use crate::oci::{Descriptor, MEDIA_TYPE_TREES};
 use crate::pack::{self, MemberKind};
 use crate::store::objects::Objects;
 use crate::worktree::build::{Error, io};
-use crate::worktree::groups::Reuse;
+use crate::worktree::groups::{Reuse, is_one_frame_of};
 use crate::worktree::packcache::{self, Kind, PackCache, Place, Used};
 use crate::worktree::scan::{ScanEntry, ScanKind};
 use crate::worktree::statcache::{Lookup, TreeRecord};
@@ -244,7 +244,10 @@ impl Trees {
         Ok(bytes)
     }
 
-    /// Stores the tree layers: each group a pack the store holds already, or a new one.
+    /// Stores the tree layers: each group a pack the store holds already, or a new one whose
+    /// unchanged blocks are copied from the packs that hold them (as file groups are,
+    /// `worktree::groups`): a change rewrites the root's group, but encodes and compresses
+    /// only the blocks that hold changed trees.
     ///
     /// # Errors
     /// [`Error`] from the store, or [`Error::StaleTree`].
@@ -261,10 +264,13 @@ impl Trees {
         let mut grouper = Grouper::new(artifact::tree_target(total));
         let mut layers = Vec::new();
         let mut kids = None;
+        let mut indexes: HashMap<Digest, Option<SharedIndex>> = HashMap::new();
         let mut group: Vec<usize> = Vec::new();
-        let mut block_keys = Vec::new();
+        let mut blocks: Vec<TreeBlock> = Vec::new();
         let mut block = packcache::KeyHasher::default();
         let mut block_len = 0;
+        let mut block_start = 0;
+        let mut block_inline = true;
         for (i, t) in self.list.iter().enumerate() {
             let name = format!("sha256/{}", t.digest.hex());
             block.member(&name, b'f', t.size, Some(&t.digest), None);
@@ -277,22 +283,27 @@ impl Trees {
             } else {
                 0
             };
+            block_inline &= inline == t.size;
             block_len += pack::tar::header_len(&name, mkind, None)
                 + usize::try_from(inline).unwrap_or(usize::MAX)
                 + pack::tar::padding(inline);
             group.push(i);
             let group_end = grouper.push_value(t.cut, artifact::weight(t.size));
-            if group_end || inline == 0 || pack::ends_block(block_len, t.cut, inline) {
-                block_keys.push(std::mem::take(&mut block).finish());
+            let last = i + 1 == self.list.len();
+            if group_end || last || inline == 0 || pack::ends_block(block_len, t.cut, inline) {
+                blocks.push(TreeBlock {
+                    key: std::mem::take(&mut block).finish(),
+                    members: block_start..group.len(),
+                    len: block_len,
+                    inline: block_inline,
+                });
                 block_len = 0;
+                block_start = group.len();
+                block_inline = true;
             }
-            if group_end || i + 1 == self.list.len() {
-                if block_len > 0 {
-                    block_keys.push(std::mem::take(&mut block).finish());
-                    block_len = 0;
-                }
-                let key = packcache::group_key(&block_keys);
-                block_keys.clear();
+            if group_end || last {
+                let keys: Vec<Digest> = blocks.iter().map(|b| b.key).collect();
+                let key = packcache::group_key(&keys);
                 let place = packs.get(Kind::Group, &key).filter(|p| {
                     holds_exactly(
                         objects,
@@ -304,21 +315,49 @@ impl Trees {
                 });
                 let place = if let Some(p) = place {
                     reuse.tree_packs_reused += 1;
+                    // Its blocks' records, for a later rewrite of the group.
+                    for b in &blocks {
+                        if let Some(bp) = packs.get(Kind::Block, &b.key) {
+                            used.push(Kind::Block, b.key, bp);
+                        }
+                    }
                     p
                 } else {
                     let mut w = objects.begin_pack()?;
-                    for &g in &group {
-                        let t = &self.list[g];
-                        let bytes = self.bytes_of(g, entries, files, &mut kids)?;
-                        w.add(pack::Member {
-                            header: tree_header(&t.digest, t.size),
-                            content: Some((bytes, t.digest)),
-                            cut: t.cut,
-                        })
-                        .map_err(|source| io(objects.packs_dir(), source))?;
+                    for b in &blocks {
+                        let members = &group[b.members.clone()];
+                        let copy = self.stored_block(objects, packs, b, members, &mut indexes);
+                        if let Some((frame, inside)) = copy.filter(|_| w.at_block_start()) {
+                            w.copy_block(frame, inside, members.len() as u64, None)
+                                .map_err(|source| io(objects.packs_dir(), source))?;
+                            reuse.tree_blocks_copied += 1;
+                            continue;
+                        }
+                        for &g in members {
+                            let t = &self.list[g];
+                            let bytes = self.bytes_of(g, entries, files, &mut kids)?;
+                            w.add(pack::Member {
+                                header: tree_header(&t.digest, t.size),
+                                content: Some((bytes, t.digest)),
+                                cut: t.cut,
+                            })
+                            .map_err(|source| io(objects.packs_dir(), source))?;
+                        }
                     }
                     let f = objects.finish_pack_detailed(w)?;
                     reuse.tree_packs_written += 1;
+                    // Cut by the writer's rule: if they ever disagreed, recording them would
+                    // mislead later commits.
+                    if f.blocks.len() == blocks.len() {
+                        for (b, (o, l)) in blocks.iter().zip(&f.blocks) {
+                            let at = Place {
+                                pack: f.digest,
+                                a: *o,
+                                b: *l,
+                            };
+                            used.push(Kind::Block, b.key, at);
+                        }
+                    }
                     Place {
                         pack: f.digest,
                         a: f.len,
@@ -328,10 +367,73 @@ impl Trees {
                 used.push(Kind::Group, key, place);
                 layers.push(Descriptor::new(MEDIA_TYPE_TREES, place.pack, place.a));
                 group.clear();
+                blocks.clear();
+                block_start = 0;
             }
         }
         Ok(layers)
     }
+
+    /// The frame of a block of trees that a pack the store holds has already (the pack
+    /// cache's record for the block's key, checked against that pack's index: every tree at
+    /// its place in it), and the trees inside it; `None` if it must be written.
+    fn stored_block(
+        &self,
+        objects: &Objects,
+        packs: &PackCache,
+        block: &TreeBlock,
+        members: &[usize],
+        indexes: &mut HashMap<Digest, Option<SharedIndex>>,
+    ) -> Option<(Vec<u8>, Vec<(Digest, u64, u64)>)> {
+        if !block.inline {
+            return None;
+        }
+        let place = packs.get(Kind::Block, &block.key)?;
+        let ix = indexes
+            .entry(place.pack)
+            .or_insert_with(|| objects.pack_index(&place.pack).ok().map(Arc::new))
+            .clone()?;
+        let (index, len) = &*ix;
+        if place.a.checked_add(place.b)? > *len {
+            return None;
+        }
+        let mut skip = 0u64;
+        let mut inside = Vec::with_capacity(members.len());
+        for &g in members {
+            let t = &self.list[g];
+            let name = format!("sha256/{}", t.digest.hex());
+            let mkind = MemberKind::File {
+                size: t.size,
+                executable: false,
+            };
+            skip += pack::tar::header_len(&name, mkind, None) as u64;
+            if t.size > 0 {
+                let e = index.find(&t.digest)?;
+                if e.size != t.size || e.offset != place.a || e.length != place.b || e.skip != skip
+                {
+                    return None;
+                }
+                inside.push((t.digest, skip, t.size));
+                skip += t.size + pack::tar::padding(t.size) as u64;
+            }
+        }
+        if usize::try_from(skip).ok()? != block.len {
+            return None;
+        }
+        let frame = objects
+            .read_pack_range(&place.pack, place.a, place.b)
+            .ok()?;
+        is_one_frame_of(&frame, block.len).then_some((frame, inside))
+    }
+}
+
+/// A block of a tree group: its key, its members (indices into the group), its length, and
+/// whether every member's contents are inside it.
+struct TreeBlock {
+    key: Digest,
+    members: std::ops::Range<usize>,
+    len: usize,
+    inline: bool,
 }
 
 /// A tree's cut value as the tree layer member `sha256/<hex>`.

@@ -1,6 +1,6 @@
 use snap::ops::{CommitOutcome, Update};
 
-use crate::harness::{Env, Result, stderr};
+use crate::harness::{Env, Result, settle, stderr};
 
 #[test]
 fn commit_records_paths_relative_to_the_store_root_and_prints_the_digest() -> Result {
@@ -292,6 +292,7 @@ fn the_stat_cache_skips_unchanged_files_and_misses_no_change() -> Result {
     env.fixture("demo", "demo")?;
     let age = "find demo -exec touch -h -d '2020-01-01 00:00:00' {} +";
     env.sh(age)?;
+    settle();
     let first: CommitOutcome = env.json(&["commit", "demo"])?;
     assert_eq!(first.files_read, 5);
     let again: CommitOutcome = env.json(&["commit", "demo"])?;
@@ -329,6 +330,7 @@ fn the_stat_cache_skips_unchanged_files_and_misses_no_change() -> Result {
 
     // A damaged cache is ignored.
     env.sh(age)?;
+    settle();
     env.ok(&["commit", "demo"])?;
     env.write(".store/cache/trees.v2", "snap-tree-cache 2\nzz\n")?;
     let fingerprint_gone: CommitOutcome = env.json(&["commit", "demo"])?;
@@ -337,7 +339,7 @@ fn the_stat_cache_skips_unchanged_files_and_misses_no_change() -> Result {
         (Update::Unchanged, 0),
         "the per-file records still know every file"
     );
-    env.write(".store/cache/stat.v3", "snap-stat-cache 3\nnot a record\n")?;
+    env.write(".store/cache/stat.v4", "snap-stat-cache 4\nnot a record\n")?;
     env.write(".store/cache/trees.v2", "junk")?;
     let after: CommitOutcome = env.json(&["commit", "demo"])?;
     assert_eq!(after.update, Update::Unchanged);
@@ -579,6 +581,7 @@ fn issue13_files_with_newlines_in_their_names_are_cached() -> Result {
     env.write("n/a\nb", "x")?;
     env.write("n/c", "1")?;
     env.sh("touch -d '2020-01-01' n/a* n/c")?;
+    settle();
     let first: CommitOutcome = env.json(&["commit", "n"])?;
     assert_eq!(first.files_read, 2);
     env.write("n/c", "2")?;

@@ -171,3 +171,10 @@ fn check(out: &Output, code: Option<i32>, args: &[&str]) -> Result {
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+/// Waits out the clock tick the files just written or touched were stamped in: a commit
+/// beginning in that tick records them *racy* (store format §9.1) and reads them again next
+/// time. 20 ms is two ticks of the coarsest kernel clock (HZ = 100).
+pub fn settle() {
+    std::thread::sleep(std::time::Duration::from_millis(20));
+}
