@@ -21,7 +21,7 @@
 //!
 //! ```
 //! use snap::ops::{self, CommitOptions};
-//! use snap::worktree::build::NoProgress;
+//! use snap::ops::NoProgress;
 //!
 //! let dir = tempfile::tempdir()?;
 //! std::fs::create_dir(dir.path().join("index"))?;
@@ -59,6 +59,7 @@ pub mod object;
 pub mod oci;
 pub mod ops;
 pub mod pack;
+pub mod progress;
 pub mod provenance;
 pub mod registry;
 pub mod rev;

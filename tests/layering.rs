@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 const ALLOWED: &[(&str, &[&str])] = &[
     ("digest", &[]),
     ("error", &[]),
+    ("progress", &[]),
     ("timestamp", &[]),
     ("fs", &[]),
     ("graph", &[]),
@@ -33,7 +34,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "worktree",
         &[
-            "digest", "error", "fs", "object", "oci", "pack", "snapshot", "store",
+            "digest", "error", "fs", "object", "oci", "pack", "progress", "snapshot", "store",
         ],
     ),
     (
@@ -49,6 +50,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
 const MODULES: &[&str] = &[
     "digest",
     "error",
+    "progress",
     "timestamp",
     "fs",
     "graph",

@@ -4,9 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
+use snap::ops::NoProgress;
 use snap::ops::{self, CommitOptions};
 use snap::snapshot::Snapshot;
-use snap::worktree::build::NoProgress;
 
 type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
 

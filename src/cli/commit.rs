@@ -52,9 +52,9 @@ pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {
         excludes: args.excludes.clone(),
         gitignore: args.gitignore,
     };
-    let bar = crate::cli::progress::Bar::new(&ctx.printer).labelled("Committing", "files");
+    let bar = crate::cli::progress::Bar::new(&ctx.printer).counting("files");
     let out = ops::commit(&store, &opts, &bar);
-    snap::ops::Progress::end(&bar);
+    snap::progress::Progress::end(&bar);
     let out = out?;
     if ctx.printer.json() {
         ctx.printer.json_value(&out)?;

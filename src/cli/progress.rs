@@ -11,8 +11,6 @@ pub struct Bar {
     inner: Option<ProgressBar>,
     /// What the items are (`blobs`, `files`).
     unit: &'static str,
-    /// The label for the build-progress interface (commit, restore).
-    label: &'static str,
     done: AtomicU64,
     total: AtomicU64,
 }
@@ -34,19 +32,17 @@ impl Bar {
             done: AtomicU64::new(0),
             total: AtomicU64::new(0),
             unit: "blobs",
-            label: "",
         }
     }
 
-    /// A bar for files rather than blobs, labelled for commit or restore.
-    pub fn labelled(mut self, label: &'static str, unit: &'static str) -> Bar {
-        self.label = label;
+    /// A bar counting `unit` (`files`) rather than blobs.
+    pub fn counting(mut self, unit: &'static str) -> Bar {
         self.unit = unit;
         self
     }
 }
 
-impl snap::ops::Progress for Bar {
+impl snap::progress::Progress for Bar {
     fn begin(&self, label: &str, bytes: u64, items: u64) {
         if let Some(b) = &self.inner {
             b.set_prefix(label.to_owned());
@@ -72,15 +68,5 @@ impl snap::ops::Progress for Bar {
         if let Some(b) = &self.inner {
             b.finish_and_clear();
         }
-    }
-}
-
-impl snap::worktree::build::Progress for Bar {
-    fn begin(&self, files: u64, bytes: u64) {
-        snap::ops::Progress::begin(self, self.label, bytes, files);
-    }
-
-    fn stored(&self, files: u64, bytes: u64) {
-        snap::ops::Progress::advance(self, bytes, files);
     }
 }

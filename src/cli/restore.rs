@@ -28,9 +28,9 @@ pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {
         dest: ctx.cwd.join(&args.dest),
         force: args.force,
     };
-    let bar = crate::cli::progress::Bar::new(&ctx.printer).labelled("Restoring", "files");
+    let bar = crate::cli::progress::Bar::new(&ctx.printer).counting("files");
     let out = ops::restore(&store, &opts, &bar);
-    snap::ops::Progress::end(&bar);
+    snap::progress::Progress::end(&bar);
     let out = out?;
     if ctx.printer.json() {
         ctx.printer.json_value(&out)?;

@@ -96,7 +96,7 @@ mod tests {
             cwd: d.to_owned(),
             ..crate::ops::CommitOptions::default()
         };
-        let out = crate::ops::commit(&store, &opts, &crate::worktree::build::NoProgress)?;
+        let out = crate::ops::commit(&store, &opts, &crate::ops::NoProgress)?;
         assert_eq!(crate::rev::resolve(&store, "main")?, out.digest);
         assert!(
             crate::rev::resolve(&store, "latest").is_err(),

@@ -91,7 +91,7 @@ mod tests {
                 cwd: d.to_owned(),
                 ..CommitOptions::default()
             };
-            ops::commit(&store, &opts, &crate::worktree::build::NoProgress)?;
+            ops::commit(&store, &opts, &crate::ops::NoProgress)?;
             Ok(())
         };
         commit("one")?;

@@ -146,7 +146,7 @@ mod tests {
                 cwd: dir.path().to_owned(),
                 ..CommitOptions::default()
             };
-            ids.push(ops::commit(&store, &opts, &crate::worktree::build::NoProgress)?.digest);
+            ids.push(ops::commit(&store, &opts, &crate::ops::NoProgress)?.digest);
         }
         ops::tag(&store, "side", &ids[0].to_string(), false)?;
         Ok((dir, store, ids))

@@ -41,24 +41,7 @@ pub use push::{PushOptions, PushOutcome, push};
 pub use refs::{delete_ref, tag};
 pub use restore::{RestoreOptions, RestoreOutcome, restore};
 
-/// Reports the progress of a long transfer; the CLI draws a bar, the library never prints.
-pub trait Progress: Sync {
-    /// A transfer of `bytes` in `items` begins.
-    fn begin(&self, label: &str, bytes: u64, items: u64) {
-        let _ = (label, bytes, items);
-    }
-    /// `bytes` more in `items` more are done.
-    fn advance(&self, bytes: u64, items: u64) {
-        let _ = (bytes, items);
-    }
-    /// The transfer ended (done or failed).
-    fn end(&self) {}
-}
-
-/// Progress nobody watches.
-pub struct NoProgress;
-
-impl Progress for NoProgress {}
+pub use crate::progress::{NoProgress, Progress};
 
 pub use crate::error::ErrorKind;
 

@@ -50,7 +50,7 @@ pub struct RestoreOutcome {
 pub fn restore(
     store: &Store,
     opts: &RestoreOptions,
-    progress: &dyn crate::worktree::build::Progress,
+    progress: &dyn crate::progress::Progress,
 ) -> Result<RestoreOutcome, Error> {
     let id = rev::resolve(store, &opts.rev)?;
     let artifact = Artifact::load(store, &id)?;

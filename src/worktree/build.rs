@@ -30,21 +30,7 @@ use crate::worktree::trees::Trees;
 /// Attempts at building before a file that keeps changing under the commit is an error.
 const MAX_ATTEMPTS: usize = 3;
 
-/// Reports progress while building (the CLI draws it; the library never does).
-pub trait Progress: Sync {
-    /// Building begins: `files` files of `bytes` bytes in all.
-    fn begin(&self, files: u64, bytes: u64) {
-        let _ = (files, bytes);
-    }
-    /// `files` more files and `bytes` more bytes were stored.
-    fn stored(&self, files: u64, bytes: u64) {
-        let _ = (files, bytes);
-    }
-}
-
-/// A progress sink that ignores everything.
-pub struct NoProgress;
-impl Progress for NoProgress {}
+pub use crate::progress::{NoProgress, Progress};
 
 /// What building produced.
 #[derive(Debug)]
@@ -148,7 +134,7 @@ fn build_once(
         ScanKind::File { size, .. } => (n + 1, b + size),
         _ => (n, b),
     });
-    progress.begin(count, total);
+    progress.begin("Committing", total, count);
     if direct {
         let mut files: Vec<Option<(Digest, u64)>> = vec![None; entries.len()];
         let (layers, files_read) =
@@ -254,7 +240,7 @@ fn store_direct(
                 && !distrust.contains(&i)
                 && objects.contains(&d)
             {
-                progress.stored(1, size);
+                progress.advance(size, 1);
                 return (i, Ok((d, size)));
             }
             read.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -262,7 +248,7 @@ fn store_direct(
                 .map_err(|source| io(src, source))
                 .and_then(|mut f| Ok(objects.put_stream(&mut f, src)?));
             if let Ok((_, size)) = &res {
-                progress.stored(1, *size);
+                progress.advance(*size, 1);
             }
             (i, res)
         })

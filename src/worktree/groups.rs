@@ -331,7 +331,7 @@ fn write(ctx: &Context<'_>, rx: std::sync::mpsc::Receiver<Vec<Work>>) -> Result<
                     let mut w = objects.begin_pack()?;
                     let (digest, size) = store_large(&mut w, e)?;
                     out.large_read += 1;
-                    ctx.progress.stored(1, size);
+                    ctx.progress.advance(size, 1);
                     let header = header(e, size);
                     let cut = pack::cut_value(&header, Some(&digest));
                     let mut k = packcache::KeyHasher::default();
@@ -665,7 +665,7 @@ impl<'a> Planner<'a> {
                 // Keep the records of its blocks and frames for a later partial rewrite.
                 for b in std::mem::take(&mut self.held) {
                     for it in b.items.iter().filter(|it| it.is_file()) {
-                        self.ctx.progress.stored(1, it.size);
+                        self.ctx.progress.advance(it.size, 1);
                     }
                     if let Some(p) = self.ctx.packs.get(Kind::Block, &b.key) {
                         self.used.push(Kind::Block, b.key, p);
@@ -705,7 +705,7 @@ impl<'a> Planner<'a> {
             if let Some(place) = self.ctx.packs.get(Kind::Group, &key)
                 && self.verify_pack(place, std::iter::once(&it))
             {
-                self.ctx.progress.stored(1, it.size);
+                self.ctx.progress.advance(it.size, 1);
                 self.steps.push(Step::Reuse { key, place });
                 return;
             }
@@ -963,7 +963,7 @@ fn realize(
                     }
                     buf
                 };
-                progress.stored(1, it.size);
+                progress.advance(it.size, 1);
                 Some((bytes, it.digest.expect("files have a digest once planned")))
             } else {
                 None
@@ -977,7 +977,7 @@ fn realize(
         Step::Framed(it, place) => {
             let frames = objects.read_pack_range(&place.pack, place.a, place.b)?;
             let e = &entries[it.idx];
-            progress.stored(1, it.size);
+            progress.advance(it.size, 1);
             r.work.push(Work::Framed(
                 header(e, it.size),
                 frames,
@@ -1003,7 +1003,7 @@ fn realize(
                 (Some(frame), Some(tail)) if is_one_frame_of(&frame, block.len) => {
                     for it in &block.items {
                         if it.is_file() {
-                            progress.stored(1, it.size);
+                            progress.advance(it.size, 1);
                         }
                     }
                     let tail = match (tail, block.items.last()) {

@@ -181,13 +181,13 @@ pub fn apply(
     dest: &Path,
     force: bool,
     guard: &Guard,
-    progress: &dyn crate::worktree::build::Progress,
+    progress: &dyn crate::progress::Progress,
 ) -> Result<RestoreStats, Error> {
     for path in plan.paths() {
         guard.admit(path)?;
     }
     let state = DestState::of(dest, force)?;
-    progress.begin(plan.files.len() as u64, plan.bytes());
+    progress.begin("Restoring", plan.bytes(), plan.files.len() as u64);
     if state.in_place() {
         let root = Root::open(dest)?;
         check_in_place(&root, plan.leaves())?;
@@ -402,7 +402,7 @@ fn write_fresh(
     objects: &Objects,
     plan: &RestorePlan,
     stage: &Root,
-    progress: &dyn crate::worktree::build::Progress,
+    progress: &dyn crate::progress::Progress,
 ) -> Result<RestoreStats, Error> {
     let mut stats = RestoreStats::default();
     let mut cache = DirCache::default();
@@ -418,7 +418,7 @@ fn write_fresh(
                 write_object(objects, f, out, at)
             })?;
             bytes.fetch_add(n, Ordering::Relaxed);
-            progress.stored(1, n);
+            progress.advance(n, 1);
             Ok::<(), Error>(())
         })?;
     stats.files = plan.files.len() as u64;
@@ -436,7 +436,7 @@ fn write_in_place(
     objects: &Objects,
     plan: &RestorePlan,
     root: &Root,
-    progress: &dyn crate::worktree::build::Progress,
+    progress: &dyn crate::progress::Progress,
 ) -> Result<RestoreStats, Error> {
     let mut stats = RestoreStats::default();
     for d in &plan.dirs {
@@ -452,7 +452,7 @@ fn write_in_place(
                 write_object(objects, f, out, at)
             })?;
             bytes.fetch_add(n, Ordering::Relaxed);
-            progress.stored(1, n);
+            progress.advance(n, 1);
             Ok::<(), Error>(())
         })?;
     stats.files = plan.files.len() as u64;

@@ -442,7 +442,7 @@ fn hostile_images_and_artifacts_never_escape_or_touch_the_store() -> Result {
                 dest: sb.dir.join(&dest),
                 force,
             },
-            &snap::worktree::build::NoProgress,
+            &snap::ops::NoProgress,
         );
         let after = list(&sb.dir)?;
         let replay = format!(
