@@ -19,9 +19,9 @@
 //!
 //! The cache is an optimisation, never the truth: it may be deleted at any time, it is
 //! replaced atomically, and a damaged, foreign or older one is ignored whole (every segment
-//! has its SHA-256 in a table that ends with its own). What it says can only spare work: every digest it gives is one the
-//! file had when it was read, and the packs that hold the results are checked on their own
-//! (`worktree::packcache`).
+//! has its SHA-256 in a table that ends with its own). What it says can only spare work:
+//! every digest it gives is one the file had when it was read, and the packs that hold the
+//! results are checked on their own (`worktree::packcache`).
 //!
 //! Format (store format §9.1): the line `snap-stat-cache 4`, then *segments*, each a zstd
 //! frame of whole sections (about [`SEGMENT_BYTES`] each), then a table: per segment its frame's
@@ -983,7 +983,7 @@ pub(crate) fn remove_old_files(cache_dir: &Path) {
 }
 
 #[cfg(test)]
-#[allow(clippy::disallowed_methods, clippy::cast_possible_truncation)] // tests write fixtures directly; small test files
+#[allow(clippy::disallowed_methods, clippy::cast_possible_truncation)] // fixtures; small files
 mod tests {
     use super::*;
     use crate::worktree::racy::UNKNOWN_GRANULARITY_NS;
