@@ -189,6 +189,81 @@ fn every_module_is_checked_and_the_table_has_no_cycle() {
     }
 }
 
+// issue 15: `worktree/scan.rs` and `worktree/statcache.rs` imported each other. Inside each
+// module folder, the files' `crate::<module>::<file>` and `super::<file>` uses must not form
+// a cycle either.
+#[test]
+fn no_cycle_among_the_files_of_a_module() {
+    use std::collections::{BTreeMap, BTreeSet};
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    for module in MODULES.iter().chain(&["cli"]) {
+        let dir = src.join(module);
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        // Each file (or folder) of the module: `scan` for scan.rs, `objects` for objects/.
+        let mut files: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
+        for e in rd.flatten() {
+            let p = e.path();
+            let name = p
+                .file_stem()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if name == "mod" {
+                continue;
+            }
+            if p.is_dir() {
+                files.insert(
+                    name,
+                    files_of(&format!(
+                        "{module}/{}",
+                        p.file_name().unwrap_or_default().to_string_lossy()
+                    )),
+                );
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                files.insert(name, vec![p]);
+            }
+        }
+        let mut uses: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+        for (name, paths) in &files {
+            for p in paths {
+                let text = std::fs::read_to_string(p).unwrap_or_default();
+                for other in files.keys().filter(|o| *o != name) {
+                    if text.contains(&format!("crate::{module}::{other}::"))
+                        || text.contains(&format!("crate::{module}::{other};"))
+                        || text.contains(&format!("super::{other}::"))
+                        || text.contains(&format!("super::{other};"))
+                    {
+                        uses.entry(name).or_default().insert(other);
+                    }
+                }
+            }
+        }
+        fn visit<'a>(
+            m: &'a str,
+            uses: &BTreeMap<&'a str, BTreeSet<&'a str>>,
+            path: &mut Vec<&'a str>,
+            done: &mut BTreeSet<&'a str>,
+            module: &str,
+        ) {
+            if done.contains(m) {
+                return;
+            }
+            assert!(!path.contains(&m), "cycle in `{module}`: {path:?} -> {m}");
+            path.push(m);
+            for d in uses.get(m).into_iter().flatten() {
+                visit(d, uses, path, done, module);
+            }
+            path.pop();
+            done.insert(m);
+        }
+        let mut done = BTreeSet::new();
+        for name in files.keys() {
+            visit(name, &uses, &mut Vec::new(), &mut done, module);
+        }
+    }
+}
+
 #[test]
 fn only_provenance_uses_gix() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");

@@ -41,7 +41,7 @@ pub struct Args {
     #[arg(long)]
     with_history: bool,
     #[command(flatten)]
-    conn: crate::cli::push::ConnArgs,
+    conn: crate::cli::remote::ConnArgs,
 }
 
 pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {

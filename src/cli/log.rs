@@ -24,7 +24,7 @@ pub struct Args {
     oneline: bool,
     /// How to reach a registry, when SNAP is a registry reference (REGISTRY/REPO[:TAG|@DIGEST]).
     #[command(flatten)]
-    conn: crate::cli::push::ConnArgs,
+    conn: crate::cli::remote::ConnArgs,
 }
 
 pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {

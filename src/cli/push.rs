@@ -3,75 +3,13 @@
 use snap::ops::import::RefUpdate;
 use snap::ops::pull::{DEFAULT_WALK_BACK, PullOptions};
 use snap::ops::push::{PushOptions, TagKind, TagUpdate};
-use snap::registry::{ClientOptions, RemoteRef, Timeouts};
+use snap::registry::RemoteRef;
 
 use crate::cli::Context;
 use crate::cli::error::ExitStatus;
 use crate::cli::output::human_bytes;
 use crate::cli::progress::Bar;
-
-/// How to reach the registry (shared by push and pull).
-#[derive(clap::Args, Debug)]
-pub struct ConnArgs {
-    /// Plain HTTP for a registry that is not on this machine (loopback always may).
-    #[arg(long)]
-    insecure: bool,
-    /// Transfers in flight at once.
-    #[arg(long, short = 'j', default_value_t = 4, value_name = "N")]
-    jobs: usize,
-    /// Seconds to wait for a registry: to connect, and for a transfer that makes no progress
-    /// [default: the `http.timeout` setting, else 30]
-    #[arg(long, value_name = "SECS", env = "SNAP_TIMEOUT", value_parser = Timeouts::parse_timeout)]
-    timeout: Option<std::time::Duration>,
-    /// A transfer slower than this many bytes per second for the timeout fails (0: only one
-    /// with no progress at all) [default: the `http.low-speed-limit` setting, else 1024]
-    #[arg(long, value_name = "BYTES", env = "SNAP_LOW_SPEED_LIMIT", value_parser = Timeouts::parse_low_speed_limit)]
-    low_speed_limit: Option<u64>,
-}
-
-impl ConnArgs {
-    /// The connection settings: flags (or their variables) first, then the store's settings,
-    /// then the defaults.
-    fn options(&self, store: &snap::store::Store, chunked: bool) -> anyhow::Result<ClientOptions> {
-        self.options_for(Some(store), chunked)
-    }
-
-    /// As `options`, with only the flags and defaults when there is no store.
-    pub fn options_for(
-        &self,
-        store: Option<&snap::store::Store>,
-        chunked: bool,
-    ) -> anyhow::Result<ClientOptions> {
-        let settings = match store {
-            Some(store) => snap::config::Config::load(store.dir())?,
-            None => snap::config::Config::default(),
-        };
-        let setting = |key: &str| settings.get(key).map(str::to_owned);
-        let defaults = Timeouts::default();
-        let timeout = match (self.timeout, setting("http.timeout")) {
-            (Some(t), _) => t,
-            (None, Some(v)) => Timeouts::parse_timeout(&v)
-                .map_err(|reason| anyhow::anyhow!("the http.timeout setting `{v}`: {reason}"))?,
-            (None, None) => defaults.timeout,
-        };
-        let low_speed_limit = match (self.low_speed_limit, setting("http.low-speed-limit")) {
-            (Some(l), _) => l,
-            (None, Some(v)) => Timeouts::parse_low_speed_limit(&v).map_err(|reason| {
-                anyhow::anyhow!("the http.low-speed-limit setting `{v}`: {reason}")
-            })?,
-            (None, None) => defaults.low_speed_limit,
-        };
-        Ok(ClientOptions {
-            insecure: self.insecure,
-            jobs: self.jobs.clamp(1, 16),
-            chunked,
-            timeouts: Timeouts {
-                timeout,
-                low_speed_limit,
-            },
-        })
-    }
-}
+use crate::cli::remote::{ConnArgs, remote};
 
 #[derive(clap::Args, Debug)]
 #[allow(clippy::struct_excessive_bools)] // one bool per flag
@@ -315,18 +253,4 @@ pub fn pull(ctx: &Context, args: &PullArgs) -> anyhow::Result<ExitStatus> {
         ctx.printer.line(out.digest)?;
     }
     Ok(ExitStatus::Success)
-}
-
-/// The registry reference given, else the store's `remote` setting.
-pub fn remote(store: &snap::store::Store, given: Option<&str>) -> anyhow::Result<RemoteRef> {
-    if let Some(text) = given {
-        return Ok(RemoteRef::parse(text).map_err(snap::ops::Error::from)?);
-    }
-    let settings = snap::config::Config::load(store.dir())?;
-    let text = settings.get("remote").ok_or_else(|| {
-        anyhow::anyhow!(
-            "no registry given: pass REGISTRY/REPO, or set a default with `snap config remote REGISTRY/REPO`"
-        )
-    })?;
-    Ok(RemoteRef::parse(text).map_err(snap::ops::Error::from)?)
 }

@@ -1,4 +1,5 @@
-//! Registry references where a SNAP goes (`snap show`, `snap log`), `snap ls-remote`, and
+//! How to reach a registry (the connection flags and settings, the `remote` default), registry
+//! references where a SNAP goes (`snap show`, `snap log`), `snap ls-remote`, and
 //! `snap status --remote`.
 //!
 //! The resolution rule: a SNAP that resolves in the store is local, whatever it looks like
@@ -8,12 +9,92 @@
 
 use snap::Digest;
 use snap::ops::{Error, ErrorKind};
-use snap::registry::RemoteRef;
+use snap::registry::{ClientOptions, RemoteRef, Timeouts};
 use snap::store::Store;
 
 use crate::cli::Context;
 use crate::cli::error::ExitStatus;
-use crate::cli::push::ConnArgs;
+
+/// How to reach a registry (push, pull, and every command that reads one).
+#[derive(clap::Args, Debug)]
+pub struct ConnArgs {
+    /// Plain HTTP for a registry that is not on this machine (loopback always may).
+    #[arg(long)]
+    insecure: bool,
+    /// Transfers in flight at once.
+    #[arg(long, short = 'j', default_value_t = 4, value_name = "N")]
+    jobs: usize,
+    /// Seconds to wait for a registry: to connect, and for a transfer that makes no progress
+    /// [default: the `http.timeout` setting, else 30]
+    #[arg(long, value_name = "SECS", env = "SNAP_TIMEOUT", value_parser = Timeouts::parse_timeout)]
+    timeout: Option<std::time::Duration>,
+    /// A transfer slower than this many bytes per second for the timeout fails (0: only one
+    /// with no progress at all) [default: the `http.low-speed-limit` setting, else 1024]
+    #[arg(long, value_name = "BYTES", env = "SNAP_LOW_SPEED_LIMIT", value_parser = Timeouts::parse_low_speed_limit)]
+    low_speed_limit: Option<u64>,
+}
+
+impl ConnArgs {
+    /// The connection settings: flags (or their variables) first, then the store's settings,
+    /// then the defaults.
+    pub fn options(
+        &self,
+        store: &snap::store::Store,
+        chunked: bool,
+    ) -> anyhow::Result<ClientOptions> {
+        self.options_for(Some(store), chunked)
+    }
+
+    /// As `options`, with only the flags and defaults when there is no store.
+    pub fn options_for(
+        &self,
+        store: Option<&snap::store::Store>,
+        chunked: bool,
+    ) -> anyhow::Result<ClientOptions> {
+        let settings = match store {
+            Some(store) => snap::config::Config::load(store.dir())?,
+            None => snap::config::Config::default(),
+        };
+        let setting = |key: &str| settings.get(key).map(str::to_owned);
+        let defaults = Timeouts::default();
+        let timeout = match (self.timeout, setting("http.timeout")) {
+            (Some(t), _) => t,
+            (None, Some(v)) => Timeouts::parse_timeout(&v)
+                .map_err(|reason| anyhow::anyhow!("the http.timeout setting `{v}`: {reason}"))?,
+            (None, None) => defaults.timeout,
+        };
+        let low_speed_limit = match (self.low_speed_limit, setting("http.low-speed-limit")) {
+            (Some(l), _) => l,
+            (None, Some(v)) => Timeouts::parse_low_speed_limit(&v).map_err(|reason| {
+                anyhow::anyhow!("the http.low-speed-limit setting `{v}`: {reason}")
+            })?,
+            (None, None) => defaults.low_speed_limit,
+        };
+        Ok(ClientOptions {
+            insecure: self.insecure,
+            jobs: self.jobs.clamp(1, 16),
+            chunked,
+            timeouts: Timeouts {
+                timeout,
+                low_speed_limit,
+            },
+        })
+    }
+}
+
+/// The registry reference given, else the store's `remote` setting.
+pub fn remote(store: &snap::store::Store, given: Option<&str>) -> anyhow::Result<RemoteRef> {
+    if let Some(text) = given {
+        return Ok(RemoteRef::parse(text).map_err(snap::ops::Error::from)?);
+    }
+    let settings = snap::config::Config::load(store.dir())?;
+    let text = settings.get("remote").ok_or_else(|| {
+        anyhow::anyhow!(
+            "no registry given: pass REGISTRY/REPO, or set a default with `snap config remote REGISTRY/REPO`"
+        )
+    })?;
+    Ok(RemoteRef::parse(text).map_err(snap::ops::Error::from)?)
+}
 
 /// Where a SNAP argument points.
 pub enum Located {
@@ -111,6 +192,6 @@ pub fn ls_remote(ctx: &Context, args: &LsRemoteArgs) -> anyhow::Result<ExitStatu
 pub fn given_or_setting(ctx: &Context, given: Option<&str>) -> anyhow::Result<RemoteRef> {
     match given {
         Some(text) => Ok(RemoteRef::parse(text).map_err(Error::from)?),
-        None => crate::cli::push::remote(&ctx.open_store()?, None),
+        None => remote(&ctx.open_store()?, None),
     }
 }

@@ -16,7 +16,7 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = snap::ops::pull::DEFAULT_WALK_BACK, requires = "remote")]
     max: usize,
     #[command(flatten)]
-    conn: crate::cli::push::ConnArgs,
+    conn: crate::cli::remote::ConnArgs,
 }
 
 pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {

@@ -6,6 +6,7 @@
 
 pub mod path;
 pub mod snapshot;
+pub mod spelling;
 pub mod tree;
 
 pub use path::EntryPath;

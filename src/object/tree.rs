@@ -33,10 +33,10 @@ impl EntryName {
     }
 
     /// Whether restore must never write an entry of this name: `.git`, `.store` or a spelling
-    /// some filesystem takes for one of them (see [`crate::object::path::is_reserved`]).
+    /// some filesystem takes for one of them (see [`crate::object::spelling::is_reserved`]).
     #[must_use]
     pub fn is_reserved(&self) -> bool {
-        crate::object::path::is_reserved(&self.0)
+        crate::object::spelling::is_reserved(&self.0)
     }
 }
 

@@ -9,7 +9,6 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
-use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 use serde_json::value::RawValue;
@@ -20,7 +19,7 @@ use crate::object::snapshot::raw_tree;
 use crate::oci::artifact;
 use crate::oci::{ANNOTATION_TITLE, Descriptor, MEDIA_TYPE_FILE};
 use crate::pack::{self, MemberKind};
-use crate::store::objects::{self, Objects};
+use crate::store::objects::Objects;
 use crate::worktree::groups::{self, Reuse};
 use crate::worktree::packcache::{PackCache, Used};
 use crate::worktree::scan::{ScanEntry, ScanKind};
@@ -31,6 +30,8 @@ use crate::worktree::trees::Trees;
 const MAX_ATTEMPTS: usize = 3;
 
 pub use crate::progress::{NoProgress, Progress};
+pub use crate::worktree::build_error::Error;
+pub(crate) use crate::worktree::build_error::io;
 
 /// What building produced.
 #[derive(Debug)]
@@ -263,61 +264,4 @@ fn store_direct(
         layers.push(d);
     }
     Ok((layers, read.into_inner()))
-}
-
-pub(crate) fn io(path: &Path, source: std::io::Error) -> Error {
-    Error::Io {
-        path: path.to_owned(),
-        source,
-    }
-}
-
-/// Build errors.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// Reading a file, or writing the store, failed.
-    #[error("{}", path.display())]
-    Io {
-        /// The path.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A file changed size while it was being committed.
-    #[error("{} changed while it was being committed", path.display())]
-    Changed {
-        /// The file.
-        path: PathBuf,
-    },
-    /// A tree could not be built.
-    #[error("cannot build tree: {0}")]
-    Tree(String),
-    /// A file the stat cache knew had other contents when read (it changed within its mtime
-    /// tick, or during the commit); the build starts again reading it.
-    #[error("a file changed while it was being committed")]
-    Stale {
-        /// Its entry.
-        index: usize,
-    },
-    /// A recorded tree did not encode to its digest; the build starts again encoding every
-    /// tree.
-    #[error("a cached tree does not match its directory")]
-    StaleTree,
-    /// The store failed.
-    #[error(transparent)]
-    Objects(#[from] objects::Error),
-}
-
-impl Error {
-    /// The broad class of this error (exit codes, hints, retries).
-    #[must_use]
-    pub fn kind(&self) -> crate::error::ErrorKind {
-        use crate::error::ErrorKind as K;
-        match self {
-            Error::Objects(o) => o.kind(),
-            _ => K::Io,
-        }
-    }
 }

@@ -36,12 +36,14 @@ use crate::fs::AtomicFile;
 use crate::oci::artifact::{self, Grouper};
 use crate::oci::{Descriptor, MEDIA_TYPE_LAYER_TAR_ZSTD};
 use crate::pack::{self, BLOCK_INLINE_MAX, IndexEntry, MemberKind, PackWriter};
+use crate::progress::Progress;
 use crate::store::objects::{self, Objects};
-use crate::worktree::build::{Error, Progress, io};
+use crate::worktree::build_error::{Error, io};
 use crate::worktree::packcache::{self, Kind, PackCache, Place, Used};
+pub use crate::worktree::reuse::Reuse;
+use crate::worktree::reuse::{SharedIndex, index_holds_exactly, is_one_frame_of};
 use crate::worktree::scan::{ScanEntry, ScanKind};
 use crate::worktree::statcache::{Lookup, kind_byte};
-use crate::worktree::trees::{SharedIndex, index_holds_exactly};
 
 /// Most bytes of files read into memory per batch.
 const BATCH_BYTES: u64 = 32 << 20;
@@ -49,38 +51,6 @@ const BATCH_BYTES: u64 = 32 << 20;
 const BATCH_MEMBERS: usize = 4096;
 /// Most bytes of read contents a held-back group may keep before it is written anyway.
 const HELD_BYTES: u64 = 32 << 20;
-
-/// How much was reused and how much written.
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    serde::Serialize,
-    serde::Deserialize,
-    schemars::JsonSchema,
-)]
-pub struct Reuse {
-    /// File packs (layers) reused as they were.
-    pub packs_reused: u64,
-    /// File packs written.
-    pub packs_written: u64,
-    /// Blocks copied from packs into the file packs written.
-    pub blocks_copied: u64,
-    /// Blocks compressed.
-    pub blocks_compressed: u64,
-    /// Tree packs (layers) reused as they were.
-    #[serde(default)]
-    pub tree_packs_reused: u64,
-    /// Tree packs written.
-    #[serde(default)]
-    pub tree_packs_written: u64,
-    /// Blocks of trees copied into the tree packs written.
-    #[serde(default)]
-    pub tree_blocks_copied: u64,
-}
 
 /// What storing the files produced.
 pub(crate) struct Stored {
@@ -896,16 +866,6 @@ impl<'a> Planner<'a> {
         tx.send(out)
             .map_err(|_| Error::Tree("the pack writer stopped".into()))
     }
-}
-
-/// Whether `bytes` is exactly one zstd frame that decompresses to `len` bytes.
-pub(crate) fn is_one_frame_of(bytes: &[u8], len: usize) -> bool {
-    zstd::zstd_safe::find_frame_compressed_size(bytes).ok() == Some(bytes.len())
-        && zstd::zstd_safe::get_frame_content_size(bytes)
-            .ok()
-            .flatten()
-            .and_then(|n| usize::try_from(n).ok())
-            == Some(len)
 }
 
 /// A step made ready for the writer.

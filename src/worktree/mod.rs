@@ -4,12 +4,14 @@
 //! This module writes objects but never moves refs; `ops` does that.
 
 pub mod build;
+mod build_error;
 pub mod dest;
 pub mod fingerprint;
 pub mod groups;
 pub mod packcache;
 pub mod racy;
 pub mod restore;
+pub(crate) mod reuse;
 pub mod scan;
 pub mod statcache;
 pub mod trees;

@@ -40,6 +40,36 @@ pub enum ScanKind {
     },
 }
 
+/// What `lstat` said about a file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileStat {
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, nanoseconds since the epoch.
+    pub mtime_ns: i128,
+    /// Status change time, nanoseconds since the epoch.
+    pub ctime_ns: i128,
+    /// Inode number.
+    pub ino: u64,
+    /// Device.
+    pub dev: u64,
+}
+
+impl FileStat {
+    /// From `lstat` metadata.
+    #[must_use]
+    pub fn of(meta: &std::fs::Metadata) -> FileStat {
+        use std::os::unix::fs::MetadataExt;
+        FileStat {
+            size: meta.len(),
+            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+            ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
+            ino: meta.ino(),
+            dev: meta.dev(),
+        }
+    }
+}
+
 /// One entry below the root.
 #[derive(Clone, Debug)]
 pub struct ScanEntry {
@@ -54,7 +84,7 @@ pub struct ScanEntry {
     /// What it is.
     pub kind: ScanKind,
     /// What `lstat` said, for files (the stat cache's key).
-    pub stat: Option<crate::worktree::statcache::FileStat>,
+    pub stat: Option<FileStat>,
 }
 
 /// A path to record: where it is on disk and the path it is recorded under.
@@ -412,8 +442,7 @@ fn scan_one(
             path,
             name,
             parent: None,
-            stat: matches!(kind, ScanKind::File { .. })
-                .then(|| crate::worktree::statcache::FileStat::of(meta)),
+            stat: matches!(kind, ScanKind::File { .. }).then(|| FileStat::of(meta)),
             source: Some(src),
             kind,
         },

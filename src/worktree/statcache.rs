@@ -58,7 +58,6 @@ use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -66,7 +65,7 @@ use rayon::prelude::*;
 use crate::digest::Digest;
 use crate::fs::AtomicFile;
 use crate::worktree::racy::{RacyRule, last_change};
-use crate::worktree::scan::{ScanEntry, ScanKind};
+use crate::worktree::scan::{FileStat, ScanEntry, ScanKind};
 
 const MAGIC: &[u8] = b"snap-stat-cache 4\n";
 /// The most bytes a cache may decompress to (about 8 million files' records): a damaged
@@ -85,35 +84,6 @@ const MAX_AGE: u32 = 16;
 const SECTION_COMPLETE: u8 = 1;
 const SECTION_TREE: u8 = 2;
 const ENTRY_RACY: u8 = 1;
-
-/// What `lstat` said about a file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FileStat {
-    /// Size in bytes.
-    pub size: u64,
-    /// Modification time, nanoseconds since the epoch.
-    pub mtime_ns: i128,
-    /// Status change time, nanoseconds since the epoch.
-    pub ctime_ns: i128,
-    /// Inode number.
-    pub ino: u64,
-    /// Device.
-    pub dev: u64,
-}
-
-impl FileStat {
-    /// From `lstat` metadata.
-    #[must_use]
-    pub fn of(meta: &std::fs::Metadata) -> FileStat {
-        FileStat {
-            size: meta.len(),
-            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
-            ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
-            ino: meta.ino(),
-            dev: meta.dev(),
-        }
-    }
-}
 
 /// The tree a directory had, and its cut value as a member of a tree layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -17,9 +17,9 @@ use crate::oci::artifact::{self, Grouper};
 use crate::oci::{Descriptor, MEDIA_TYPE_TREES};
 use crate::pack::{self, MemberKind};
 use crate::store::objects::Objects;
-use crate::worktree::build::{Error, io};
-use crate::worktree::groups::{Reuse, is_one_frame_of};
+use crate::worktree::build_error::{Error, io};
 use crate::worktree::packcache::{self, Kind, PackCache, Place, Used};
+use crate::worktree::reuse::{Reuse, SharedIndex, holds_exactly, is_one_frame_of};
 use crate::worktree::scan::{ScanEntry, ScanKind};
 use crate::worktree::statcache::{Lookup, TreeRecord};
 
@@ -440,38 +440,3 @@ struct TreeBlock {
 fn tree_cut(digest: &Digest, size: u64) -> u64 {
     pack::cut_value(&tree_header(digest, size), Some(digest))
 }
-
-/// Whether the pack at `place` has the recorded length and its index lists exactly `want`
-/// (the non-empty contents, by digest and size) — what a pack of those members holds.
-pub(crate) fn holds_exactly(
-    objects: &Objects,
-    place: Place,
-    want: impl Iterator<Item = (Digest, u64)>,
-) -> bool {
-    objects
-        .pack_index(&place.pack)
-        .ok()
-        .is_some_and(|(index, len)| index_holds_exactly(&index, len, place, want))
-}
-
-/// [`holds_exactly`] with the index at hand.
-pub(crate) fn index_holds_exactly(
-    index: &pack::PackIndex,
-    len: u64,
-    place: Place,
-    want: impl Iterator<Item = (Digest, u64)>,
-) -> bool {
-    let mut want: Vec<(Digest, u64)> = want.filter(|(_, s)| *s > 0).collect();
-    want.sort_unstable();
-    want.dedup_by(|a, b| a.0 == b.0);
-    len == place.a
-        && index.entries().len() == want.len()
-        && index
-            .entries()
-            .iter()
-            .zip(&want)
-            .all(|(e, (d, s))| e.digest == *d && e.size == *s)
-}
-
-/// Shared so the planner need not read an index twice.
-pub(crate) type SharedIndex = Arc<(pack::PackIndex, u64)>;

@@ -1,0 +1,64 @@
+//! The error of building a snapshot's contents (`worktree::build` and the planners it
+//! drives, `worktree::groups` and `worktree::trees`): its own file so that all can name it
+//! without naming each other.
+
+use std::path::{Path, PathBuf};
+
+use crate::store::objects;
+
+pub(crate) fn io(path: &Path, source: std::io::Error) -> Error {
+    Error::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Build errors.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Reading a file, or writing the store, failed.
+    #[error("{}", path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file changed size while it was being committed.
+    #[error("{} changed while it was being committed", path.display())]
+    Changed {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A tree could not be built.
+    #[error("cannot build tree: {0}")]
+    Tree(String),
+    /// A file the stat cache knew had other contents when read (it changed within its mtime
+    /// tick, or during the commit); the build starts again reading it.
+    #[error("a file changed while it was being committed")]
+    Stale {
+        /// Its entry.
+        index: usize,
+    },
+    /// A recorded tree did not encode to its digest; the build starts again encoding every
+    /// tree.
+    #[error("a cached tree does not match its directory")]
+    StaleTree,
+    /// The store failed.
+    #[error(transparent)]
+    Objects(#[from] objects::Error),
+}
+
+impl Error {
+    /// The broad class of this error (exit codes, hints, retries).
+    #[must_use]
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind as K;
+        match self {
+            Error::Objects(o) => o.kind(),
+            _ => K::Io,
+        }
+    }
+}
