@@ -264,6 +264,21 @@ fn no_cycle_among_the_files_of_a_module() {
     }
 }
 
+// issue 15: `worktree` mixed committing and checking out; its two halves never name each other.
+#[test]
+fn the_commit_and_checkout_halves_of_worktree_are_apart() {
+    for (side, other) in [("commit", "checkout"), ("checkout", "commit")] {
+        for file in files_of(&format!("worktree/{side}")) {
+            let text = std::fs::read_to_string(&file).unwrap_or_default();
+            assert!(
+                !text.contains(&format!("worktree::{other}")),
+                "{} names worktree::{other}",
+                file.display()
+            );
+        }
+    }
+}
+
 #[test]
 fn only_provenance_uses_gix() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");

@@ -104,8 +104,8 @@ pub fn report(printer: &Printer, err: &anyhow::Error) -> ExitStatus {
 }
 
 /// Hints for paths a restore refuses (issue 13).
-fn dest_hint(e: &snap::worktree::dest::Error) -> Option<(String, &'static str)> {
-    use snap::worktree::dest::Error as D;
+fn dest_hint(e: &snap::worktree::checkout::dest::Error) -> Option<(String, &'static str)> {
+    use snap::worktree::checkout::dest::Error as D;
     Some(match e {
         D::Reserved { .. } => (
             "nothing was written; restore never writes `.git` or `.store`: `snap ls` shows the snapshot's paths".into(),
@@ -291,15 +291,15 @@ fn hint_for(err: &ops::Error) -> Option<(String, &'static str)> {
             "that reflog keeps the deleted ref's history (gc keeps its snapshots while it is recent); choose another name".into(),
             "ref-name-conflict",
         )),
-        ops::Error::Restore(snap::worktree::restore::Error::NotEmpty { .. }) => Some((
+        ops::Error::Restore(snap::worktree::checkout::restore::Error::NotEmpty { .. }) => Some((
             "restore into a new or empty directory, or pass --force to overwrite".into(),
             "destination-not-empty",
         )),
-        ops::Error::Restore(snap::worktree::restore::Error::Dest(d))
-        | ops::Error::Unpack(snap::worktree::unpack::Error::Dest(d)) => dest_hint(d),
+        ops::Error::Restore(snap::worktree::checkout::restore::Error::Dest(d))
+        | ops::Error::Unpack(snap::worktree::checkout::unpack::Error::Dest(d)) => dest_hint(d),
         ops::Error::Unpack(
-            snap::worktree::unpack::Error::UnsafePath { .. }
-            | snap::worktree::unpack::Error::TitleClash { .. },
+            snap::worktree::checkout::unpack::Error::UnsafePath { .. }
+            | snap::worktree::checkout::unpack::Error::TitleClash { .. },
         ) => Some((
             "nothing was written; the image or artifact is unsafe to restore, check where it came from".into(),
             "restore-refused",
@@ -313,11 +313,11 @@ fn hint_for(err: &ops::Error) -> Option<(String, &'static str)> {
             "commit the directory that holds the store instead: the store is left out of it".into(),
             "commit-store",
         )),
-        ops::Error::Scan(snap::worktree::scan::Error::Reserved { .. }) => Some((
+        ops::Error::Scan(snap::worktree::commit::scan::Error::Reserved { .. }) => Some((
             "commit the directory around it instead: `.git` and `.store` below it are skipped".into(),
             "commit-reserved-name",
         )),
-        ops::Error::PathNotFound { .. } | ops::Error::Scan(snap::worktree::scan::Error::Missing { .. }) => Some((
+        ops::Error::PathNotFound { .. } | ops::Error::Scan(snap::worktree::commit::scan::Error::Missing { .. }) => Some((
             "check the path; relative paths are resolved against the current directory".into(),
             "path-not-found",
         )),

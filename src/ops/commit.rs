@@ -16,13 +16,13 @@ use crate::provenance;
 use crate::snapshot::Snapshot;
 use crate::store::{Expected, RefEdit, RefName, Store};
 use crate::timestamp::Timestamp;
-use crate::worktree::build::{self, Built, Progress};
-use crate::worktree::fingerprint::{self, TreeCache};
-use crate::worktree::groups::Reuse;
-use crate::worktree::packcache::PackCache;
-use crate::worktree::racy::RacyRule;
-use crate::worktree::scan::{self, Root};
-use crate::worktree::statcache::StatCache;
+use crate::worktree::commit::build::{self, Built, Progress};
+use crate::worktree::commit::fingerprint::{self, TreeCache};
+use crate::worktree::commit::groups::Reuse;
+use crate::worktree::commit::packcache::PackCache;
+use crate::worktree::commit::racy::RacyRule;
+use crate::worktree::commit::scan::{self, Root};
+use crate::worktree::commit::statcache::StatCache;
 
 /// How many times a commit re-parents before giving up.
 pub const MAX_ATTEMPTS: u32 = 32;
@@ -210,7 +210,7 @@ fn commit_inner(
 
     // What changed since the last commit is judged by stat alone where possible: a
     // fingerprint of the whole scan names the root tree it produced last time, and per-file
-    // records give the digests of unchanged files (worktree::statcache).
+    // records give the digests of unchanged files (worktree::commit::statcache).
     let started = RacyRule::now();
     let mut ignore_files = vec![scan::SNAPIGNORE.to_owned()];
     if opts.gitignore {

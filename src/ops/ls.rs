@@ -12,7 +12,7 @@ use crate::oci::{Descriptor, ImageManifest};
 use crate::ops::Error;
 use crate::snapshot::{self, Artifact, Snapshot};
 use crate::store::Store;
-use crate::worktree::unpack::{self, Kind};
+use crate::worktree::checkout::unpack::{self, Kind};
 
 pub use unpack::{LayerEntry, UNTITLED_DIR};
 

@@ -66,16 +66,16 @@ pub enum Error {
     Rev(#[from] rev::Error),
     /// Scanning paths to commit.
     #[error(transparent)]
-    Scan(#[from] worktree::scan::Error),
+    Scan(#[from] worktree::commit::scan::Error),
     /// Storing files.
     #[error(transparent)]
-    Build(#[from] worktree::build::Error),
+    Build(#[from] worktree::commit::build::Error),
     /// Restoring.
     #[error(transparent)]
-    Restore(#[from] worktree::restore::Error),
+    Restore(#[from] worktree::checkout::restore::Error),
     /// Unpacking a foreign artifact or image.
     #[error(transparent)]
-    Unpack(#[from] worktree::unpack::Error),
+    Unpack(#[from] worktree::checkout::unpack::Error),
     /// Restoring an image index (which has no files of its own).
     #[error("{digest} is an image index of {} manifests; restore one of them by digest", manifests.len())]
     RestoreIndex {
@@ -157,7 +157,7 @@ pub enum Error {
         rev: String,
     },
     /// `snap cat` of a path that is not a blob of an image.
-    #[error("`{path}` is not a blob of image {}: `snap cat` writes its config or a layer as `{}/<hex>` (`snap show` lists them); `snap restore` gives its files", image.short(), crate::worktree::unpack::UNTITLED_DIR)]
+    #[error("`{path}` is not a blob of image {}: `snap cat` writes its config or a layer as `{}/<hex>` (`snap show` lists them); `snap restore` gives its files", image.short(), crate::worktree::checkout::unpack::UNTITLED_DIR)]
     NotABlobOfImage {
         /// The path asked for.
         path: String,

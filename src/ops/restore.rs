@@ -1,7 +1,7 @@
 //! `snap restore`: bring a snapshot's files back, byte for byte.
 //!
 //! Plans first (every tree read and verified, every path checked), then applies through
-//! [`crate::worktree::restore`], which never leaves a partial file at a final path, never
+//! [`crate::worktree::checkout::restore`], which never leaves a partial file at a final path, never
 //! writes `.git` or `.store` or the open store, never follows a symlink, and never deletes a
 //! directory holding files the snapshot does not record.
 
@@ -12,9 +12,9 @@ use crate::ops::Error;
 use crate::rev;
 use crate::snapshot::Artifact;
 use crate::store::Store;
-use crate::worktree::dest::Guard;
-use crate::worktree::restore::{self, RestoreStats};
-use crate::worktree::unpack;
+use crate::worktree::checkout::dest::Guard;
+use crate::worktree::checkout::restore::{self, RestoreStats};
+use crate::worktree::checkout::unpack;
 
 /// What to restore where.
 #[derive(Clone, Debug, Default)]

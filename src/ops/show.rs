@@ -10,7 +10,7 @@ use crate::oci::{self, Descriptor};
 use crate::ops::Error;
 use crate::snapshot::{Artifact, Snapshot};
 use crate::store::Store;
-use crate::worktree::unpack;
+use crate::worktree::checkout::unpack;
 
 /// `snap show --json` of a snap snapshot.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]

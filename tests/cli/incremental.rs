@@ -9,7 +9,7 @@ use std::path::Path;
 use serde_json::Value;
 use snap::Digest;
 use snap::oci::MEDIA_TYPE_LAYER_TAR_ZSTD;
-use snap::worktree::scan::{Root, ScanKind, scan};
+use snap::worktree::commit::scan::{Root, ScanKind, scan};
 
 use crate::harness::{Env, Result, settle};
 

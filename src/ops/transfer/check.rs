@@ -24,7 +24,7 @@ use crate::ops::Error;
 use crate::pack::{IndexEntry, PackIndex};
 use crate::store::Store;
 use crate::store::objects::Objects;
-use crate::worktree::restore;
+use crate::worktree::checkout::restore;
 
 /// Where a snapshot config is, to read it again when its inline trees are needed.
 #[derive(Clone, Copy, Debug)]

@@ -12,8 +12,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use crate::digest::Digest;
-use crate::worktree::racy::RacyRule;
-use crate::worktree::statcache::remove_old_files;
+use crate::worktree::commit::racy::RacyRule;
+use crate::worktree::commit::statcache::remove_old_files;
 
 const TREES_HEADER: &str = "snap-tree-cache 2";
 /// Fingerprints remembered (the most recent ones).
@@ -23,10 +23,10 @@ const MAX_TREES: usize = 64;
 /// if a file has no stat, or one is too new to be trusted (see the module docs).
 #[must_use]
 pub fn fingerprint(
-    entries: &[crate::worktree::scan::ScanEntry],
+    entries: &[crate::worktree::commit::scan::ScanEntry],
     racy: &RacyRule,
 ) -> Option<Digest> {
-    use crate::worktree::scan::ScanKind;
+    use crate::worktree::commit::scan::ScanKind;
     // Every name goes in with its length first, so no name can pass for a separator or for
     // the next entry, whatever bytes it holds.
     fn name(h: &mut crate::digest::Hasher, bytes: &[u8]) {
@@ -154,7 +154,7 @@ mod tests {
     #[test]
     fn fingerprints_cannot_be_forged_by_names() {
         use crate::object::EntryName;
-        use crate::worktree::scan::{ScanEntry, ScanKind};
+        use crate::worktree::commit::scan::{ScanEntry, ScanKind};
         let entry = |path: &str, source: Option<&str>, kind: ScanKind| ScanEntry {
             path: path.to_owned(),
             name: EntryName::new(path.rsplit('/').next().unwrap_or(path))

@@ -2,8 +2,8 @@
 //! the layer descriptors of the snapshot (OCI mapping §3).
 //!
 //! A commit does the work its change needs: files the stat cache knows unchanged are not
-//! read, groups and blocks the store already holds are reused ([`crate::worktree::groups`]),
-//! trees of unchanged directories are not encoded again ([`crate::worktree::trees`]). The
+//! read, groups and blocks the store already holds are reused ([`crate::worktree::commit::groups`]),
+//! trees of unchanged directories are not encoded again ([`crate::worktree::commit::trees`]). The
 //! result never depends on the caches: it is byte for byte what a commit into an empty store
 //! gives. Memory is bounded by batches of files and, for large files, by a few frames.
 
@@ -20,18 +20,18 @@ use crate::oci::artifact;
 use crate::oci::{ANNOTATION_TITLE, Descriptor, MEDIA_TYPE_FILE};
 use crate::pack::{self, MemberKind};
 use crate::store::objects::Objects;
-use crate::worktree::groups::{self, Reuse};
-use crate::worktree::packcache::{PackCache, Used};
-use crate::worktree::scan::{ScanEntry, ScanKind};
-use crate::worktree::statcache::{Lookup, TreeRecord};
-use crate::worktree::trees::Trees;
+use crate::worktree::commit::groups::{self, Reuse};
+use crate::worktree::commit::packcache::{PackCache, Used};
+use crate::worktree::commit::scan::{ScanEntry, ScanKind};
+use crate::worktree::commit::statcache::{Lookup, TreeRecord};
+use crate::worktree::commit::trees::Trees;
 
 /// Attempts at building before a file that keeps changing under the commit is an error.
 const MAX_ATTEMPTS: usize = 3;
 
 pub use crate::progress::{NoProgress, Progress};
-pub use crate::worktree::build_error::Error;
-pub(crate) use crate::worktree::build_error::io;
+pub use crate::worktree::commit::build_error::Error;
+pub(crate) use crate::worktree::commit::build_error::io;
 
 /// What building produced.
 #[derive(Debug)]

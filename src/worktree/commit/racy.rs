@@ -22,8 +22,8 @@
 //! So on a local filesystem only files changed in the last clock tick (a few ms) before the
 //! commit are racy, instead of the last two seconds' worth.
 
-use crate::worktree::scan::FileStat;
-use crate::worktree::scan::{ScanEntry, ScanKind};
+use crate::worktree::commit::scan::FileStat;
+use crate::worktree::commit::scan::{ScanEntry, ScanKind};
 
 /// The granularity assumed where a filesystem's is not known: FAT's 2 s (which also covers
 /// coarse kernel clocks by far).

@@ -35,7 +35,7 @@ use rustix::fs::FileType;
 use crate::digest::Digest;
 use crate::object::{EntryKind, EntryPath, Tree};
 use crate::store::objects::{self, Location, Objects};
-use crate::worktree::dest::{self, DirCache, Guard, Root};
+use crate::worktree::checkout::dest::{self, DirCache, Guard, Root};
 
 /// What to restore, flattened in pre-order.
 #[derive(Debug, Default)]

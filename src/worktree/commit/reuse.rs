@@ -1,14 +1,14 @@
 //! What a commit reuses from the store: the counts it reports ([`Reuse`]), and the checks
 //! that let a group or a tree layer be taken as it is — a pack holding exactly the members
 //! planned, a frame that is exactly one block. Shared by the file-group planner
-//! (`worktree::groups`) and the tree layers (`worktree::trees`), which do not name each other.
+//! (`worktree::commit::groups`) and the tree layers (`worktree::commit::trees`), which do not name each other.
 
 use std::sync::Arc;
 
 use crate::digest::Digest;
 use crate::pack;
 use crate::store::Objects;
-use crate::worktree::packcache::Place;
+use crate::worktree::commit::packcache::Place;
 
 /// How much was reused and how much written.
 #[derive(

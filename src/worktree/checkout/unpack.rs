@@ -5,7 +5,7 @@
 //! Everything in a foreign layer is untrusted. Every path — title, entry, hard-link target,
 //! whiteout victim — is parsed into an [`EntryPath`] (relative, no `..`) before anything is
 //! written, and every write goes through [`Root`] into a staging directory of the image's own
-//! (see [`crate::worktree::restore::assemble`]): nothing is ever written through a symlink (a
+//! (see [`crate::worktree::checkout::restore::assemble`]): nothing is ever written through a symlink (a
 //! layer that tries is refused), whiteouts only remove what an earlier layer wrote, and
 //! `.git`/`.store` are never written (refused in titles, skipped and counted in layers, as are
 //! devices and FIFOs). Every blob is verified against its digest as it streams.
@@ -20,8 +20,8 @@ use crate::object::{EntryName, EntryPath};
 use crate::oci::{Descriptor, ImageManifest};
 use crate::pack::tar::EntryKind as TarKind;
 use crate::store::objects::{self, Objects};
-use crate::worktree::dest::{self, DirCache, Guard, Root};
-use crate::worktree::restore::RestoreStats;
+use crate::worktree::checkout::dest::{self, DirCache, Guard, Root};
+use crate::worktree::checkout::restore::RestoreStats;
 
 /// Tar layer media types snap applies as filesystem layers.
 const TAR_LAYERS: &[&str] = &[

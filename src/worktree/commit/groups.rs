@@ -5,9 +5,9 @@
 //! mapping §3) by their cut values, exactly as a pack is written; the caches say what is
 //! already stored:
 //!
-//! * a file whose stat is unchanged ([`crate::worktree::statcache`]) has its digest and cut
+//! * a file whose stat is unchanged ([`crate::worktree::commit::statcache`]) has its digest and cut
 //!   value without being read;
-//! * a group whose key ([`crate::worktree::packcache`]) names a pack the store holds — its
+//! * a group whose key ([`crate::worktree::commit::packcache`]) names a pack the store holds — its
 //!   index listing exactly the group's contents — is that pack, reused as it is;
 //! * in a group that must be written, a block whose key names a frame the store holds is
 //!   copied, as are the content frames of an unchanged file too big for a block; only the
@@ -38,12 +38,12 @@ use crate::oci::{Descriptor, MEDIA_TYPE_LAYER_TAR_ZSTD};
 use crate::pack::{self, BLOCK_INLINE_MAX, IndexEntry, MemberKind, PackWriter};
 use crate::progress::Progress;
 use crate::store::objects::{self, Objects};
-use crate::worktree::build_error::{Error, io};
-use crate::worktree::packcache::{self, Kind, PackCache, Place, Used};
-pub use crate::worktree::reuse::Reuse;
-use crate::worktree::reuse::{SharedIndex, index_holds_exactly, is_one_frame_of};
-use crate::worktree::scan::{ScanEntry, ScanKind};
-use crate::worktree::statcache::{Lookup, kind_byte};
+use crate::worktree::commit::build_error::{Error, io};
+use crate::worktree::commit::packcache::{self, Kind, PackCache, Place, Used};
+pub use crate::worktree::commit::reuse::Reuse;
+use crate::worktree::commit::reuse::{SharedIndex, index_holds_exactly, is_one_frame_of};
+use crate::worktree::commit::scan::{ScanEntry, ScanKind};
+use crate::worktree::commit::statcache::{Lookup, kind_byte};
 
 /// Most bytes of files read into memory per batch.
 const BATCH_BYTES: u64 = 32 << 20;

@@ -17,11 +17,11 @@ use crate::oci::artifact::{self, Grouper};
 use crate::oci::{Descriptor, MEDIA_TYPE_TREES};
 use crate::pack::{self, MemberKind};
 use crate::store::objects::Objects;
-use crate::worktree::build_error::{Error, io};
-use crate::worktree::packcache::{self, Kind, PackCache, Place, Used};
-use crate::worktree::reuse::{Reuse, SharedIndex, holds_exactly, is_one_frame_of};
-use crate::worktree::scan::{ScanEntry, ScanKind};
-use crate::worktree::statcache::{Lookup, TreeRecord};
+use crate::worktree::commit::build_error::{Error, io};
+use crate::worktree::commit::packcache::{self, Kind, PackCache, Place, Used};
+use crate::worktree::commit::reuse::{Reuse, SharedIndex, holds_exactly, is_one_frame_of};
+use crate::worktree::commit::scan::{ScanEntry, ScanKind};
+use crate::worktree::commit::statcache::{Lookup, TreeRecord};
 
 /// One distinct tree of the snapshot.
 struct Item {
@@ -246,7 +246,7 @@ impl Trees {
 
     /// Stores the tree layers: each group a pack the store holds already, or a new one whose
     /// unchanged blocks are copied from the packs that hold them (as file groups are,
-    /// `worktree::groups`): a change rewrites the root's group, but encodes and compresses
+    /// `worktree::commit::groups`): a change rewrites the root's group, but encodes and compresses
     /// only the blocks that hold changed trees.
     ///
     /// # Errors

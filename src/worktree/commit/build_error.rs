@@ -1,5 +1,5 @@
-//! The error of building a snapshot's contents (`worktree::build` and the planners it
-//! drives, `worktree::groups` and `worktree::trees`): its own file so that all can name it
+//! The error of building a snapshot's contents (`worktree::commit::build` and the planners it
+//! drives, `worktree::commit::groups` and `worktree::commit::trees`): its own file so that all can name it
 //! without naming each other.
 
 use std::path::{Path, PathBuf};

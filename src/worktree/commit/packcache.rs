@@ -17,7 +17,7 @@
 //! forge one. The file is derived data (store format §9.1): its body ends with its SHA-256 and
 //! it names the encoder that wrote the packs; if either does not match, or it cannot be
 //! parsed, it is ignored whole. A record is also checked against the pack's index before it is
-//! used (`worktree::groups`), so a pack removed by `gc` or a stale record only costs the work.
+//! used (`worktree::commit::groups`), so a pack removed by `gc` or a stale record only costs the work.
 //!
 //! Format: the line `snap-pack-cache 1`, the encoder line ([`crate::pack::encoder_id`]), then
 //! `u64 count` and `count` records of 81 bytes — `u8 kind` (1 group, 2 block, 3 content),

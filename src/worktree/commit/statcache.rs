@@ -21,7 +21,7 @@
 //! replaced atomically, and a damaged, foreign or older one is ignored whole (every segment
 //! has its SHA-256 in a table that ends with its own). What it says can only spare work:
 //! every digest it gives is one the file had when it was read, and the packs that hold the
-//! results are checked on their own (`worktree::packcache`).
+//! results are checked on their own (`worktree::commit::packcache`).
 //!
 //! Format (store format §9.1): the line `snap-stat-cache 4`, then *segments*, each a zstd
 //! frame of whole sections (about [`SEGMENT_BYTES`] each), then a table: per segment its frame's
@@ -64,8 +64,8 @@ use rayon::prelude::*;
 
 use crate::digest::Digest;
 use crate::fs::AtomicFile;
-use crate::worktree::racy::{RacyRule, last_change};
-use crate::worktree::scan::{FileStat, ScanEntry, ScanKind};
+use crate::worktree::commit::racy::{RacyRule, last_change};
+use crate::worktree::commit::scan::{FileStat, ScanEntry, ScanKind};
 
 const MAGIC: &[u8] = b"snap-stat-cache 4\n";
 /// The most bytes a cache may decompress to (about 8 million files' records): a damaged
@@ -956,8 +956,8 @@ pub(crate) fn remove_old_files(cache_dir: &Path) {
 #[allow(clippy::disallowed_methods, clippy::cast_possible_truncation)] // fixtures; small files
 mod tests {
     use super::*;
-    use crate::worktree::racy::UNKNOWN_GRANULARITY_NS;
-    use crate::worktree::scan::{Root, scan};
+    use crate::worktree::commit::racy::UNKNOWN_GRANULARITY_NS;
+    use crate::worktree::commit::scan::{Root, scan};
 
     fn age(p: &Path) -> Result<(), Box<dyn std::error::Error>> {
         let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
@@ -976,7 +976,7 @@ mod tests {
     }
 
     /// The racy rule of a commit that began well after the files were written (the rule
-    /// itself is tested in `worktree::racy` and below).
+    /// itself is tested in `worktree::commit::racy` and below).
     fn settled() -> RacyRule {
         RacyRule::uniform(RacyRule::now() + 10_000_000_000, 1)
     }
