@@ -474,3 +474,70 @@ impl Error {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests write fixtures directly
+mod tests {
+    use super::*;
+    use crate::ops::{self, CommitOptions};
+
+    type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+    fn commit(store: &Store, dir: &Path) -> Result<Digest> {
+        let opts = CommitOptions {
+            paths: vec!["out".into()],
+            cwd: dir.to_owned(),
+            ..CommitOptions::default()
+        };
+        let id = ops::commit(store, &opts, &ops::NoProgress)?.digest;
+        Ok(crate::snapshot::Snapshot::load(store, &id)?.root())
+    }
+
+    #[test]
+    fn every_kind_of_change_between_trees_and_against_a_directory() -> Result {
+        let dir = tempfile::tempdir()?;
+        let d = dir.path();
+        std::fs::create_dir_all(d.join("out/gone"))?;
+        std::fs::create_dir_all(d.join("out/same"))?;
+        std::fs::write(d.join("out/gone/x"), "x")?;
+        std::fs::write(d.join("out/same/y"), "y")?;
+        std::fs::write(d.join("out/edit"), "1")?;
+        std::fs::write(d.join("out/kind"), "file")?;
+        let (store, _) = ops::init(None, d)?;
+        let old = commit(&store, d)?;
+        std::fs::remove_dir_all(d.join("out/gone"))?;
+        std::fs::write(d.join("out/edit"), "2")?;
+        std::fs::remove_file(d.join("out/kind"))?;
+        std::os::unix::fs::symlink("edit", d.join("out/kind"))?;
+        std::fs::write(d.join("out/new"), "n")?;
+        let expected = [
+            ("out/edit".to_owned(), ChangeKind::Modified),
+            ("out/gone".to_owned(), ChangeKind::Removed),
+            // A removed directory's contents are listed too, as git lists them.
+            ("out/gone/x".to_owned(), ChangeKind::Removed),
+            ("out/kind".to_owned(), ChangeKind::TypeChanged),
+            ("out/new".to_owned(), ChangeKind::Added),
+        ];
+        let kinds = |c: Vec<Change>| -> Vec<(String, ChangeKind)> {
+            c.into_iter().map(|c| (c.path, c.kind)).collect()
+        };
+        // Against the directory: the store itself is skipped, `only` limits the top level.
+        let skip = [store.dir().to_owned()];
+        let against_dir = kinds(tree_to_dir(
+            &store,
+            &old,
+            d,
+            &skip,
+            Some(&["out".to_owned()]),
+        )?);
+        assert_eq!(against_dir, expected, "tree against directory");
+        let new = commit(&store, d)?;
+        assert_eq!(
+            kinds(trees(&store, &old, &new)?),
+            expected,
+            "tree against tree"
+        );
+        assert!(trees(&store, &new, &new)?.is_empty());
+        Ok(())
+    }
+}

@@ -283,3 +283,92 @@ impl Error {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests write fixtures directly
+mod tests {
+    use super::*;
+    use crate::object::EntryKind;
+    use crate::ops::{self, CommitOptions};
+
+    type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+    /// A store with two snapshots of `out/` (`out/a`, `out/sub/b`), the second changing `a`.
+    fn two_snapshots() -> Result<(tempfile::TempDir, Store, Digest, Digest)> {
+        let dir = tempfile::tempdir()?;
+        let d = dir.path();
+        std::fs::create_dir_all(d.join("out/sub"))?;
+        std::fs::write(d.join("out/a"), "1")?;
+        std::fs::write(d.join("out/sub/b"), "2")?;
+        let (store, _) = ops::init(None, d)?;
+        let commit = || -> Result<Digest> {
+            let opts = CommitOptions {
+                paths: vec!["out".into()],
+                cwd: d.to_owned(),
+                ..CommitOptions::default()
+            };
+            Ok(ops::commit(&store, &opts, &ops::NoProgress)?.digest)
+        };
+        let first = commit()?;
+        std::fs::write(d.join("out/a"), "changed")?;
+        let second = commit()?;
+        Ok((dir, store, first, second))
+    }
+
+    #[test]
+    fn a_snapshot_loads_with_its_lineage_and_its_paths_are_looked_up() -> Result {
+        let (_dir, store, first, second) = two_snapshots()?;
+        let s = Snapshot::load(&store, &second)?;
+        assert_eq!(s.id, second);
+        assert_eq!(s.parent(), Some(first));
+        assert_eq!(Snapshot::load(&store, &first)?.parent(), None);
+        assert!(matches!(
+            lookup(&store, &s.root(), "out/a")?,
+            Some(EntryKind::File { size: 7, .. })
+        ));
+        assert!(matches!(
+            lookup(&store, &s.root(), "out/sub")?,
+            Some(EntryKind::Dir { .. })
+        ));
+        assert!(matches!(
+            lookup(&store, &s.root(), "/out/sub/b/")?,
+            Some(EntryKind::File { size: 1, .. })
+        ));
+        assert!(lookup(&store, &s.root(), "out/nope")?.is_none());
+        assert!(lookup(&store, &s.root(), "out/a/below-a-file")?.is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn other_manifests_and_indexes_are_artifacts_not_snapshots() -> Result {
+        let (_dir, store, first, _) = two_snapshots()?;
+        assert!(matches!(
+            Artifact::load(&store, &first)?,
+            Artifact::Snapshot(_)
+        ));
+        let empty = store.objects.put(b"{}")?;
+        let foreign = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.empty.v1+json","digest":"{empty}","size":2}},"layers":[]}}"#
+        );
+        let foreign = store.objects.put(foreign.as_bytes())?;
+        assert!(matches!(
+            Artifact::load(&store, &foreign)?,
+            Artifact::Manifest(_)
+        ));
+        assert!(matches!(
+            Snapshot::load(&store, &foreign),
+            Err(Error::NotASnapshot { .. })
+        ));
+        let index = format!(
+            r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{first}","size":1}}]}}"#
+        );
+        let index = store.objects.put(index.as_bytes())?;
+        assert!(matches!(
+            Artifact::load(&store, &index)?,
+            Artifact::Index(_)
+        ));
+        let junk = store.objects.put(b"not json")?;
+        assert!(Artifact::load(&store, &junk).is_err());
+        Ok(())
+    }
+}

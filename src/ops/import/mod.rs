@@ -254,3 +254,57 @@ fn ref_names(given: Option<&str>, tops: &[Descriptor]) -> Result<Vec<(RefName, D
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(n: u8, tag: Option<&str>) -> Descriptor {
+        let mut d = Descriptor::new(crate::oci::MEDIA_TYPE_MANIFEST, Digest::of(&[n]), 1);
+        if let Some(t) = tag {
+            d.annotations
+                .insert(layout::ANNOTATION_REF_NAME.to_owned(), t.to_owned());
+        }
+        d
+    }
+
+    #[test]
+    fn ref_names_are_parsed_before_anything_is_read_and_may_not_name_two_entries() {
+        let names = |given: Option<&str>, tops: &[Descriptor]| {
+            ref_names(given, tops).map(|v| {
+                v.into_iter()
+                    .map(|(n, d)| (n.short().to_owned(), d))
+                    .collect::<Vec<_>>()
+            })
+        };
+        // Untagged entries move no ref; a tag given twice for one entry is one ref.
+        let tops = [entry(1, Some("v1")), entry(2, None), entry(1, Some("v1"))];
+        assert_eq!(
+            names(None, &tops).ok(),
+            Some(vec![("v1".to_owned(), Digest::of(&[1]))])
+        );
+        // A full image reference is kept whole (OMMX, issue 14).
+        let tops = [entry(3, Some("localhost:5000/ommx/lp:v1"))];
+        assert_eq!(
+            names(None, &tops).ok().map(|v| v[0].0.clone()),
+            Some("localhost:5000/ommx/lp:v1".to_owned())
+        );
+        // One name for two entries, a name snap cannot use, `--ref` for several entries.
+        assert!(matches!(
+            names(None, &[entry(1, Some("v1")), entry(2, Some("v1"))]),
+            Err(Error::BadLayout { .. })
+        ));
+        assert!(matches!(
+            names(None, &[entry(1, Some("../escape"))]),
+            Err(Error::EntryRefName { .. })
+        ));
+        assert!(matches!(
+            names(Some("mine"), &[entry(1, None), entry(2, None)]),
+            Err(Error::BadLayout { .. })
+        ));
+        assert_eq!(
+            names(Some("mine"), &[entry(4, Some("theirs"))]).ok(),
+            Some(vec![("mine".to_owned(), Digest::of(&[4]))])
+        );
+    }
+}
