@@ -283,7 +283,7 @@ pub fn show(remote: &RemoteRef, opts: &ClientOptions) -> Result<ShowRemoteOutcom
 /// `max` snapshots; no tag means `latest`).
 ///
 /// # Errors
-/// As [`fetch`]; [`Error::NotASnapshot`]-like `Snapshot` errors when the start is not a
+/// As [`fetch`]; `NotASnapshot`-like `Snapshot` errors when the start is not a
 /// snap snapshot.
 pub fn log(
     remote: &RemoteRef,

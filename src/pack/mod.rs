@@ -1,7 +1,7 @@
 //! The pack format (store format §5): a tar archive whose members sit in independent zstd
 //! frames, so the whole pack is an OCI `tar+zstd` layer and each object in it reads alone.
 //!
-//! * [`encode_member`] turns one member (header and contents) into its frames; it is pure and
+//! * `encode_member` turns one member (header and contents) into its frames; it is pure and
 //!   runs on any thread.
 //! * [`PackWriter`] concatenates encoded members into a pack, hashing as it writes, and
 //!   produces the [`PackIndex`].
@@ -244,7 +244,7 @@ impl FrameInput {
 }
 
 /// Writes a pack: members in order cut into blocks and content frames (store format §5.2),
-/// then the trailer frame. Frames are compressed in parallel, [`FLUSH_BYTES`] at a time.
+/// then the trailer frame. Frames are compressed in parallel, `FLUSH_BYTES` at a time.
 pub struct PackWriter<W: Write> {
     out: HashingWriter<W>,
     entries: Vec<IndexEntry>,

@@ -6,16 +6,16 @@
 //!   to the last byte of its answer, at least `low_speed_limit × timeout` bytes (and at least
 //!   one) must move in every `timeout`-long stretch, in either direction: a registry that
 //!   never answers, stalls mid-body or drips a byte a second fails within about `timeout`
-//!   of falling behind ([`Failure::Stalled`]).
-//! - **Bounds.** A body is read through a limit ([`Answer::read_bounded`], refused early when
-//!   `Content-Length` is already larger), to exactly a size ([`Answer::copy_exact`]), or
+//!   of falling behind (`Failure::Stalled`).
+//! - **Bounds.** A body is read through a limit (`Answer::read_bounded`, refused early when
+//!   `Content-Length` is already larger), to exactly a size (`Answer::copy_exact`), or
 //!   skimmed for an error message ([`MAX_ENVELOPE_BYTES`]); nothing unbounded is ever read.
 //! - **Redirects.** GET and HEAD follow at most [`MAX_REDIRECTS`] redirects, and a URL seen
 //!   twice is a loop. `Authorization` is attached per hop, only when the URL has the origin
 //!   (scheme, host and port) the credentials belong to: a blob redirected to object storage
 //!   is fetched without them.
 //! - **Counting.** Every request sent — each redirect hop and each retry — is counted.
-//! - **Retries** ([`Transport::retrying`]) follow [`super::retry`]: only a whole attempt is
+//! - **Retries** (`Transport::retrying`) follow [`super::retry`]: only a whole attempt is
 //!   repeated, and the caller builds each attempt afresh, so a body is sent again only when
 //!   it can be (bytes in memory, or a source reopened).
 //!

@@ -144,7 +144,13 @@ fn build_once(
         let mut inline_trees = BTreeMap::new();
         for (digest, bytes) in trees.all_bytes(entries, &files)? {
             objects.put(&bytes)?;
-            inline_trees.insert(digest, raw_tree(&bytes).map_err(|e| Error::Tree(e.reason))?);
+            inline_trees.insert(
+                digest,
+                raw_tree(&bytes).map_err(|e| Error::InlineTree {
+                    digest,
+                    reason: e.reason,
+                })?,
+            );
         }
         // Cut values are recorded for the stat cache, in case the tree grows into groups.
         let cuts = entries

@@ -32,9 +32,31 @@ pub enum Error {
         /// The file.
         path: PathBuf,
     },
-    /// A tree could not be built.
-    #[error("cannot build tree: {0}")]
-    Tree(String),
+    /// The entries of a directory do not make a valid tree (two entries of one name, an
+    /// unusable name): refused before anything points at it.
+    #[error("cannot build the tree of `{path}`")]
+    InvalidTree {
+        /// The directory (empty for the root).
+        path: String,
+        /// Why.
+        #[source]
+        source: crate::object::tree::Error,
+    },
+    /// A tree's encoding is not the JSON snap stores inline (a bug if it happens).
+    #[error("tree {digest} cannot be carried inline: {reason}")]
+    InlineTree {
+        /// The tree.
+        digest: crate::digest::Digest,
+        /// Why.
+        reason: String,
+    },
+    /// A step of the build that runs on another thread stopped (a bug if it happens); nothing
+    /// was recorded.
+    #[error("the commit stopped: {what}")]
+    Internal {
+        /// What stopped.
+        what: &'static str,
+    },
     /// A file the stat cache knew had other contents when read (it changed within its mtime
     /// tick, or during the commit); the build starts again reading it.
     #[error("a file changed while it was being committed")]
@@ -58,6 +80,7 @@ impl Error {
         use crate::error::ErrorKind as K;
         match self {
             Error::Objects(o) => o.kind(),
+            Error::InvalidTree { .. } => K::InvalidInput,
             _ => K::Io,
         }
     }

@@ -209,9 +209,9 @@ pub(crate) fn store(ctx: &Context<'_>) -> Result<Stored, Error> {
             p.finish()
         });
         let written = write(ctx, rx);
-        let planned = planner
-            .join()
-            .map_err(|_| Error::Tree("planner panicked".into()))?;
+        let planned = planner.join().map_err(|_| Error::Internal {
+            what: "the group planner panicked",
+        })?;
         let mut w = written?;
         let (mut files, mut cuts, files_read, mut used, reuse) = planned;
         for (idx, digest, size, cut) in w.large {
@@ -315,7 +315,9 @@ fn write(ctx: &Context<'_>, rx: std::sync::mpsc::Receiver<Vec<Work>>) -> Result<
         }
     }
     if open.is_some() {
-        return Err(Error::Tree("a pack was left open".into()));
+        return Err(Error::Internal {
+            what: "a pack was left open",
+        });
     }
     Ok(out)
 }
@@ -863,8 +865,9 @@ impl<'a> Planner<'a> {
             self.reuse.blocks_compressed += r.fell_back;
             out.extend(r.work);
         }
-        tx.send(out)
-            .map_err(|_| Error::Tree("the pack writer stopped".into()))
+        tx.send(out).map_err(|_| Error::Internal {
+            what: "the pack writer stopped",
+        })
     }
 }
 

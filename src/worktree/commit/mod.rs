@@ -2,7 +2,7 @@
 //! `.snapignore`), [`statcache`] remembers what unchanged files hash to (with [`racy`] deciding
 //! which stats can be trusted and [`fingerprint`] the exact no-op), [`build`] stores files and
 //! trees — the file groups planned by [`groups`], the tree layers by [`trees`], reusing what
-//! [`packcache`] and [`reuse`] vouch for.
+//! [`packcache`] and `reuse` vouch for.
 
 pub mod build;
 mod build_error;

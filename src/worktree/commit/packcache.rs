@@ -164,7 +164,7 @@ impl PackCache {
     }
 
     /// Writes this commit's records first, then earlier ones (newest first) while the total
-    /// stays under four times this commit's count (at least [`MIN_KEPT`]). Skipped when that
+    /// stays under four times this commit's count (at least `MIN_KEPT`). Skipped when that
     /// is what the file already holds; replaced atomically otherwise.
     ///
     /// # Errors

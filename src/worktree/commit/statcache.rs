@@ -24,7 +24,7 @@
 //! results are checked on their own (`worktree::commit::packcache`).
 //!
 //! Format (store format §9.1): the line `snap-stat-cache 4`, then *segments*, each a zstd
-//! frame of whole sections (about [`SEGMENT_BYTES`] each), then a table: per segment its frame's
+//! frame of whole sections (about `SEGMENT_BYTES` each), then a table: per segment its frame's
 //! length, its length and its SHA-256 (`u64`, `u64`, 32 bytes), then `u32` the number of
 //! segments, then the SHA-256 of the table (from its first row through the count). A save
 //! copies the frames of segments whose sections are byte for byte as they were and compresses
@@ -476,7 +476,7 @@ impl StatCache {
 
     /// Writes the cache for this scan: a section per scanned directory, one per directory
     /// holding entries given on the command line, and the sections of directories not
-    /// scanned this time (aged; forgotten after [`MAX_AGE`] rewrites). `files` gives each
+    /// scanned this time (aged; forgotten after `MAX_AGE` rewrites). `files` gives each
     /// file's digest and size, `cuts` each member's cut value, `trees` each scanned
     /// directory's tree. Skipped when nothing changed; replaced atomically otherwise.
     ///

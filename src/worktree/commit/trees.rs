@@ -75,7 +75,9 @@ fn tree_entry(
             target: target.clone(),
         },
         ScanKind::Dir => EntryKind::Dir {
-            digest: dir.ok_or_else(|| Error::Tree(format!("{}: no tree", e.path)))?,
+            digest: dir.ok_or(Error::Internal {
+                what: "a directory was recorded without its tree",
+            })?,
         },
     };
     Ok(TreeEntry {
@@ -90,7 +92,7 @@ impl Trees {
     /// are not in [`Trees::bytes`]).
     ///
     /// # Errors
-    /// [`Error::Tree`] if a directory's entries do not make a tree.
+    /// [`Error::InvalidTree`] if a directory's entries do not make a tree.
     pub(crate) fn build(
         entries: &[ScanEntry],
         files: &[Option<(Digest, u64)>],
@@ -118,8 +120,13 @@ impl Trees {
                         dir_digest = Some(t.digest);
                         known.insert(idx, t);
                     } else {
-                        let tree = Tree::new(std::mem::take(&mut children[idx]))
-                            .map_err(|err| Error::Tree(format!("{}: {err}", e.path)))?;
+                        let tree =
+                            Tree::new(std::mem::take(&mut children[idx])).map_err(|source| {
+                                Error::InvalidTree {
+                                    path: e.path.clone(),
+                                    source,
+                                }
+                            })?;
                         let bytes = tree.encode();
                         let digest = Digest::of(&bytes);
                         dir_digest = Some(digest);
@@ -135,7 +142,10 @@ impl Trees {
             }
         }
         drop(children);
-        let root = Tree::new(root_children).map_err(|err| Error::Tree(err.to_string()))?;
+        let root = Tree::new(root_children).map_err(|source| Error::InvalidTree {
+            path: String::new(),
+            source,
+        })?;
         let root_bytes = root.encode();
         let root_digest = Digest::of(&root_bytes);
 
@@ -235,8 +245,10 @@ impl Trees {
             let sub = self.dirs.get(&c).map(|t| t.digest);
             tree_entries.push(tree_entry(&entries[c], files[c], sub)?);
         }
-        let tree = Tree::new(tree_entries)
-            .map_err(|err| Error::Tree(format!("{}: {err}", entries[dir].path)))?;
+        let tree = Tree::new(tree_entries).map_err(|source| Error::InvalidTree {
+            path: entries[dir].path.clone(),
+            source,
+        })?;
         let bytes = tree.encode();
         if Digest::of(&bytes) != item.digest || bytes.len() as u64 != item.size {
             return Err(Error::StaleTree);
