@@ -8,6 +8,38 @@ use std::path::Path;
 use crate::digest::Digest;
 use crate::timestamp::Timestamp;
 
+/// What is wrong with a reflog line, or with a message that cannot be one.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LineError {
+    /// A message with a line break would forge a line of its own.
+    #[error("reflog messages cannot contain newlines")]
+    NewlineInMessage,
+    /// No tab separates the values from the message.
+    #[error("missing tab before the message")]
+    MissingTab,
+    /// A field is missing.
+    #[error("missing {0}")]
+    Missing(&'static str),
+    /// A value is not a digest (nor `-`).
+    #[error("{what}: {reason}")]
+    BadDigest {
+        /// Which value.
+        what: &'static str,
+        /// Why (shown in the line, not chained: the line is the error).
+        reason: crate::digest::Error,
+    },
+    /// The time is not a number of seconds.
+    #[error("missing or invalid time")]
+    BadTime,
+    /// The time zone is not `+hhmm` or `-hhmm`, or something follows it.
+    #[error("invalid time zone `{0}`")]
+    BadZone(String),
+    /// The file does not end with a newline: its last write was cut.
+    #[error("last line is incomplete (no newline)")]
+    Incomplete,
+}
+
 /// One ref change.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ReflogEntry {
@@ -25,10 +57,10 @@ impl ReflogEntry {
     /// The line, with its newline.
     ///
     /// # Errors
-    /// A reason if the message contains a newline.
-    pub fn encode(&self) -> Result<String, String> {
+    /// [`LineError::NewlineInMessage`].
+    pub fn encode(&self) -> Result<String, LineError> {
         if self.message.contains(['\n', '\r']) {
-            return Err("reflog messages cannot contain newlines".into());
+            return Err(LineError::NewlineInMessage);
         }
         let d = |d: &Option<Digest>| d.map_or_else(|| "-".to_owned(), |d| d.to_string());
         Ok(format!(
@@ -43,17 +75,18 @@ impl ReflogEntry {
     /// Parses one line (without its newline).
     ///
     /// # Errors
-    /// A reason naming what is malformed.
-    pub fn parse(line: &str) -> Result<Self, String> {
-        let (head, message) = line
-            .split_once('\t')
-            .ok_or_else(|| "missing tab before the message".to_owned())?;
+    /// A [`LineError`] naming what is malformed.
+    pub fn parse(line: &str) -> Result<Self, LineError> {
+        let (head, message) = line.split_once('\t').ok_or(LineError::MissingTab)?;
         let mut parts = head.split(' ');
-        let mut digest = |what: &str| -> Result<Option<Digest>, String> {
+        let mut digest = |what: &'static str| -> Result<Option<Digest>, LineError> {
             match parts.next() {
                 Some("-") => Ok(None),
-                Some(s) => s.parse().map(Some).map_err(|e| format!("{what}: {e}")),
-                None => Err(format!("missing {what}")),
+                Some(s) => s
+                    .parse()
+                    .map(Some)
+                    .map_err(|reason| LineError::BadDigest { what, reason }),
+                None => Err(LineError::Missing(what)),
             }
         };
         let old = digest("old value")?;
@@ -61,11 +94,11 @@ impl ReflogEntry {
         let time = parts
             .next()
             .and_then(|t| t.parse::<i64>().ok())
-            .ok_or_else(|| "missing or invalid time".to_owned())?;
-        let tz = parts.next().ok_or_else(|| "missing time zone".to_owned())?;
+            .ok_or(LineError::BadTime)?;
+        let tz = parts.next().ok_or(LineError::Missing("time zone"))?;
         if tz.len() != 5 || !(tz.starts_with('+') || tz.starts_with('-')) || parts.next().is_some()
         {
-            return Err(format!("invalid time zone `{tz}`"));
+            return Err(LineError::BadZone(tz.to_owned()));
         }
         Ok(ReflogEntry {
             old,
@@ -87,7 +120,7 @@ impl ReflogEntry {
 ///
 /// # Errors
 /// An I/O error reading the file.
-pub fn read(path: &Path) -> std::io::Result<(Vec<ReflogEntry>, Vec<(usize, String)>)> {
+pub fn read(path: &Path) -> std::io::Result<(Vec<ReflogEntry>, Vec<(usize, LineError)>)> {
     let text = match std::fs::read(path) {
         Ok(b) => b,
         // No log by that name: a directory there holds logs of longer names (`a/b` for `a`),
@@ -120,7 +153,7 @@ pub fn read(path: &Path) -> std::io::Result<(Vec<ReflogEntry>, Vec<(usize, Strin
         }
     }
     if !text.is_empty() && !text.ends_with('\n') {
-        bad.push((n, "last line is incomplete (no newline)".into()));
+        bad.push((n, LineError::Incomplete));
     }
     Ok((entries, bad))
 }
@@ -131,7 +164,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn encode_then_parse_round_trips() -> Result<(), String> {
+    fn encode_then_parse_round_trips() -> Result<(), LineError> {
         let e = ReflogEntry {
             old: None,
             new: Some(Digest::of(b"x")),

@@ -519,7 +519,7 @@ impl Refs {
     pub fn reflog(
         &self,
         name: &RefName,
-    ) -> Result<(Vec<ReflogEntry>, Vec<(usize, String)>), Error> {
+    ) -> Result<(Vec<ReflogEntry>, Vec<(usize, reflog::LineError)>), Error> {
         let p = self.log_path(name);
         reflog::read(&p).map_err(|source| Error::Io {
             op: "reading",
@@ -874,7 +874,7 @@ pub enum Error {
     #[error("invalid reflog message: {reason}")]
     InvalidMessage {
         /// Why.
-        reason: String,
+        reason: crate::store::reflog::LineError,
     },
     /// The ref's lock is held.
     #[error(transparent)]
