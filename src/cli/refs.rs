@@ -60,7 +60,11 @@ pub fn list(ctx: &Context, _args: &ListArgs) -> anyhow::Result<ExitStatus> {
 
 pub fn tag(ctx: &Context, args: &TagArgs) -> anyhow::Result<ExitStatus> {
     let store = ctx.open_store()?;
-    let (name, target, previous) = snap::ops::tag(&store, &args.name, &args.rev, args.force)?;
+    let snap::ops::refs::TagOutcome {
+        name,
+        target,
+        previous,
+    } = snap::ops::tag(&store, &args.name, &args.rev, args.force)?;
     if ctx.printer.json() {
         ctx.printer.json_value(&serde_json::json!({
             "name": name.short(), "digest": target, "previous": previous,
@@ -79,7 +83,7 @@ pub fn manage(ctx: &Context, args: &RefArgs) -> anyhow::Result<ExitStatus> {
     let store = ctx.open_store()?;
     match &args.command {
         RefCommand::Delete { name } => {
-            let (name, was) = snap::ops::delete_ref(&store, name)?;
+            let snap::ops::refs::DeleteOutcome { name, was } = snap::ops::delete_ref(&store, name)?;
             if ctx.printer.json() {
                 ctx.printer
                     .json_value(&serde_json::json!({ "name": name.to_string(), "was": was }))?;

@@ -5,22 +5,42 @@ use crate::ops::Error;
 use crate::rev;
 use crate::store::{Expected, RefEdit, RefName, Store, refs};
 
+/// What `snap tag` did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TagOutcome {
+    /// The tag.
+    pub name: RefName,
+    /// The snapshot it names now.
+    pub target: Digest,
+    /// What it named before (equal to `target` when nothing moved).
+    pub previous: Option<Digest>,
+}
+
+/// What `snap ref delete` did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeleteOutcome {
+    /// The ref deleted.
+    pub name: RefName,
+    /// What it named.
+    pub was: Digest,
+}
+
 /// Points tag `name` at `rev`. An existing tag moves only with `force`.
 ///
 /// # Errors
 /// `Conflict` ([`Error::TagExists`]) if the tag exists and `force` is off; `NotFound` for an
 /// unknown revision; `InvalidInput` for a bad name.
-pub fn tag(
-    store: &Store,
-    name: &str,
-    rev: &str,
-    force: bool,
-) -> Result<(RefName, Digest, Option<Digest>), Error> {
+pub fn tag(store: &Store, name: &str, rev: &str, force: bool) -> Result<TagOutcome, Error> {
     let name = RefName::tag(name)?;
     let target = rev::resolve(store, rev)?;
     let current = store.refs.get(&name)?;
+    let done = |name| TagOutcome {
+        name,
+        target,
+        previous: current,
+    };
     if current == Some(target) {
-        return Ok((name, target, current));
+        return Ok(done(name));
     }
     if let (Some(existing), false) = (current, force) {
         return Err(Error::TagExists {
@@ -35,7 +55,7 @@ pub fn tag(
         message: format!("tag: {rev}"),
     };
     match store.update_ref(&edit) {
-        Ok(()) => Ok((name, target, current)),
+        Ok(()) => Ok(done(name)),
         Err(refs::Error::OutOfDate {
             actual: Some(existing),
             ..
@@ -51,7 +71,7 @@ pub fn tag(
 ///
 /// # Errors
 /// `NotFound` if no such ref; `InvalidInput` if ambiguous; `Conflict` if it moved meanwhile.
-pub fn delete_ref(store: &Store, name: &str) -> Result<(RefName, Digest), Error> {
+pub fn delete_ref(store: &Store, name: &str) -> Result<DeleteOutcome, Error> {
     let (name, current) = store.refs.find(name)?.ok_or_else(|| Error::RefNotFound {
         name: name.to_owned(),
     })?;
@@ -62,7 +82,7 @@ pub fn delete_ref(store: &Store, name: &str) -> Result<(RefName, Digest), Error>
         message: "delete".into(),
     };
     store.update_ref(&edit)?;
-    Ok((name, current))
+    Ok(DeleteOutcome { name, was: current })
 }
 
 /// What happened to one ref.
