@@ -93,8 +93,11 @@ fn files_of(module: &str) -> Vec<PathBuf> {
     out
 }
 
-/// The crate-internal modules a file names as `crate::<module>`.
+/// The crate-internal modules a file names as `crate::<module>`, outside its unit tests: a
+/// test module may build its fixtures with the whole library (as an integration test would),
+/// the code it tests may not.
 fn uses(text: &str) -> Vec<String> {
+    let text = text.find("\nmod tests {").map_or(text, |i| &text[..i]);
     let mut out = Vec::new();
     for (i, _) in text.match_indices("crate::") {
         let rest = &text[i + "crate::".len()..];
