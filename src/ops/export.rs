@@ -166,10 +166,24 @@ pub fn export_with(
     progress.begin("Exporting", bytes, blobs.len() as u64);
     let written = match format {
         Format::Dir => write_dir(&opts.out, |w| {
-            write_layout(store, &blobs, &index, w, &opts.out, progress)
+            write_layout(
+                BlobSource::Store(store),
+                &blobs,
+                &index,
+                w,
+                &opts.out,
+                progress,
+            )
         }),
         _ => write_archive(&opts.out, format, |w| {
-            write_layout(store, &blobs, &index, w, &opts.out, progress)
+            write_layout(
+                BlobSource::Store(store),
+                &blobs,
+                &index,
+                w,
+                &opts.out,
+                progress,
+            )
         }),
     };
     progress.end();
@@ -267,25 +281,18 @@ pub fn export_remote(
     });
     let blobs: BTreeMap<Digest, u64> = fetched.source.blobs().collect();
     let bytes = blobs.values().sum();
-    let write = |mut w: Box<dyn LayoutWriter + '_>| -> Result<(), Error> {
-        let io_err = |source| Error::Io {
-            op: "writing",
-            path: opts.out.clone(),
-            source,
-        };
-        progress.begin("Exporting", bytes, blobs.len() as u64);
-        for (digest, size) in &blobs {
-            let mut r = io::BufReader::with_capacity(1 << 20, fetched.source.open(digest)?);
-            w.blob(digest, *size, &mut r).map_err(io_err)?;
-            progress.advance(*size, 1);
-        }
-        progress.end();
-        w.finish(index.bytes()).map_err(io_err)
+    let from = BlobSource::Staged(&fetched.source);
+    progress.begin("Exporting", bytes, blobs.len() as u64);
+    let written = match format {
+        Format::Dir => write_dir(&opts.out, |w| {
+            write_layout(from, &blobs, &index, w, &opts.out, progress)
+        }),
+        _ => write_archive(&opts.out, format, |w| {
+            write_layout(from, &blobs, &index, w, &opts.out, progress)
+        }),
     };
-    match format {
-        Format::Dir => write_dir(&opts.out, write)?,
-        _ => write_archive(&opts.out, format, write)?,
-    }
+    progress.end();
+    written?;
     Ok(ExportOutcome {
         out: opts.out.clone(),
         format,
@@ -297,8 +304,17 @@ pub fn export_remote(
 
 /// Writes every blob, verified as it is read from the store, then `index.json`, into the
 /// layout at `out`.
+/// Where the blobs of a layout being written come from.
+#[derive(Clone, Copy)]
+enum BlobSource<'a> {
+    /// The store: every object verified as it streams.
+    Store(&'a Store),
+    /// Blobs a registry transfer staged, each checked against its digest as it arrived.
+    Staged(&'a transfer::Source),
+}
+
 fn write_layout(
-    store: &Store,
+    from: BlobSource<'_>,
     blobs: &BTreeMap<Digest, u64>,
     index: &RawIndex,
     mut w: Box<dyn LayoutWriter + '_>,
@@ -311,12 +327,20 @@ fn write_layout(
         source,
     };
     for (digest, size) in blobs {
-        let mut r = store.objects.open(digest)?;
-        w.blob(digest, *size, &mut r).map_err(|e| match e.kind() {
-            io::ErrorKind::InvalidData => Error::Objects(r.error(e)),
-            _ => io_err(e),
-        })?;
-        r.finish()?;
+        match from {
+            BlobSource::Store(store) => {
+                let mut r = store.objects.open(digest)?;
+                w.blob(digest, *size, &mut r).map_err(|e| match e.kind() {
+                    io::ErrorKind::InvalidData => Error::Objects(r.error(e)),
+                    _ => io_err(e),
+                })?;
+                r.finish()?;
+            }
+            BlobSource::Staged(source) => {
+                let mut r = io::BufReader::with_capacity(1 << 20, source.open(digest)?);
+                w.blob(digest, *size, &mut r).map_err(io_err)?;
+            }
+        }
         progress.advance(*size, 1);
     }
     w.finish(index.bytes()).map_err(io_err)
