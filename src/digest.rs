@@ -13,7 +13,7 @@
 //! let d = Digest::of(b"hello\n");
 //! assert_eq!(d.to_string(), "sha256:5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03");
 //! assert_eq!(d, d.to_string().parse()?);
-//! # Ok::<(), snap::digest::Error>(())
+//! # Ok::<(), snap::ops::DigestError>(())
 //! ```
 
 use std::fmt;
@@ -77,7 +77,7 @@ impl Digest {
     /// Parses 64 hex digits without the `sha256:` prefix.
     ///
     /// # Errors
-    /// [`Error::Parse`] unless `hex` is exactly 64 lowercase hex digits.
+    /// `Error::Parse` unless `hex` is exactly 64 lowercase hex digits.
     pub fn from_hex(hex: &str) -> Result<Self, Error> {
         let bytes = hex.as_bytes();
         if bytes.len() != 64 {
@@ -101,7 +101,7 @@ impl Digest {
     /// Checks that `actual` equals `self`.
     ///
     /// # Errors
-    /// [`Error::Mismatch`] naming both digests.
+    /// `Error::Mismatch` naming both digests.
     pub fn verify(&self, actual: &Digest) -> Result<(), Error> {
         if self == actual {
             Ok(())
@@ -228,16 +228,6 @@ impl<W: Write> HashingWriter<W> {
         self.len
     }
 
-    /// Whether nothing was written.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// The inner writer.
-    pub fn get_mut(&mut self) -> &mut W {
-        &mut self.inner
-    }
-
     /// The digest and length of what was written, and the inner writer.
     pub fn finish(self) -> (Digest, u64, W) {
         (self.hasher.finish(), self.len, self.inner)
@@ -277,11 +267,6 @@ impl<R: Read> HashingReader<R> {
     /// Bytes read so far.
     pub fn len(&self) -> u64 {
         self.len
-    }
-
-    /// Whether nothing was read yet.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 
     /// The digest and length of what was read, and the inner reader.

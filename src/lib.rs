@@ -35,7 +35,7 @@
 //!     ..CommitOptions::default()
 //! };
 //! let outcome = ops::commit(&store, &opts, &NoProgress)?;
-//! assert_eq!(snap::rev::resolve(&store, "latest")?, outcome.digest);
+//! assert_eq!(ops::resolve(&store, "latest")?, outcome.digest);
 //! assert_eq!(outcome.files, 1);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -48,24 +48,38 @@
 #[doc = include_str!("../book/src/contributing/embedding.md")]
 pub struct EmbeddingGuide;
 
-pub mod config;
-pub mod diff;
-pub mod digest;
-pub mod error;
-pub mod fs;
-pub mod graph;
-pub mod lock;
+// The API: one function per command, its Options and Outcome, and the types they are made of.
+pub mod ops;
+
+pub use ops::{Digest, Error, ErrorKind, NoProgress, Progress, Store};
+
+// The formats the book specifies, for readers of snap's data: OCI media types, descriptors,
+// manifests and layouts; the canonical tree and config encodings.
 pub mod object;
 pub mod oci;
-pub mod ops;
+
+// snap's internals. Public only so that its own integration tests, fuzz targets and
+// benchmarks reach them; not part of the API, no stability promised, left out of the docs.
+#[doc(hidden)]
+pub mod lock;
+#[doc(hidden)]
 pub mod pack;
-pub mod progress;
-pub mod provenance;
+#[doc(hidden)]
 pub mod registry;
-pub mod rev;
+#[doc(hidden)]
 pub mod snapshot;
+#[doc(hidden)]
 pub mod store;
-pub mod timestamp;
+#[doc(hidden)]
 pub mod worktree;
 
-pub use digest::Digest;
+pub(crate) mod config;
+pub(crate) mod diff;
+pub(crate) mod digest;
+pub(crate) mod error;
+pub(crate) mod fs;
+pub(crate) mod graph;
+pub(crate) mod progress;
+pub(crate) mod provenance;
+pub(crate) mod rev;
+pub(crate) mod timestamp;

@@ -94,12 +94,6 @@ impl LockFile {
         &self.lock_path
     }
 
-    /// The path this lock protects.
-    #[must_use]
-    pub fn target(&self) -> &Path {
-        &self.target
-    }
-
     /// Writes `bytes` into the lock file and fsyncs it (the staged new content).
     ///
     /// # Errors

@@ -100,7 +100,7 @@ pub struct Freshness {
     /// The commit the snapshot was built from, if recorded.
     pub built_from: Option<String>,
     /// How many first-parent commits HEAD is ahead of `built_from` (if it is an ancestor
-    /// within [`MAX_WALK`] commits).
+    /// within `MAX_WALK` (10,000) commits).
     pub commits_ahead: Option<u64>,
     /// Whether the work tree is dirty now.
     pub dirty_now: bool,

@@ -23,7 +23,7 @@ fn schemas() -> Vec<(&'static str, schemars::Schema)> {
         ("gc", schema_for!(snap::ops::GcOutcome)),
         ("fsck", schema_for!(snap::ops::FsckReport)),
         ("log", schema_for!(snap::snapshot::LogEntry)),
-        ("diff", schema_for!(snap::diff::Change)),
+        ("diff", schema_for!(snap::ops::diff::Change)),
         ("ls-remote", schema_for!(snap::ops::remote::LsRemoteOutcome)),
         (
             "status-remote",
@@ -134,7 +134,7 @@ fn real_output_validates_and_parses_back_into_the_library_types() -> Result {
                 "gc" => serde_json::from_str::<snap::ops::GcOutcome>(&text).map(|_| ()),
                 "fsck" => serde_json::from_str::<snap::ops::FsckReport>(&text).map(|_| ()),
                 "log" => serde_json::from_str::<snap::snapshot::LogEntry>(&text).map(|_| ()),
-                _ => serde_json::from_str::<snap::diff::Change>(&text).map(|_| ()),
+                _ => serde_json::from_str::<snap::ops::diff::Change>(&text).map(|_| ()),
             };
             parsed.map_err(|e| format!("{name}: {e}: {text}"))?;
         }

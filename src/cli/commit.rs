@@ -54,7 +54,7 @@ pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {
     };
     let bar = crate::cli::progress::Bar::new(&ctx.printer).counting("files");
     let out = ops::commit(&store, &opts, &bar);
-    snap::progress::Progress::end(&bar);
+    snap::ops::Progress::end(&bar);
     let out = out?;
     if ctx.printer.json() {
         ctx.printer.json_value(&out)?;

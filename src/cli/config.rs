@@ -1,6 +1,5 @@
 //! `snap config [KEY [VALUE]] [--unset KEY] [--keys]`
 
-use snap::config;
 use snap::ops;
 
 use crate::cli::Context;
@@ -24,7 +23,7 @@ pub struct Args {
 
 pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {
     if args.keys {
-        for k in config::KEYS {
+        for k in ops::config::KEYS {
             if ctx.printer.json() {
                 ctx.printer
                     .json_value(&serde_json::json!({"key": k.name, "help": k.help}))?;

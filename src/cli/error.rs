@@ -9,7 +9,7 @@
 
 use std::process::ExitCode;
 
-use snap::ops::{self, ErrorKind};
+use snap::ops::{self, Digest, ErrorKind, Topic};
 
 use crate::cli::output::Printer;
 
@@ -82,304 +82,90 @@ pub fn report(printer: &Printer, err: &anyhow::Error) -> ExitStatus {
         last = text;
     }
     if let Some(op) = op {
-        if let Some((hint, anchor)) = hint_for(op) {
-            printer.error_detail("hint", hint);
-            printer.error_detail("  see", see(anchor));
+        if let Some(topic) = op.topic() {
+            printer.error_detail("hint", hint(&topic));
+            printer.error_detail("  see", see(topic.anchor()));
         }
         match op.kind() {
             ErrorKind::Conflict => ExitStatus::Conflict,
             _ => ExitStatus::Error,
         }
-    } else if err.chain().any(|e| {
-        matches!(
-            e.downcast_ref::<snap::config::Error>(),
-            Some(snap::config::Error::Locked { .. })
-        )
-    }) {
-        // Like a held ref lock: another process is at it, safe to retry.
-        ExitStatus::Conflict
     } else {
         ExitStatus::Error
     }
 }
 
-/// Hints for paths a restore refuses (issue 13).
-fn dest_hint(e: &snap::worktree::checkout::dest::Error) -> Option<(String, &'static str)> {
-    use snap::worktree::checkout::dest::Error as D;
-    Some(match e {
-        D::Reserved { .. } => (
-            "nothing was written; restore never writes `.git` or `.store`: `snap ls` shows the snapshot's paths".into(),
-            "reserved-name",
+/// The next step for the user, for each troubleshooting entry.
+fn hint(topic: &Topic<'_>) -> String {
+    match topic {
+        Topic::StoreInUse => concat!(
+            "another snap process is using this store; run this again when it has finished ",
+            "(safe to retry). A stopped one must be resumed (`kill -CONT PID`) or ended; to ",
+            "wait longer, set SNAP_STORE_LOCK_TIMEOUT_MS (gc: --wait)"
+        )
+        .into(),
+        Topic::RefLocked { lock_path } => format!(
+            "a running snap process holds {}; retry when it has finished, or raise SNAP_LOCK_TIMEOUT_MS",
+            lock_path.display()
         ),
-        D::Protected { .. } | D::InStore { .. } => (
-            "restore into a directory that does not hold the store, or outside it".into(),
-            "store-in-destination",
+        Topic::NoStore => "run `snap init` here, commit with `snap commit PATH` (which creates the store), or pass --store DIR".into(),
+        Topic::UnsupportedFormat => "this store was written by another version of snap; use that version".into(),
+        Topic::RefMoved => "another snap process moved the ref first; run the command again".into(),
+        Topic::UnknownRevision => "list refs with `snap refs` and snapshots with `snap log`".into(),
+        Topic::AmbiguousPrefix { candidates } => format!(
+            "give more hex digits; candidates: {}",
+            candidates.iter().map(Digest::short).collect::<Vec<_>>().join(", ")
         ),
-        D::WouldDelete { .. } => (
-            "nothing was written; move that directory away (or delete it if its files are not needed) and run restore again".into(),
-            "force-keeps-directories",
+        Topic::PrefixTooShort => "give at least 7 hex digits, or a ref name".into(),
+        Topic::AmbiguousRef { name } => format!("say `heads/{name}` or `tags/{name}`"),
+        Topic::InvalidRefName => "ref names use ASCII letters, digits, `.`, `_`, `-` and `/`".into(),
+        Topic::RefNameTooLong { max_bytes, max_component_bytes } => format!(
+            "choose a shorter name: at most {max_bytes} bytes, and {max_component_bytes} per `/`-separated component"
         ),
-        D::ThroughSymlink { .. } => (
-            "nothing was written into place; the image writes through a symlink, check where it came from".into(),
-            "restore-refused",
+        Topic::ReservedRefName => "`heads/NAME` and `tags/NAME` only look refs up; make a tag with `snap tag NAME REV`, or choose a head name not starting with `heads/` or `tags/`".into(),
+        Topic::RefNameConflict { existing, deleted: false } => format!(
+            "a ref name cannot also be a directory of ref names; choose another name, or delete `{existing}` first with `snap ref delete`"
         ),
-        _ => return None,
-    })
-}
-
-/// Hints for registry errors.
-fn registry_hint(e: &snap::registry::Error) -> Option<(String, &'static str)> {
-    use snap::registry::Error as R;
-    Some(match e {
-        R::Unauthorized {
-            source_of_credentials: None,
-            ..
-        } => (
-            "log in with `docker login HOST`, or set SNAP_REGISTRY_USER and SNAP_REGISTRY_PASSWORD (or SNAP_REGISTRY_TOKEN); a test registry of your own asks only if its config turns auth on".into(),
-            "registry-unauthorized",
-        ),
-        R::Unauthorized {
-            source_of_credentials: Some(s),
-            ..
-        } => (
-            format!("check the user name and password (or token) from {s}"),
-            "registry-unauthorized",
-        ),
-        R::Denied { .. } => (
-            "these credentials lack the permission; use an account or token allowed to write this repository".into(),
-            "registry-denied",
-        ),
-        R::Credentials { .. } => (
-            "fix or remove that credential source; the order is in the troubleshooting page".into(),
-            "registry-unauthorized",
-        ),
-        R::NotFound { .. } => (
-            "check the repository and tag; `snap ls-remote REGISTRY/REPO` lists the tags".into(),
-            "registry-not-found",
-        ),
-        R::NotTls { .. } => (
-            "the registry speaks plain HTTP; pass --insecure if that is intended".into(),
-            "registry-unreachable",
-        ),
-        R::UnknownHost { .. } | R::ConnectionRefused { .. } | R::Network { .. } => (
-            "check the registry's address and that it is running and reachable".into(),
-            "registry-unreachable",
-        ),
-        R::ManifestTooLarge { .. } => (
-            "registries take manifests up to 4 MiB; this one cannot be pushed as is".into(),
-            "manifest-too-large",
-        ),
-        R::BadReference { .. } => (
-            "write REGISTRY/REPOSITORY[:TAG], e.g. ghcr.io/acme/index:v1 or 127.0.0.1:5000/index".into(),
-            "bad-reference",
-        ),
-        R::BlobMismatch { .. } | R::DigestMismatch { .. } | R::Protocol { .. } => (
-            "the registry sent or stored something else than asked; nothing was stored — try again, and report the registry if it persists".into(),
-            "registry-mismatch",
-        ),
-        R::Source { .. } => (
-            "run `snap fsck` to list every damaged object and the snapshots that need it".into(),
-            "corrupt-object",
-        ),
-        R::Stalled { .. } => (
-            "nothing was stored; run it again, and for a slow link give it more time: --timeout SECS (SNAP_TIMEOUT, `snap config http.timeout SECS`)".into(),
-            "registry-stalled",
-        ),
-        R::ResponseTooLarge { .. } => (
-            "nothing was stored; check the reference, and the registry or proxy that answers for it".into(),
-            "registry-response-too-large",
-        ),
-        R::Redirects { .. } => (
-            "the registry (or a proxy before it) is misconfigured; tell its operator".into(),
-            "registry-redirects",
-        ),
-        R::GaveUp { .. } | R::RetryTooLate { .. } => (
-            "the registry is overloaded or rate-limiting; run this again later (a longer --timeout waits longer between tries)".into(),
-            "registry-busy",
-        ),
-        R::InsecureRealm { .. } => (
-            "pass --insecure if sending the password over plain HTTP is intended".into(),
-            "registry-insecure-realm",
-        ),
-        _ => return None,
-    })
-}
-
-/// A next step for the user, and the troubleshooting anchor that explains it.
-fn hint_for(err: &ops::Error) -> Option<(String, &'static str)> {
-    use snap::rev;
-    use snap::store;
-    use snap::store::refs;
-    if let Some(lock_path) = err.lock_path()
-        && lock_path
-            .file_name()
-            .is_some_and(|n| n == "LOCK" || n == "LOCK.turnstile")
-    {
-        // The store-wide flock: released by the kernel when its holder exits.
-        return Some((
-            concat!(
-                "another snap process is using this store; run this again when it has finished ",
-                "(safe to retry). A stopped one must be resumed (`kill -CONT PID`) or ended; to ",
-                "wait longer, set SNAP_STORE_LOCK_TIMEOUT_MS (gc: --wait)"
-            )
-            .into(),
-            "store-in-use",
-        ));
-    }
-    if let Some(lock_path) = err.lock_path() {
-        return Some((
-            format!(
-                "a running snap process holds {}; retry when it has finished, or raise SNAP_LOCK_TIMEOUT_MS",
-                lock_path.display()
-            ),
-            "ref-locked",
-        ));
-    }
-    match err {
-        ops::Error::Store(store::Error::NotFound { .. }) => Some((
-            "run `snap init` here, commit with `snap commit PATH` (which creates the store), or pass --store DIR".into(),
-            "no-store",
-        )),
-        ops::Error::Store(store::Error::UnsupportedFormat { .. }) => Some((
-            "this store was written by another version of snap; use that version".into(),
-            "unsupported-format",
-        )),
-        ops::Error::Refs(refs::Error::OutOfDate { .. }) | ops::Error::TooManyRetries { .. } => Some((
-            "another snap process moved the ref first; run the command again".into(),
-            "ref-moved",
-        )),
-        ops::Error::Rev(rev::Error::Unknown { .. }) => Some((
-            "list refs with `snap refs` and snapshots with `snap log`".into(),
-            "unknown-revision",
-        )),
-        ops::Error::Rev(rev::Error::Ambiguous { candidates, .. }) => Some((
-            format!(
-                "give more hex digits; candidates: {}",
-                candidates.iter().map(snap::Digest::short).collect::<Vec<_>>().join(", ")
-            ),
-            "ambiguous-prefix",
-        )),
-        ops::Error::Rev(rev::Error::TooShort { .. }) => Some((
-            "give at least 7 hex digits, or a ref name".into(),
-            "ambiguous-prefix",
-        )),
-        ops::Error::Refs(refs::Error::Ambiguous { name }) => Some((
-            format!("say `heads/{name}` or `tags/{name}`"),
-            "ambiguous-ref",
-        )),
-        ops::Error::Refs(refs::Error::InvalidName { .. }) => Some((
-            "ref names use ASCII letters, digits, `.`, `_`, `-` and `/`".into(),
-            "invalid-ref-name",
-        )),
-        ops::Error::Refs(refs::Error::NameTooLong { .. }) => Some((
-            format!(
-                "choose a shorter name: at most {} bytes, and {} per `/`-separated component",
-                refs::MAX_NAME_BYTES,
-                refs::MAX_COMPONENT_BYTES
-            ),
-            "ref-name-too-long",
-        )),
-        ops::Error::Refs(refs::Error::ReservedPrefix { .. }) => Some((
-            "`heads/NAME` and `tags/NAME` only look refs up; make a tag with `snap tag NAME REV`, or choose a head name not starting with `heads/` or `tags/`".into(),
-            "reserved-ref-name",
-        )),
-        ops::Error::Refs(refs::Error::NameConflict { existing, deleted: false, .. }) => Some((
-            format!("a ref name cannot also be a directory of ref names; choose another name, or delete `{existing}` first with `snap ref delete`"),
-            "ref-name-conflict",
-        )),
-        ops::Error::Refs(refs::Error::NameConflict { deleted: true, .. }) => Some((
-            "that reflog keeps the deleted ref's history (gc keeps its snapshots while it is recent); choose another name".into(),
-            "ref-name-conflict",
-        )),
-        ops::Error::Restore(snap::worktree::checkout::restore::Error::NotEmpty { .. }) => Some((
-            "restore into a new or empty directory, or pass --force to overwrite".into(),
-            "destination-not-empty",
-        )),
-        ops::Error::Restore(snap::worktree::checkout::restore::Error::Dest(d))
-        | ops::Error::Unpack(snap::worktree::checkout::unpack::Error::Dest(d)) => dest_hint(d),
-        ops::Error::Unpack(
-            snap::worktree::checkout::unpack::Error::UnsafePath { .. }
-            | snap::worktree::checkout::unpack::Error::TitleClash { .. },
-        ) => Some((
-            "nothing was written; the image or artifact is unsafe to restore, check where it came from".into(),
-            "restore-refused",
-        )),
-        ops::Error::TagExists { .. } => Some(("pass --force to move the tag".into(), "tag-exists")),
-        ops::Error::CommitToTag { .. } => Some((
-            "commit to another head with --ref NAME, or delete the tag with `snap ref delete tags/NAME`".into(),
-            "commit-to-tag",
-        )),
-        ops::Error::RecordsStore { .. } => Some((
-            "commit the directory that holds the store instead: the store is left out of it".into(),
-            "commit-store",
-        )),
-        ops::Error::Scan(snap::worktree::commit::scan::Error::Reserved { .. }) => Some((
-            "commit the directory around it instead: `.git` and `.store` below it are skipped".into(),
-            "commit-reserved-name",
-        )),
-        ops::Error::PathNotFound { .. } | ops::Error::Scan(snap::worktree::commit::scan::Error::Missing { .. }) => Some((
-            "check the path; relative paths are resolved against the current directory".into(),
-            "path-not-found",
-        )),
-        ops::Error::PathNotInSnapshot { .. }
-        | ops::Error::NotAFile { .. }
-        | ops::Error::IndexHoldsNoFiles { .. }
-        | ops::Error::NotABlobOfImage { .. }
-        | ops::Error::PathNotInArtifact { .. } => Some((
-            "`snap ls SNAP [DIR]` lists what a snapshot, image or artifact holds (`-r` for everything)".into(),
-            "path-not-in-snapshot",
-        )),
-        ops::Error::Registry(r) => registry_hint(r),
-        ops::Error::DirtyPush { .. } => Some((
-            "commit your git changes and run `snap commit` again, or pass --allow-dirty (no commit tag then)".into(),
-            "dirty-push",
-        )),
-        ops::Error::TagConflict { .. } => Some((
-            "each commit tag names one snapshot; pass --force to move it anyway".into(),
-            "commit-tag-exists",
-        )),
-        ops::Error::WalkBackExhausted { .. } => Some((
-            "push a snapshot of a recent commit (CI does), or look further back with --max N".into(),
-            "walk-back-exhausted",
-        )),
-        ops::Error::NoGitHistory { .. } => Some((
-            "run snap pull --walk-back or snap status --remote inside the git work tree the snapshots were built from".into(),
-            "walk-back-exhausted",
-        )),
-        ops::Error::LegacyArtifactManifest { .. } => Some((
-            "have the producer push an image manifest with an artifactType (what oras 1.x writes)".into(),
-            "legacy-artifact-manifest",
-        )),
-        ops::Error::Layout(snap::oci::layout::Error::Expands { .. }) => Some((
-            "nothing was stored; if you trust the archive, let it expand further with --max-bytes BYTES".into(),
-            "import-expands",
-        )),
-        ops::Error::EntryRefName { .. } => Some((
-            "nothing was stored; import that entry under another name with --ref NAME (a layout of one entry), or fix its org.opencontainers.image.ref.name".into(),
-            "import-ref-name",
-        )),
-        ops::Error::Layout(_)
-        | ops::Error::Oci(_)
-        | ops::Error::BadLayout { .. }
-        | ops::Error::MissingBlob { .. }
-        | ops::Error::BlobSize { .. }
-        | ops::Error::BlobDigest { .. }
-        | ops::Error::Incomplete { .. } => Some((
-            "nothing was stored; export or download the layout again, or check where it came from".into(),
-            "import-refused",
-        )),
-        ops::Error::IndexTooLarge { .. } => Some((
-            "export fewer snapshots, or without --with-history (every ancestor is an entry)".into(),
-            "export-index-too-large",
-        )),
-        ops::Error::OutputNotEmpty { .. } => Some((
-            "export into a new or empty directory, or to a .tar, .tar.gz or .tar.zst file".into(),
-            "output-not-empty",
-        )),
-        e if e.kind() == ErrorKind::Corrupt => Some((
-            "run `snap fsck` to list every damaged object and the snapshots that need it".into(),
-            "corrupt-object",
-        )),
-        _ => None,
+        Topic::RefNameConflict { deleted: true, .. } => "that reflog keeps the deleted ref's history (gc keeps its snapshots while it is recent); choose another name".into(),
+        Topic::DestinationNotEmpty => "restore into a new or empty directory, or pass --force to overwrite".into(),
+        Topic::ReservedName => "nothing was written; restore never writes `.git` or `.store`: `snap ls` shows the snapshot's paths".into(),
+        Topic::StoreInDestination => "restore into a directory that does not hold the store, or outside it".into(),
+        Topic::ForceKeepsDirectories => "nothing was written; move that directory away (or delete it if its files are not needed) and run restore again".into(),
+        Topic::RestoreThroughSymlink => "nothing was written into place; the image writes through a symlink, check where it came from".into(),
+        Topic::RestoreUnsafe => "nothing was written; the image or artifact is unsafe to restore, check where it came from".into(),
+        Topic::TagExists => "pass --force to move the tag".into(),
+        Topic::CommitToTag => "commit to another head with --ref NAME, or delete the tag with `snap ref delete tags/NAME`".into(),
+        Topic::CommitStore => "commit the directory that holds the store instead: the store is left out of it".into(),
+        Topic::CommitReservedName => "commit the directory around it instead: `.git` and `.store` below it are skipped".into(),
+        Topic::PathNotFound => "check the path; relative paths are resolved against the current directory".into(),
+        Topic::PathNotInSnapshot => "`snap ls SNAP [DIR]` lists what a snapshot, image or artifact holds (`-r` for everything)".into(),
+        Topic::RegistryUnauthorized { credentials_from: None } => "log in with `docker login HOST`, or set SNAP_REGISTRY_USER and SNAP_REGISTRY_PASSWORD (or SNAP_REGISTRY_TOKEN); a test registry of your own asks only if its config turns auth on".into(),
+        Topic::RegistryUnauthorized { credentials_from: Some(s) } => format!("check the user name and password (or token) from {s}"),
+        Topic::RegistryDenied => "these credentials lack the permission; use an account or token allowed to write this repository".into(),
+        Topic::RegistryCredentials => "fix or remove that credential source; the order is in the troubleshooting page".into(),
+        Topic::RegistryNotFound => "check the repository and tag; `snap ls-remote REGISTRY/REPO` lists the tags".into(),
+        Topic::RegistryNotTls => "the registry speaks plain HTTP; pass --insecure if that is intended".into(),
+        Topic::RegistryUnreachable => "check the registry's address and that it is running and reachable".into(),
+        Topic::ManifestTooLarge => "registries take manifests up to 4 MiB; this one cannot be pushed as is".into(),
+        Topic::BadReference => "write REGISTRY/REPOSITORY[:TAG], e.g. ghcr.io/acme/index:v1 or 127.0.0.1:5000/index".into(),
+        Topic::RegistryMismatch => "the registry sent or stored something else than asked; nothing was stored — try again, and report the registry if it persists".into(),
+        Topic::RegistryStalled => "nothing was stored; run it again, and for a slow link give it more time: --timeout SECS (SNAP_TIMEOUT, `snap config http.timeout SECS`)".into(),
+        Topic::RegistryResponseTooLarge => "nothing was stored; check the reference, and the registry or proxy that answers for it".into(),
+        Topic::RegistryRedirects => "the registry (or a proxy before it) is misconfigured; tell its operator".into(),
+        Topic::RegistryBusy => "the registry is overloaded or rate-limiting; run this again later (a longer --timeout waits longer between tries)".into(),
+        Topic::RegistryInsecureRealm => "pass --insecure if sending the password over plain HTTP is intended".into(),
+        Topic::DirtyPush => "commit your git changes and run `snap commit` again, or pass --allow-dirty (no commit tag then)".into(),
+        Topic::CommitTagExists => "each commit tag names one snapshot; pass --force to move it anyway".into(),
+        Topic::WalkBackExhausted => "push a snapshot of a recent commit (CI does), or look further back with --max N".into(),
+        Topic::NoGitHistory => "run snap pull --walk-back or snap status --remote inside the git work tree the snapshots were built from".into(),
+        Topic::LegacyArtifactManifest => "have the producer push an image manifest with an artifactType (what oras 1.x writes)".into(),
+        Topic::ImportExpands => "nothing was stored; if you trust the archive, let it expand further with --max-bytes BYTES".into(),
+        Topic::ImportRefName => "nothing was stored; import that entry under another name with --ref NAME (a layout of one entry), or fix its org.opencontainers.image.ref.name".into(),
+        Topic::ImportRefused => "nothing was stored; export or download the layout again, or check where it came from".into(),
+        Topic::ExportIndexTooLarge => "export fewer snapshots, or without --with-history (every ancestor is an entry)".into(),
+        Topic::OutputNotEmpty => "export into a new or empty directory, or to a .tar, .tar.gz or .tar.zst file".into(),
+        Topic::CorruptObject => "run `snap fsck` to list every damaged object and the snapshots that need it".into(),
+        // A topic this CLI does not know yet (the enum grows): its entry still explains it.
+        _ => "the troubleshooting entry below explains what to do".into(),
     }
 }

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use snap::oci::layout::Format;
+use snap::ops::LayoutFormat as Format;
 use snap::ops::{self, ExportOptions};
 
 use crate::cli::Context;

@@ -1,6 +1,6 @@
 //! `snap log [SNAP]`
 
-use snap::snapshot::LogEntry;
+use snap::ops::LogEntry;
 
 use crate::cli::Context;
 use crate::cli::error::ExitStatus;
@@ -38,7 +38,7 @@ pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {
     if args.graph {
         return graph(ctx, &store, args);
     }
-    let rev = args.rev.as_deref().unwrap_or(snap::oci::LATEST);
+    let rev = args.rev.as_deref().unwrap_or(snap::ops::LATEST);
     let history = snap::ops::log::history(&store, rev, args.max)?;
     for entry in &history.entries {
         print_entry(&ctx.printer, args.oneline, entry)?;
@@ -57,7 +57,7 @@ pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {
 fn remote_log(
     ctx: &Context,
     args: &Args,
-    remote: &snap::registry::RemoteRef,
+    remote: &snap::ops::RemoteRef,
 ) -> anyhow::Result<ExitStatus> {
     let opts = crate::cli::remote::client_options(ctx, &args.conn)?;
     let out = snap::ops::remote::log(remote, args.max, &opts)?;
@@ -146,7 +146,7 @@ fn print_long(p: &Printer, e: &LogEntry) -> std::io::Result<()> {
 
 /// `snap log --graph`: every snapshot reachable from the starting points, all parents
 /// followed, children before parents, newest first; each line decorated with its refs.
-fn graph(ctx: &Context, store: &snap::store::Store, args: &Args) -> anyhow::Result<ExitStatus> {
+fn graph(ctx: &Context, store: &snap::ops::Store, args: &Args) -> anyhow::Result<ExitStatus> {
     for row in snap::ops::log::graph(store, args.rev.as_deref(), args.max)? {
         let Some((e, labels)) = &row.snapshot else {
             if !ctx.printer.json() {
@@ -182,7 +182,7 @@ mod tests {
 
     fn entry(message: &str) -> LogEntry {
         LogEntry {
-            digest: snap::Digest::of(b"snapshot"),
+            digest: snap::ops::Digest::of(b"snapshot"),
             parents: Vec::new(),
             created: Some("2026-01-01T00:00:00Z".into()),
             commit_time: Some("2026-01-01T00:00:00Z".into()),
@@ -202,7 +202,7 @@ mod tests {
         let expected = format!(
             "snapshot {}\nDate:   2026-01-01T00:00:00Z (the time of the git commit it was built from)\n\
              Git:    0123456789ab (main) dirty\nFiles:  3 (2.0 KiB)\n\n    index v2\n    \n    more\n\n",
-            snap::Digest::of(b"snapshot")
+            snap::ops::Digest::of(b"snapshot")
         );
         assert_eq!(captured.out(), expected);
         assert_eq!(captured.err(), "");
@@ -217,7 +217,7 @@ mod tests {
             captured.out(),
             format!(
                 "{} 2026-01-01T00:00:00Z fix\\x1b[2J\\rFAKE\n",
-                snap::Digest::of(b"snapshot").short()
+                snap::ops::Digest::of(b"snapshot").short()
             )
         );
         Ok(())

@@ -107,7 +107,7 @@ mod tests {
             path: path.into(),
             kind: "file".into(),
             size: Some(42),
-            digest: Some(snap::Digest::of(b"42")),
+            digest: Some(snap::ops::Digest::of(b"42")),
             executable,
             target: None,
             media_type: None,
@@ -117,7 +117,7 @@ mod tests {
     #[test]
     fn entries_read_like_ls_l_and_hostile_names_cannot_forge_a_line() -> std::io::Result<()> {
         let (p, captured) = Printer::capture(false, 0);
-        let short = snap::Digest::of(b"42").short();
+        let short = snap::ops::Digest::of(b"42").short();
         show(&p, &file("dir/run.sh", true), "run.sh")?;
         show(
             &p,

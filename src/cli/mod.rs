@@ -130,13 +130,13 @@ pub struct Context {
 
 impl Context {
     /// Opens the store (explicit or discovered).
-    pub fn open_store(&self) -> anyhow::Result<snap::store::Store> {
+    pub fn open_store(&self) -> anyhow::Result<snap::ops::Store> {
         Ok(snap::ops::open(self.store.as_deref(), &self.cwd)?)
     }
 
     /// Opens the store as [`Context::open_store`] does, creating one when there is none (for
     /// the commands that bring snapshots in: commit, import, pull), and says so.
-    pub fn open_or_create_store(&self) -> anyhow::Result<snap::store::Store> {
+    pub fn open_or_create_store(&self) -> anyhow::Result<snap::ops::Store> {
         let (store, created) = snap::ops::open_or_create(self.store.as_deref(), &self.cwd)?;
         if let Some(dir) = created {
             self.printer.status(

@@ -42,7 +42,7 @@ impl Bar {
     }
 }
 
-impl snap::progress::Progress for Bar {
+impl snap::ops::Progress for Bar {
     fn begin(&self, label: &str, bytes: u64, items: u64) {
         if let Some(b) = &self.inner {
             b.set_prefix(label.to_owned());

@@ -3,7 +3,6 @@
 use snap::ops::import::RefUpdate;
 use snap::ops::pull::{DEFAULT_WALK_BACK, PullOptions};
 use snap::ops::push::{PushOptions, TagKind, TagUpdate};
-use snap::registry::RemoteRef;
 
 use crate::cli::Context;
 use crate::cli::error::ExitStatus;
@@ -23,7 +22,7 @@ pub struct PushArgs {
     /// The moving tag to set as well.
     #[arg(
         long,
-        default_value = snap::oci::LATEST,
+        default_value = snap::ops::LATEST,
         value_name = "TAG",
         conflicts_with = "no_moving_tag"
     )]
@@ -172,7 +171,7 @@ pub struct PullArgs {
 pub fn pull(ctx: &Context, args: &PullArgs) -> anyhow::Result<ExitStatus> {
     // Check a given reference before creating anything.
     if let Some(given) = &args.source {
-        RemoteRef::parse(given).map_err(snap::ops::Error::from)?;
+        snap::ops::connection::remote(None, Some(given))?;
     }
     // Like `git clone`: pulling into a directory without a store creates one.
     let store = ctx.open_or_create_store()?;

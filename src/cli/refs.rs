@@ -36,8 +36,8 @@ enum RefCommand {
 #[derive(serde::Serialize)]
 struct RefRow {
     name: String,
-    kind: snap::store::RefKind,
-    digest: snap::Digest,
+    kind: snap::ops::RefKind,
+    digest: snap::ops::Digest,
 }
 
 pub fn list(ctx: &Context, _args: &ListArgs) -> anyhow::Result<ExitStatus> {

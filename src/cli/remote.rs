@@ -7,10 +7,7 @@
 //! explicitly (first component with a `.` or `:`, or `localhost`), it is a registry
 //! reference, read without pulling.
 
-use snap::Digest;
-use snap::ops::{Error, ErrorKind};
-use snap::registry::{ClientOptions, RemoteRef, Timeouts};
-use snap::store::Store;
+use snap::ops::{self, ClientOptions, Digest, Error, ErrorKind, RemoteRef, Store, Timeouts};
 
 use crate::cli::Context;
 use crate::cli::error::ExitStatus;
@@ -36,64 +33,31 @@ pub struct ConnArgs {
 
 impl ConnArgs {
     /// The connection settings: flags (or their variables) first, then the store's settings,
-    /// then the defaults.
-    pub fn options(
-        &self,
-        store: &snap::store::Store,
-        chunked: bool,
-    ) -> anyhow::Result<ClientOptions> {
+    /// then the defaults (applied by the library).
+    pub fn options(&self, store: &Store, chunked: bool) -> anyhow::Result<ClientOptions> {
         self.options_for(Some(store), chunked)
     }
 
     /// As `options`, with only the flags and defaults when there is no store.
     pub fn options_for(
         &self,
-        store: Option<&snap::store::Store>,
+        store: Option<&Store>,
         chunked: bool,
     ) -> anyhow::Result<ClientOptions> {
-        let settings = match store {
-            Some(store) => snap::config::Config::load(store.dir())?,
-            None => snap::config::Config::default(),
-        };
-        let setting = |key: &str| settings.get(key).map(str::to_owned);
-        let defaults = Timeouts::default();
-        let timeout = match (self.timeout, setting("http.timeout")) {
-            (Some(t), _) => t,
-            (None, Some(v)) => Timeouts::parse_timeout(&v)
-                .map_err(|reason| anyhow::anyhow!("the http.timeout setting `{v}`: {reason}"))?,
-            (None, None) => defaults.timeout,
-        };
-        let low_speed_limit = match (self.low_speed_limit, setting("http.low-speed-limit")) {
-            (Some(l), _) => l,
-            (None, Some(v)) => Timeouts::parse_low_speed_limit(&v).map_err(|reason| {
-                anyhow::anyhow!("the http.low-speed-limit setting `{v}`: {reason}")
-            })?,
-            (None, None) => defaults.low_speed_limit,
-        };
-        Ok(ClientOptions {
+        let given = ops::Connection {
             insecure: self.insecure,
-            jobs: self.jobs.clamp(1, 16),
+            jobs: Some(self.jobs),
             chunked,
-            timeouts: Timeouts {
-                timeout,
-                low_speed_limit,
-            },
-        })
+            timeout: self.timeout,
+            low_speed_limit: self.low_speed_limit,
+        };
+        Ok(ops::client_options(store, &given)?)
     }
 }
 
 /// The registry reference given, else the store's `remote` setting.
-pub fn remote(store: &snap::store::Store, given: Option<&str>) -> anyhow::Result<RemoteRef> {
-    if let Some(text) = given {
-        return Ok(RemoteRef::parse(text).map_err(snap::ops::Error::from)?);
-    }
-    let settings = snap::config::Config::load(store.dir())?;
-    let text = settings.get("remote").ok_or_else(|| {
-        anyhow::anyhow!(
-            "no registry given: pass REGISTRY/REPO, or set a default with `snap config remote REGISTRY/REPO`"
-        )
-    })?;
-    Ok(RemoteRef::parse(text).map_err(snap::ops::Error::from)?)
+pub fn remote(store: &Store, given: Option<&str>) -> anyhow::Result<RemoteRef> {
+    Ok(ops::connection::remote(Some(store), given)?)
 }
 
 /// Where a SNAP argument points.
@@ -107,7 +71,7 @@ pub enum Located {
 /// Applies the resolution rule: local first, then a registry reference, else the local error.
 pub fn locate(ctx: &Context, rev: &str) -> anyhow::Result<Located> {
     let local = ctx.open_store().and_then(|store| {
-        let id = snap::rev::resolve(&store, rev).map_err(Error::from)?;
+        let id = ops::resolve(&store, rev)?;
         Ok((store, id))
     });
     match local {
@@ -128,10 +92,7 @@ fn falls_through(e: &anyhow::Error) -> bool {
 }
 
 /// The connection settings for a registry reference: the store's, when there is one.
-pub fn client_options(
-    ctx: &Context,
-    conn: &ConnArgs,
-) -> anyhow::Result<snap::registry::ClientOptions> {
+pub fn client_options(ctx: &Context, conn: &ConnArgs) -> anyhow::Result<ClientOptions> {
     let store = ctx.open_store().ok();
     conn.options_for(store.as_ref(), false)
 }
@@ -149,7 +110,7 @@ pub struct LsRemoteArgs {
 pub fn ls_remote(ctx: &Context, args: &LsRemoteArgs) -> anyhow::Result<ExitStatus> {
     let remote = given_or_setting(ctx, args.repository.as_deref())?;
     let opts = client_options(ctx, &args.conn)?;
-    let out = snap::ops::remote::ls_remote(&remote, &opts)?;
+    let out = ops::remote::ls_remote(&remote, &opts)?;
     if ctx.printer.json() {
         ctx.printer.json_value(&out)?;
         return Ok(ExitStatus::Success);
@@ -157,7 +118,7 @@ pub fn ls_remote(ctx: &Context, args: &LsRemoteArgs) -> anyhow::Result<ExitStatu
     let width = out.tags.iter().map(|t| t.tag.len()).max().unwrap_or(0);
     for t in &out.tags {
         let what = match t.kind {
-            snap::ops::remote::RemoteKind::Snapshot => format!(
+            ops::remote::RemoteKind::Snapshot => format!(
                 "{}{} {}",
                 t.commit
                     .as_deref()
@@ -191,7 +152,7 @@ pub fn ls_remote(ctx: &Context, args: &LsRemoteArgs) -> anyhow::Result<ExitStatu
 /// The registry reference given, else the store's `remote` setting.
 pub fn given_or_setting(ctx: &Context, given: Option<&str>) -> anyhow::Result<RemoteRef> {
     match given {
-        Some(text) => Ok(RemoteRef::parse(text).map_err(Error::from)?),
+        Some(text) => Ok(ops::connection::remote(None, Some(text))?),
         None => remote(&ctx.open_store()?, None),
     }
 }

@@ -13,7 +13,7 @@ use crate::cli::remote::Located;
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// The snapshot.
-    #[arg(value_name = "SNAP", default_value = snap::oci::LATEST)]
+    #[arg(value_name = "SNAP", default_value = snap::ops::LATEST)]
     rev: String,
     /// Write the manifest's bytes exactly as stored (its sha256 is the snapshot id).
     #[arg(long)]

@@ -1,6 +1,6 @@
 //! `snap status`
 
-use snap::provenance::{FreshState, Freshness};
+use snap::ops::{FreshState, Freshness};
 
 use crate::cli::Context;
 use crate::cli::error::ExitStatus;

@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
-use crate::config::{self, Config, Error};
+use super::Error;
+use crate::config::{self, Config};
+
+pub use crate::config::{KEYS, Key};
 use crate::store::Store;
 
 /// How long a change waits for another process's change of the file.
@@ -12,7 +15,7 @@ pub const LOCK_TIMEOUT: Duration = Duration::from_secs(2);
 /// Every setting of the store, in key order.
 ///
 /// # Errors
-/// [`Error::Io`], or [`Error::Syntax`] naming the line.
+/// [`Error::Config`]: I/O, or a syntax error naming the line.
 pub fn list(store: &Store) -> Result<Vec<(String, String)>, Error> {
     Ok(Config::load(store.dir())?
         .entries()
@@ -23,7 +26,7 @@ pub fn list(store: &Store) -> Result<Vec<(String, String)>, Error> {
 /// A known key's value, if set.
 ///
 /// # Errors
-/// [`Error::UnknownKey`] for a key snap does not know; as [`list`].
+/// [`Error::Config`] for a key snap does not know; as [`list`].
 pub fn get(store: &Store, key: &str) -> Result<Option<String>, Error> {
     config::find(key)?;
     Ok(Config::load(store.dir())?.get(key).map(str::to_owned))
@@ -32,10 +35,12 @@ pub fn get(store: &Store, key: &str) -> Result<Option<String>, Error> {
 /// Sets a known key (its value checked by the key's rule).
 ///
 /// # Errors
-/// [`Error::UnknownKey`], [`Error::InvalidValue`]; [`Error::Locked`] when another process holds the file
-/// longer than [`LOCK_TIMEOUT`]; I/O.
+/// [`Error::Config`]: an unknown key, a value the key does not take, the file held by another
+/// process longer than [`LOCK_TIMEOUT`] (a conflict), or I/O.
 pub fn set(store: &Store, key: &str, value: &str) -> Result<(), Error> {
-    Config::update(store.dir(), LOCK_TIMEOUT, |c| c.set(key, value))
+    Ok(Config::update(store.dir(), LOCK_TIMEOUT, |c| {
+        c.set(key, value)
+    })?)
 }
 
 /// Removes a known key's setting; whether it was set.
@@ -44,7 +49,9 @@ pub fn set(store: &Store, key: &str, value: &str) -> Result<(), Error> {
 /// As [`set`].
 pub fn unset(store: &Store, key: &str) -> Result<bool, Error> {
     config::find(key)?;
-    Config::update(store.dir(), LOCK_TIMEOUT, |c| Ok(c.unset(key)))
+    Ok(Config::update(store.dir(), LOCK_TIMEOUT, |c| {
+        Ok(c.unset(key))
+    })?)
 }
 
 #[cfg(test)]
@@ -68,11 +75,11 @@ mod tests {
         assert!(list(&store)?.is_empty());
         assert!(matches!(
             get(&store, "no.such-key"),
-            Err(Error::UnknownKey { .. })
+            Err(Error::Config(config::Error::UnknownKey { .. }))
         ));
         assert!(matches!(
             set(&store, "no.such-key", "x"),
-            Err(Error::UnknownKey { .. })
+            Err(Error::Config(config::Error::UnknownKey { .. }))
         ));
         Ok(())
     }

@@ -1,9 +1,10 @@
 //! `snap diff`: what changed between a snapshot and another snapshot, a directory, or the work
-//! tree (limited to the paths the snapshot records). The walk is [`crate::diff`]'s.
+//! tree (limited to the paths the snapshot records). The walk is the library's diff module's.
 
 use std::path::{Path, PathBuf};
 
-use crate::diff::{self, Change};
+use crate::diff;
+pub use crate::diff::{Change, ChangeKind};
 use crate::ops::Error;
 use crate::snapshot::{self, Snapshot};
 use crate::store::Store;

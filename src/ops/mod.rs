@@ -7,6 +7,7 @@
 
 pub mod commit;
 pub mod config;
+pub mod connection;
 pub mod diff;
 pub mod export;
 pub mod fsck;
@@ -22,12 +23,12 @@ pub mod remote;
 pub mod restore;
 pub mod show;
 pub mod status;
+pub mod topic;
 pub(crate) mod transfer;
 
 use std::path::PathBuf;
 
-use crate::digest::Digest;
-use crate::store::{self, RefName};
+use crate::store;
 use crate::{provenance, rev, snapshot, worktree};
 
 pub use commit::{CommitOptions, CommitOutcome, Update, commit};
@@ -44,6 +45,27 @@ pub use restore::{RestoreOptions, RestoreOutcome, restore};
 pub use crate::progress::{NoProgress, Progress};
 
 pub use crate::error::ErrorKind;
+pub use connection::{Connection, client_options};
+pub use topic::Topic;
+
+// The vocabulary of the Options and Outcomes above: a caller (the CLI included) names these
+// through `ops` and never reaches into the modules that define them.
+pub use crate::digest::{Digest, Error as DigestError};
+pub use crate::oci::LATEST;
+pub use crate::oci::layout::Format as LayoutFormat;
+pub use crate::provenance::{FreshState, Freshness};
+pub use crate::registry::{ClientOptions, RemoteRef, Timeouts};
+pub use crate::snapshot::LogEntry;
+pub use crate::store::{RefKind, RefName, Store};
+
+/// The snapshot (or other stored manifest or index) `rev` names: a ref, a digest or a unique
+/// prefix of one, with `~N` steps to ancestors (the book's concepts/refs page).
+///
+/// # Errors
+/// [`Error::Rev`]: an unknown or ambiguous name, a missing ancestor, a corrupt snapshot.
+pub fn resolve(store: &Store, rev: &str) -> Result<Digest, Error> {
+    Ok(crate::rev::resolve(store, rev)?)
+}
 
 /// Errors of snap's use cases.
 #[derive(Debug, thiserror::Error)]
@@ -327,6 +349,11 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A command that needs a registry got none, and the store sets no `remote`.
+    #[error(
+        "no registry given: pass REGISTRY/REPO, or set a default with `snap config remote REGISTRY/REPO`"
+    )]
+    NoRemote,
     /// Commits kept losing the ref race.
     #[error(
         "gave up committing to `{name}` after {attempts} attempts: other processes kept moving it"
@@ -387,6 +414,7 @@ impl Error {
             | Error::IndexHoldsNoFiles { .. }
             | Error::RestoreIndex { .. }
             | Error::NothingToCommit
+            | Error::NoRemote
             | Error::RecordsStore { .. }
             | Error::InvalidAnnotation { .. }
             | Error::ReservedAnnotation { .. }

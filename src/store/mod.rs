@@ -165,7 +165,7 @@ impl Store {
             path: dir.to_owned(),
             source,
         })?;
-        let lock_path = dir.join("LOCK");
+        let lock_path = dir.join(LOCK);
         // One deadline for both waits: a stopped gc makes this fail, not hang (store format §7).
         let left = || deadline.map_or(timeout, |d| d.saturating_duration_since(Instant::now()));
         if mode == LockMode::Shared {
@@ -237,7 +237,7 @@ impl Store {
     pub fn try_hold_alone(&self) -> Result<bool, Error> {
         self.lock.try_upgrade().map_err(|source| Error::Io {
             op: "locking",
-            path: self.dir.join("LOCK"),
+            path: self.dir.join(LOCK),
             source,
         })
     }
@@ -383,6 +383,9 @@ fn waited(e: lock::Error, timeout: Duration) -> lock::Error {
         e => e,
     }
 }
+
+/// The store-wide lock file (store format §7).
+pub const LOCK: &str = "LOCK";
 
 /// The turnstile in front of `LOCK` (store format §7).
 pub const TURNSTILE: &str = "LOCK.turnstile";

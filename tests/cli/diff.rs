@@ -1,4 +1,4 @@
-use snap::diff::{Change, ChangeKind};
+use snap::ops::diff::{Change, ChangeKind};
 
 use crate::harness::{Env, Result};
 
@@ -112,7 +112,7 @@ fn diff_between_snapshots_never_reads_unchanged_subtrees() -> Result {
     // descended into them would fail.
     let store = snap::store::Store::open(&env.join(".store"))?;
     let root =
-        snap::snapshot::Snapshot::load(&store, &snap::rev::resolve(&store, "latest")?)?.root();
+        snap::snapshot::Snapshot::load(&store, &snap::ops::resolve(&store, "latest")?)?.root();
     let same = match snap::snapshot::lookup(&store, &root, "d/same")? {
         Some(snap::object::EntryKind::Dir { digest }) => digest,
         other => return Err(format!("d/same: {other:?}").into()),
