@@ -1,0 +1,328 @@
+//! Writing the stat cache: the new body (a section per directory the commit scanned, one per
+//! directory of loose command-line entries, and the aged sections of directories not scanned
+//! this time), cut into segments, of which only the changed ones are compressed; the frames
+//! of the others are copied from the old file.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::ops::Range;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use rayon::prelude::*;
+
+use super::decode::{Reader, count_u32, put_bytes_u32};
+use super::{
+    ENTRY_RACY, MAGIC, MAX_AGE, SECTION_COMPLETE, SECTION_TREE, SEGMENT_BYTES, SEGMENT_ROW,
+    StatCache, TreeRecord, kind_byte, remove_old_files,
+};
+use crate::digest::Digest;
+use crate::fs::AtomicFile;
+use crate::worktree::commit::scan::{ScanEntry, ScanKind};
+
+impl StatCache {
+    /// Writes the cache for this scan: a section per scanned directory, one per directory
+    /// holding entries given on the command line, and the sections of directories not
+    /// scanned this time (aged; forgotten after `MAX_AGE` rewrites). `files` gives each
+    /// file's digest and size, `cuts` each member's cut value, `trees` each scanned
+    /// directory's tree. Skipped when nothing changed; replaced atomically otherwise.
+    ///
+    /// # Errors
+    /// The I/O error, for the caller to ignore (only speed depends on the cache).
+    pub fn save(
+        &self,
+        store_dir: &Path,
+        entries: &[ScanEntry],
+        files: &[Option<(Digest, u64)>],
+        cuts: &[u64],
+        trees: &HashMap<usize, TreeRecord>,
+    ) -> std::io::Result<bool> {
+        let mut body = Body {
+            cache: self,
+            entries,
+            files,
+            cuts,
+            bytes: Vec::with_capacity(entries.len() * 96 + 4096),
+            sections: Vec::new(),
+            written: HashSet::new(),
+        };
+        let loose = body.put_scanned(trees);
+        body.put_loose(loose);
+        body.put_kept();
+        let Body {
+            bytes, sections, ..
+        } = body;
+        let pieces = self.plan_segments(&bytes, &sections);
+        if pieces.len() == self.segments.len()
+            && pieces
+                .iter()
+                .enumerate()
+                .all(|(n, p)| matches!(p, Piece::Old(o) if *o == n))
+        {
+            return Ok(false); // nothing changed
+        }
+        self.write_file(store_dir, &bytes, &pieces)?;
+        Ok(true)
+    }
+
+    /// Writes `pieces` of `body` as the new cache file: new segments compressed on both
+    /// cores, unchanged ones copied from the old file; then the table.
+    fn write_file(&self, store_dir: &Path, body: &[u8], pieces: &[Piece]) -> std::io::Result<()> {
+        let fresh: Vec<std::io::Result<(Vec<u8>, Digest)>> = pieces
+            .par_iter()
+            .map(|p| match p {
+                Piece::New(range) => {
+                    let raw = &body[range.clone()];
+                    Ok((zstd::bulk::compress(raw, 1)?, Digest::of(raw)))
+                }
+                Piece::Old(_) => Ok((Vec::new(), Digest::EMPTY)),
+            })
+            .collect();
+
+        let path = Self::path(store_dir);
+        let dir = path.parent().unwrap_or(store_dir).to_owned();
+        crate::fs::create_dir_all(&dir)?;
+        let mut tmp = AtomicFile::new_in(&dir)?;
+        let mut rows = Vec::with_capacity(pieces.len() * SEGMENT_ROW + 4);
+        {
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, tmp.file());
+            out.write_all(MAGIC)?;
+            for (p, f) in pieces.iter().zip(fresh) {
+                let (frame, raw_len, sha) = match p {
+                    Piece::New(range) => {
+                        let (frame, sha) = f?;
+                        (frame, range.len(), sha)
+                    }
+                    Piece::Old(o) => {
+                        let seg = &self.segments[*o];
+                        let old = self
+                            .file
+                            .as_ref()
+                            .ok_or_else(|| std::io::Error::other("no file"))?;
+                        let mut frame =
+                            vec![0; usize::try_from(seg.frame.1).map_err(std::io::Error::other)?];
+                        std::os::unix::fs::FileExt::read_exact_at(old, &mut frame, seg.frame.0)?;
+                        (frame, seg.raw.len(), seg.sha)
+                    }
+                };
+                out.write_all(&frame)?;
+                rows.extend_from_slice(&(frame.len() as u64).to_le_bytes());
+                rows.extend_from_slice(&(raw_len as u64).to_le_bytes());
+                rows.extend_from_slice(sha.as_bytes());
+            }
+            rows.extend_from_slice(&count_u32(pieces.len()).to_le_bytes());
+            out.write_all(&rows)?;
+            out.write_all(Digest::of(&rows).as_bytes())?;
+            out.flush()?;
+        }
+        tmp.persist_replace(&path, None)?;
+        remove_old_files(&dir);
+        Ok(())
+    }
+}
+
+/// The new cache body being encoded, section by section.
+struct Body<'a> {
+    cache: &'a StatCache,
+    entries: &'a [ScanEntry],
+    files: &'a [Option<(Digest, u64)>],
+    cuts: &'a [u64],
+    bytes: Vec<u8>,
+    /// Where each section is in `bytes`, in order.
+    sections: Vec<Range<usize>>,
+    /// The directories that have their section.
+    written: HashSet<&'a [u8]>,
+}
+
+impl<'a> Body<'a> {
+    /// A section per scanned directory, with its children in scan (name) order; returns the
+    /// entries whose directory was not scanned as such, by the directory they are in.
+    fn put_scanned(&mut self, trees: &HashMap<usize, TreeRecord>) -> Vec<(&'a Path, usize)> {
+        let entries = self.entries;
+        let mut children: HashMap<usize, Vec<usize>> = HashMap::new();
+        let mut loose: Vec<(&Path, usize)> = Vec::new();
+        for (i, e) in entries.iter().enumerate() {
+            match e.parent {
+                Some(p) if entries[p].source.is_some() => children.entry(p).or_default().push(i),
+                _ => {
+                    if let Some(dir) = e.source.as_deref().and_then(Path::parent) {
+                        loose.push((dir, i));
+                    }
+                }
+            }
+        }
+        for (i, e) in entries.iter().enumerate() {
+            let (ScanKind::Dir, Some(src)) = (&e.kind, &e.source) else {
+                continue;
+            };
+            let key = src.as_os_str().as_bytes();
+            if !self.written.insert(key) {
+                continue;
+            }
+            let start = self.bytes.len();
+            put_bytes_u32(&mut self.bytes, key);
+            self.bytes.push(1);
+            put_bytes_u32(&mut self.bytes, e.path.as_bytes());
+            let tree = trees.get(&i);
+            self.bytes
+                .push(SECTION_COMPLETE | if tree.is_some() { SECTION_TREE } else { 0 });
+            if let Some(t) = tree {
+                self.bytes.extend_from_slice(t.digest.as_bytes());
+                self.bytes.extend_from_slice(&t.size.to_le_bytes());
+                self.bytes.extend_from_slice(&t.cut.to_le_bytes());
+            }
+            self.bytes.extend_from_slice(&0u32.to_le_bytes());
+            let kids = children.remove(&i).unwrap_or_default();
+            self.bytes
+                .extend_from_slice(&count_u32(kids.len()).to_le_bytes());
+            for k in kids {
+                self.put_entry(k);
+            }
+            self.sections.push(start..self.bytes.len());
+        }
+        loose
+    }
+
+    /// A section per directory of entries given on the command line (not scanned whole).
+    fn put_loose(&mut self, mut loose: Vec<(&'a Path, usize)>) {
+        let entries = self.entries;
+        let name = |i: usize| entries[i].name.as_str().as_bytes();
+        loose.sort_by(|a, b| {
+            (a.0.as_os_str().as_bytes(), name(a.1)).cmp(&(b.0.as_os_str().as_bytes(), name(b.1)))
+        });
+        loose.dedup_by(|b, a| a.0 == b.0 && name(a.1) == name(b.1));
+        for run in loose.chunk_by(|a, b| a.0 == b.0) {
+            let key = run[0].0.as_os_str().as_bytes();
+            if !self.written.insert(key) {
+                continue;
+            }
+            let start = self.bytes.len();
+            put_bytes_u32(&mut self.bytes, key);
+            self.bytes.push(0);
+            self.bytes.push(0);
+            self.bytes.extend_from_slice(&0u32.to_le_bytes());
+            self.bytes
+                .extend_from_slice(&count_u32(run.len()).to_le_bytes());
+            for (_, i) in run {
+                self.put_entry(*i);
+            }
+            self.sections.push(start..self.bytes.len());
+        }
+    }
+
+    /// Directories not scanned this time (another commit's paths) are kept for a while:
+    /// their sections copied with their age one higher.
+    fn put_kept(&mut self) {
+        let cache = self.cache;
+        for key in &cache.order {
+            if self.written.contains(&**key) {
+                continue;
+            }
+            let s = &cache.sections[key];
+            if s.age + 1 >= MAX_AGE {
+                continue;
+            }
+            let raw = &cache.body[s.raw.clone()];
+            let age_at = s.entries.start - s.raw.start - 8;
+            let start = self.bytes.len();
+            self.bytes.extend_from_slice(&raw[..age_at]);
+            self.bytes.extend_from_slice(&(s.age + 1).to_le_bytes());
+            self.bytes.extend_from_slice(&raw[age_at + 4..]);
+            self.sections.push(start..self.bytes.len());
+        }
+    }
+
+    /// One entry's record.
+    fn put_entry(&mut self, i: usize) {
+        let e = &self.entries[i];
+        let body = &mut self.bytes;
+        let name = e.name.as_str().as_bytes();
+        body.push(kind_byte(&e.kind));
+        // Trusted later only if it was safely old when read, and what was read is as long as
+        // the stat said.
+        let racy = match (&e.kind, e.stat, self.files[i]) {
+            (ScanKind::File { .. }, Some(s), Some((_, size))) => {
+                self.cache.racy.is_racy(&s) || size != s.size
+            }
+            _ => false,
+        };
+        body.push(if racy { ENTRY_RACY } else { 0 });
+        let name_len = u16::try_from(name.len()).expect("entry names fit NAME_MAX");
+        body.extend_from_slice(&name_len.to_le_bytes());
+        body.extend_from_slice(name);
+        body.extend_from_slice(&self.cuts[i].to_le_bytes());
+        match &e.kind {
+            ScanKind::File { .. } => {
+                let stat = e.stat.expect("files are scanned with their stat");
+                let (digest, _) = self.files[i].expect("every file was stored");
+                body.extend_from_slice(&stat.size.to_le_bytes());
+                body.extend_from_slice(&stat.mtime_ns.to_le_bytes());
+                body.extend_from_slice(&stat.ctime_ns.to_le_bytes());
+                body.extend_from_slice(&stat.ino.to_le_bytes());
+                body.extend_from_slice(&stat.dev.to_le_bytes());
+                body.extend_from_slice(digest.as_bytes());
+            }
+            ScanKind::Symlink { target } => {
+                put_bytes_u32(body, target.as_bytes());
+            }
+            ScanKind::Dir => {}
+        }
+    }
+}
+
+/// A segment of a cache file being written.
+enum Piece {
+    /// This cache's segment, unchanged: its frame is copied.
+    Old(usize),
+    /// New sections (a range of the new body), compressed into a frame of their own.
+    New(Range<usize>),
+}
+
+impl StatCache {
+    /// Cuts the new body's `sections` into segments: a run of sections byte for byte those of
+    /// one of this cache's segments is that segment; the others are new segments of about
+    /// [`SEGMENT_BYTES`] each.
+    fn plan_segments(&self, body: &[u8], sections: &[Range<usize>]) -> Vec<Piece> {
+        let starts: HashMap<&[u8], usize> = self
+            .segments
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.sections > 0)
+            .map(|(n, s)| (&*s.first, n))
+            .collect();
+        let key = |r: &Range<usize>| {
+            let mut rd = Reader::new(&body[..r.end], r.start);
+            rd.bytes_u32().map(|(a, b)| &body[a..b])
+        };
+        let mut out = Vec::new();
+        let mut fresh: Option<usize> = None;
+        let mut i = 0;
+        while i < sections.len() {
+            let old = key(&sections[i])
+                .and_then(|k| starts.get(k))
+                .and_then(|&n| {
+                    let seg = &self.segments[n];
+                    let last = sections.get(i + seg.sections - 1)?;
+                    (body[sections[i].start..last.end] == self.body[seg.raw.clone()]).then_some(n)
+                });
+            if let Some(n) = old {
+                if let Some(f) = fresh.take() {
+                    out.push(Piece::New(f..sections[i].start));
+                }
+                out.push(Piece::Old(n));
+                i += self.segments[n].sections;
+                continue;
+            }
+            let f = *fresh.get_or_insert(sections[i].start);
+            if sections[i].end - f >= SEGMENT_BYTES {
+                out.push(Piece::New(f..sections[i].end));
+                fresh = None;
+            }
+            i += 1;
+        }
+        if let Some(f) = fresh {
+            out.push(Piece::New(f..body.len()));
+        }
+        out
+    }
+}
