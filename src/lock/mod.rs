@@ -558,5 +558,6 @@ fn gave_up(waited: Duration) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::disallowed_methods, clippy::cast_possible_truncation)] // tests write fixtures directly
+#[allow(clippy::disallowed_methods, clippy::cast_possible_truncation)]
+// tests write fixtures directly
 mod tests;

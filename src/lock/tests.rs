@@ -68,8 +68,7 @@ fn racing_threads_with_stale_locks_about_never_share_the_lock()
                         // Leave a stale lock now and then (create_new fails if one is there).
                         let _ = crate::fs::create_new(&lock_path_for(target));
                     }
-                    let l =
-                        LockFile::acquire(target, Duration::from_secs(10)).expect("acquire");
+                    let l = LockFile::acquire(target, Duration::from_secs(10)).expect("acquire");
                     assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0, "two holders");
                     std::thread::yield_now();
                     inside.fetch_sub(1, Ordering::SeqCst);

@@ -494,5 +494,6 @@ impl Error {
 }
 
 #[cfg(test)]
-#[allow(clippy::disallowed_methods, clippy::cast_possible_truncation)] // tests write fixtures directly
+#[allow(clippy::disallowed_methods, clippy::cast_possible_truncation)]
+// tests write fixtures directly
 mod tests;

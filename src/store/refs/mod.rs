@@ -577,5 +577,6 @@ fn show_expected(e: Expected) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::disallowed_methods, clippy::cast_possible_truncation)] // tests write fixtures directly
+#[allow(clippy::disallowed_methods, clippy::cast_possible_truncation)]
+// tests write fixtures directly
 mod tests;

@@ -255,8 +255,7 @@ fn racing_updates_with_the_same_expectation_have_one_winner()
 }
 
 #[test]
-fn find_prefers_qualified_names_and_reports_ambiguity() -> Result<(), Box<dyn std::error::Error>>
-{
+fn find_prefers_qualified_names_and_reports_ambiguity() -> Result<(), Box<dyn std::error::Error>> {
     let (_d, r) = refs()?;
     let a = Digest::of(b"a");
     r.update(
@@ -277,8 +276,7 @@ fn find_prefers_qualified_names_and_reports_ambiguity() -> Result<(), Box<dyn st
 // issue 14: an import moved its refs one by one, each with its own retry loop; now they
 // are one transaction, locked in name order.
 #[test]
-fn a_transaction_moves_several_refs_together_or_none() -> Result<(), Box<dyn std::error::Error>>
-{
+fn a_transaction_moves_several_refs_together_or_none() -> Result<(), Box<dyn std::error::Error>> {
     let (_d, r) = refs()?;
     let (a, b) = (RefName::head("a")?, RefName::head("z/b")?);
     let (x, y) = (Digest::of(b"x"), Digest::of(b"y"));
@@ -310,8 +308,7 @@ fn a_transaction_moves_several_refs_together_or_none() -> Result<(), Box<dyn std
 // Transactions over the same refs named in opposite orders never deadlock: locks are
 // taken in name order.
 #[test]
-fn overlapping_transactions_in_any_order_all_finish() -> Result<(), Box<dyn std::error::Error>>
-{
+fn overlapping_transactions_in_any_order_all_finish() -> Result<(), Box<dyn std::error::Error>> {
     let (_d, r) = refs()?;
     let r = Arc::new(r);
     let names = [RefName::head("p")?, RefName::head("q")?];

@@ -584,5 +584,6 @@ pub enum Error {
 }
 
 #[cfg(test)]
-#[allow(clippy::cast_possible_truncation, clippy::disallowed_methods)] // tests build small archives and trees
+#[allow(clippy::cast_possible_truncation, clippy::disallowed_methods)]
+// tests build small archives and trees
 mod tests;
