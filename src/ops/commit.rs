@@ -152,6 +152,108 @@ fn commit_inner(
     }
     let user_annotations = parse_annotations(&opts.annotations)?;
 
+    let (base, store_dir, roots) = roots(store, opts)?;
+
+    let (provenance, created) = provenance_of(opts, &base, &roots)?;
+
+    // What changed since the last commit is judged by stat alone where possible: a
+    // fingerprint of the whole scan names the root tree it produced last time, and per-file
+    // records give the digests of unchanged files (worktree::commit::statcache).
+    let started = RacyRule::now();
+    let filter = filter(opts, store_dir, &base);
+    let entries = scan::scan_filtered(&roots, &filter)?;
+    let racy = RacyRule::for_scan(started, &entries);
+    let fingerprint = fingerprint::fingerprint(&entries, &racy);
+    let mut tree_cache = TreeCache::load(store.dir());
+    let mut loaded = None;
+    let known_root = if let Some(root) = fingerprint.and_then(|f| tree_cache.get(&f)) {
+        Some(root)
+    } else {
+        let cache = StatCache::load(store.dir(), racy.clone());
+        let lookup = cache.lookup(&entries);
+        let root = build::cached_root(&entries, &lookup).map(|(r, _)| r);
+        loaded = Some((cache, lookup));
+        root
+    };
+    // Nothing changed since the last commit on this ref: stat every file, read none.
+    if let Some(root) = known_root
+        && let Some((p, prev)) = unchanged(store, &name, root, &provenance, &user_annotations)?
+    {
+        if let Some(f) = fingerprint {
+            let _ = tree_cache.record(store.dir(), f, root);
+        }
+        return Ok(outcome(
+            &name,
+            p,
+            prev.parent(),
+            Update::Unchanged,
+            &prev.config.stats,
+            &prev,
+            1,
+        ));
+    }
+
+    let (cache, lookup) = loaded.unwrap_or_else(|| {
+        let cache = StatCache::load(store.dir(), racy);
+        let lookup = cache.lookup(&entries);
+        (cache, lookup)
+    });
+    let packs = PackCache::load(store.dir());
+    let built = build::build(&store.objects, &entries, &lookup, &packs, progress)?;
+    drop(lookup);
+    let Built {
+        root,
+        layers: layers_built,
+        inline_trees: inline_built,
+        stats,
+        files,
+        cuts,
+        dir_trees,
+        files_read,
+        used,
+        reuse,
+        ..
+    } = built;
+    let built = Recorded {
+        root,
+        stats,
+        files_read,
+        reuse,
+    };
+    let store_dir = store.dir().to_owned();
+    std::thread::scope(|scope| {
+        // The caches are saved while the snapshot is written (each waits on its own syncs).
+        // Only speed depends on them: a failure to save them is not the commit's failure.
+        let saver = scope.spawn(|| {
+            let _ = cache.save(&store_dir, &entries, &files, &cuts, &dir_trees);
+            drop(cache);
+            let _ = packs.save(&store_dir, &used);
+            if let Some(f) = fingerprint {
+                let _ = tree_cache.record(&store_dir, f, root);
+            }
+        });
+        let out = write_snapshot(
+            store,
+            Pending {
+                name: &name,
+                built: &built,
+                layers: layers_built,
+                inline_trees: inline_built,
+                provenance: &provenance,
+                created: created.as_deref(),
+                user_annotations: &user_annotations,
+                message: &opts.message,
+            },
+        );
+        let _ = saver.join();
+        out
+    })
+}
+
+/// The paths to commit as scan roots, each with the path it is recorded under (relative to
+/// the base: `-C DIR`, else the directory holding the store), the base, and the store's own
+/// directory (never recorded).
+fn roots(store: &Store, opts: &CommitOptions) -> Result<(PathBuf, PathBuf, Vec<Root>), Error> {
     let base = match &opts.base {
         Some(b) => canonical(&opts.cwd.join(b))?,
         None => store
@@ -197,9 +299,18 @@ fn commit_inner(
             source: abs,
         });
     }
+    Ok((base, store_dir, roots))
+}
 
+/// Where the output came from (git, read from the work tree holding the first path, and the
+/// inputs' digests) and when it was made (`SOURCE_DATE_EPOCH`, else the git commit's time).
+fn provenance_of(
+    opts: &CommitOptions,
+    base: &Path,
+    roots: &[Root],
+) -> Result<(Provenance, Option<String>), Error> {
     let git_anchor = roots.first().map_or_else(
-        || base.clone(),
+        || base.to_owned(),
         |r| r.source.parent().unwrap_or(&r.source).to_owned(),
     );
     let inputs: Vec<PathBuf> = opts.inputs.iter().map(|i| opts.cwd.join(i)).collect();
@@ -207,197 +318,164 @@ fn commit_inner(
     let created = Timestamp::from_source_date_epoch()
         .map(|t| t.to_string())
         .or_else(|| provenance.git.as_ref().and_then(|g| g.time.clone()));
+    Ok((provenance, created))
+}
 
-    // What changed since the last commit is judged by stat alone where possible: a
-    // fingerprint of the whole scan names the root tree it produced last time, and per-file
-    // records give the digests of unchanged files (worktree::commit::statcache).
-    let started = RacyRule::now();
+/// What a commit's scan leaves out: the store, what `.snapignore` (and `.gitignore` when
+/// asked) says, and `--exclude` patterns.
+fn filter(opts: &CommitOptions, store_dir: PathBuf, base: &Path) -> scan::Filter {
     let mut ignore_files = vec![scan::SNAPIGNORE.to_owned()];
     if opts.gitignore {
         // First, so that `.snapignore` (read later) has the last word.
         ignore_files.insert(0, ".gitignore".to_owned());
     }
-    let filter = scan::Filter {
+    scan::Filter {
         skip: vec![store_dir],
         ignore_files,
         excludes: opts.excludes.clone(),
-        base: base.clone(),
-    };
-    let entries = scan::scan_filtered(&roots, &filter)?;
-    let racy = RacyRule::for_scan(started, &entries);
-    let fingerprint = fingerprint::fingerprint(&entries, &racy);
-    let mut tree_cache = TreeCache::load(store.dir());
-    let mut loaded = None;
-    let known_root = if let Some(root) = fingerprint.and_then(|f| tree_cache.get(&f)) {
-        Some(root)
-    } else {
-        let cache = StatCache::load(store.dir(), racy.clone());
-        let lookup = cache.lookup(&entries);
-        let root = build::cached_root(&entries, &lookup).map(|(r, _)| r);
-        loaded = Some((cache, lookup));
-        root
-    };
-    // Nothing changed since the last commit on this ref: stat every file, read none.
-    if let Some(root) = known_root
-        && let Some(p) = store.refs.get(&name)?
-    {
-        let prev = Snapshot::load(store, &p)?;
-        if prev.config.root == root
-            && prev.config.provenance == provenance
-            && user_keys(&prev.manifest.manifest().annotations) == user_annotations
-        {
-            if let Some(f) = fingerprint {
-                let _ = tree_cache.record(store.dir(), f, root);
-            }
-            return Ok(outcome(
-                &name,
-                p,
-                prev.parent(),
-                Update::Unchanged,
-                &prev.config.stats,
-                &prev,
-                1,
-            ));
-        }
+        base: base.to_owned(),
     }
+}
 
-    let (cache, lookup) = loaded.unwrap_or_else(|| {
-        let cache = StatCache::load(store.dir(), racy);
-        let lookup = cache.lookup(&entries);
-        (cache, lookup)
-    });
-    let packs = PackCache::load(store.dir());
-    let built = build::build(&store.objects, &entries, &lookup, &packs, progress)?;
-    drop(lookup);
-    let Built {
-        root,
+/// The ref's snapshot, when it already records `root` with the same provenance and user
+/// annotations (a commit then moves nothing).
+fn unchanged(
+    store: &Store,
+    name: &RefName,
+    root: Digest,
+    provenance: &Provenance,
+    user_annotations: &BTreeMap<String, String>,
+) -> Result<Option<(Digest, Snapshot)>, Error> {
+    let Some(p) = store.refs.get(name)? else {
+        return Ok(None);
+    };
+    let prev = Snapshot::load(store, &p)?;
+    let same = prev.config.root == root
+        && prev.config.provenance == *provenance
+        && user_keys(&prev.manifest.manifest().annotations) == *user_annotations;
+    Ok(same.then_some((p, prev)))
+}
+
+/// A built snapshot waiting for its ref: what the config and manifest record.
+struct Pending<'a> {
+    name: &'a RefName,
+    built: &'a Recorded,
+    layers: Vec<Descriptor>,
+    inline_trees: BTreeMap<Digest, Box<serde_json::value::RawValue>>,
+    provenance: &'a Provenance,
+    created: Option<&'a str>,
+    user_annotations: &'a BTreeMap<String, String>,
+    message: &'a str,
+}
+
+/// Writes the config and manifest on top of the ref's current value and moves the ref by
+/// compare-and-swap, again on top of the winner when another commit moved it first (at most
+/// `MAX_ATTEMPTS` times); nothing is written when the ref already names the same content.
+fn write_snapshot(store: &Store, p: Pending<'_>) -> Result<CommitOutcome, Error> {
+    let Pending {
+        name,
+        built,
         layers: layers_built,
         inline_trees: inline_built,
-        stats,
-        files,
-        cuts,
-        dir_trees,
-        files_read,
-        used,
-        reuse,
-        ..
-    } = built;
-    let built = Recorded {
-        root,
-        stats,
-        files_read,
-        reuse,
-    };
-    let store_dir = store.dir().to_owned();
-    std::thread::scope(|scope| {
-        // The caches are saved while the snapshot is written (each waits on its own syncs).
-        // Only speed depends on them: a failure to save them is not the commit's failure.
-        let saver = scope.spawn(|| {
-            let _ = cache.save(&store_dir, &entries, &files, &cuts, &dir_trees);
-            drop(cache);
-            let _ = packs.save(&store_dir, &used);
-            if let Some(f) = fingerprint {
-                let _ = tree_cache.record(&store_dir, f, root);
-            }
-        });
-        let out = (|| -> Result<CommitOutcome, Error> {
-            let mut layers = layers_built;
-            if layers.is_empty() {
-                let d = store.objects.put(oci::EMPTY_BLOB)?;
-                layers.push(Descriptor::new(
-                    MEDIA_TYPE_EMPTY,
-                    d,
-                    oci::EMPTY_BLOB.len() as u64,
-                ));
-            }
-            let annotations =
-                manifest_annotations(&provenance, created.as_deref(), &user_annotations);
+        provenance,
+        created,
+        user_annotations,
+        message,
+    } = p;
+    let name = name.clone();
+    let created = created.map(str::to_owned);
+    let mut layers = layers_built;
+    if layers.is_empty() {
+        let d = store.objects.put(oci::EMPTY_BLOB)?;
+        layers.push(Descriptor::new(
+            MEDIA_TYPE_EMPTY,
+            d,
+            oci::EMPTY_BLOB.len() as u64,
+        ));
+    }
+    let annotations = manifest_annotations(provenance, created.as_deref(), user_annotations);
 
-            let message = opts.message.clone();
-            let mut inline_trees = inline_built;
-            for attempt in 1..=MAX_ATTEMPTS {
-                let parent = store.refs.get(&name)?;
-                if let Some(p) = parent {
-                    let prev = Snapshot::load(store, &p)?;
-                    let same_user_annotations =
-                        user_keys(&prev.manifest.manifest().annotations) == user_annotations;
-                    if prev.config.root == built.root
-                        && prev.config.provenance == provenance
-                        && same_user_annotations
-                    {
-                        let mut out = outcome(
-                            &name,
-                            p,
-                            prev.parent(),
-                            Update::Unchanged,
-                            &prev.config.stats,
-                            &prev,
-                            attempt,
-                        );
-                        out.files_read = built.files_read;
-                        out.reuse = built.reuse;
-                        return Ok(out);
-                    }
-                }
-                let config = SnapshotConfig {
-                    root: built.root,
-                    parents: parent.into_iter().collect(),
-                    message: message.clone(),
-                    created: created.clone(),
-                    provenance: provenance.clone(),
-                    stats: built.stats,
-                    trees: std::mem::take(&mut inline_trees),
-                };
-                let config_bytes = config.encode();
-                inline_trees = config.trees;
-                let config_digest = store.objects.put(&config_bytes)?;
-                let manifest = artifact::snapshot_manifest(
-                    Descriptor::new(MEDIA_TYPE_CONFIG, config_digest, config_bytes.len() as u64),
-                    layers.clone(),
-                    annotations.clone(),
+    let message = message.to_owned();
+    let mut inline_trees = inline_built;
+    for attempt in 1..=MAX_ATTEMPTS {
+        let parent = store.refs.get(&name)?;
+        if let Some(p) = parent {
+            let prev = Snapshot::load(store, &p)?;
+            let same_user_annotations =
+                user_keys(&prev.manifest.manifest().annotations) == *user_annotations;
+            if prev.config.root == built.root
+                && prev.config.provenance == *provenance
+                && same_user_annotations
+            {
+                let mut out = outcome(
+                    &name,
+                    p,
+                    prev.parent(),
+                    Update::Unchanged,
+                    &prev.config.stats,
+                    &prev,
+                    attempt,
                 );
-                let id = store.objects.put(manifest.bytes())?;
-                let edit = RefEdit {
-                    name: name.clone(),
-                    expected: parent.map_or(Expected::Absent, Expected::Is),
-                    new: Some(id),
-                    message: reflog_message(parent.is_none(), &message),
-                };
-                match store.update_ref(&edit) {
-                    Ok(()) => {
-                        let update = if parent.is_some() {
-                            Update::Replaced
-                        } else {
-                            Update::Inserted
-                        };
-                        return Ok(CommitOutcome {
-                            digest: id,
-                            ref_name: name.short().to_owned(),
-                            parent,
-                            update,
-                            files: built.stats.files,
-                            dirs: built.stats.dirs,
-                            symlinks: built.stats.symlinks,
-                            bytes: built.stats.bytes,
-                            layers: manifest.manifest().layers.len(),
-                            manifest_bytes: manifest.bytes().len(),
-                            attempts: attempt,
-                            files_read: built.files_read,
-                            reuse: built.reuse,
-                        });
-                    }
-                    // Another commit won: rebuild on top of it.
-                    Err(crate::store::refs::Error::OutOfDate { .. }) => {}
-                    Err(e) => return Err(e.into()),
-                }
+                out.files_read = built.files_read;
+                out.reuse = built.reuse;
+                return Ok(out);
             }
-            Err(Error::TooManyRetries {
-                name,
-                attempts: MAX_ATTEMPTS,
-            })
-        })();
-        let _ = saver.join();
-        out
+        }
+        let config = SnapshotConfig {
+            root: built.root,
+            parents: parent.into_iter().collect(),
+            message: message.clone(),
+            created: created.clone(),
+            provenance: provenance.clone(),
+            stats: built.stats,
+            trees: std::mem::take(&mut inline_trees),
+        };
+        let config_bytes = config.encode();
+        inline_trees = config.trees;
+        let config_digest = store.objects.put(&config_bytes)?;
+        let manifest = artifact::snapshot_manifest(
+            Descriptor::new(MEDIA_TYPE_CONFIG, config_digest, config_bytes.len() as u64),
+            layers.clone(),
+            annotations.clone(),
+        );
+        let id = store.objects.put(manifest.bytes())?;
+        let edit = RefEdit {
+            name: name.clone(),
+            expected: parent.map_or(Expected::Absent, Expected::Is),
+            new: Some(id),
+            message: reflog_message(parent.is_none(), &message),
+        };
+        match store.update_ref(&edit) {
+            Ok(()) => {
+                let update = if parent.is_some() {
+                    Update::Replaced
+                } else {
+                    Update::Inserted
+                };
+                return Ok(CommitOutcome {
+                    digest: id,
+                    ref_name: name.short().to_owned(),
+                    parent,
+                    update,
+                    files: built.stats.files,
+                    dirs: built.stats.dirs,
+                    symlinks: built.stats.symlinks,
+                    bytes: built.stats.bytes,
+                    layers: manifest.manifest().layers.len(),
+                    manifest_bytes: manifest.bytes().len(),
+                    attempts: attempt,
+                    files_read: built.files_read,
+                    reuse: built.reuse,
+                });
+            }
+            // Another commit won: rebuild on top of it.
+            Err(crate::store::refs::Error::OutOfDate { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(Error::TooManyRetries {
+        name,
+        attempts: MAX_ATTEMPTS,
     })
 }
 
