@@ -35,75 +35,15 @@ use reqwest::{Method, Url};
 
 use super::retry::{self, Backoff, GiveUp};
 
-/// How long connecting may take, and the stretch of the low-speed rule, by default.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-/// The slowest transfer accepted by default, in bytes per second.
-pub const DEFAULT_LOW_SPEED_LIMIT: u64 = 1024;
-/// The longest `--timeout` accepted (a day).
-pub const MAX_TIMEOUT_SECS: u64 = 86_400;
-/// Redirects followed for one request.
-pub const MAX_REDIRECTS: usize = 10;
-/// What is read of an error answer's body (a distribution error envelope); the rest is left.
-pub const MAX_ENVELOPE_BYTES: u64 = 64 << 10;
+mod timeouts;
+
+pub use timeouts::{
+    DEFAULT_LOW_SPEED_LIMIT, DEFAULT_TIMEOUT, MAX_ENVELOPE_BYTES, MAX_REDIRECTS, MAX_TIMEOUT_SECS,
+    Timeouts,
+};
+
 /// Upload bodies are handed to the connection this much at a time.
 const UPLOAD_PIECE: usize = 256 << 10;
-
-/// When a registry is too slow to wait for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Timeouts {
-    /// How long connecting may take, and the stretch of time over which the low-speed rule
-    /// is measured.
-    pub timeout: Duration,
-    /// A transfer fails when fewer than this many bytes per second (averaged over
-    /// `timeout`) move; 0 fails only when nothing moves at all for `timeout`.
-    pub low_speed_limit: u64,
-}
-
-impl Default for Timeouts {
-    fn default() -> Self {
-        Timeouts {
-            timeout: DEFAULT_TIMEOUT,
-            low_speed_limit: DEFAULT_LOW_SPEED_LIMIT,
-        }
-    }
-}
-
-impl Timeouts {
-    /// Parses a timeout in whole seconds (1 to [`MAX_TIMEOUT_SECS`]).
-    ///
-    /// # Errors
-    /// A sentence saying what a timeout must be.
-    pub fn parse_timeout(text: &str) -> Result<Duration, String> {
-        match text.trim().parse::<u64>() {
-            Ok(s) if (1..=MAX_TIMEOUT_SECS).contains(&s) => Ok(Duration::from_secs(s)),
-            _ => Err(format!(
-                "write a whole number of seconds from 1 to {MAX_TIMEOUT_SECS}"
-            )),
-        }
-    }
-
-    /// Parses a low-speed limit in bytes per second.
-    ///
-    /// # Errors
-    /// A sentence saying what a limit must be.
-    pub fn parse_low_speed_limit(text: &str) -> Result<u64, String> {
-        text.trim()
-            .parse::<u64>()
-            .map_err(|_| "write a whole number of bytes per second (0: no limit)".to_owned())
-    }
-
-    /// Bytes that must move in every `timeout`.
-    fn min_bytes(&self) -> u64 {
-        let millis = u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX);
-        (self.low_speed_limit.saturating_mul(millis) / 1000).max(1)
-    }
-
-    /// What all the waits between the attempts of one request may add up to.
-    #[must_use]
-    pub fn retry_budget(&self) -> Duration {
-        self.timeout.saturating_mul(2)
-    }
-}
 
 /// Why an exchange (or one attempt of it) failed, before the client names the thing it was
 /// about.
@@ -677,80 +617,4 @@ fn reader_stream(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn watch(secs: u64, limit: u64) -> Watch {
-        Watch::new(
-            Timeouts {
-                timeout: Duration::from_secs(secs),
-                low_speed_limit: limit,
-            },
-            Arc::default(),
-        )
-    }
-
-    #[test]
-    fn a_stall_fails_one_window_after_the_last_progress() {
-        let mut w = watch(10, 0);
-        let t0 = w.samples[0].0;
-        let at = |s: u64| t0 + Duration::from_secs(s);
-        // Fast for 25 s, then nothing.
-        for s in 1..=25 {
-            assert!(w.check_at(at(s), s * 1000).is_ok(), "second {s}");
-        }
-        for s in 26..35 {
-            assert!(
-                w.check_at(at(s), 25_000).is_ok(),
-                "second {s}: stalled < 10 s"
-            );
-        }
-        assert_eq!(w.check_at(at(35), 25_000), Err(0), "10 s without a byte");
-        assert!(
-            w.samples.len() <= 12,
-            "samples stay few: {}",
-            w.samples.len()
-        );
-    }
-
-    #[test]
-    fn a_drip_below_the_limit_fails_after_one_window() {
-        let mut w = watch(10, 1024);
-        let t0 = w.samples[0].0;
-        let mut failed_at = None;
-        for s in 1..=30u64 {
-            if w.check_at(t0 + Duration::from_secs(s), s).is_err() {
-                failed_at = Some(s);
-                break;
-            }
-        }
-        assert_eq!(failed_at, Some(10), "1 B/s against 1 KiB/s over 10 s");
-        // Exactly at the limit passes.
-        let mut w = watch(10, 1024);
-        let t0 = w.samples[0].0;
-        for s in 1..=30u64 {
-            assert!(w.check_at(t0 + Duration::from_secs(s), s * 1024).is_ok());
-        }
-    }
-
-    #[test]
-    fn timeouts_parse_whole_seconds_within_a_day() {
-        assert_eq!(Timeouts::parse_timeout("2"), Ok(Duration::from_secs(2)));
-        for bad in ["0", "-1", "1.5", "86401", "x", ""] {
-            assert!(Timeouts::parse_timeout(bad).is_err(), "{bad}");
-        }
-        assert_eq!(Timeouts::parse_low_speed_limit("0"), Ok(0));
-        assert!(Timeouts::parse_low_speed_limit("-5").is_err());
-        let t = Timeouts::default();
-        assert_eq!(t.min_bytes(), 30 * 1024);
-        assert_eq!(
-            Timeouts {
-                low_speed_limit: 0,
-                ..t
-            }
-            .min_bytes(),
-            1,
-            "limit 0 still needs one byte per window"
-        );
-    }
-}
+mod tests;
