@@ -12,14 +12,14 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-
-use ignore::Match;
-use ignore::gitignore::{Gitignore, GitignoreBuilder};
 
 use rayon::prelude::*;
 
 use crate::object::EntryName;
+
+mod rules;
+
+use rules::{Rules, rules_for_root};
 
 /// What a scanned entry is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -118,115 +118,6 @@ pub struct Filter {
 
 /// The ignore file every commit honours.
 pub const SNAPIGNORE: &str = ".snapignore";
-
-/// Matchers in effect in a directory, outermost first, with the command line's separately.
-#[derive(Clone, Default)]
-struct Rules {
-    cli: Option<Arc<Gitignore>>,
-    files: Vec<Arc<Gitignore>>,
-}
-
-impl Rules {
-    fn is_empty(&self) -> bool {
-        self.cli.is_none() && self.files.is_empty()
-    }
-
-    /// Whether `path` is excluded: the command line first, then the innermost file that says
-    /// anything about it (a `!pattern` re-includes).
-    fn excludes(&self, path: &Path, is_dir: bool) -> bool {
-        let verdicts = self.cli.iter().chain(self.files.iter().rev());
-        for m in verdicts {
-            match m.matched(path, is_dir) {
-                Match::Ignore(_) => return true,
-                Match::Whitelist(_) => return false,
-                Match::None => {}
-            }
-        }
-        false
-    }
-
-    /// These rules plus the ignore files found in `dir` (whose entry names are `names`).
-    fn enter<'a>(
-        &self,
-        dir: &Path,
-        names: impl Iterator<Item = &'a str>,
-        filter: &Filter,
-    ) -> Result<Rules, Error> {
-        let present: Vec<&str> = names
-            .filter(|n| filter.ignore_files.iter().any(|f| f == n))
-            .collect();
-        if present.is_empty() {
-            return Ok(self.clone());
-        }
-        let mut b = GitignoreBuilder::new(dir);
-        // In the order given: a later file's patterns win (`.snapignore` over `.gitignore`).
-        for f in filter
-            .ignore_files
-            .iter()
-            .filter(|f| present.contains(&f.as_str()))
-        {
-            let path = dir.join(f);
-            if let Some(e) = b.add(&path) {
-                return Err(Error::BadIgnore {
-                    path,
-                    reason: e.to_string(),
-                });
-            }
-        }
-        let m = b.build().map_err(|e| Error::BadIgnore {
-            path: dir.join(present[0]),
-            reason: e.to_string(),
-        })?;
-        let mut out = self.clone();
-        out.files.push(Arc::new(m));
-        Ok(out)
-    }
-}
-
-/// The rules in effect for a root at `source`: command-line excludes, and ignore files in
-/// `filter.base` and every directory between it and the root.
-fn rules_for_root(source: &Path, filter: &Filter) -> Result<Rules, Error> {
-    let mut rules = Rules::default();
-    if !filter.excludes.is_empty() {
-        let mut b = GitignoreBuilder::new(&filter.base);
-        for pattern in &filter.excludes {
-            b.add_line(None, pattern).map_err(|e| Error::BadExclude {
-                pattern: pattern.clone(),
-                reason: e.to_string(),
-            })?;
-        }
-        let m = b.build().map_err(|e| Error::BadExclude {
-            pattern: filter.excludes.join(" "),
-            reason: e.to_string(),
-        })?;
-        rules.cli = Some(Arc::new(m));
-    }
-    if filter.ignore_files.is_empty() {
-        return Ok(rules);
-    }
-    let Some(parent) = source.parent() else {
-        return Ok(rules);
-    };
-    let Ok(rel) = parent.strip_prefix(&filter.base) else {
-        return Ok(rules); // recorded from outside the store root: its own files only
-    };
-    let mut dir = filter.base.clone();
-    let mut dirs = vec![dir.clone()];
-    for c in rel.components() {
-        dir.push(c);
-        dirs.push(dir.clone());
-    }
-    for d in dirs {
-        let names: Vec<String> = filter
-            .ignore_files
-            .iter()
-            .filter(|f| d.join(f).is_file())
-            .cloned()
-            .collect();
-        rules = rules.enter(&d, names.iter().map(String::as_str), filter)?;
-    }
-    Ok(rules)
-}
 
 /// [`scan_filtered`] with only the store left out.
 ///
@@ -623,106 +514,6 @@ impl Error {
 }
 
 #[cfg(test)]
-#[allow(clippy::disallowed_methods, clippy::cast_possible_truncation)] // tests write fixtures directly
-mod tests {
-    use super::*;
-
-    fn paths(entries: &[ScanEntry]) -> Vec<&str> {
-        entries.iter().map(|e| e.path.as_str()).collect()
-    }
-
-    #[test]
-    fn pre_order_sorts_siblings_by_name_bytes_and_synthesizes_parents()
-    -> Result<(), Box<dyn std::error::Error>> {
-        let dir = tempfile::tempdir()?;
-        let idx = dir.path().join("build/index");
-        std::fs::create_dir_all(idx.join("a"))?;
-        std::fs::write(idx.join("a/x"), "x")?;
-        std::fs::write(idx.join("a.b"), "ab")?;
-        std::fs::create_dir_all(idx.join(".git"))?;
-        std::os::unix::fs::symlink("a.b", idx.join("link"))?;
-        let entries = scan(
-            &[Root {
-                recorded: "build/index".into(),
-                source: idx.clone(),
-            }],
-            &[],
-        )?;
-        assert_eq!(
-            paths(&entries),
-            [
-                "build",
-                "build/index",
-                "build/index/a",
-                "build/index/a/x",
-                "build/index/a.b",
-                "build/index/link"
-            ]
-        );
-        assert_eq!(entries[0].source, None, "build/ is synthesized");
-        assert_eq!(entries[3].parent, Some(2));
-        assert_eq!(
-            entries[5].kind,
-            ScanKind::Symlink {
-                target: "a.b".into()
-            }
-        );
-        Ok(())
-    }
-
-    #[test]
-    fn contents_as_root_and_nested_roots_are_covered() -> Result<(), Box<dyn std::error::Error>> {
-        let dir = tempfile::tempdir()?;
-        std::fs::create_dir_all(dir.path().join("d/e"))?;
-        std::fs::write(dir.path().join("d/e/f"), "f")?;
-        let as_root = scan(
-            &[Root {
-                recorded: String::new(),
-                source: dir.path().join("d"),
-            }],
-            &[],
-        )?;
-        assert_eq!(paths(&as_root), ["e", "e/f"]);
-        let nested = scan(
-            &[
-                Root {
-                    recorded: "d/e".into(),
-                    source: dir.path().join("d/e"),
-                },
-                Root {
-                    recorded: "d".into(),
-                    source: dir.path().join("d"),
-                },
-            ],
-            &[],
-        )?;
-        assert_eq!(paths(&nested), ["d", "d/e", "d/e/f"]);
-        Ok(())
-    }
-
-    #[test]
-    fn missing_paths_and_fifos_are_refused() -> Result<(), Box<dyn std::error::Error>> {
-        let dir = tempfile::tempdir()?;
-        let err = scan(
-            &[Root {
-                recorded: "nope".into(),
-                source: dir.path().join("nope"),
-            }],
-            &[],
-        );
-        assert!(matches!(err, Err(Error::Missing { .. })));
-        let status = std::process::Command::new("mkfifo")
-            .arg(dir.path().join("fifo"))
-            .status()?;
-        assert!(status.success());
-        let err = scan(
-            &[Root {
-                recorded: "fifo".into(),
-                source: dir.path().join("fifo"),
-            }],
-            &[],
-        );
-        assert!(matches!(err, Err(Error::Unsupported { .. })));
-        Ok(())
-    }
-}
+#[allow(clippy::disallowed_methods, clippy::cast_possible_truncation)]
+// tests write fixtures directly
+mod tests;
