@@ -8,9 +8,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// The file's name inside the store directory.
-pub const FILE: &str = "config";
-
 /// A key snap knows, with what it means and how its value is checked.
 #[derive(Clone, Copy, Debug)]
 pub struct Key {
@@ -94,11 +91,17 @@ impl Config {
     /// # Errors
     /// [`Error::Io`], or [`Error::Syntax`] naming the line.
     pub fn load(store_dir: &Path) -> Result<Config, Error> {
-        let path = store_dir.join(FILE);
+        let path = crate::store::config_file(store_dir);
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
-            Err(source) => return Err(Error::Io { path, source }),
+            Err(source) => {
+                return Err(Error::Io {
+                    op: "reading",
+                    path,
+                    source,
+                });
+            }
         };
         Config::parse(&text).map_err(|(line, reason)| Error::Syntax { path, line, reason })
     }
@@ -158,13 +161,15 @@ impl Config {
         timeout: std::time::Duration,
         change: impl FnOnce(&mut Config) -> Result<T, Error>,
     ) -> Result<T, Error> {
-        let path = store_dir.join(FILE);
-        let mut lock = crate::lock::LockFile::acquire(&path, timeout).map_err(Error::from_lock)?;
+        let path = crate::store::config_file(store_dir);
+        let mut lock = crate::lock::LockFile::acquire(&path, timeout)
+            .map_err(|e| Error::from_lock("locking", e))?;
         let mut config = Config::load(store_dir)?;
         let out = change(&mut config)?;
         lock.write_content(config.encode().as_bytes())
-            .map_err(Error::from_lock)?;
-        lock.commit().map_err(Error::from_lock)?;
+            .map_err(|e| Error::from_lock("writing", e))?;
+        lock.commit()
+            .map_err(|e| Error::from_lock("replacing", e))?;
         Ok(out)
     }
 
@@ -255,8 +260,10 @@ pub enum Error {
         path: PathBuf,
     },
     /// Reading or writing the file failed.
-    #[error("{}", path.display())]
+    #[error("{op} {}", path.display())]
     Io {
+        /// What was being done: `reading`, `locking`, `writing`, `replacing`.
+        op: &'static str,
         /// The file.
         path: PathBuf,
         /// The cause.
@@ -279,10 +286,10 @@ impl Error {
 }
 
 impl Error {
-    fn from_lock(e: crate::lock::Error) -> Error {
+    fn from_lock(op: &'static str, e: crate::lock::Error) -> Error {
         match e {
             crate::lock::Error::Locked { lock_path, .. } => Error::Locked { path: lock_path },
-            crate::lock::Error::Io { path, source } => Error::Io { path, source },
+            crate::lock::Error::Io { path, source } => Error::Io { op, path, source },
         }
     }
 }

@@ -142,7 +142,10 @@ mod tests {
         assert_eq!(remote(Some(&store), None)?.repository, "a/b");
         assert_eq!(remote(Some(&store), Some("example.com/c"))?.repository, "c");
         // A hand-edited file with a bad value is named, not ignored.
-        std::fs::write(store.dir().join("config"), "http.timeout = soon\n")?;
+        std::fs::write(
+            crate::store::config_file(store.dir()),
+            "http.timeout = soon\n",
+        )?;
         let err = client_options(Some(&store), &Connection::default())
             .err()
             .ok_or("a bad setting must fail")?;

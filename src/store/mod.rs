@@ -384,6 +384,18 @@ fn waited(e: lock::Error, timeout: Duration) -> lock::Error {
     }
 }
 
+/// `<store>/cache/NAME`: a cache file (store format §9.1), which only speed depends on.
+#[must_use]
+pub fn cache_file(store_dir: &Path, name: &str) -> PathBuf {
+    store_dir.join("cache").join(name)
+}
+
+/// `<store>/config`: the store's settings (store format §2).
+#[must_use]
+pub fn config_file(store_dir: &Path) -> PathBuf {
+    store_dir.join("config")
+}
+
 /// The store-wide lock file (store format §7).
 pub const LOCK: &str = "LOCK";
 

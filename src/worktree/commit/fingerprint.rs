@@ -80,7 +80,7 @@ pub struct TreeCache {
 
 impl TreeCache {
     fn path(store_dir: &Path) -> PathBuf {
-        store_dir.join("cache").join("trees.v2")
+        crate::store::cache_file(store_dir, "trees.v2")
     }
 
     /// Loads the cache (empty if missing or malformed).

@@ -97,7 +97,7 @@ impl Used {
 
 impl PackCache {
     fn path(store_dir: &Path) -> PathBuf {
-        store_dir.join("cache").join("packs.v1")
+        crate::store::cache_file(store_dir, "packs.v1")
     }
 
     fn header() -> Vec<u8> {

@@ -271,7 +271,7 @@ impl StatCache {
     /// The cache file of a store directory.
     #[must_use]
     pub fn path(store_dir: &Path) -> PathBuf {
-        store_dir.join("cache").join("stat.v4")
+        crate::store::cache_file(store_dir, "stat.v4")
     }
 
     /// Loads the cache, or an empty one if it is missing, unreadable or malformed in any
