@@ -5,15 +5,18 @@
 //! read, so the cost is proportional to the changes (the Merkle property). Against a
 //! directory, a file is hashed only when its size matches the recorded one.
 //!
-//! Read-only. Symlinks are compared by target and never followed; `.git` directories and the
-//! store directory are not part of a directory side.
+//! Read-only. Symlinks are compared by target and never followed. A directory side is the
+//! scan a commit of it would make (`worktree::commit::scan`: ignore files, excludes, the store
+//! and `.git` left out), so its changes are what committing it would change.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::digest::{Digest, HashingReader};
 use crate::object::EntryKind;
 use crate::snapshot::{self, read_tree};
 use crate::store::Store;
+use crate::worktree::commit::scan::{ScanEntry, ScanKind};
 
 /// How an entry changed.
 #[derive(
@@ -89,7 +92,10 @@ pub struct Change {
 /// [`Error::Snapshot`] if a tree is missing, corrupt or malformed.
 pub fn trees(store: &Store, old: &Digest, new: &Digest) -> Result<Vec<Change>, Error> {
     let mut out = Vec::new();
-    let ctx = Ctx { store, skip: &[] };
+    let ctx = Ctx {
+        store,
+        scanned: Scanned::default(),
+    };
     ctx.compare(
         Some(&Side::Tree(*old)),
         Some(&Side::Tree(*new)),
@@ -99,36 +105,32 @@ pub fn trees(store: &Store, old: &Digest, new: &Digest) -> Result<Vec<Change>, E
     Ok(out)
 }
 
-/// Changes from tree `old` to directory `dir` (taken as the root), ignoring the paths in
-/// `skip` (the store directory) and `.git`. With `only`, compares only those top-level
-/// names (a snapshot's recorded roots).
+/// Changes from tree `old` to what a scan of the work tree or a directory found (the scan
+/// that a commit of it would record: the same ignore rules and excludes, the store and
+/// `.git` left out), so the changes are what committing it would change.
 ///
 /// # Errors
-/// [`Error::Snapshot`] for tree problems, [`Error::Io`] for the directory.
-pub fn tree_to_dir(
+/// [`Error::Snapshot`] for tree problems, [`Error::Io`] hashing a file.
+pub fn tree_to_scan(
     store: &Store,
     old: &Digest,
-    dir: &Path,
-    skip: &[PathBuf],
-    only: Option<&[String]>,
+    entries: &[ScanEntry],
 ) -> Result<Vec<Change>, Error> {
-    let mut out = Vec::new();
-    let ctx = Ctx { store, skip };
-    let old_side = Side::Tree(*old);
-    let new_side = Side::Dir(dir.to_owned());
-    match only {
-        None => ctx.compare(Some(&old_side), Some(&new_side), "", &mut out)?,
-        Some(names) => {
-            let olds = ctx.list(&old_side)?;
-            let news = ctx.list(&new_side)?;
-            let pick = |list: Vec<Node>| -> Vec<Node> {
-                list.into_iter()
-                    .filter(|n| names.contains(&n.name))
-                    .collect()
-            };
-            ctx.merge(pick(olds), pick(news), "", &mut out)?;
-        }
+    let mut children: HashMap<Option<usize>, Vec<usize>> = HashMap::new();
+    for (i, e) in entries.iter().enumerate() {
+        children.entry(e.parent).or_default().push(i);
     }
+    let mut out = Vec::new();
+    let ctx = Ctx {
+        store,
+        scanned: Scanned { entries, children },
+    };
+    ctx.compare(
+        Some(&Side::Tree(*old)),
+        Some(&Side::Scanned(None)),
+        "",
+        &mut out,
+    )?;
     Ok(out)
 }
 
@@ -136,7 +138,15 @@ pub fn tree_to_dir(
 #[derive(Clone, Debug)]
 enum Side {
     Tree(Digest),
-    Dir(PathBuf),
+    /// The scanned directory at this index of the scan (`None`: the scan's root).
+    Scanned(Option<usize>),
+}
+
+/// A scan, with each directory's entries.
+#[derive(Default)]
+struct Scanned<'a> {
+    entries: &'a [ScanEntry],
+    children: HashMap<Option<usize>, Vec<usize>>,
 }
 
 /// One entry of a listing.
@@ -150,7 +160,7 @@ struct Node {
 
 struct Ctx<'a> {
     store: &'a Store,
-    skip: &'a [PathBuf],
+    scanned: Scanned<'a>,
 }
 
 fn summary(kind: &str) -> EntrySummary {
@@ -199,65 +209,43 @@ impl Ctx<'_> {
                     })
                     .collect())
             }
-            Side::Dir(path) => self.list_dir(path),
+            Side::Scanned(dir) => Ok(self.list_scanned(*dir)),
         }
     }
 
-    fn list_dir(&self, dir: &Path) -> Result<Vec<Node>, Error> {
-        let io = |op: &'static str, path: &Path| {
-            let path = path.to_owned();
-            move |source| Error::Io { op, path, source }
+    /// The entries a scan found in one directory, in name order.
+    fn list_scanned(&self, dir: Option<usize>) -> Vec<Node> {
+        let Some(children) = self.scanned.children.get(&dir) else {
+            return Vec::new();
         };
-        let mut out = Vec::new();
-        for entry in std::fs::read_dir(dir).map_err(io("listing", dir))? {
-            let entry = entry.map_err(io("listing", dir))?;
-            let path = entry.path();
-            let name = entry
-                .file_name()
-                .into_string()
-                .map_err(|_| Error::NotUtf8 { path: path.clone() })?;
-            if name == ".git" || self.skip.contains(&path) {
-                continue;
-            }
-            let meta =
-                std::fs::symlink_metadata(&path).map_err(io("reading the metadata of", &path))?;
-            let ft = meta.file_type();
-            let node = if ft.is_dir() {
+        let mut out: Vec<Node> = children
+            .iter()
+            .map(|&i| {
+                let e = &self.scanned.entries[i];
+                let (s, child, file) = match &e.kind {
+                    ScanKind::Dir => (summary("dir"), Some(Side::Scanned(Some(i))), None),
+                    ScanKind::Symlink { target } => {
+                        let mut s = summary("symlink");
+                        s.target = Some(target.clone());
+                        (s, None, None)
+                    }
+                    ScanKind::File { size, executable } => {
+                        let mut s = summary("file");
+                        s.size = Some(*size);
+                        s.executable = *executable;
+                        (s, None, e.source.clone())
+                    }
+                };
                 Node {
-                    name,
-                    summary: summary("dir"),
-                    child: Some(Side::Dir(path)),
-                    file: None,
-                }
-            } else if ft.is_symlink() {
-                let target = std::fs::read_link(&path)
-                    .map_err(io("reading the link", &path))?
-                    .into_os_string()
-                    .into_string()
-                    .map_err(|_| Error::NotUtf8 { path: path.clone() })?;
-                let mut s = summary("symlink");
-                s.target = Some(target);
-                Node {
-                    name,
+                    name: e.name.as_str().to_owned(),
                     summary: s,
-                    child: None,
-                    file: None,
+                    child,
+                    file,
                 }
-            } else {
-                let mut s = summary("file");
-                s.size = Some(meta.len());
-                s.executable = is_executable(&meta);
-                Node {
-                    name,
-                    summary: s,
-                    child: None,
-                    file: Some(path),
-                }
-            };
-            out.push(node);
-        }
+            })
+            .collect();
         out.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
-        Ok(out)
+        out
     }
 
     fn compare(
@@ -425,17 +413,6 @@ fn join(prefix: &str, name: &str) -> String {
     }
 }
 
-#[cfg(unix)]
-fn is_executable(meta: &std::fs::Metadata) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    meta.permissions().mode() & 0o100 != 0
-}
-
-#[cfg(not(unix))]
-fn is_executable(_meta: &std::fs::Metadata) -> bool {
-    false
-}
-
 /// Diff errors.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -443,13 +420,7 @@ pub enum Error {
     /// A tree could not be read.
     #[error(transparent)]
     Snapshot(#[from] snapshot::Error),
-    /// A name on disk that is not UTF-8.
-    #[error("cannot compare {}: snap records UTF-8 names only", path.display())]
-    NotUtf8 {
-        /// The path.
-        path: PathBuf,
-    },
-    /// Reading the directory failed.
+    /// Hashing a file failed.
     #[error("{op} {}", path.display())]
     Io {
         /// What was being done: `listing`, `reading`, ….
@@ -469,7 +440,6 @@ impl Error {
         use crate::error::ErrorKind as K;
         match self {
             Error::Snapshot(s) => s.kind(),
-            Error::NotUtf8 { .. } => K::InvalidInput,
             _ => K::Io,
         }
     }
@@ -521,15 +491,19 @@ mod tests {
         let kinds = |c: Vec<Change>| -> Vec<(String, ChangeKind)> {
             c.into_iter().map(|c| (c.path, c.kind)).collect()
         };
-        // Against the directory: the store itself is skipped, `only` limits the top level.
-        let skip = [store.dir().to_owned()];
-        let against_dir = kinds(tree_to_dir(
-            &store,
-            &old,
+        // Against the scan a commit of `out` would make (the store is left out).
+        let roots = [crate::worktree::commit::scan::Root {
+            recorded: "out".into(),
+            source: d.join("out"),
+        }];
+        let filter = crate::worktree::commit::scan::Filter::for_commit(
+            store.dir().to_owned(),
             d,
-            &skip,
-            Some(&["out".to_owned()]),
-        )?);
+            false,
+            &[],
+        );
+        let scanned = crate::worktree::commit::scan::scan_filtered(&roots, &filter)?;
+        let against_dir = kinds(tree_to_scan(&store, &old, &scanned)?);
         assert_eq!(against_dir, expected, "tree against directory");
         let new = commit(&store, d)?;
         assert_eq!(

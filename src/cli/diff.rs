@@ -14,6 +14,15 @@ pub struct Args {
     /// directory of the same name; write `./NAME` for the directory.
     #[arg(value_name = "SNAP|DIR")]
     new: Option<String>,
+    /// Leave out of a directory side what matches PATTERN, as `snap commit --exclude` does
+    /// (anchored at the store's directory, or at DIR; repeatable). `.snapignore` files are
+    /// always honoured, so the changes are what a commit would record.
+    #[arg(long = "exclude", value_name = "PATTERN")]
+    excludes: Vec<String>,
+    /// Also honour `.gitignore` files on a directory side, as `snap commit --gitignore`
+    /// (also on with the `commit.gitignore` setting).
+    #[arg(long)]
+    gitignore: bool,
 }
 
 pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {
@@ -24,6 +33,8 @@ pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {
             old: args.old.clone(),
             new: args.new.clone(),
             cwd: ctx.cwd.clone(),
+            excludes: args.excludes.clone(),
+            gitignore: args.gitignore,
         },
     )?;
     for c in &changes {

@@ -160,7 +160,7 @@ fn commit_inner(
     // fingerprint of the whole scan names the root tree it produced last time, and per-file
     // records give the digests of unchanged files (worktree::commit::statcache).
     let started = RacyRule::now();
-    let filter = filter(opts, store_dir, &base);
+    let filter = scan::Filter::for_commit(store_dir, &base, opts.gitignore, &opts.excludes);
     let entries = scan::scan_filtered(&roots, &filter)?;
     let racy = RacyRule::for_scan(started, &entries);
     let fingerprint = fingerprint::fingerprint(&entries, &racy);
@@ -319,22 +319,6 @@ fn provenance_of(
         .map(|t| t.to_string())
         .or_else(|| provenance.git.as_ref().and_then(|g| g.time.clone()));
     Ok((provenance, created))
-}
-
-/// What a commit's scan leaves out: the store, what `.snapignore` (and `.gitignore` when
-/// asked) says, and `--exclude` patterns.
-fn filter(opts: &CommitOptions, store_dir: PathBuf, base: &Path) -> scan::Filter {
-    let mut ignore_files = vec![scan::SNAPIGNORE.to_owned()];
-    if opts.gitignore {
-        // First, so that `.snapignore` (read later) has the last word.
-        ignore_files.insert(0, ".gitignore".to_owned());
-    }
-    scan::Filter {
-        skip: vec![store_dir],
-        ignore_files,
-        excludes: opts.excludes.clone(),
-        base: base.to_owned(),
-    }
 }
 
 /// The ref's snapshot, when it already records `root` with the same provenance and user

@@ -96,12 +96,6 @@ pub struct Root {
     pub source: PathBuf,
 }
 
-/// Walks `roots` and returns every entry in tar member order. `skip` lists directories never
-/// to enter (the store itself).
-///
-/// # Errors
-/// [`Error`] naming the path: missing, unreadable, not UTF-8, an unsupported file type, or two
-/// roots recorded under the same path.
 /// What a scan leaves out.
 #[derive(Clone, Debug, Default)]
 pub struct Filter {
@@ -118,6 +112,30 @@ pub struct Filter {
 
 /// The ignore file every commit honours.
 pub const SNAPIGNORE: &str = ".snapignore";
+
+impl Filter {
+    /// What a commit leaves out: the store, what `.snapignore` says (and `.gitignore`, read
+    /// first so `.snapignore` has the last word, when `gitignore`), and `excludes` anchored at
+    /// `base`.
+    #[must_use]
+    pub fn for_commit(
+        store_dir: PathBuf,
+        base: &Path,
+        gitignore: bool,
+        excludes: &[String],
+    ) -> Filter {
+        let mut ignore_files = vec![SNAPIGNORE.to_owned()];
+        if gitignore {
+            ignore_files.insert(0, ".gitignore".to_owned());
+        }
+        Filter {
+            skip: vec![store_dir],
+            ignore_files,
+            excludes: excludes.to_vec(),
+            base: base.to_owned(),
+        }
+    }
+}
 
 /// [`scan_filtered`] with only the store left out.
 ///
@@ -136,8 +154,8 @@ pub fn scan(roots: &[Root], skip: &[PathBuf]) -> Result<Vec<ScanEntry>, Error> {
 /// Walks `roots` and returns every entry in tar member order, leaving out what `filter` says.
 ///
 /// # Errors
-/// As [`scan`], and [`Error::BadIgnore`] / [`Error::BadExclude`] for a pattern that does not
-/// parse.
+/// [`Error`] naming the path: missing, unreadable, not UTF-8, an unsupported file type, two
+/// roots recorded under the same path, or an ignore pattern or exclude that does not parse.
 pub fn scan_filtered(roots: &[Root], filter: &Filter) -> Result<Vec<ScanEntry>, Error> {
     // A trie of recorded paths: synthesized directories lead to the roots.
     #[derive(Default)]
