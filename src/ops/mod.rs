@@ -269,6 +269,14 @@ pub enum Error {
         #[source]
         source: Box<store::refs::Error>,
     },
+    /// A snapshot's layer that is not a snap pack.
+    #[error("layer {digest} is not a snap pack: {problem}")]
+    NotAPack {
+        /// The layer.
+        digest: Digest,
+        /// What is wrong.
+        problem: crate::pack::Error,
+    },
     /// A blob a descriptor names is not in the layout.
     #[error("blob {digest} is referenced but missing from the layout")]
     MissingBlob {
@@ -425,6 +433,7 @@ impl Error {
             | Error::Oci(_)
             | Error::Graph(_)
             | Error::BadLayout { .. }
+            | Error::NotAPack { .. }
             | Error::EntryRefName { .. }
             | Error::MissingBlob { .. }
             | Error::BlobSize { .. }

@@ -266,6 +266,7 @@ impl Error {
             Error::Layout(_)
             | Error::Oci(_)
             | Error::BadLayout { .. }
+            | Error::NotAPack { .. }
             | Error::MissingBlob { .. }
             | Error::BlobSize { .. }
             | Error::BlobDigest { .. }

@@ -1,7 +1,7 @@
 //! A pack's index (`.idx`, store format §5.3): where each object sits, encoded and decoded
 //! (every decoded entry checked to lie inside its pack and frame).
 
-use super::MAX_FRAME_OUTPUT;
+use super::{Error, MAX_FRAME_OUTPUT};
 use crate::digest::{Digest, Hasher};
 
 /// Where one object sits in a pack.
@@ -93,29 +93,32 @@ impl PackIndex {
     /// Decodes `.idx` bytes of a pack that is `pack_len` bytes long.
     ///
     /// # Errors
-    /// A reason if the checksum fails, the layout is wrong, entries are unsorted or point
+    /// [`Error`] if the checksum fails, the layout is wrong, entries are unsorted or point
     /// outside the pack.
-    pub fn decode(bytes: &[u8], pack_len: u64) -> Result<Self, String> {
+    pub fn decode(bytes: &[u8], pack_len: u64) -> Result<Self, Error> {
         let entry_len = match bytes.get(..8) {
             Some(m) if m == IDX_MAGIC => IDX_ENTRY,
             Some(m) if m == IDX1_MAGIC => IDX1_ENTRY,
-            _ => return Err("not a pack index (bad magic or too short)".into()),
+            _ => return Err(Error::NotAnIndex),
         };
         if bytes.len() < 48 {
-            return Err("not a pack index (bad magic or too short)".into());
+            return Err(Error::NotAnIndex);
         }
         let (body, sum) = bytes.split_at(bytes.len() - 32);
         if Digest::of(body).as_bytes()[..] != *sum {
-            return Err("pack index checksum mismatch".into());
+            return Err(Error::IndexChecksum);
         }
-        let count = u64::from_le_bytes(body[8..16].try_into().map_err(|_| "short header")?);
-        let count = usize::try_from(count).map_err(|_| "absurd entry count")?;
+        let claimed = u64::from_le_bytes(body[8..16].try_into().map_err(|_| Error::NotAnIndex)?);
+        let count = usize::try_from(claimed).map_err(|_| Error::IndexLength {
+            count: claimed,
+            bytes: body.len(),
+        })?;
         let expected = count.checked_mul(entry_len).and_then(|n| n.checked_add(16));
         if expected != Some(body.len()) {
-            return Err(format!(
-                "pack index claims {count} entries but has {} bytes",
-                body.len()
-            ));
+            return Err(Error::IndexLength {
+                count: claimed,
+                bytes: body.len(),
+            });
         }
         let mut entries = Vec::with_capacity(count);
         for chunk in body[16..].chunks_exact(entry_len) {
@@ -140,20 +143,20 @@ impl PackIndex {
                 .checked_add(e.length)
                 .is_none_or(|end| end > pack_len)
             {
-                return Err(format!("entry {} lies outside the pack", e.digest));
+                return Err(Error::OutsidePack { digest: e.digest });
             }
             if e.skip
                 .checked_add(e.size)
                 .is_none_or(|end| end > MAX_FRAME_OUTPUT as u64)
                 && e.skip > 0
             {
-                return Err(format!("entry {} lies outside its frame", e.digest));
+                return Err(Error::OutsideFrame { digest: e.digest });
             }
             if entries
                 .last()
                 .is_some_and(|p: &IndexEntry| p.digest >= e.digest)
             {
-                return Err("pack index entries are not sorted and unique".into());
+                return Err(Error::Unsorted);
             }
             entries.push(e);
         }

@@ -21,8 +21,11 @@
 pub mod scan;
 pub mod tar;
 
+mod error;
 mod index;
 mod writer;
+
+pub use error::{Error, HeaderProblem};
 
 pub use index::{IndexEntry, PackIndex};
 pub use writer::{Finished, PackWriter};

@@ -11,7 +11,7 @@
 use std::io::{self, Read};
 
 use crate::digest::{Digest, Hasher};
-use crate::pack::{FRAME_SIZE, IndexEntry, MAX_FRAME_OUTPUT, PackIndex};
+use crate::pack::{Error, FRAME_SIZE, HeaderProblem, IndexEntry, MAX_FRAME_OUTPUT, PackIndex};
 
 /// Largest compressed frame accepted (incompressible input plus zstd's overhead).
 const MAX_FRAME_INPUT: usize = FRAME_SIZE + (FRAME_SIZE >> 6) + 1024;
@@ -19,8 +19,8 @@ const MAX_FRAME_INPUT: usize = FRAME_SIZE + (FRAME_SIZE >> 6) + 1024;
 /// Reads a whole pack and returns its index.
 ///
 /// # Errors
-/// A reason naming the first thing that is not snap's pack structure, or an I/O error.
-pub fn index_pack(input: &mut dyn Read) -> Result<PackIndex, String> {
+/// [`Error`] naming the first thing that is not snap's pack structure, or the read error.
+pub fn index_pack(input: &mut dyn Read) -> Result<PackIndex, Error> {
     let mut r = Frames {
         inner: input,
         offset: 0,
@@ -28,26 +28,29 @@ pub fn index_pack(input: &mut dyn Read) -> Result<PackIndex, String> {
     let mut entries = Vec::new();
     loop {
         let Some((start, frame)) = r.next_frame()? else {
-            return Err("the pack ends without its trailer frame".into());
+            return Err(Error::NoTrailer);
         };
         let out = decompress(&frame, MAX_FRAME_OUTPUT)?;
         if out.len() == 1024 && out.iter().all(|b| *b == 0) {
             // The trailer: nothing may follow it.
             return match r.next_frame()? {
                 None => Ok(PackIndex::new(entries)),
-                Some(_) => Err("data after the trailer frame".into()),
+                Some(_) => Err(Error::AfterTrailer),
             };
         }
         if out.is_empty() {
-            return Err(format!("empty frame at {start}"));
+            return Err(Error::EmptyFrame { at: start });
         }
         // The members whose headers are in this frame.
         let mut pos = 0;
         while pos < out.len() {
-            let at = |pos: usize| format!("member header at {start}+{pos}");
-            let hlen = header_len(&out[pos..]).map_err(|e| format!("{}: {e}", at(pos)))?;
-            let size =
-                member_size(&out[pos..pos + hlen]).map_err(|e| format!("{}: {e}", at(pos)))?;
+            let at = |problem| Error::Header {
+                frame: start,
+                pos,
+                problem,
+            };
+            let hlen = header_len(&out[pos..]).map_err(at)?;
+            let size = member_size(&out[pos..pos + hlen]).map_err(at)?;
             pos += hlen;
             if size == 0 {
                 continue;
@@ -64,14 +67,10 @@ pub fn index_pack(input: &mut dyn Read) -> Result<PackIndex, String> {
                 .ok()
                 .and_then(|p| pos.checked_add(p))
                 .filter(|end| *end <= out.len())
-                .ok_or_else(|| {
-                    format!("the member at {start}+{pos} does not end in the frame it starts in")
-                })?;
+                .ok_or(Error::CrossesFrame { frame: start, pos })?;
             let content_end = pos + usize::try_from(size).unwrap_or(usize::MAX);
             if out[content_end..end].iter().any(|b| *b != 0) {
-                return Err(format!(
-                    "tar padding of the member at {start}+{pos} is not zero"
-                ));
+                return Err(Error::Padding { frame: start });
             }
             entries.push(IndexEntry {
                 digest: Digest::of(&out[pos..content_end]),
@@ -93,30 +92,26 @@ fn content_frames(
     size: u64,
     padded: u64,
     start: u64,
-) -> Result<(u64, u64, Digest), String> {
+) -> Result<(u64, u64, Digest), Error> {
     let mut got = 0u64;
     let mut hasher = Hasher::new();
     let mut first = None;
     let mut length = 0u64;
     while got < padded {
-        let (at, frame) = r
-            .next_frame()?
-            .ok_or_else(|| format!("member at {start} ends early"))?;
+        let (at, frame) = r.next_frame()?.ok_or(Error::EndsEarly { frame: start })?;
         first.get_or_insert(at);
         length += frame.len() as u64;
         let out = decompress(&frame, MAX_FRAME_OUTPUT)?;
         let remaining = padded - got;
         if out.len() as u64 > remaining || out.is_empty() {
-            return Err(format!(
-                "content frame at {at} does not end at the member's end"
-            ));
+            return Err(Error::ContentFrame { at });
         }
         // Hash the content part; the padding must be zeros.
         let content_left = size.saturating_sub(got);
         let split = usize::try_from(content_left.min(out.len() as u64)).unwrap_or(out.len());
         hasher.update(&out[..split]);
         if out[split..].iter().any(|b| *b != 0) {
-            return Err(format!("tar padding of the member at {start} is not zero"));
+            return Err(Error::Padding { frame: start });
         }
         got += out.len() as u64;
     }
@@ -125,10 +120,8 @@ fn content_frames(
 
 /// The length of the header blocks at the start of `buf`: one ustar block, or a PAX header,
 /// its records and the ustar block. They must all be in `buf` (one frame).
-fn header_len(buf: &[u8]) -> Result<usize, String> {
-    let first = buf
-        .get(..512)
-        .ok_or("a header block cut by the end of its frame")?;
+fn header_len(buf: &[u8]) -> Result<usize, HeaderProblem> {
+    let first = buf.get(..512).ok_or(HeaderProblem::HeaderCut)?;
     if first[156] != b'x' {
         return Ok(512);
     }
@@ -138,54 +131,51 @@ fn header_len(buf: &[u8]) -> Result<usize, String> {
         .and_then(|d| d.checked_add(511))
         .map(|d| d / 512 * 512)
         .and_then(|d| d.checked_add(1024))
-        .ok_or("PAX size")?;
+        .ok_or(HeaderProblem::PaxSize)?;
     if buf.len() < total {
-        return Err("a PAX header cut by the end of its frame".into());
+        return Err(HeaderProblem::PaxCut);
     }
     Ok(total)
 }
 
 /// The content size of the member whose header block(s) are `h`: the PAX `size` record if
 /// any, else the ustar field. Only files, directories, symlinks and PAX headers are accepted.
-fn member_size(h: &[u8]) -> Result<u64, String> {
+fn member_size(h: &[u8]) -> Result<u64, HeaderProblem> {
     if h.len() < 512 || !h.len().is_multiple_of(512) {
-        return Err("not a whole number of tar blocks".into());
+        return Err(HeaderProblem::NotWholeBlocks);
     }
     let (pax, last) = h.split_at(h.len() - 512);
     let mut pax_size = None;
     if !pax.is_empty() {
         if pax[156] != b'x' {
-            return Err("extra header blocks that are not a PAX header".into());
+            return Err(HeaderProblem::ExtraBlocks);
         }
         let declared = octal(&pax[124..136])?;
         let records = pax
-            .get(512..512 + usize::try_from(declared).map_err(|_| "PAX size")?)
-            .ok_or("PAX records truncated")?;
+            .get(512..512 + usize::try_from(declared).map_err(|_| HeaderProblem::PaxSize)?)
+            .ok_or(HeaderProblem::PaxCut)?;
         for rec in String::from_utf8_lossy(records).lines() {
             if let Some((_, kv)) = rec.split_once(' ')
                 && let Some(v) = kv.strip_prefix("size=")
             {
-                pax_size = Some(v.parse::<u64>().map_err(|_| "bad PAX size")?);
+                pax_size = Some(v.parse::<u64>().map_err(|_| HeaderProblem::BadPaxSize)?);
             }
         }
     }
     if &last[257..262] != b"ustar" {
-        return Err("not a ustar header".into());
+        return Err(HeaderProblem::NotUstar);
     }
     let size = match last[156] {
         b'0' | 0 => pax_size.map_or_else(|| octal(&last[124..136]), Ok)?,
         b'5' | b'2' => 0,
         t => {
-            return Err(format!(
-                "member type `{}` is not a file, directory or symlink",
-                t as char
-            ));
+            return Err(HeaderProblem::MemberType { kind: t as char });
         }
     };
     Ok(size)
 }
 
-fn octal(field: &[u8]) -> Result<u64, String> {
+fn octal(field: &[u8]) -> Result<u64, HeaderProblem> {
     let s: String = field
         .iter()
         .take_while(|b| **b != 0 && **b != b' ')
@@ -195,10 +185,10 @@ fn octal(field: &[u8]) -> Result<u64, String> {
     if s.is_empty() {
         return Ok(0);
     }
-    u64::from_str_radix(s, 8).map_err(|_| format!("bad octal number `{s}`"))
+    u64::from_str_radix(s, 8).map_err(|_| HeaderProblem::BadOctal { text: s.to_owned() })
 }
 
-fn decompress(frame: &[u8], limit: usize) -> Result<Vec<u8>, String> {
+fn decompress(frame: &[u8], limit: usize) -> Result<Vec<u8>, Error> {
     // A per-thread context: creating one costs more than decompressing a small frame. Output beyond `limit` is an error, never memory.
     let declared = match zstd::zstd_safe::get_frame_content_size(frame) {
         Ok(Some(n)) => usize::try_from(n).unwrap_or(usize::MAX),
@@ -206,10 +196,8 @@ fn decompress(frame: &[u8], limit: usize) -> Result<Vec<u8>, String> {
     };
     super::decompress_frames_bulk(frame, declared.min(limit)).map_err(|e| {
         match zstd::zstd_safe::get_frame_content_size(frame) {
-            Ok(Some(n)) if n > limit as u64 => {
-                format!("a frame decompresses to more than {limit} bytes")
-            }
-            _ => format!("bad zstd frame: {e}"),
+            Ok(Some(n)) if n > limit as u64 => Error::FrameOutput { limit },
+            _ => Error::BadFrame(e),
         }
     })
 }
@@ -222,17 +210,17 @@ struct Frames<'a> {
 
 impl Frames<'_> {
     /// The next frame's offset and bytes, or `None` at the end of the stream.
-    fn next_frame(&mut self) -> Result<Option<(u64, Vec<u8>)>, String> {
+    fn next_frame(&mut self) -> Result<Option<(u64, Vec<u8>)>, Error> {
         let start = self.offset;
         let mut frame = Vec::new();
         let mut magic = [0u8; 4];
-        match read_exact_or_eof(self.inner, &mut magic).map_err(|e| e.to_string())? {
+        match read_exact_or_eof(self.inner, &mut magic).map_err(Error::Read)? {
             0 => return Ok(None),
             4 => {}
-            _ => return Err(format!("truncated frame at {start}")),
+            _ => return Err(Error::TruncatedFrame { at: start }),
         }
         if magic != [0x28, 0xb5, 0x2f, 0xfd] {
-            return Err(format!("no zstd frame at {start}"));
+            return Err(Error::NoFrame { at: start });
         }
         frame.extend_from_slice(&magic);
         self.offset += 4;
@@ -256,16 +244,14 @@ impl Frames<'_> {
             let content = match (header >> 1) & 3 {
                 0 | 2 => size,
                 1 => 1,
-                _ => return Err(format!("reserved block type in the frame at {start}")),
+                _ => return Err(Error::ReservedBlock { at: start }),
             };
             if content > 128 << 10 {
-                return Err(format!("oversized block in the frame at {start}"));
+                return Err(Error::OversizedBlock { at: start });
             }
             self.take(&mut frame, content)?;
             if frame.len() > MAX_FRAME_INPUT {
-                return Err(format!(
-                    "the frame at {start} is larger than any snap writes"
-                ));
+                return Err(Error::FrameTooLong { at: start });
             }
             if last {
                 break;
@@ -277,12 +263,12 @@ impl Frames<'_> {
         Ok(Some((start, frame)))
     }
 
-    fn take<'b>(&mut self, frame: &'b mut Vec<u8>, n: usize) -> Result<&'b [u8], String> {
+    fn take<'b>(&mut self, frame: &'b mut Vec<u8>, n: usize) -> Result<&'b [u8], Error> {
         let at = frame.len();
         frame.resize(at + n, 0);
-        let got = read_exact_or_eof(self.inner, &mut frame[at..]).map_err(|e| e.to_string())?;
+        let got = read_exact_or_eof(self.inner, &mut frame[at..]).map_err(Error::Read)?;
         if got != n {
-            return Err(format!("truncated frame at {}", self.offset));
+            return Err(Error::TruncatedFrame { at: self.offset });
         }
         self.offset += n as u64;
         Ok(&frame[at..])
@@ -428,7 +414,14 @@ mod tests {
         recut.extend(crate::pack::compress_frame(trailer)?);
         let e = index_pack(&mut &recut[..]).expect_err("straddling members");
         assert!(
-            e.contains("cut by the end of its frame") || e.contains("does not end"),
+            matches!(
+                e,
+                Error::CrossesFrame { .. }
+                    | Error::Header {
+                        problem: HeaderProblem::HeaderCut | HeaderProblem::PaxCut,
+                        ..
+                    }
+            ),
             "{e}"
         );
         Ok(())

@@ -342,8 +342,9 @@ impl Walk<'_> {
                 // stored.
                 let mut r = io::BufReader::with_capacity(1 << 20, self.source.open(&layer.digest)?);
                 let index =
-                    crate::pack::scan::index_pack(&mut r).map_err(|reason| Error::BadLayout {
-                        reason: format!("layer {} is not a snap pack: {reason}", layer.digest),
+                    crate::pack::scan::index_pack(&mut r).map_err(|problem| Error::NotAPack {
+                        digest: layer.digest,
+                        problem,
                     })?;
                 self.plan.packs.insert(layer.digest, (layer.size, index));
             } else {

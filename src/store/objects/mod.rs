@@ -441,20 +441,20 @@ pub enum Error {
         reason: String,
     },
     /// A pack index that cannot be used.
-    #[error("pack index {} is corrupt: {reason}", path.display())]
+    #[error("pack index {} is corrupt: {problem}", path.display())]
     CorruptIndex {
         /// The index file.
         path: PathBuf,
         /// What is wrong.
-        reason: String,
+        problem: crate::pack::Error,
     },
     /// A layer that should be a snap pack and is not.
-    #[error("layer {digest} is not a snap pack: {reason}")]
+    #[error("layer {digest} is not a snap pack: {problem}")]
     NotAPack {
         /// The layer.
         digest: Digest,
         /// What is wrong.
-        reason: String,
+        problem: crate::pack::Error,
     },
     /// An object larger than the caller accepts.
     #[error("object {digest} is larger than {limit} bytes")]

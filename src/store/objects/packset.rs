@@ -208,9 +208,9 @@ impl Objects {
         } else {
             let f = File::open(&tmp_path).map_err(|e| io_err("opening", &tmp_path, e))?;
             pack::scan::index_pack(&mut io::BufReader::with_capacity(1 << 20, f)).map_err(
-                |reason| Error::NotAPack {
+                |problem| Error::NotAPack {
                     digest: *digest,
-                    reason,
+                    problem,
                 },
             )?
         };
@@ -417,9 +417,9 @@ impl Objects {
             .map_err(|e| io_err("reading the metadata of", pack_path, e))?
             .len();
         let bytes = std::fs::read(idx_path).map_err(|e| io_err("reading", idx_path, e))?;
-        PackIndex::decode(&bytes, pack_len).map_err(|reason| Error::CorruptIndex {
+        PackIndex::decode(&bytes, pack_len).map_err(|problem| Error::CorruptIndex {
             path: idx_path.to_owned(),
-            reason,
+            problem,
         })
     }
 }
