@@ -35,19 +35,12 @@ impl Snapshot {
         let bytes = store.objects.read(id, MAX_METADATA_BYTES)?;
         let manifest = RawManifest::from_bytes(bytes).map_err(|e| Error::NotASnapshot {
             id: *id,
-            reason: e.to_string(),
+            why: NotSnapshot::Unparsable(e),
         })?;
         if !manifest.manifest().is_snapshot() {
             return Err(Error::NotASnapshot {
                 id: *id,
-                reason: format!(
-                    "artifactType is {}",
-                    manifest
-                        .manifest()
-                        .artifact_type
-                        .as_deref()
-                        .unwrap_or("absent")
-                ),
+                why: NotSnapshot::ArtifactType(manifest.manifest().artifact_type.clone()),
             });
         }
         let config_bytes = store
@@ -67,25 +60,20 @@ impl Snapshot {
         if !manifest.manifest().is_snapshot() {
             return Err(Error::NotASnapshot {
                 id,
-                reason: "it is not a snap snapshot manifest".to_owned(),
+                why: NotSnapshot::ArtifactType(manifest.manifest().artifact_type.clone()),
             });
         }
         let desc = &manifest.manifest().config;
         if config_bytes.len() as u64 != desc.size {
-            return Err(Error::Malformed {
+            return Err(Error::ConfigSize {
                 id,
-                reason: format!(
-                    "config {} is {} bytes, the manifest says {}",
-                    desc.digest,
-                    config_bytes.len(),
-                    desc.size
-                ),
+                config: desc.digest,
+                actual: config_bytes.len() as u64,
+                expected: desc.size,
             });
         }
-        let config = SnapshotConfig::decode(&config_bytes).map_err(|e| Error::Malformed {
-            id,
-            reason: e.to_string(),
-        })?;
+        let config = SnapshotConfig::decode(&config_bytes)
+            .map_err(|problem| Error::BadConfig { id, problem })?;
         Ok(Snapshot {
             id,
             manifest,
@@ -133,8 +121,11 @@ impl Artifact {
     /// manifest nor an index.
     pub fn load(store: &Store, id: &Digest) -> Result<Artifact, Error> {
         let bytes = store.objects.read(id, MAX_METADATA_BYTES)?;
-        let not = |reason: String| Error::NotASnapshot { id: *id, reason };
-        let manifest = match crate::oci::Node::from_bytes(bytes).map_err(|e| not(e.to_string()))? {
+        let not = |e| Error::NotASnapshot {
+            id: *id,
+            why: NotSnapshot::Unparsable(e),
+        };
+        let manifest = match crate::oci::Node::from_bytes(bytes).map_err(not)? {
             crate::oci::Node::Index(index) => return Ok(Artifact::Index(index)),
             crate::oci::Node::Manifest(m) => m,
         };
@@ -198,9 +189,9 @@ impl From<&Snapshot> for LogEntry {
 /// [`Error::Object`] if missing or corrupt, [`Error::MalformedTree`] if not a tree.
 pub fn read_tree(store: &Store, digest: &Digest) -> Result<Tree, Error> {
     let bytes = store.objects.read(digest, MAX_METADATA_BYTES)?;
-    Tree::decode(&bytes).map_err(|e| Error::MalformedTree {
+    Tree::decode(&bytes).map_err(|problem| Error::MalformedTree {
         digest: *digest,
-        reason: e.to_string(),
+        problem,
     })
 }
 
@@ -247,29 +238,58 @@ pub enum Error {
     #[error(transparent)]
     Object(#[from] objects::Error),
     /// The object is not a snap snapshot.
-    #[error("{id} is not a snap snapshot: {reason}")]
+    #[error("{id} is not a snap snapshot: {why}")]
     NotASnapshot {
         /// The object.
         id: Digest,
         /// Why.
-        reason: String,
+        why: NotSnapshot,
     },
-    /// The snapshot's config cannot be used.
-    #[error("snapshot {id} is malformed: {reason}")]
-    Malformed {
+    /// A snapshot whose config is not the size its descriptor says.
+    #[error(
+        "snapshot {id} is malformed: config {config} is {actual} bytes, the manifest says {expected}"
+    )]
+    ConfigSize {
         /// The snapshot.
         id: Digest,
-        /// Why.
-        reason: String,
+        /// Its config.
+        config: Digest,
+        /// The config's size.
+        actual: u64,
+        /// What the manifest says.
+        expected: u64,
+    },
+    /// A snapshot whose config does not decode.
+    #[error("snapshot {id} is malformed: {problem}")]
+    BadConfig {
+        /// The snapshot.
+        id: Digest,
+        /// What the decoder found.
+        problem: crate::object::snapshot::Error,
     },
     /// A tree object that is not a canonical tree.
-    #[error("tree {digest} is malformed: {reason}")]
+    #[error("tree {digest} is malformed: {problem}")]
     MalformedTree {
         /// The tree.
         digest: Digest,
-        /// Why.
-        reason: String,
+        /// What the decoder found.
+        problem: crate::object::tree::Error,
     },
+}
+
+/// Why an object is not a snap snapshot.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NotSnapshot {
+    /// Not an image manifest or index at all.
+    #[error("{0}")]
+    Unparsable(crate::oci::Error),
+    /// An image manifest of another artifact type.
+    #[error("its artifactType is {}", .0.as_deref().unwrap_or("absent"))]
+    ArtifactType(Option<String>),
+    /// An image index.
+    #[error("it is an image index")]
+    Index,
 }
 
 impl Error {

@@ -104,9 +104,7 @@ impl SnapshotConfig {
     /// # Errors
     /// [`Error`] if the bytes are not a snapshot config.
     pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
-        serde_json::from_slice(bytes).map_err(|e| Error {
-            reason: e.to_string(),
-        })
+        serde_json::from_slice(bytes).map_err(Error::Json)
     }
 
     /// Inline trees as `(digest, raw bytes)`.
@@ -120,20 +118,20 @@ impl SnapshotConfig {
 /// # Errors
 /// [`Error`] if the bytes are not JSON (canonical trees always are).
 pub fn raw_tree(bytes: &[u8]) -> Result<Box<RawValue>, Error> {
-    let s = std::str::from_utf8(bytes).map_err(|e| Error {
-        reason: e.to_string(),
-    })?;
-    RawValue::from_string(s.to_owned()).map_err(|e| Error {
-        reason: e.to_string(),
-    })
+    let s = std::str::from_utf8(bytes).map_err(Error::NotUtf8)?;
+    RawValue::from_string(s.to_owned()).map_err(Error::Json)
 }
 
-/// The bytes are not a snapshot config.
+/// The bytes are not a snapshot config (or an inline tree cannot be embedded in one).
 #[derive(Debug, thiserror::Error)]
-#[error("malformed snapshot config: {reason}")]
-pub struct Error {
-    /// What is wrong.
-    pub reason: String,
+#[non_exhaustive]
+pub enum Error {
+    /// What the JSON decoder found wrong.
+    #[error("malformed snapshot config: {0}")]
+    Json(serde_json::Error),
+    /// A tree to embed that is not UTF-8.
+    #[error("a tree to embed is not UTF-8: {0}")]
+    NotUtf8(std::str::Utf8Error),
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ use crate::ops::push::commit_tag;
 use crate::provenance;
 use crate::registry::client::MAX_MANIFEST_BYTES;
 use crate::registry::{self, Client, ClientOptions, RemoteRef};
-use crate::snapshot::{Artifact, LogEntry, Snapshot};
+use crate::snapshot::{Artifact, LogEntry, NotSnapshot, Snapshot};
 
 /// What a tag names, by kind.
 #[derive(
@@ -219,10 +219,10 @@ pub fn ls_remote(remote: &RemoteRef, opts: &ClientOptions) -> Result<LsRemoteOut
     }
     let read = in_parallel(&configs, opts.jobs, |(digest, at, desc)| {
         let bytes = fetch_config(&client, at, desc)?;
-        let config = crate::object::SnapshotConfig::decode(&bytes).map_err(|e| {
-            crate::snapshot::Error::Malformed {
+        let config = crate::object::SnapshotConfig::decode(&bytes).map_err(|problem| {
+            crate::snapshot::Error::BadConfig {
                 id: *digest,
-                reason: e.to_string(),
+                problem,
             }
         })?;
         Ok((*digest, config))
@@ -301,9 +301,10 @@ pub fn log(
         let snap = match fetch(&client, &at) {
             Ok(Artifact::Snapshot(s)) => s,
             Ok(Artifact::Manifest(m)) => {
-                return Err(not_a_snapshot(m.digest(), "it is another kind of manifest"));
+                let why = NotSnapshot::ArtifactType(m.manifest().artifact_type.clone());
+                return Err(not_a_snapshot(m.digest(), why));
             }
-            Ok(Artifact::Index(i)) => return Err(not_a_snapshot(i.digest(), "it is an index")),
+            Ok(Artifact::Index(i)) => return Err(not_a_snapshot(i.digest(), NotSnapshot::Index)),
             // A parent the registry does not hold: the history goes on elsewhere.
             Err(Error::Registry(registry::Error::NotFound { .. })) if !entries.is_empty() => {
                 continues_with = at.digest;
@@ -324,12 +325,8 @@ pub fn log(
     })
 }
 
-fn not_a_snapshot(id: Digest, reason: &str) -> Error {
-    crate::snapshot::Error::NotASnapshot {
-        id,
-        reason: reason.to_owned(),
-    }
-    .into()
+fn not_a_snapshot(id: Digest, why: NotSnapshot) -> Error {
+    crate::snapshot::Error::NotASnapshot { id, why }.into()
 }
 
 /// Whether the registry has a snapshot of the work tree's HEAD, or how far back the nearest

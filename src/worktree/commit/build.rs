@@ -146,10 +146,7 @@ fn build_once(
             objects.put(&bytes)?;
             inline_trees.insert(
                 digest,
-                raw_tree(&bytes).map_err(|e| Error::InlineTree {
-                    digest,
-                    reason: e.reason,
-                })?,
+                raw_tree(&bytes).map_err(|problem| Error::InlineTree { digest, problem })?,
             );
         }
         // Cut values are recorded for the stat cache, in case the tree grows into groups.

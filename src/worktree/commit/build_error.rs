@@ -43,12 +43,12 @@ pub enum Error {
         source: crate::object::tree::Error,
     },
     /// A tree's encoding is not the JSON snap stores inline (a bug if it happens).
-    #[error("tree {digest} cannot be carried inline: {reason}")]
+    #[error("tree {digest} cannot be carried inline: {problem}")]
     InlineTree {
         /// The tree.
         digest: crate::digest::Digest,
         /// Why.
-        reason: String,
+        problem: crate::object::snapshot::Error,
     },
     /// A step of the build that runs on another thread stopped (a bug if it happens); nothing
     /// was recorded.
