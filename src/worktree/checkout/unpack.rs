@@ -166,7 +166,8 @@ fn copy_blob(
         if k == 0 {
             break;
         }
-        out.write_all(&buf[..k]).map_err(|e| io(out_path, e))?;
+        out.write_all(&buf[..k])
+            .map_err(|e| io("writing", out_path, e))?;
         n += k as u64;
     }
     r.finish()?;
@@ -440,6 +441,7 @@ pub fn list_layers(
                     .map(|t| String::from_utf8_lossy(t).into_owned()),
             };
             each(&e).map_err(|source| Error::Io {
+                op: "listing the entry",
                 path: PathBuf::from(&e.path),
                 source,
             })
@@ -478,8 +480,9 @@ fn bad_tar(layer: &Descriptor, e: &dyn std::fmt::Display) -> Error {
     }
 }
 
-fn io(path: &Path, source: io::Error) -> Error {
+fn io(op: &'static str, path: &Path, source: io::Error) -> Error {
     Error::Io {
+        op,
         path: path.to_owned(),
         source,
     }
@@ -518,8 +521,10 @@ pub enum Error {
     #[error(transparent)]
     Objects(#[from] objects::Error),
     /// An I/O error.
-    #[error("{}", path.display())]
+    #[error("{op} {}", path.display())]
     Io {
+        /// What was being done: `opening`, `writing`, `syncing`, ….
+        op: &'static str,
         /// The path.
         path: PathBuf,
         /// The cause.

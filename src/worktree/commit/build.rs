@@ -249,7 +249,7 @@ fn store_direct(
             }
             read.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let res = File::open(src)
-                .map_err(|source| io(src, source))
+                .map_err(|source| io("opening", src, source))
                 .and_then(|mut f| Ok(objects.put_stream(&mut f, src)?));
             if let Ok((_, size)) = &res {
                 progress.advance(*size, 1);

@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 
 use crate::store::objects;
 
-pub(crate) fn io(path: &Path, source: std::io::Error) -> Error {
+pub(crate) fn io(op: &'static str, path: &Path, source: std::io::Error) -> Error {
     Error::Io {
+        op,
         path: path.to_owned(),
         source,
     }
@@ -18,8 +19,10 @@ pub(crate) fn io(path: &Path, source: std::io::Error) -> Error {
 #[non_exhaustive]
 pub enum Error {
     /// Reading a file, or writing the store, failed.
-    #[error("{}", path.display())]
+    #[error("{op} {}", path.display())]
     Io {
+        /// What was being done: `opening`, `writing`, `syncing`, ….
+        op: &'static str,
         /// The path.
         path: PathBuf,
         /// The cause.

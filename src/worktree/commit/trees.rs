@@ -341,7 +341,9 @@ impl Trees {
                         let copy = self.stored_block(objects, packs, b, members, &mut indexes);
                         if let Some((frame, inside)) = copy.filter(|_| w.at_block_start()) {
                             w.copy_block(frame, inside, members.len() as u64, None)
-                                .map_err(|source| io(objects.packs_dir(), source))?;
+                                .map_err(|source| {
+                                    io("writing a pack in", objects.packs_dir(), source)
+                                })?;
                             reuse.tree_blocks_copied += 1;
                             continue;
                         }
@@ -353,7 +355,9 @@ impl Trees {
                                 content: Some((bytes, t.digest)),
                                 cut: t.cut,
                             })
-                            .map_err(|source| io(objects.packs_dir(), source))?;
+                            .map_err(|source| {
+                                io("writing a pack in", objects.packs_dir(), source)
+                            })?;
                         }
                     }
                     let f = objects.finish_pack_detailed(w)?;

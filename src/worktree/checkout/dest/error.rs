@@ -3,8 +3,9 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub(super) fn io_err(path: &Path, source: io::Error) -> Error {
+pub(super) fn io_err(op: &'static str, path: &Path, source: io::Error) -> Error {
     Error::Io {
+        op,
         path: path.to_owned(),
         source,
     }
@@ -54,8 +55,10 @@ pub enum Error {
         path: PathBuf,
     },
     /// An I/O error.
-    #[error("{}", path.display())]
+    #[error("{op} {}", path.display())]
     Io {
+        /// What was being done: `opening`, `writing`, `syncing`, ….
+        op: &'static str,
         /// The path.
         path: PathBuf,
         /// The cause.

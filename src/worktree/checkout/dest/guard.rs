@@ -24,8 +24,10 @@ impl Guard {
     /// [`Error::InStore`] if `dest` is the store or inside it; [`Error::Io`] if a path cannot
     /// be resolved.
     pub fn new(dest: &Path, store_dir: &Path) -> Result<Guard, Error> {
-        let store = store_dir.canonicalize().map_err(|e| io_err(store_dir, e))?;
-        let dest_real = resolve_lenient(dest).map_err(|e| io_err(dest, e))?;
+        let store = store_dir
+            .canonicalize()
+            .map_err(|e| io_err("resolving", store_dir, e))?;
+        let dest_real = resolve_lenient(dest).map_err(|e| io_err("resolving", dest, e))?;
         if dest_real.starts_with(&store) {
             return Err(Error::InStore {
                 dest: dest.to_owned(),

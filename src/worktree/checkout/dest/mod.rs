@@ -96,7 +96,7 @@ impl Root {
             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
         )
-        .map_err(|e| io_err(path, e.into()))?;
+        .map_err(|e| io_err("opening", path, e.into()))?;
         Ok(Root {
             fd,
             path: path.to_owned(),
@@ -155,13 +155,13 @@ impl Root {
     }
 
     /// Maps an error on `rel` to [`Error`]: a symlink in the way is refused by name.
-    fn fail(&self, rel: &EntryPath, e: io::Error) -> Error {
+    fn fail(&self, op: &'static str, rel: &EntryPath, e: io::Error) -> Error {
         if self.is_blocked_by_symlink(rel, &e) {
             Error::ThroughSymlink {
                 path: rel.to_string(),
             }
         } else {
-            io_err(&self.display(rel), e)
+            io_err(op, &self.display(rel), e)
         }
     }
 
@@ -194,7 +194,7 @@ impl Root {
         cache
             .get(self, dir)
             .and_then(|fd| Ok(rustix::fs::mkdirat(fd, name, Mode::from_raw_mode(0o777))?))
-            .map_err(|e| self.fail(path, e))
+            .map_err(|e| self.fail("creating the directory", path, e))
     }
 
     /// Creates the new file `path` (its parent exists, nothing is there) with permission bits
@@ -210,8 +210,10 @@ impl Root {
         write: impl FnOnce(&mut File, &Path) -> Result<T, E>,
     ) -> Result<T, E> {
         let (dir, name) = path.split_last();
-        let fd = cache.get(self, dir).map_err(|e| self.fail(path, e))?;
-        let mut file = create_at(fd, name, mode).map_err(|e| self.fail(path, e))?;
+        let fd = cache
+            .get(self, dir)
+            .map_err(|e| self.fail("creating", path, e))?;
+        let mut file = create_at(fd, name, mode).map_err(|e| self.fail("creating", path, e))?;
         match write(&mut file, &self.display(path)) {
             Ok(t) => Ok(t),
             Err(e) => {
@@ -235,7 +237,7 @@ impl Root {
         cache
             .get(self, dir)
             .and_then(|fd| Ok(rustix::fs::symlinkat(target, fd, name)?))
-            .map_err(|e| self.fail(path, e))
+            .map_err(|e| self.fail("creating the symlink", path, e))
     }
 
     /// What is at `path` (not following a symlink); `None` when nothing is, including when a
@@ -248,9 +250,9 @@ impl Root {
         let fd = match cache.get(self, dir) {
             Ok(fd) => fd,
             Err(e) if is_absent(&e) => return Ok(None),
-            Err(e) => return Err(self.fail(path, e)),
+            Err(e) => return Err(self.fail("reading the type of", path, e)),
         };
-        kind_at(fd, name).map_err(|e| io_err(&self.display(path), e))
+        kind_at(fd, name).map_err(|e| io_err("reading the type of", &self.display(path), e))
     }
 
     /// Whether the directory `path` has no entries.
@@ -260,10 +262,11 @@ impl Root {
     pub fn is_empty_dir(&self, path: &EntryPath) -> Result<bool, Error> {
         let fd = self
             .open_dir(path.as_str())
-            .map_err(|e| self.fail(path, e))?;
-        let mut entries = rustix::fs::Dir::new(fd).map_err(|e| self.fail(path, e.into()))?;
+            .map_err(|e| self.fail("listing", path, e))?;
+        let mut entries =
+            rustix::fs::Dir::new(fd).map_err(|e| self.fail("listing", path, e.into()))?;
         for e in &mut entries {
-            let e = e.map_err(|e| self.fail(path, e.into()))?;
+            let e = e.map_err(|e| self.fail("listing", path, e.into()))?;
             if !matches!(e.file_name().to_bytes(), b"." | b"..") {
                 return Ok(false);
             }
@@ -278,8 +281,8 @@ impl Root {
     /// [`Error::ThroughSymlink`], [`Error::Io`].
     pub fn entries(&self, dir: Option<&EntryPath>) -> Result<Vec<(EntryName, FileType)>, Error> {
         let at = |e: io::Error| match dir {
-            Some(d) => self.fail(d, e),
-            None => io_err(&self.path, e),
+            Some(d) => self.fail("listing", d, e),
+            None => io_err("listing", &self.path, e),
         };
         let fd = match dir {
             Some(d) => self.open_dir(d.as_str()),
@@ -328,13 +331,13 @@ impl Root {
             Ok(fd) => fd,
             // Nothing there to remove: a directory on the way is missing or a file.
             Err(e) if is_absent(&e) && !self.is_blocked_by_symlink(path, &e) => return Ok(()),
-            Err(e) => return Err(self.fail(path, e)),
+            Err(e) => return Err(self.fail("removing", path, e)),
         };
         self.remove_at(fd, name, path)
     }
 
     fn remove_at(&self, fd: BorrowedFd<'_>, name: &str, path: &EntryPath) -> Result<(), Error> {
-        let err = |e: io::Error| io_err(&self.display(path), e);
+        let err = |e: io::Error| io_err("removing", &self.display(path), e);
         match kind_at(fd, name).map_err(err)? {
             None => Ok(()),
             Some(FileType::Directory) => {
@@ -357,7 +360,7 @@ impl Root {
             Err(Errno::NOTEMPTY | Errno::EXIST) => Err(Error::WouldDelete {
                 path: self.display(path),
             }),
-            Err(e) => Err(io_err(&self.display(path), e.into())),
+            Err(e) => Err(io_err("removing", &self.display(path), e.into())),
         }
     }
 
@@ -396,7 +399,11 @@ impl Root {
             let next = match rustix::fs::openat(parent, part, DIR_FLAGS, Mode::empty()) {
                 Ok(next) => next,
                 Err(e) => {
-                    match (e, kind_at(parent, part).map_err(|e| self.fail(&here, e))?) {
+                    match (
+                        e,
+                        kind_at(parent, part)
+                            .map_err(|e| self.fail("creating the directory", &here, e))?,
+                    ) {
                         (_, Some(FileType::Symlink)) => {
                             return Err(Error::ThroughSymlink {
                                 path: here.to_string(),
@@ -404,16 +411,17 @@ impl Root {
                         }
                         (Errno::NOENT, None) => {}
                         (_, Some(k)) if self.scratch && k != FileType::Directory => {
-                            rustix::fs::unlinkat(parent, part, AtFlags::empty())
-                                .map_err(|e| self.fail(&here, e.into()))?;
+                            rustix::fs::unlinkat(parent, part, AtFlags::empty()).map_err(|e| {
+                                self.fail("creating the directory", &here, e.into())
+                            })?;
                         }
-                        (e, _) => return Err(self.fail(&here, e.into())),
+                        (e, _) => return Err(self.fail("creating the directory", &here, e.into())),
                     }
                     rustix::fs::mkdirat(parent, part, Mode::from_raw_mode(0o777))
-                        .map_err(|e| self.fail(&here, e.into()))?;
+                        .map_err(|e| self.fail("creating the directory", &here, e.into()))?;
                     created += 1;
                     rustix::fs::openat(parent, part, DIR_FLAGS, Mode::empty())
-                        .map_err(|e| self.fail(&here, e.into()))?
+                        .map_err(|e| self.fail("creating the directory", &here, e.into()))?
                 }
             };
             fd = Some(next);
@@ -430,8 +438,10 @@ impl Root {
     pub fn replace_dir(&self, path: &EntryPath) -> Result<bool, Error> {
         let (dir, name) = path.split_last();
         let mut cache = DirCache::default();
-        let fd = cache.get(self, dir).map_err(|e| self.fail(path, e))?;
-        let err = |e: io::Error| io_err(&self.display(path), e);
+        let fd = cache
+            .get(self, dir)
+            .map_err(|e| self.fail("replacing with a directory", path, e))?;
+        let err = |e: io::Error| io_err("replacing with a directory", &self.display(path), e);
         match kind_at(fd, name).map_err(err)? {
             Some(FileType::Directory) => return Ok(false),
             Some(_) => {
@@ -457,12 +467,14 @@ impl Root {
         write: impl FnOnce(&mut File, &Path) -> Result<T, E>,
     ) -> Result<T, E> {
         let (dir, name) = path.split_last();
-        let fd = cache.get(self, dir).map_err(|e| self.fail(path, e))?;
+        let fd = cache
+            .get(self, dir)
+            .map_err(|e| self.fail("writing", path, e))?;
         let temp = temp_name();
-        let mut file = create_at(fd, &temp, mode).map_err(|e| self.fail(path, e))?;
+        let mut file = create_at(fd, &temp, mode).map_err(|e| self.fail("writing", path, e))?;
         let out = write(&mut file, &self.display(path)).and_then(|t| {
             file.sync_data()
-                .map_err(|e| io_err(&self.display(path), e))?;
+                .map_err(|e| io_err("writing", &self.display(path), e))?;
             self.rename_over(fd, &temp, fd, name, path, false)?;
             Ok(t)
         });
@@ -483,9 +495,12 @@ impl Root {
         target: &OsStr,
     ) -> Result<(), Error> {
         let (dir, name) = path.split_last();
-        let fd = cache.get(self, dir).map_err(|e| self.fail(path, e))?;
+        let fd = cache
+            .get(self, dir)
+            .map_err(|e| self.fail("creating the symlink", path, e))?;
         let temp = temp_name();
-        rustix::fs::symlinkat(target, fd, temp.as_str()).map_err(|e| self.fail(path, e.into()))?;
+        rustix::fs::symlinkat(target, fd, temp.as_str())
+            .map_err(|e| self.fail("creating the symlink", path, e.into()))?;
         let out = self.rename_over(fd, &temp, fd, name, path, false);
         if out.is_err() {
             let _ = rustix::fs::unlinkat(fd, temp.as_str(), AtFlags::empty());
@@ -503,9 +518,14 @@ impl Root {
         let (dir, name) = path.split_last();
         let mut ours = DirCache::default();
         let mut theirs = DirCache::default();
-        let to = ours.get(self, dir).map_err(|e| self.fail(path, e))?;
-        let src = theirs.get(from, dir).map_err(|e| from.fail(path, e))?;
-        let is_dir = kind_at(src, name).map_err(|e| io_err(&from.display(path), e))?
+        let to = ours
+            .get(self, dir)
+            .map_err(|e| self.fail("moving into place", path, e))?;
+        let src = theirs
+            .get(from, dir)
+            .map_err(|e| from.fail("moving into place", path, e))?;
+        let is_dir = kind_at(src, name)
+            .map_err(|e| io_err("moving into place", &from.display(path), e))?
             == Some(FileType::Directory);
         self.rename_over(src, name, to, name, path, is_dir)
     }
@@ -522,7 +542,7 @@ impl Root {
         path: &EntryPath,
         moving_dir: bool,
     ) -> Result<(), Error> {
-        let err = |e: io::Error| io_err(&self.display(path), e);
+        let err = |e: io::Error| io_err("moving into place", &self.display(path), e);
         match kind_at(dir, name).map_err(err)? {
             Some(FileType::Directory) => self.rmdir_at(dir, name, path)?,
             Some(_) if moving_dir => {
@@ -549,17 +569,19 @@ impl Root {
             Err(e) if is_absent(&e) && !self.is_blocked_by_symlink(target, &e) => {
                 return Ok(false);
             }
-            Err(e) => return Err(self.fail(target, e)),
+            Err(e) => return Err(self.fail("linking", target, e)),
         };
-        if kind_at(src, tname).map_err(|e| io_err(&self.display(target), e))?
+        if kind_at(src, tname).map_err(|e| io_err("linking", &self.display(target), e))?
             != Some(FileType::RegularFile)
         {
             return Ok(false);
         }
-        let to = ours.get(self, dir).map_err(|e| self.fail(path, e))?;
+        let to = ours
+            .get(self, dir)
+            .map_err(|e| self.fail("linking", path, e))?;
         // No AT_SYMLINK_FOLLOW: the name itself is linked, and it was just checked to be a file.
         rustix::fs::linkat(src, tname, to, name, AtFlags::empty())
-            .map_err(|e| self.fail(path, e.into()))?;
+            .map_err(|e| self.fail("linking", path, e.into()))?;
         Ok(true)
     }
 }

@@ -7,8 +7,9 @@ use crate::digest::Digest;
 use crate::store::objects::{self};
 use crate::worktree::checkout::dest::{self};
 
-pub(super) fn io_err(path: &Path, source: io::Error) -> Error {
+pub(super) fn io_err(op: &'static str, path: &Path, source: io::Error) -> Error {
     Error::Io {
+        op,
         path: path.to_owned(),
         source,
     }
@@ -45,8 +46,10 @@ pub enum Error {
     #[error(transparent)]
     Dest(#[from] dest::Error),
     /// An I/O error.
-    #[error("{}", path.display())]
+    #[error("{op} {}", path.display())]
     Io {
+        /// What was being done: `opening`, `writing`, `syncing`, ….
+        op: &'static str,
         /// The path.
         path: PathBuf,
         /// The cause.

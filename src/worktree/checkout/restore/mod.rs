@@ -229,7 +229,7 @@ pub fn assemble<E: From<Error>>(
     let temp = tempfile::Builder::new()
         .prefix(&format!("{}restore-", crate::fs::TEMP_PREFIX))
         .tempdir_in(dest)
-        .map_err(|e| io_err(dest, e))?;
+        .map_err(|e| io_err("creating a staging directory in", dest, e))?;
     let mut guard = guard.clone();
     if let Some(name) = temp.path().file_name() {
         guard.protect(Path::new(name), temp.path().to_owned());
@@ -243,7 +243,8 @@ pub fn assemble<E: From<Error>>(
     check_in_place(&root, built.iter().filter(|(_, d)| !d).map(|(p, _)| p))?;
     synced(dest, || merge(&stage, &root, &built))?;
     drop(stage);
-    temp.close().map_err(|e| io_err(dest, e))?;
+    temp.close()
+        .map_err(|e| io_err("removing the staging directory", dest, e))?;
     Ok(stats)
 }
 
@@ -261,11 +262,11 @@ impl DestState {
     fn of(dest: &Path, force: bool) -> Result<DestState, Error> {
         let state = match fs::symlink_metadata(dest) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => DestState::Missing,
-            Err(source) => return Err(io_err(dest, source)),
+            Err(source) => return Err(io_err("reading the metadata of", dest, source)),
             Ok(m) if m.is_dir() => {
                 let mut names = Vec::new();
-                for e in fs::read_dir(dest).map_err(|e| io_err(dest, e))? {
-                    names.push(e.map_err(|e| io_err(dest, e))?.file_name());
+                for e in fs::read_dir(dest).map_err(|e| io_err("listing", dest, e))? {
+                    names.push(e.map_err(|e| io_err("listing", dest, e))?.file_name());
                 }
                 if names.is_empty() {
                     DestState::Empty
@@ -303,25 +304,25 @@ fn staged<E: From<Error>>(
     state: DestState,
     write: impl FnOnce(&Root) -> Result<RestoreStats, E>,
 ) -> Result<RestoreStats, E> {
-    let dest = std::path::absolute(dest).map_err(|e| io_err(dest, e))?;
+    let dest = std::path::absolute(dest).map_err(|e| io_err("resolving", dest, e))?;
     let parent = dest
         .parent()
         .ok_or_else(|| Error::NotADirectory { path: dest.clone() })?;
-    crate::fs::create_dir_all(parent).map_err(|e| io_err(parent, e))?;
+    crate::fs::create_dir_all(parent).map_err(|e| io_err("creating the directory", parent, e))?;
     let stage_path = parent.join(format!(
         "{}restore-{}-{}",
         crate::fs::TEMP_PREFIX,
         std::process::id(),
         unique()
     ));
-    fs::create_dir(&stage_path).map_err(|e| io_err(&stage_path, e))?;
+    fs::create_dir(&stage_path).map_err(|e| io_err("creating the directory", &stage_path, e))?;
     let mut staging = Staging(Some(stage_path.clone()));
     let stage = Root::open_scratch(&stage_path).map_err(Error::from)?;
 
     let stats = synced(&stage_path, || write(&stage))?;
 
     if state == DestState::Missing {
-        fs::rename(&stage_path, &dest).map_err(|e| io_err(&dest, e))?;
+        fs::rename(&stage_path, &dest).map_err(|e| io_err("renaming into place", &dest, e))?;
         staging.0 = None;
     } else {
         let root = Root::open(&dest).map_err(Error::from)?;
@@ -329,9 +330,9 @@ fn staged<E: From<Error>>(
             root.take(&stage, &EntryPath::from_name(&name))
                 .map_err(Error::from)?;
         }
-        crate::fs::sync_dir(&dest).map_err(|e| io_err(&dest, e))?;
+        crate::fs::sync_dir(&dest).map_err(|e| io_err("syncing", &dest, e))?;
     }
-    crate::fs::sync_dir(parent).map_err(|e| io_err(parent, e))?;
+    crate::fs::sync_dir(parent).map_err(|e| io_err("syncing", parent, e))?;
     Ok(stats)
 }
 

@@ -15,7 +15,7 @@ pub(super) fn synced<T, E: From<Error>>(
     dir: &Path,
     write: impl FnOnce() -> Result<T, E>,
 ) -> Result<T, E> {
-    let f = File::open(dir).map_err(|e| io_err(dir, e))?;
+    let f = File::open(dir).map_err(|e| io_err("opening", dir, e))?;
     let done = (std::sync::Mutex::new(false), std::sync::Condvar::new());
     let background_error = std::sync::Mutex::new(None);
     let out = std::thread::scope(|s| {
@@ -38,9 +38,9 @@ pub(super) fn synced<T, E: From<Error>>(
         .into_inner()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some(e) = seen {
-        return Err(io_err(dir, e.into()).into());
+        return Err(io_err("syncing", dir, e.into()).into());
     }
-    rustix::fs::syncfs(&f).map_err(|e| io_err(dir, e.into()))?;
+    rustix::fs::syncfs(&f).map_err(|e| io_err("syncing", dir, e.into()))?;
     Ok(out)
 }
 

@@ -99,7 +99,7 @@ pub(super) fn write_object(
         if last.is_some() {
             out.set_len(0)
                 .and_then(|()| out.rewind())
-                .map_err(|e| io_err(at, e))?;
+                .map_err(|e| io_err("rewinding", at, e))?;
         }
         match write_copy(objects, f, location, out, at) {
             Ok(n) => return Ok(n),
@@ -137,7 +137,8 @@ pub(super) fn write_copy(
         if k == 0 {
             break;
         }
-        out.write_all(&buf[..k]).map_err(|e| io_err(target, e))?;
+        out.write_all(&buf[..k])
+            .map_err(|e| io_err("writing", target, e))?;
         n += k as u64;
     }
     reader.finish()?;

@@ -269,10 +269,10 @@ fn write(ctx: &Context<'_>, rx: std::sync::mpsc::Receiver<Vec<Work>>) -> Result<
             match work {
                 Work::Add(m) => pack(objects, &mut open)?
                     .add(m)
-                    .map_err(|e| io(&packs_dir, e))?,
+                    .map_err(|e| io("writing a pack in", &packs_dir, e))?,
                 Work::Framed(header, frames, digest, size) => pack(objects, &mut open)?
                     .add_framed(&header, frames, digest, size)
-                    .map_err(|e| io(&packs_dir, e))?,
+                    .map_err(|e| io("writing a pack in", &packs_dir, e))?,
                 Work::Copy {
                     frame,
                     objects: inside,
@@ -280,7 +280,7 @@ fn write(ctx: &Context<'_>, rx: std::sync::mpsc::Receiver<Vec<Work>>) -> Result<
                     tail,
                 } => pack(objects, &mut open)?
                     .copy_block(frame, inside, members, tail)
-                    .map_err(|e| io(&packs_dir, e))?,
+                    .map_err(|e| io("writing a pack in", &packs_dir, e))?,
                 Work::Cut { key, blocks } => {
                     if let Some(w) = open.take() {
                         finish(objects, w, key, Some(&blocks), &mut out)?;
@@ -366,7 +366,7 @@ fn store_large(pack: &mut OpenPack, e: &ScanEntry) -> Result<(Digest, u64), Erro
         unreachable!("only files are large");
     };
     let header = pack::tar::header(&e.path, MemberKind::File { size, executable }, None);
-    let mut file = File::open(src).map_err(|source| io(src, source))?;
+    let mut file = File::open(src).map_err(|source| io("opening", src, source))?;
     let mut result = None;
     let mut failure = None;
     pack.add_streamed(&header, |out| {
@@ -377,13 +377,13 @@ fn store_large(pack: &mut OpenPack, e: &ScanEntry) -> Result<(Digest, u64), Erro
                 Ok((digest, n))
             }
             Err(objects::StreamError::Read(e)) => {
-                failure = Some(io(src, e));
+                failure = Some(io("reading", src, e));
                 Err(std::io::Error::other("read failed"))
             }
             Err(objects::StreamError::Write(e)) => Err(e),
         }
     })
-    .map_err(|source| failure.take().unwrap_or_else(|| io(src, source)))?;
+    .map_err(|source| failure.take().unwrap_or_else(|| io("reading", src, source)))?;
     let (digest, n) = result.expect("set when add_streamed succeeds");
     if n != size {
         return Err(Error::Changed {

@@ -148,7 +148,7 @@ pub(super) fn read_file(src: &Path, limit: u64) -> Result<Vec<u8>, Error> {
     let mut buf = Vec::new();
     File::open(src)
         .and_then(|f| f.take(limit).read_to_end(&mut buf))
-        .map_err(|source| io(src, source))?;
+        .map_err(|source| io("reading", src, source))?;
     if buf.len() as u64 >= limit {
         return Err(Error::Changed {
             path: src.to_owned(),

@@ -264,6 +264,7 @@ fn walk_dir_or_file(
             }
         } else {
             Error::Io {
+                op: "reading the metadata of",
                 path: src.to_owned(),
                 source,
             }
@@ -328,6 +329,7 @@ fn scan_one(
         }
     } else if ft.is_symlink() {
         let target = std::fs::read_link(&src).map_err(|source| Error::Io {
+            op: "reading the link",
             path: src.clone(),
             source,
         })?;
@@ -364,12 +366,14 @@ fn scan_one(
 /// busy however the tree is shaped; small directories stay on one thread.
 fn scan_dir(src: &Path, path: &str, filter: &Filter, rules: &Rules) -> Result<Vec<Scanned>, Error> {
     let rd = std::fs::read_dir(src).map_err(|source| Error::Io {
+        op: "listing",
         path: src.to_owned(),
         source,
     })?;
     let mut children = Vec::new();
     for entry in rd {
         let entry = entry.map_err(|source| Error::Io {
+            op: "listing",
             path: src.to_owned(),
             source,
         })?;
@@ -397,6 +401,7 @@ fn scan_dir(src: &Path, path: &str, filter: &Filter, rules: &Rules) -> Result<Ve
                 Ok(m) => m,
                 Err(source) => {
                     return Some(Err(Error::Io {
+                        op: "reading the metadata of",
                         path: child,
                         source,
                     }));
@@ -508,8 +513,10 @@ pub enum Error {
         path: String,
     },
     /// An I/O error.
-    #[error("{}", path.display())]
+    #[error("{op} {}", path.display())]
     Io {
+        /// What was being done: `listing`, `reading the metadata of`, ….
+        op: &'static str,
         /// The path.
         path: PathBuf,
         /// The cause.
