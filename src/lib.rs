@@ -63,6 +63,7 @@ pub mod progress;
 pub mod provenance;
 pub mod registry;
 pub mod rev;
+pub mod signature;
 pub mod snapshot;
 pub mod store;
 pub mod timestamp;

@@ -88,6 +88,7 @@ pub fn report(printer: &Printer, err: &anyhow::Error) -> ExitStatus {
         }
         match op.kind() {
             ErrorKind::Conflict => ExitStatus::Conflict,
+            ErrorKind::Unverified => ExitStatus::Negative,
             _ => ExitStatus::Error,
         }
     } else if err.chain().any(|e| {
@@ -375,6 +376,36 @@ fn hint_for(err: &ops::Error) -> Option<(String, &'static str)> {
         ops::Error::OutputNotEmpty { .. } => Some((
             "export into a new or empty directory, or to a .tar, .tar.gz or .tar.zst file".into(),
             "output-not-empty",
+        )),
+        ops::Error::Unverified { .. } => Some((
+            "nothing was stored; ask the publisher to `snap sign` and push it, or add their key to the allowed signers".into(),
+            "unverified",
+        )),
+        ops::Error::NoSigningKey => Some((
+            "pass --key ~/.ssh/id_ed25519 or set it once: `snap config sign.key PATH`".into(),
+            "no-signing-key",
+        )),
+        ops::Error::NoAllowedSigners => Some((
+            "pass --allowed-signers FILE or set it once: `snap config verify.allowed-signers PATH`".into(),
+            "no-allowed-signers",
+        )),
+        ops::Error::Signature(snap::signature::Error::EncryptedKey { .. }) => Some((
+            "use an unencrypted key for snap, or sign with `ssh-keygen -Y sign -n snap` and `snap attach` the signature".into(),
+            "encrypted-signing-key",
+        )),
+        ops::Error::Signature(_) => Some((
+            "check the file: snap reads OpenSSH private keys and ssh-keygen's allowed-signers format".into(),
+            "signature-files",
+        )),
+        ops::Error::Referrers(_)
+        | ops::Error::ReferrerSubjectAbsent { .. }
+        | ops::Error::ReferrerIndex(snap::store::referrers::Error::TooMany { .. }) => Some((
+            "nothing was stored; the referrers are hostile or broken, check where they came from".into(),
+            "referrers-refused",
+        )),
+        ops::Error::BadAttachment { .. } => Some((
+            "attach regular files with UTF-8 names, each name once, and a type like application/vnd.example.sbom.v1+json".into(),
+            "attach-refused",
         )),
         e if e.kind() == ErrorKind::Corrupt => Some((
             "run `snap fsck` to list every damaged object and the snapshots that need it".into(),
