@@ -111,8 +111,14 @@ pub fn attach(store: &Store, opts: &AttachOptions) -> Result<AttachOutcome, Erro
         if titles.iter().any(|(t, _)| t == &title) {
             return Err(bad(format!("another file is also titled `{name}`")));
         }
-        if !std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file()) {
-            return Err(Error::PathNotFound { path: path.clone() });
+        match std::fs::symlink_metadata(path) {
+            Ok(m) if m.is_file() => {}
+            Ok(_) => {
+                return Err(bad(
+                    "it is not a regular file (attach files; archive a directory first)".into(),
+                ));
+            }
+            Err(_) => return Err(Error::PathNotFound { path: path.clone() }),
         }
         titles.push((title, path));
     }

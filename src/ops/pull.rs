@@ -49,6 +49,13 @@ pub struct PullOptions {
     pub worktree: PathBuf,
     /// Connection settings.
     pub client: ClientOptions,
+    /// Take the manifest's referrers (signatures, attached artifacts) too.
+    pub referrers: bool,
+    /// Refuse it, storing nothing, unless an allowed signer signed it (also the `pull.verify`
+    /// setting).
+    pub verify: bool,
+    /// The allowed signers for `verify` (default: the `verify.allowed-signers` setting).
+    pub allowed_signers: Option<PathBuf>,
 }
 
 /// Where walking back ended.
@@ -90,6 +97,12 @@ pub struct PullOutcome {
     pub requests: u64,
     /// The ref's outcome (none for a digest pulled without `--ref`).
     pub refs: Vec<ImportedRef>,
+    /// Referrers taken with it (signatures, attached artifacts).
+    #[serde(default)]
+    pub referrers: u64,
+    /// The signatures checked, with `--verify` (always verified: a pull that is not fails).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<crate::ops::sign::VerifyReport>,
     /// How the snapshot's git provenance compares with the work tree now.
     pub freshness: Option<Freshness>,
     /// Where the credentials came from.
@@ -106,6 +119,16 @@ pub fn pull(
     opts: &PullOptions,
     progress: &dyn Progress,
 ) -> Result<PullOutcome, Error> {
+    // Who may sign, read before anything is fetched (issue 16).
+    let verify = opts.verify || crate::config::Config::load(store.dir())?.flag("pull.verify");
+    let allowed = if verify {
+        Some(crate::ops::sign::allowed_signers(
+            store,
+            opts.allowed_signers.as_deref(),
+        )?)
+    } else {
+        None
+    };
     let client = Client::new(&opts.source, opts.client.clone())?;
     client.login(false)?;
 
@@ -156,7 +179,7 @@ pub fn pull(
         Some(d) => at.with_digest(d),
         None => at.clone(),
     };
-    let fetched = fetch(
+    let mut fetched = fetch(
         &client,
         &fetch_at,
         opts.depth,
@@ -167,9 +190,33 @@ pub fn pull(
     )?;
     let top = fetched.top.digest;
 
-    // Take it in: the top entry (named for the ref) and the ancestors (untagged).
+    // Its referrers, staged with the rest (verifying needs the signatures among them).
+    let referrers = if opts.referrers || verify {
+        crate::ops::referrers::fetch(&client, top, &mut fetched.source, Some(store))?
+    } else {
+        Vec::new()
+    };
+    // Verified before anything is stored or any ref moves: refused, the staged blobs go with
+    // the temp directory.
+    let verification = match &allowed {
+        Some(allowed) => {
+            let report = verify_staged(store, &fetched.source, top, &referrers, allowed);
+            if !report.verified {
+                return Err(Error::Unverified {
+                    subject: top,
+                    reason: report.reason(),
+                });
+            }
+            Some(report)
+        }
+        None => None,
+    };
+
+    // Take it in: the top entry (named for the ref), the ancestors and the referrers
+    // (untagged).
     let entries: Vec<Descriptor> = std::iter::once(fetched.top.clone())
         .chain(fetched.ancestors.iter().cloned())
+        .chain(referrers.iter().map(|r| r.entry.clone()))
         .collect();
     let refs: Vec<(RefName, Digest)> = ref_name.into_iter().map(|r| (r, top)).collect();
     let message = format!(
@@ -214,9 +261,48 @@ pub fn pull(
         present: fetched.blobs - fetched.downloaded,
         requests: client.requests(),
         refs: received.refs,
+        referrers: referrers.len() as u64,
+        verification,
         freshness,
         credentials: client.credential_source().to_owned(),
     })
+}
+
+/// Checks the signatures among staged `referrers` of `top` (issue 16).
+fn verify_staged(
+    store: &Store,
+    source: &Source,
+    top: Digest,
+    referrers: &[crate::ops::referrers::Fetched],
+    allowed: &crate::signature::AllowedSigners,
+) -> crate::ops::sign::VerifyReport {
+    let sigs: Vec<(Digest, Vec<u8>)> = referrers
+        .iter()
+        .filter(|r| {
+            r.manifest
+                .manifest()
+                .subject
+                .as_ref()
+                .is_some_and(|s| s.digest == top)
+        })
+        .filter_map(|r| {
+            crate::ops::sign::signature_text(&r.manifest, |d, size| {
+                source
+                    .open(d)
+                    .ok()
+                    .and_then(|f| {
+                        let mut b = Vec::new();
+                        std::io::Read::read_to_end(&mut std::io::Read::take(f, size), &mut b)
+                            .ok()
+                            .map(|_| b)
+                    })
+                    .or_else(|| store.objects.read(d, size).ok())
+                    .filter(|b| Digest::of(b) == *d)
+            })
+            .map(|text| (r.entry.digest, text))
+        })
+        .collect();
+    crate::ops::sign::check_signatures(top, &sigs, allowed)
 }
 
 /// A registry's graph below one manifest or index, staged: every node and every blob the
@@ -390,7 +476,7 @@ fn parents(
 }
 
 /// The media type a manifest or index declares, or the one its kind implies.
-fn media_type_of(bytes: &[u8]) -> Result<String, Error> {
+pub(crate) fn media_type_of(bytes: &[u8]) -> Result<String, Error> {
     Ok(Node::from_bytes(bytes.to_vec())?.media_type())
 }
 
@@ -408,7 +494,7 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     f.write_all(bytes).map_err(io)
 }
 
-fn write_blob(dir: &Path, d: &Digest, bytes: &[u8]) -> Result<(), Error> {
+pub(crate) fn write_blob(dir: &Path, d: &Digest, bytes: &[u8]) -> Result<(), Error> {
     let path = dir.join(d.hex());
     if path.exists() {
         return Ok(());
@@ -453,7 +539,12 @@ fn download_all(
     }
 }
 
-fn download_one(client: &Client, dir: &Path, d: &Digest, size: u64) -> Result<(), Error> {
+pub(crate) fn download_one(
+    client: &Client,
+    dir: &Path,
+    d: &Digest,
+    size: u64,
+) -> Result<(), Error> {
     let path = dir.join(d.hex());
     let io = |source| Error::Io {
         op: "writing",

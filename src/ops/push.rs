@@ -125,6 +125,9 @@ pub struct PushOutcome {
     /// Ancestor snapshots sent with `--with-history` (each tagged [`history_tag`]).
     #[serde(default)]
     pub history: u64,
+    /// Referrers (signatures, attached artifacts) sent after the snapshot.
+    #[serde(default)]
+    pub referrers: u64,
     /// HTTP requests made.
     pub requests: u64,
     /// Where the credentials came from.
@@ -189,6 +192,7 @@ pub fn push(
         uploaded_bytes,
         skipped: (blobs.len() - missing.len()) as u64,
         history: history.nodes.len() as u64,
+        referrers: 0,
         requests: client.requests(),
         credentials: client.credential_source().to_owned(),
         dry_run: opts.dry_run,
@@ -241,7 +245,13 @@ pub fn push(
         }
         out_tags.push(pushed_tag(tag, kind, prev, id));
     }
-    Ok(outcome(out_tags, &client))
+    // Its referrers after it (signatures, attached artifacts), and the fallback tags of a
+    // registry without the referrers API (OCI mapping §7.4).
+    let sent = crate::ops::referrers::push(store, &client, id, progress)?;
+    let mut done = outcome(out_tags, &client);
+    done.referrers = sent.referrers;
+    done.requests = client.requests();
+    Ok(done)
 }
 
 /// The tags to set, each once: the one given, the commit tag (refusing a dirty snapshot
@@ -305,7 +315,7 @@ fn check_tags(
 }
 
 /// Uploads the blobs the registry lacks, each streamed (and verified) from the store.
-fn upload(
+pub(crate) fn upload(
     store: &Store,
     client: &Client,
     missing: &[(Digest, u64)],
