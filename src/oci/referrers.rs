@@ -152,6 +152,16 @@ pub enum Error {
         /// The limit.
         limit: usize,
     },
+    /// A referrer listed again below itself, or the subject listed as its own referrer.
+    #[error(
+        "{referrer} is listed as a referrer of {subject}, which is itself or refers to it: a cycle through subject"
+    )]
+    Cycle {
+        /// The referrer listed.
+        referrer: Digest,
+        /// The subject it was listed under.
+        subject: Digest,
+    },
     /// A listed referrer whose `subject` is another manifest (or none): a forged list, or a
     /// cycle through `subject`.
     #[error("{referrer} is listed as a referrer of {subject} but {}", match actual {

@@ -265,10 +265,9 @@ pub(crate) fn fetch(
                 if out.iter().any(|f: &Fetched| f.entry.digest == d.digest) {
                     continue;
                 }
-                return Err(referrers::Error::WrongSubject {
+                return Err(referrers::Error::Cycle {
                     referrer: d.digest,
                     subject: s,
-                    actual: Some(d.digest),
                 }
                 .into());
             }

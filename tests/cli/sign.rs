@@ -362,3 +362,64 @@ fn fsck_reports_a_referrers_index_that_disagrees_with_the_manifests() -> Result 
     );
     Ok(())
 }
+
+// issue 16: hostile referrers in a layout — one whose subject is absent, thousands of them,
+// a chain nested past the bound — are refused cleanly, and the import stores nothing.
+#[test]
+fn hostile_referrers_in_a_layout_are_refused_and_nothing_is_stored() -> Result {
+    let env = Env::new()?;
+    let snap = committed(&env)?;
+    let layout = |name: &str, manifests: &[Vec<u8>]| -> Result<std::path::PathBuf> {
+        env.ok(&["export", "--oci", "latest", "-o", name])?;
+        crate::support::add_to_layout(&env.join(name), manifests)?;
+        Ok(env.join(name))
+    };
+    let absent = layout(
+        "absent",
+        &[crate::support::referrer_manifest(
+            Digest::of(b"nothing"),
+            10,
+            0,
+        )],
+    )?;
+    let thousands: Vec<Vec<u8>> = (0..1025)
+        .map(|i| crate::support::referrer_manifest(snap, 500, i))
+        .collect();
+    let many = layout("many", &thousands)?;
+    let mut chain = vec![crate::support::referrer_manifest(snap, 500, 0)];
+    for i in 1..6 {
+        let prev = chain[i - 1].clone();
+        chain.push(crate::support::referrer_manifest(
+            Digest::of(&prev),
+            prev.len(),
+            i,
+        ));
+    }
+    let deep = layout("deep", &chain)?;
+    for (path, want) in [
+        (
+            absent,
+            "which is neither in what is imported nor in the store",
+        ),
+        (many, "1025 referrers, more than the 1024"),
+        (deep, "nest deeper than 4"),
+    ] {
+        let other = Env::new()?;
+        other.ok(&["init"])?;
+        let before = store_files(&other)?;
+        let out = other.run(&["import", &path.to_string_lossy()], 2)?;
+        assert!(stderr(&out).contains(want), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("hint: nothing was stored"),
+            "{}",
+            stderr(&out)
+        );
+        assert_eq!(store_files(&other)?, before, "{want}: nothing stored");
+    }
+    // A referrer whose subject the store already holds is taken on its own.
+    let lone = layout("lone", &[crate::support::referrer_manifest(snap, 500, 7)])?;
+    env.ok(&["import", &lone.to_string_lossy()])?;
+    let r: ReferrersReport = env.json(&["referrers"])?;
+    assert_eq!(r.referrers.len(), 1);
+    Ok(())
+}
