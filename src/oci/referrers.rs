@@ -21,6 +21,8 @@ use crate::oci::{
 
 /// Most referrers snap keeps, sends or takes for one subject.
 pub const MAX_REFERRERS: usize = 1024;
+/// Most referrers (referrers of referrers included) snap takes or sends with one manifest.
+pub const MAX_TOTAL: usize = 4 * MAX_REFERRERS;
 /// Longest chain of referrers of referrers snap follows (a signature of an SBOM of a
 /// snapshot is 2).
 pub const MAX_DEPTH: usize = 4;

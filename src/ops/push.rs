@@ -247,7 +247,7 @@ pub fn push(
     }
     // Its referrers after it (signatures, attached artifacts), and the fallback tags of a
     // registry without the referrers API (OCI mapping §7.4).
-    let sent = crate::ops::referrers::push(store, &client, id, progress)?;
+    let sent = push_referrers(store, &client, id, progress)?;
     let mut done = outcome(out_tags, &client);
     done.referrers = sent.referrers;
     done.requests = client.requests();
@@ -377,4 +377,81 @@ fn stored_ancestors(store: &Store, id: Digest) -> Vec<Digest> {
         }
     }
     out
+}
+
+/// What [`push_referrers`] sent.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Pushed {
+    /// Referrer manifests put.
+    pub referrers: u64,
+    /// Fallback tags (`sha256-<hex>`) put.
+    pub fallback_tags: u64,
+}
+
+/// Sends the referrers the store holds for `subject` (and theirs) after it: their blobs the
+/// repository lacks, then each manifest by digest, then — for a registry without the
+/// referrers API — the fallback tag of each subject, read, merged and put (OCI mapping §7.4).
+pub(crate) fn push_referrers(
+    store: &Store,
+    client: &crate::registry::Client,
+    subject: Digest,
+    progress: &dyn crate::ops::Progress,
+) -> Result<Pushed, Error> {
+    let infos = crate::ops::referrers::referrers_of(store, &[subject])?;
+    if infos.is_empty() {
+        return Ok(Pushed::default());
+    }
+    let roots: Vec<Digest> = infos.iter().map(|i| i.digest).collect();
+    let closure =
+        crate::ops::transfer::closure(store, &roots, &mut std::collections::BTreeSet::new())?;
+    let digests: Vec<Digest> = closure.blobs.iter().map(|(d, _)| *d).collect();
+    let present = client.blobs_exist(&digests)?;
+    let missing: Vec<(Digest, u64)> = closure
+        .blobs
+        .iter()
+        .zip(present)
+        .filter(|(_, here)| !here)
+        .map(|(b, _)| *b)
+        .collect();
+    upload(store, client, &missing, progress)?;
+    let mut out = Pushed::default();
+    // Subject by subject, nearest first: every referrer of one subject, then its tag.
+    let mut by_subject: Vec<(Digest, Vec<crate::oci::RawManifest>)> = Vec::new();
+    for info in &infos {
+        let m = crate::ops::referrers::read_referrer(store, &info.digest, &info.subject)?;
+        let handled = client.put_referrer(
+            m.bytes(),
+            m.manifest()
+                .media_type
+                .as_deref()
+                .unwrap_or(crate::oci::MEDIA_TYPE_MANIFEST),
+        )?;
+        out.referrers += 1;
+        if handled {
+            continue;
+        }
+        match by_subject.iter_mut().find(|(s, _)| *s == info.subject) {
+            Some((_, v)) => v.push(m),
+            None => by_subject.push((info.subject, vec![m])),
+        }
+    }
+    for (s, ms) in by_subject {
+        let tag = crate::oci::referrers::fallback_tag(&s);
+        let existing = match client.get_manifest(&client.remote().with_tag(&tag)) {
+            Ok((bytes, _)) => Some(crate::oci::layout::RawIndex::from_bytes(bytes)?),
+            Err(crate::registry::Error::NotFound { .. }) => None,
+            Err(e) => return Err(e.into()),
+        };
+        let added: Vec<crate::oci::Descriptor> =
+            ms.iter().map(crate::oci::referrers::descriptor).collect();
+        if let Some(index) = crate::oci::referrers::merge(
+            existing.as_ref().map(crate::oci::layout::RawIndex::index),
+            &added,
+        ) {
+            crate::oci::referrers::check_count(s, index.index().manifests.len())?;
+            client.put_manifest(index.bytes(), crate::oci::MEDIA_TYPE_INDEX, Some(&tag))?;
+            out.fallback_tags += 1;
+        }
+    }
+    Ok(out)
 }

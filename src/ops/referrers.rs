@@ -63,31 +63,44 @@ pub fn list_referrers(store: &Store, rev: &str) -> Result<ReferrersReport, Error
 pub(crate) fn referrers_of(store: &Store, roots: &[Digest]) -> Result<Vec<ReferrerInfo>, Error> {
     let mut out = Vec::new();
     let mut seen: BTreeSet<Digest> = roots.iter().copied().collect();
-    let mut queue: VecDeque<(Digest, usize)> = roots.iter().map(|d| (*d, 0)).collect();
-    while let Some((subject, depth)) = queue.pop_front() {
-        if depth >= MAX_DEPTH {
-            continue;
-        }
-        for r in store.referrers.list(&subject)? {
-            if !seen.insert(r) {
+    for root in roots {
+        // Bounded per root: an export of many signed snapshots is not one hostile list.
+        let mut taken = 0usize;
+        let mut queue: VecDeque<(Digest, usize)> = VecDeque::from([(*root, 0)]);
+        while let Some((subject, depth)) = queue.pop_front() {
+            if depth >= MAX_DEPTH {
                 continue;
             }
-            let m = read_referrer(store, &r, &subject)?;
-            let v = m.manifest();
-            out.push(ReferrerInfo {
-                digest: r,
-                subject,
-                artifact_type: referrers::artifact_type(v),
-                size: m.bytes().len() as u64,
-                depth: depth + 1,
-                files: v
-                    .layers
-                    .iter()
-                    .filter_map(|l| l.title().map(str::to_owned))
-                    .collect(),
-                annotations: v.annotations.clone(),
-            });
-            queue.push_back((r, depth + 1));
+            for r in store.referrers.list(&subject)? {
+                if !seen.insert(r) {
+                    continue;
+                }
+                taken += 1;
+                if taken > referrers::MAX_TOTAL {
+                    return Err(referrers::Error::TooMany {
+                        subject: *root,
+                        count: taken,
+                        limit: referrers::MAX_TOTAL,
+                    }
+                    .into());
+                }
+                let m = read_referrer(store, &r, &subject)?;
+                let v = m.manifest();
+                out.push(ReferrerInfo {
+                    digest: r,
+                    subject,
+                    artifact_type: referrers::artifact_type(v),
+                    size: m.bytes().len() as u64,
+                    depth: depth + 1,
+                    files: v
+                        .layers
+                        .iter()
+                        .filter_map(|l| l.title().map(str::to_owned))
+                        .collect(),
+                    annotations: v.annotations.clone(),
+                });
+                queue.push_back((r, depth + 1));
+            }
         }
     }
     Ok(out)
@@ -137,185 +150,4 @@ pub(crate) fn store_referrer(store: &Store, m: &RawManifest) -> Result<Digest, E
         .add(&subject.digest, &[d], MAX_REFERRERS)
         .map_err(Error::from)?;
     Ok(d)
-}
-
-/// What [`push`] sent.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct Pushed {
-    /// Referrer manifests put.
-    pub referrers: u64,
-    /// Fallback tags (`sha256-<hex>`) put.
-    pub fallback_tags: u64,
-}
-
-/// Sends the referrers the store holds for `subject` (and theirs) after it: their blobs the
-/// repository lacks, then each manifest by digest, then — for a registry without the
-/// referrers API — the fallback tag of each subject, read, merged and put (OCI mapping §7.4).
-pub(crate) fn push(
-    store: &Store,
-    client: &crate::registry::Client,
-    subject: Digest,
-    progress: &dyn crate::ops::Progress,
-) -> Result<Pushed, Error> {
-    let infos = referrers_of(store, &[subject])?;
-    if infos.is_empty() {
-        return Ok(Pushed::default());
-    }
-    let roots: Vec<Digest> = infos.iter().map(|i| i.digest).collect();
-    let closure = crate::ops::transfer::closure(store, &roots, &mut BTreeSet::new())?;
-    let digests: Vec<Digest> = closure.blobs.iter().map(|(d, _)| *d).collect();
-    let present = client.blobs_exist(&digests)?;
-    let missing: Vec<(Digest, u64)> = closure
-        .blobs
-        .iter()
-        .zip(present)
-        .filter(|(_, here)| !here)
-        .map(|(b, _)| *b)
-        .collect();
-    crate::ops::push::upload(store, client, &missing, progress)?;
-    let mut out = Pushed::default();
-    // Subject by subject, nearest first: every referrer of one subject, then its tag.
-    let mut by_subject: Vec<(Digest, Vec<RawManifest>)> = Vec::new();
-    for info in &infos {
-        let m = read_referrer(store, &info.digest, &info.subject)?;
-        let handled = client.put_referrer(
-            m.bytes(),
-            m.manifest()
-                .media_type
-                .as_deref()
-                .unwrap_or(crate::oci::MEDIA_TYPE_MANIFEST),
-        )?;
-        out.referrers += 1;
-        if handled {
-            continue;
-        }
-        match by_subject.iter_mut().find(|(s, _)| *s == info.subject) {
-            Some((_, v)) => v.push(m),
-            None => by_subject.push((info.subject, vec![m])),
-        }
-    }
-    for (s, ms) in by_subject {
-        let tag = referrers::fallback_tag(&s);
-        let existing = match client.get_manifest(&client.remote().with_tag(&tag)) {
-            Ok((bytes, _)) => Some(crate::oci::layout::RawIndex::from_bytes(bytes)?),
-            Err(crate::registry::Error::NotFound { .. }) => None,
-            Err(e) => return Err(e.into()),
-        };
-        let added: Vec<Descriptor> = ms.iter().map(referrers::descriptor).collect();
-        if let Some(index) = referrers::merge(
-            existing.as_ref().map(crate::oci::layout::RawIndex::index),
-            &added,
-        ) {
-            referrers::check_count(s, index.index().manifests.len())?;
-            client.put_manifest(index.bytes(), crate::oci::MEDIA_TYPE_INDEX, Some(&tag))?;
-            out.fallback_tags += 1;
-        }
-    }
-    Ok(out)
-}
-
-/// A referrer fetched from a registry, staged: its descriptor (as an entry to take in) and
-/// its manifest.
-pub(crate) struct Fetched {
-    /// Its entry: media type, digest, size.
-    pub entry: Descriptor,
-    /// Its manifest.
-    pub manifest: RawManifest,
-}
-
-/// The registry's referrers of `subject` (and theirs, at most [`MAX_DEPTH`] deep), each
-/// fetched by digest, checked to name the subject it was listed under, and staged with the
-/// blobs the store lacks into `source` (OCI mapping §7.4): the referrers API, else the
-/// fallback tag.
-///
-/// # Errors
-/// `Referrers` errors for a forged list (a referrer of another subject: a cycle), more than
-/// [`MAX_REFERRERS`] for one subject; registry errors.
-pub(crate) fn fetch(
-    client: &crate::registry::Client,
-    subject: Digest,
-    source: &mut crate::ops::transfer::Source,
-    store: Option<&Store>,
-) -> Result<Vec<Fetched>, Error> {
-    let crate::ops::transfer::Source::Staged { dir, sizes } = source else {
-        return Ok(Vec::new());
-    };
-    let dir = dir.path().to_owned();
-    let mut out = Vec::new();
-    let mut seen: BTreeSet<Digest> = BTreeSet::from([subject]);
-    let mut queue: VecDeque<(Digest, usize)> = VecDeque::from([(subject, 0)]);
-    while let Some((s, depth)) = queue.pop_front() {
-        let listed = list_remote(client, &s)?;
-        if listed.is_empty() {
-            continue;
-        }
-        if depth >= MAX_DEPTH {
-            return Err(referrers::Error::TooDeep {
-                subject,
-                digest: s,
-                limit: MAX_DEPTH,
-            }
-            .into());
-        }
-        referrers::check_count(s, listed.len())?;
-        for d in listed {
-            if !seen.insert(d.digest) {
-                // Listed twice, or a cycle back to something already taken: its subject
-                // cannot be `s` too.
-                if out.iter().any(|f: &Fetched| f.entry.digest == d.digest) {
-                    continue;
-                }
-                return Err(referrers::Error::Cycle {
-                    referrer: d.digest,
-                    subject: s,
-                }
-                .into());
-            }
-            let (bytes, got) = client.get_manifest(&client.remote().with_digest(d.digest))?;
-            let media_type = crate::ops::pull::media_type_of(&bytes)?;
-            let m = RawManifest::from_bytes(bytes).map_err(|e| Error::NotAManifest {
-                digest: got,
-                reason: e.to_string(),
-            })?;
-            referrers::check_subject(m.manifest(), got, s)?;
-            crate::ops::pull::write_blob(&dir, &got, m.bytes())?;
-            sizes.insert(got, m.bytes().len() as u64);
-            let v = m.manifest();
-            for b in std::iter::once(&v.config).chain(&v.layers) {
-                if sizes.contains_key(&b.digest)
-                    || store.is_some_and(|st| st.objects.contains(&b.digest))
-                {
-                    continue;
-                }
-                crate::ops::pull::download_one(client, &dir, &b.digest, b.size)?;
-                sizes.insert(b.digest, b.size);
-            }
-            out.push(Fetched {
-                entry: Descriptor::new(&media_type, got, m.bytes().len() as u64),
-                manifest: m,
-            });
-            queue.push_back((got, depth + 1));
-        }
-    }
-    Ok(out)
-}
-
-/// The descriptors a registry lists as referrers of `subject`: its referrers API, else the
-/// fallback tag's index, else none.
-fn list_remote(
-    client: &crate::registry::Client,
-    subject: &Digest,
-) -> Result<Vec<Descriptor>, Error> {
-    let bytes = match client.referrers_api(subject)? {
-        Some(b) => b,
-        None => match client
-            .get_manifest(&client.remote().with_tag(&referrers::fallback_tag(subject)))
-        {
-            Ok((b, _)) => b,
-            Err(crate::registry::Error::NotFound { .. }) => return Ok(Vec::new()),
-            Err(e) => return Err(e.into()),
-        },
-    };
-    let index = crate::oci::layout::RawIndex::from_bytes(bytes)?;
-    Ok(index.index().manifests.clone())
 }

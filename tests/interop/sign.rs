@@ -410,3 +410,90 @@ fn hostile_referrer_lists_are_refused_and_store_nothing() -> Result {
     }
     Ok(())
 }
+
+// issue 16: a registry with the referrers API (the hostile registry's `referrers-api` mode
+// plays one: distribution 2.8 has none) is asked through it — no fallback tag is read on pull
+// or written on push.
+#[test]
+fn pull_and_push_use_the_referrers_api_where_the_registry_has_one() -> Result {
+    let t = tempfile::tempdir()?;
+    let d = t.path();
+    let snap = commit(d, "app", "v1")?;
+    let alice = keygen(d, "alice")?;
+    std::fs::write(d.join("allowed"), &alice)?;
+    snap_ok(d, &["sign", "app", "--key", "alice"], &[])?;
+    let r: serde_json::Value = snap_ok(d, &["--json", "referrers", "app"], &[])?.parse()?;
+    let sig: Digest = r["referrers"][0]["digest"]
+        .as_str()
+        .ok_or("digest")?
+        .parse()?;
+    let size = usize::try_from(r["referrers"][0]["size"].as_u64().ok_or("size")?)?;
+    let tag = format!("sha256-{}", snap.hex());
+    let layout = hostile_layout(
+        d,
+        "app",
+        &[(
+            tag.as_str(),
+            crate::support::referrers_index(&[(sig, size)]),
+        )],
+    )?;
+    let server = HostileRegistry::start(&layout, "referrers-api")?;
+
+    let f = fresh_store()?;
+    std::fs::copy(d.join("allowed"), f.path().join("allowed"))?;
+    snap_ok(
+        f.path(),
+        &[
+            "pull",
+            "--verify",
+            "--allowed-signers",
+            "allowed",
+            &format!("{}/x/y:app", server.addr),
+        ],
+        &[],
+    )?;
+    let asked: Vec<String> = server
+        .received()?
+        .into_iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert!(
+        asked
+            .iter()
+            .any(|a| a == &format!("GET /v2/x/y/referrers/{snap}")),
+        "{asked:?}"
+    );
+    assert!(
+        !asked.iter().any(|a| a.contains(&tag)),
+        "no fallback tag: {asked:?}"
+    );
+
+    let before = server.received()?.len();
+    let pushed: serde_json::Value = snap_ok(
+        d,
+        &[
+            "--json",
+            "push",
+            "app",
+            &format!("{}/x/y:app", server.addr),
+            "--no-moving-tag",
+        ],
+        &[],
+    )?
+    .parse()?;
+    assert_eq!(pushed["referrers"], 1, "{pushed}");
+    let sent: Vec<String> = server.received()?[before..]
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert!(
+        sent.iter()
+            .any(|a| a == &format!("PUT /v2/x/y/manifests/{sig}")),
+        "{sent:?}"
+    );
+    assert!(
+        !sent.iter().any(|a| a.contains(&tag)),
+        "no fallback tag: {sent:?}"
+    );
+    Ok(())
+}
