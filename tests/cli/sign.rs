@@ -423,3 +423,40 @@ fn hostile_referrers_in_a_layout_are_refused_and_nothing_is_stored() -> Result {
     assert_eq!(r.referrers.len(), 1);
     Ok(())
 }
+
+// issue 16: the referrers index is rewritten under its lock file, read under it: concurrent
+// attaches to one snapshot all land, none lost.
+#[test]
+fn concurrent_attaches_to_one_snapshot_all_land_in_the_index() -> Result {
+    let env = Env::new()?;
+    committed(&env)?;
+    let n = 6;
+    for i in 0..n {
+        env.write(&format!("notes/n{i}.txt"), format!("note {i}"))?;
+    }
+    let children: Vec<std::process::Child> = (0..n)
+        .map(|i| {
+            let mut c = env.snap_std(env.path());
+            c.env("SNAP_LOCK_TIMEOUT_MS", "20000")
+                .args([
+                    "attach",
+                    "latest",
+                    &format!("notes/n{i}.txt"),
+                    "--artifact-type",
+                    "application/x.note",
+                ])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+        })
+        .collect::<std::io::Result<_>>()?;
+    for c in children {
+        let out = c.wait_with_output()?;
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let r: ReferrersReport = env.json(&["referrers"])?;
+    assert_eq!(r.referrers.len(), n, "{r:?}");
+    let f: FsckReport = env.json(&["fsck"])?;
+    assert!(f.is_clean(), "{f:?}");
+    Ok(())
+}
