@@ -394,7 +394,7 @@ fn hint_for(err: &ops::Error) -> Option<(String, &'static str)> {
             "encrypted-signing-key",
         )),
         ops::Error::Signature(_) => Some((
-            "check the file: snap reads OpenSSH private keys and ssh-keygen's allowed-signers format".into(),
+            "check the file: snap reads OpenSSH ed25519 private keys and ssh-keygen's allowed-signers format".into(),
             "signature-files",
         )),
         ops::Error::Referrers(_)

@@ -59,6 +59,9 @@ pub struct AllowedSigners {
     pub skipped: Vec<(usize, String)>,
 }
 
+/// The one kind of key snap signs and verifies with.
+pub const SUPPORTED_KEY_TYPE: &str = "ssh-ed25519";
+
 /// Longest allowed-signers file read.
 pub const MAX_FILE_BYTES: u64 = 1 << 20;
 
@@ -223,6 +226,13 @@ fn parse_line(line: &str) -> Result<Parsed, String> {
                 .into(),
         ));
     }
+    if next != SUPPORTED_KEY_TYPE {
+        // Another kind of key (RSA, ECDSA, a security key): nothing snap signs or verifies,
+        // so the line cannot trust anything here; the rest of the file still counts.
+        return Ok(Parsed::Skipped(format!(
+            "snap verifies {SUPPORTED_KEY_TYPE} keys only, and this one is {next}"
+        )));
+    }
     let key = PublicKey::from_openssh(&format!("{next} {base64}"))
         .map_err(|e| format!("the key cannot be read: {e}"))?;
     if key.algorithm().as_str() != next {
@@ -332,11 +342,20 @@ mod tests {
     }
 
     #[test]
-    fn cert_authorities_are_skipped_not_trusted() -> Result<(), (usize, String)> {
-        let a = AllowedSigners::parse(&format!("*@example.com cert-authority {KEY}\n"))?;
-        assert!(a.signers.is_empty());
-        assert_eq!(a.skipped.len(), 1);
-        assert_eq!(a.skipped[0].0, 1);
+    fn cert_authorities_and_other_key_kinds_are_skipped_not_trusted() -> Result<(), (usize, String)>
+    {
+        let text = format!(
+            "*@example.com cert-authority {KEY}\n\
+             rsa ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7\n\
+             ec ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTY=\n\
+             alice {KEY}\n"
+        );
+        let a = AllowedSigners::parse(&text)?;
+        assert_eq!(a.signers.len(), 1, "the ed25519 line still counts");
+        assert_eq!(
+            a.skipped.iter().map(|s| s.0).collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
         Ok(())
     }
 
@@ -351,10 +370,6 @@ mod tests {
             (format!("alice valid-after=\"2026\" {KEY}"), 1),
             (format!("alice valid-after=\"2026139900\" {KEY}"), 1),
             (format!(",alice {KEY}"), 1),
-            (
-                format!("alice ssh-rsa {}", KEY.split(' ').nth(1).unwrap_or("")),
-                1,
-            ),
             ("alice \u{0}\u{1} ssh-ed25519 AAAA".to_owned(), 1),
         ] {
             let r = AllowedSigners::parse(&text);

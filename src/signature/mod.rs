@@ -6,7 +6,8 @@
 //! `printf %s sha256:… | ssh-keygen -Y verify -n snap -f allowed_signers -I ID -s SIG` checks
 //! a snap signature, and `ssh-keygen -Y sign -n snap` makes one snap accepts (OCI mapping §7).
 //!
-//! Keys: ed25519 (and the other kinds the crate reads without extra features: none). An
+//! Keys: ed25519 only (the crate's other algorithms are features left off; an allowed-signers
+//! line with another kind of key is skipped, and said so). An
 //! encrypted private key is refused with [`Error::EncryptedKey`]: snap has no passphrase
 //! prompt, so the next step is an agent-free unencrypted copy or `ssh-keygen -Y sign`.
 //!
@@ -62,6 +63,17 @@ impl SigningKey {
         if key.is_encrypted() {
             return Err(Error::EncryptedKey {
                 path: path.to_owned(),
+            });
+        }
+        let kind = key.algorithm();
+        if kind.as_str() != allowed::SUPPORTED_KEY_TYPE {
+            return Err(Error::Key {
+                path: path.to_owned(),
+                reason: format!(
+                    "it is a {} key; snap signs with {} keys only (`ssh-keygen -t ed25519`)",
+                    kind.as_str(),
+                    allowed::SUPPORTED_KEY_TYPE
+                ),
             });
         }
         Ok(SigningKey { key })
@@ -176,8 +188,8 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// Not an OpenSSH private key.
-    #[error("{} is not an OpenSSH private key: {reason}", path.display())]
+    /// Not an OpenSSH ed25519 private key.
+    #[error("{} is not an OpenSSH ed25519 private key: {reason}", path.display())]
     Key {
         /// The file.
         path: PathBuf,

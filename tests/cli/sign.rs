@@ -165,7 +165,14 @@ fn signing_needs_a_readable_unencrypted_key_and_says_how() -> Result {
     );
     let out = env.run(&["sign", "--key", "locked.pub"], 2)?;
     assert!(
-        stderr(&out).contains("not an OpenSSH private key"),
+        stderr(&out).contains("not an OpenSSH ed25519 private key"),
+        "{}",
+        stderr(&out)
+    );
+    env.sh("ssh-keygen -q -t ecdsa -N '' -f ec")?;
+    let out = env.run(&["sign", "--key", "ec"], 2)?;
+    assert!(
+        stderr(&out).contains("ec is not an OpenSSH ed25519 private key"),
         "{}",
         stderr(&out)
     );
