@@ -3,7 +3,7 @@
 //! | code | meaning |
 //! |---|---|
 //! | 0 | done (also when nothing changed) |
-//! | 1 | the answer is "no": `diff` found differences, `fsck` found problems |
+//! | 1 | the answer is "no": `diff` found differences, `fsck` found problems, no allowed signer |
 //! | 2 | failed: usage, missing store, bad input, I/O, corruption |
 //! | 3 | conflict: a lock is held or a ref moved; safe to retry |
 

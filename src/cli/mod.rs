@@ -37,8 +37,9 @@ use self::error::ExitStatus;
 use self::output::{ColorChoice, Printer};
 
 const AFTER_HELP: &str = "\
-Exit status: 0 done; 1 the answer is \"no\" (diff found differences, fsck found problems);
-2 failed; 3 conflict (a lock is held or a ref moved: safe to retry).
+Exit status: 0 done; 1 the answer is \"no\" (diff found differences, fsck found problems,
+verify found no allowed signer); 2 failed; 3 conflict (a lock is held or a ref moved: safe to
+retry).
 
 SNAP names a snapshot: a ref (latest, tags/v1), a digest or a unique prefix of at least
 7 hex digits, optionally followed by ~N or ^ (first parent).";
