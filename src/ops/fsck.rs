@@ -536,8 +536,10 @@ impl Check<'_> {
             let Ok(bytes) = objects.read(&d, crate::oci::MAX_MANIFEST_BYTES) else {
                 continue;
             };
+            // A referrer whose subject is gone (kept by a ref of its own) needs no line.
             if let Ok(Node::Manifest(m)) = Node::from_bytes(bytes)
                 && let Some(subject) = &m.manifest().subject
+                && objects.contains(&subject.digest)
             {
                 self.report.problems.push(index_problem(
                     Some(store.referrers.path(&subject.digest)),

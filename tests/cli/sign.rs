@@ -467,3 +467,21 @@ fn concurrent_attaches_to_one_snapshot_all_land_in_the_index() -> Result {
     assert!(f.is_clean(), "{f:?}");
     Ok(())
 }
+
+// issue 16: a referrer kept by a ref of its own outlives its subject: gc drops its index
+// line with the subject, and fsck does not ask for one.
+#[test]
+fn a_referrer_with_its_own_ref_outlives_its_subject_cleanly() -> Result {
+    let env = Env::new()?;
+    committed(&env)?;
+    keygen(&env, "k", "k")?;
+    let sig: SignOutcome = env.json(&["sign", "--key", "k"])?;
+    env.ok(&["tag", "the-signature", &sig.signature.to_string()])?;
+    env.ok(&["ref", "delete", "latest"])?;
+    env.ok(&["gc", "--expire", "0", "--prune-now"])?;
+    assert_eq!(env.sh("ls .store/referrers | wc -l")?.trim(), "0");
+    env.ok(&["show", "the-signature"])?;
+    let f: FsckReport = env.json(&["fsck"])?;
+    assert!(f.is_clean(), "{f:?}");
+    Ok(())
+}
