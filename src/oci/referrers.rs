@@ -241,20 +241,19 @@ mod tests {
     }
 
     #[test]
-    fn merging_keeps_what_is_listed_and_reports_no_change() {
+    fn merging_keeps_what_is_listed_and_reports_no_change() -> Result<(), Box<dyn std::error::Error>>
+    {
         let m = manifest(subject(), "application/x.test", Vec::new(), BTreeMap::new());
         let d = descriptor(&m);
         assert_eq!(d.artifact_type.as_deref(), Some("application/x.test"));
-        let first = merge(None, std::slice::from_ref(&d));
-        let Some(first) = first else {
-            panic!("a new tag is always written");
-        };
+        let first = merge(None, std::slice::from_ref(&d)).ok_or("a new tag is always written")?;
         assert_eq!(first.index().manifests.len(), 1);
         assert!(
             merge(Some(first.index()), &[d]).is_none(),
             "nothing new: no put"
         );
         assert_eq!(fallback_tag(&Digest::of(b"x")).len(), "sha256-".len() + 64);
+        Ok(())
     }
 
     #[test]

@@ -394,9 +394,11 @@ impl Error {
             Error::Refs(store::refs::Error::Lock(crate::lock::Error::Locked {
                 lock_path, ..
             }))
-            | Error::Store(store::Error::Lock(crate::lock::Error::Locked { lock_path, .. })) => {
-                Some(lock_path)
-            }
+            | Error::Store(store::Error::Lock(crate::lock::Error::Locked { lock_path, .. }))
+            | Error::ReferrerIndex(store::referrers::Error::Lock(crate::lock::Error::Locked {
+                lock_path,
+                ..
+            })) => Some(lock_path),
             _ => None,
         }
     }
