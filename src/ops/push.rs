@@ -14,6 +14,7 @@ use std::collections::BTreeSet;
 use std::io::Read;
 
 use crate::digest::Digest;
+use crate::oci::Node;
 use crate::ops::transfer;
 use crate::ops::{Error, Progress};
 use crate::registry::{Client, ClientOptions, RemoteRef, Upload};
@@ -247,7 +248,11 @@ pub fn push(
     }
     // Its referrers after it (signatures, attached artifacts), and the fallback tags of a
     // registry without the referrers API (OCI mapping §7.4).
-    let sent = push_referrers(store, &client, id, progress)?;
+    // With history, the ancestors' referrers go too.
+    let subjects: Vec<Digest> = std::iter::once(id)
+        .chain(history.nodes.iter().map(Node::digest))
+        .collect();
+    let sent = push_referrers(store, &client, &subjects, progress)?;
     let mut done = outcome(out_tags, &client);
     done.referrers = sent.referrers;
     done.requests = client.requests();
@@ -388,16 +393,17 @@ pub(crate) struct Pushed {
     pub fallback_tags: u64,
 }
 
-/// Sends the referrers the store holds for `subject` (and theirs) after it: their blobs the
-/// repository lacks, then each manifest by digest, then — for a registry without the
-/// referrers API — the fallback tag of each subject, read, merged and put (OCI mapping §7.4).
+/// Sends the referrers the store holds for `subjects` (and theirs), which the repository
+/// has: their blobs the repository lacks, then each manifest by digest, then — for a registry
+/// without the referrers API — the fallback tag of each subject, read, merged and put (OCI
+/// mapping §7.4).
 pub(crate) fn push_referrers(
     store: &Store,
     client: &crate::registry::Client,
-    subject: Digest,
+    subjects: &[Digest],
     progress: &dyn crate::ops::Progress,
 ) -> Result<Pushed, Error> {
-    let infos = crate::ops::referrers::referrers_of(store, &[subject])?;
+    let infos = crate::ops::referrers::referrers_of(store, subjects)?;
     if infos.is_empty() {
         return Ok(Pushed::default());
     }

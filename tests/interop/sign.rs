@@ -497,3 +497,37 @@ fn pull_and_push_use_the_referrers_api_where_the_registry_has_one() -> Result {
     );
     Ok(())
 }
+
+// issue 16: `push --with-history` sends the ancestors' signatures too, each under its own
+// fallback tag.
+#[test]
+fn a_push_with_history_sends_the_signatures_of_ancestors() -> Result {
+    if !have_registry() {
+        return Ok(());
+    }
+    let reg = Registry::start()?;
+    let t = tempfile::tempdir()?;
+    let d = t.path();
+    let v1 = commit(d, "app", "one")?;
+    keygen(d, "alice")?;
+    snap_ok(d, &["sign", "app", "--key", "alice"], &[])?;
+    let v2 = commit(d, "app", "two")?;
+    assert_ne!(v1, v2);
+    let target = format!("{}/snap/history:v2", reg.addr);
+    let pushed: serde_json::Value = snap_ok(
+        d,
+        &["--json", "push", "app", &target, "--with-history"],
+        &[],
+    )?
+    .parse()?;
+    assert_eq!(pushed["referrers"], 1, "{pushed}");
+    let tags = sh(
+        d,
+        &format!(
+            "python3 -c \"import urllib.request; print(urllib.request.urlopen('http://{}/v2/snap/history/tags/list').read().decode())\"",
+            reg.addr
+        ),
+    )?;
+    assert!(tags.contains(&format!("sha256-{}\"", v1.hex())), "{tags}");
+    Ok(())
+}
