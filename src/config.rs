@@ -39,6 +39,13 @@ fn check_low_speed_limit(v: &str) -> Result<(), String> {
     crate::registry::Timeouts::parse_low_speed_limit(v).map(|_| ())
 }
 
+fn check_path(v: &str) -> Result<(), String> {
+    if v.is_empty() {
+        return Err("expected a path".into());
+    }
+    Ok(())
+}
+
 fn check_remote(v: &str) -> Result<(), String> {
     crate::registry::RemoteRef::parse(v)
         .map(|_| ())
@@ -65,6 +72,21 @@ pub const KEYS: &[Key] = &[
     Key {
         name: "push.history",
         help: "true to send every stored ancestor with each push, as --with-history",
+        check: check_bool,
+    },
+    Key {
+        name: "sign.key",
+        help: "the SSH private key `snap sign` uses when --key is not given (like git's user.signingkey)",
+        check: check_path,
+    },
+    Key {
+        name: "verify.allowed-signers",
+        help: "the allowed-signers file (ssh-keygen's format) `snap verify` and `snap pull --verify` use",
+        check: check_path,
+    },
+    Key {
+        name: "pull.verify",
+        help: "true to verify every pull as --verify does: refused unless an allowed signer signed",
         check: check_bool,
     },
     Key {

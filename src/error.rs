@@ -17,4 +17,7 @@ pub enum ErrorKind {
     Io,
     /// The network failed.
     Network,
+    /// Ran fine, and the answer is "no": no allowed signer signed (`snap verify`,
+    /// `snap pull --verify`; exit 1).
+    Unverified,
 }

@@ -82,4 +82,5 @@ pub(crate) mod graph;
 pub(crate) mod progress;
 pub(crate) mod provenance;
 pub(crate) mod rev;
+pub(crate) mod signature;
 pub(crate) mod timestamp;

@@ -44,6 +44,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
     ("registry", &["digest", "error", "oci", "timestamp"]),
+    ("signature", &["digest", "error", "timestamp"]),
     ("config", &["error", "lock", "registry", "store"]),
 ];
 
@@ -65,6 +66,7 @@ const MODULES: &[&str] = &[
     "worktree",
     "diff",
     "registry",
+    "signature",
     "config",
     "ops",
 ];

@@ -151,3 +151,68 @@ fn exported_layouts_validate_against_the_index_and_layout_schemas() -> Result {
     );
     Ok(())
 }
+
+// issue 16: signatures, attached artifacts, the layout that carries them and the referrers
+// index of the fallback tag schema are all valid OCI documents.
+#[test]
+fn referrers_and_their_indexes_validate_against_the_schemas() -> Result {
+    let dir = tempfile::tempdir()?;
+    let (store, _) = ops::init(None, dir.path())?;
+    std::fs::create_dir_all(dir.path().join("small"))?;
+    std::fs::write(dir.path().join("small/one.txt"), "one")?;
+    let snap = commit(&store, dir.path(), "small")?;
+    let key = dir.path().join("key");
+    let status = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .status()?;
+    assert!(
+        status.success(),
+        "ssh-keygen (openssh-client) must be installed"
+    );
+    let signed = ops::sign(
+        &store,
+        &ops::SignOptions {
+            rev: "latest".into(),
+            key: Some(key),
+        },
+    )?;
+    std::fs::write(dir.path().join("sbom.json"), "{}")?;
+    let attached = ops::attach(
+        &store,
+        &ops::AttachOptions {
+            rev: "latest".into(),
+            files: vec![dir.path().join("sbom.json")],
+            artifact_type: "application/vnd.example.sbom.v1+json".into(),
+            annotations: vec!["k=v".into()],
+        },
+    )?;
+    let mut descriptors = Vec::new();
+    for d in [signed.signature, attached.digest] {
+        let bytes = store.objects.read(&d, 1 << 20)?;
+        validate("image-manifest-schema.json", &bytes)?;
+        let m = snap::oci::RawManifest::from_bytes(bytes)?;
+        assert_eq!(
+            m.manifest().subject.as_ref().map(|s| s.digest),
+            Some(snap.manifest.digest())
+        );
+        descriptors.push(snap::oci::referrers::descriptor(&m));
+    }
+    let index = snap::oci::referrers::index(descriptors);
+    validate("image-index-schema.json", index.bytes())?;
+
+    let out = dir.path().join("layout");
+    ops::export(
+        &store,
+        &ops::ExportOptions {
+            revs: vec!["latest".into()],
+            out: out.clone(),
+            ..ops::ExportOptions::default()
+        },
+    )?;
+    let index_json = std::fs::read(out.join("index.json"))?;
+    validate("image-index-schema.json", &index_json)?;
+    let index: serde_json::Value = serde_json::from_slice(&index_json)?;
+    assert_eq!(index["manifests"].as_array().map(Vec::len), Some(3));
+    Ok(())
+}

@@ -3,7 +3,7 @@
 //! | code | meaning |
 //! |---|---|
 //! | 0 | done (also when nothing changed) |
-//! | 1 | the answer is "no": `diff` found differences, `fsck` found problems |
+//! | 1 | the answer is "no": `diff` found differences, `fsck` found problems, no allowed signer |
 //! | 2 | failed: usage, missing store, bad input, I/O, corruption |
 //! | 3 | conflict: a lock is held or a ref moved; safe to retry |
 
@@ -88,6 +88,7 @@ pub fn report(printer: &Printer, err: &anyhow::Error) -> ExitStatus {
         }
         match op.kind() {
             ErrorKind::Conflict => ExitStatus::Conflict,
+            ErrorKind::Unverified => ExitStatus::Negative,
             _ => ExitStatus::Error,
         }
     } else {
@@ -165,6 +166,13 @@ fn hint(topic: &Topic<'_>) -> String {
         Topic::ExportIndexTooLarge => "export fewer snapshots, or without --with-history (every ancestor is an entry)".into(),
         Topic::OutputNotEmpty => "export into a new or empty directory, or to a .tar, .tar.gz or .tar.zst file".into(),
         Topic::CorruptObject => "run `snap fsck` to list every damaged object and the snapshots that need it".into(),
+        Topic::Unverified => "nothing was stored; ask the publisher to `snap sign` and push it, or add their key to the allowed signers".into(),
+        Topic::NoSigningKey => "pass --key ~/.ssh/id_ed25519 or set it once: `snap config sign.key PATH`".into(),
+        Topic::NoAllowedSigners => "pass --allowed-signers FILE or set it once: `snap config verify.allowed-signers PATH`".into(),
+        Topic::EncryptedSigningKey => "use an unencrypted key for snap, or sign with `ssh-keygen -Y sign -n snap` and `snap attach` the signature".into(),
+        Topic::SignatureFiles => "check the file: snap reads OpenSSH ed25519 private keys and ssh-keygen's allowed-signers format".into(),
+        Topic::ReferrersRefused => "nothing was stored; the referrers are hostile or broken, check where they came from".into(),
+        Topic::AttachRefused => "attach regular files with UTF-8 names, each name once, and a type like application/vnd.example.sbom.v1+json".into(),
         // A topic this CLI does not know yet (the enum grows): its entry still explains it.
         _ => "the troubleshooting entry below explains what to do".into(),
     }

@@ -4,6 +4,7 @@
 //! returns the exit status; failures go to [`error::report`]. This layer sees only the
 //! library's public API.
 
+mod attach;
 mod commit;
 mod completions;
 mod config;
@@ -24,6 +25,7 @@ mod refs;
 mod remote;
 mod restore;
 mod show;
+mod sign;
 mod status;
 
 use std::path::{Path, PathBuf};
@@ -35,8 +37,9 @@ use self::error::ExitStatus;
 use self::output::{ColorChoice, Printer};
 
 const AFTER_HELP: &str = "\
-Exit status: 0 done; 1 the answer is \"no\" (diff found differences, fsck found problems);
-2 failed; 3 conflict (a lock is held or a ref moved: safe to retry).
+Exit status: 0 done; 1 the answer is \"no\" (diff found differences, fsck found problems,
+verify found no allowed signer); 2 failed; 3 conflict (a lock is held or a ref moved: safe to
+retry).
 
 SNAP names a snapshot: a ref (latest, tags/v1), a digest or a unique prefix of at least
 7 hex digits, optionally followed by ~N or ^ (first parent).";
@@ -107,6 +110,14 @@ enum Command {
     Tag(refs::TagArgs),
     /// Manage refs.
     Ref(refs::RefArgs),
+    /// Sign a snapshot with an SSH key (stored as a referrer; sent by push).
+    Sign(sign::SignArgs),
+    /// Say who signed a snapshot; exit 1 when no allowed signer did.
+    Verify(sign::VerifyArgs),
+    /// Attach files to a snapshot as an artifact that refers to it (like `oras attach`).
+    Attach(attach::AttachArgs),
+    /// List the referrers of a snapshot: signatures and attached artifacts.
+    Referrers(attach::ReferrersArgs),
     /// Verify every object, pack, ref and reflog.
     Fsck(fsck::Args),
     /// Remove objects no ref or recent reflog entry reaches.
@@ -191,6 +202,10 @@ pub fn main() -> ExitCode {
         Command::Tag(a) => refs::tag(&ctx, a),
         Command::Ref(a) => refs::manage(&ctx, a),
         Command::Fsck(a) => fsck::run(&ctx, a),
+        Command::Sign(a) => sign::sign(&ctx, a),
+        Command::Verify(a) => sign::verify(&ctx, a),
+        Command::Attach(a) => attach::attach(&ctx, a),
+        Command::Referrers(a) => attach::referrers(&ctx, a),
         Command::Config(a) => config::run(&ctx, a),
         Command::Completions(a) => completions::completions(&ctx, a),
         Command::Man(a) => completions::man(&ctx, a),

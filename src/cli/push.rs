@@ -3,6 +3,7 @@
 use snap::ops::import::RefUpdate;
 use snap::ops::pull::{DEFAULT_WALK_BACK, PullOptions};
 use snap::ops::push::{PushOptions, TagKind, TagUpdate};
+use std::path::PathBuf;
 
 use crate::cli::Context;
 use crate::cli::error::ExitStatus;
@@ -105,6 +106,16 @@ pub fn push(ctx: &Context, args: &PushArgs) -> anyhow::Result<ExitStatus> {
         ctx.printer
             .status(verb, format!("{}:{}{kind}", out.repository, t.tag));
     }
+    if out.referrers > 0 {
+        ctx.printer.status(
+            "Sent",
+            format!(
+                "{} referrer{} (signatures, attached artifacts)",
+                out.referrers,
+                if out.referrers == 1 { "" } else { "s" }
+            ),
+        );
+    }
     ctx.printer.line(out.digest)?;
     Ok(ExitStatus::Success)
 }
@@ -143,6 +154,7 @@ fn dry_run(ctx: &Context, out: &snap::ops::PushOutcome) -> anyhow::Result<ExitSt
 }
 
 #[derive(clap::Args, Debug)]
+#[allow(clippy::struct_excessive_bools)] // one bool per independent flag of `snap pull`
 pub struct PullArgs {
     /// What: REGISTRY/REPOSITORY[:TAG|@DIGEST] (no tag means `latest`; default: the `remote`
     /// setting).
@@ -164,6 +176,17 @@ pub struct PullArgs {
     /// --with-history); 0: none [default: all it holds]
     #[arg(long, value_name = "N")]
     depth: Option<u64>,
+    /// Refuse it, storing nothing, unless an allowed signer signed it (exit 1) [setting:
+    /// pull.verify]
+    #[arg(long, conflicts_with = "no_referrers")]
+    verify: bool,
+    /// Who may sign, for --verify (ssh-keygen's allowed-signers format) [setting:
+    /// verify.allowed-signers]
+    #[arg(long, value_name = "FILE")]
+    allowed_signers: Option<PathBuf>,
+    /// Take the snapshot without its referrers (signatures, attached artifacts).
+    #[arg(long)]
+    no_referrers: bool,
     #[command(flatten)]
     conn: ConnArgs,
 }
@@ -193,6 +216,9 @@ pub fn pull(ctx: &Context, args: &PullArgs) -> anyhow::Result<ExitStatus> {
         depth: args.depth,
         worktree: ctx.cwd.clone(),
         client: args.conn.options(&store, false)?,
+        referrers: !args.no_referrers,
+        verify: args.verify,
+        allowed_signers: args.allowed_signers.clone(),
     };
     let bar = Bar::new(&ctx.printer);
     let out = snap::ops::pull(&store, &opts, &bar)?;
@@ -223,6 +249,26 @@ pub fn pull(ctx: &Context, args: &PullArgs) -> anyhow::Result<ExitStatus> {
                 out.requests
             ),
         );
+        if let Some(v) = &out.verification {
+            for s in &v.signatures {
+                if let snap::ops::sign::SignatureCheckResult::Good { principal } = &s.check {
+                    ctx.printer.status(
+                        "Verified",
+                        format!("signed by {principal} ({})", s.key.as_deref().unwrap_or("")),
+                    );
+                }
+            }
+        }
+        if out.referrers > 0 {
+            ctx.printer.status(
+                "Took",
+                format!(
+                    "{} referrer{} (signatures, attached artifacts)",
+                    out.referrers,
+                    if out.referrers == 1 { "" } else { "s" }
+                ),
+            );
+        }
         for r in &out.refs {
             let verb = match r.update {
                 RefUpdate::Inserted => "Inserted",

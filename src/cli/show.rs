@@ -123,6 +123,23 @@ fn render(ctx: &Context, shown: Shown, raw: bool) -> anyhow::Result<ExitStatus> 
     for (k, v) in &show.annotations {
         p.line(format!("Annotation: {k}={v}"))?;
     }
+    for r in &show.referrers {
+        let what = if r.artifact_type == snap::ops::sign::ARTIFACT_TYPE_SIGNATURE {
+            format!(
+                "signature by {}",
+                r.annotations
+                    .get(snap::ops::sign::ANNOTATION_KEY)
+                    .map_or("an unnamed key", String::as_str)
+            )
+        } else {
+            r.artifact_type.clone()
+        };
+        p.line(format!(
+            "Referrer: {}{} {what}",
+            "  ".repeat(r.depth.saturating_sub(1)),
+            r.digest.short()
+        ))?;
+    }
     if !show.message.is_empty() {
         p.line("")?;
         for l in show.message.lines() {
@@ -157,6 +174,9 @@ fn show_foreign(
     ))?;
     if let Some(t) = &show.artifact_type {
         p.line(format!("Artifact type: {t}"))?;
+    }
+    if let Some(s) = &show.subject {
+        p.line(format!("Subject:       {} {}", s.digest, s.media_type))?;
     }
     if let Some(c) = &show.config {
         p.line(format!(

@@ -123,6 +123,7 @@ pub fn snapshot_manifest(
         artifact_type: Some(ARTIFACT_TYPE_SNAPSHOT.to_owned()),
         config,
         layers,
+        subject: None,
         annotations,
     })
 }

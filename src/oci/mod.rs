@@ -11,6 +11,7 @@
 pub mod artifact;
 pub mod graph;
 pub mod layout;
+pub mod referrers;
 
 use std::collections::BTreeMap;
 
@@ -53,6 +54,11 @@ pub const MEDIA_TYPE_EMPTY: &str = "application/vnd.oci.empty.v1+json";
 /// The bytes of the empty blob.
 pub const EMPTY_BLOB: &[u8] = b"{}";
 
+/// The `artifactType` of a snap signature (a referrer of the snapshot it signs; OCI mapping §7).
+pub const ARTIFACT_TYPE_SIGNATURE: &str = "application/vnd.snaptool.signature.v1";
+/// The media type of a signature's one layer: an armored SSHSIG (`-----BEGIN SSH SIGNATURE-----`).
+pub const MEDIA_TYPE_SSHSIG: &str = "application/vnd.snaptool.signature.sshsig.v1";
+
 /// `org.opencontainers.image.title`
 pub const ANNOTATION_TITLE: &str = "org.opencontainers.image.title";
 /// `org.opencontainers.image.created`
@@ -76,6 +82,9 @@ pub struct Descriptor {
     pub digest: Digest,
     /// Its size in bytes.
     pub size: u64,
+    /// The artifact type of the manifest it names (referrers index entries, OCI 1.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
     /// Annotations, sorted by key.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
@@ -89,6 +98,7 @@ impl Descriptor {
             media_type: media_type.to_owned(),
             digest,
             size,
+            artifact_type: None,
             annotations: BTreeMap::new(),
         }
     }
@@ -117,6 +127,10 @@ pub struct ImageManifest {
     /// The layers, in order.
     #[serde(default)]
     pub layers: Vec<Descriptor>,
+    /// The manifest this one refers to (OCI 1.1 `subject`): set on referrers such as
+    /// signatures, never on snapshots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<Box<Descriptor>>,
     /// Manifest annotations, sorted by key.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
@@ -351,6 +365,7 @@ mod tests {
             artifact_type: Some(ARTIFACT_TYPE_SNAPSHOT.into()),
             config: Descriptor::new(MEDIA_TYPE_CONFIG, Digest::of(b"c"), 1),
             layers: vec![Descriptor::new(MEDIA_TYPE_EMPTY, Digest::of(EMPTY_BLOB), 2)],
+            subject: None,
             annotations: BTreeMap::new(),
         };
         let raw = RawManifest::encode(m.clone());

@@ -124,6 +124,15 @@ pub fn export_with(
         }
     }
 
+    // Their referrers (signatures, attached artifacts), and the referrers of those: untagged
+    // entries, which an import recognises by their `subject` (OCI mapping §7).
+    let tops: Vec<Digest> = entries.iter().map(|(d, _)| *d).collect();
+    for r in crate::ops::referrers::referrers_of(store, &tops)? {
+        if !entries.iter().any(|(d, _)| *d == r.digest) {
+            entries.push((r.digest, None));
+        }
+    }
+
     // Everything they reach (images' indexes and child manifests too), every blob once.
     let roots: Vec<Digest> = entries.iter().map(|(d, _)| *d).collect();
     let graph = transfer::closure(store, &roots, &mut BTreeSet::new())?;
@@ -143,6 +152,11 @@ pub fn export_with(
                     .get(id)
                     .expect("the closure holds every root, or failed");
                 let mut d = Descriptor::new(&node.media_type(), *id, node.bytes().len() as u64);
+                if let Node::Manifest(m) = node
+                    && m.manifest().subject.is_some()
+                {
+                    d.artifact_type = Some(crate::oci::referrers::artifact_type(m.manifest()));
+                }
                 if let Some(t) = tag {
                     d.annotations
                         .insert(layout::ANNOTATION_REF_NAME.to_owned(), t.clone());

@@ -61,6 +61,8 @@ pub enum ProblemKind {
     OrphanIndex,
     /// A file that does not belong in the store.
     StrayFile,
+    /// The referrers index disagrees with the referrers' own `subject` (issue 16).
+    ReferrersIndex,
 }
 
 /// One problem.
@@ -143,7 +145,8 @@ pub fn fsck(store: &Store) -> Result<FsckReport, Error> {
     };
     check.loose_objects()?;
     check.packs()?;
-    let roots = check.roots()?;
+    let mut roots = check.roots()?;
+    check.referrers(&mut roots)?;
     check.walk(roots);
     check.leftovers()?;
     let mut report = check.report;
@@ -468,6 +471,87 @@ impl Check<'_> {
                 snapshots: snaps.into_iter().collect(),
             });
         }
+    }
+
+    /// Step 3b: The referrers index against the truth, each referrer's `subject`: every line
+    /// names a stored manifest whose subject is the file's, every stored manifest with a
+    /// subject is listed. The referrers of roots are walked as roots too.
+    fn referrers(&mut self, roots: &mut BTreeSet<Digest>) -> Result<(), Error> {
+        let (store, objects) = (self.store, &self.store.objects);
+        let index_problem = |path: Option<PathBuf>, object: Option<Digest>, message: String| {
+            problem(ProblemKind::ReferrersIndex, path, object, message)
+        };
+        let (subjects, strays) = store.referrers.subjects()?;
+        for s in strays {
+            self.report.problems.push(problem(
+                ProblemKind::StrayFile,
+                Some(s),
+                None,
+                "unexpected file in the referrers index".into(),
+            ));
+        }
+        let mut listed: BTreeSet<Digest> = BTreeSet::new();
+        for subject in subjects {
+            let path = store.referrers.path(&subject);
+            let list = match store.referrers.list(&subject) {
+                Ok(l) => l,
+                Err(e) => {
+                    self.report.problems.push(index_problem(
+                        Some(path),
+                        Some(subject),
+                        e.to_string(),
+                    ));
+                    continue;
+                }
+            };
+            if !objects.contains(&subject) {
+                self.report.problems.push(index_problem(
+                    Some(path.clone()),
+                    Some(subject),
+                    format!("the referrers index lists referrers of {subject}, which is not stored; `snap gc` drops the list"),
+                ));
+            }
+            for r in list {
+                listed.insert(r);
+                match crate::ops::referrers::read_referrer(store, &r, &subject) {
+                    Ok(_) => {
+                        if objects.contains(&subject) {
+                            roots.insert(r);
+                        }
+                    }
+                    Err(e) => self.report.problems.push(index_problem(
+                        Some(path.clone()),
+                        Some(r),
+                        format!("referrer {r} of {subject} in the referrers index: {e}"),
+                    )),
+                }
+            }
+        }
+        // The other way: stored manifests with a subject that no line lists.
+        let (loose, _) = objects.list_loose()?;
+        for (d, _) in loose {
+            if listed.contains(&d) {
+                continue;
+            }
+            let Ok(bytes) = objects.read(&d, crate::oci::MAX_MANIFEST_BYTES) else {
+                continue;
+            };
+            // A referrer whose subject is gone (kept by a ref of its own) needs no line.
+            if let Ok(Node::Manifest(m)) = Node::from_bytes(bytes)
+                && let Some(subject) = &m.manifest().subject
+                && objects.contains(&subject.digest)
+            {
+                self.report.problems.push(index_problem(
+                    Some(store.referrers.path(&subject.digest)),
+                    Some(d),
+                    format!(
+                        "manifest {d} refers to {} but the referrers index does not list it",
+                        subject.digest
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Step 5: Leftovers of interrupted runs: stale locks, temp files, orphan pack indexes.

@@ -103,6 +103,7 @@ pub fn gc(store: &Store, opts: &GcOptions) -> Result<GcOutcome, Error> {
     // expired reflog line, which fsck walks) whose config or trees are already gone.
     let mut doomed_heads: Vec<PathBuf> = Vec::new();
     let mut doomed: Vec<PathBuf> = Vec::new();
+    let mut removed: BTreeSet<Digest> = BTreeSet::new();
     let (loose, _stray) = store.objects.list_loose()?;
     for (d, path) in loose {
         if live.contains(&d) {
@@ -114,6 +115,7 @@ pub fn gc(store: &Store, opts: &GcOptions) -> Result<GcOutcome, Error> {
         }
         out.loose_removed += 1;
         out.bytes_removed += size_of(&path);
+        removed.insert(d);
         if names_others(store, &d) {
             doomed_heads.push(path);
         } else {
@@ -145,6 +147,15 @@ pub fn gc(store: &Store, opts: &GcOptions) -> Result<GcOutcome, Error> {
     }
     if opts.dry_run {
         return Ok(out);
+    }
+    // Referrers index lines go before the manifests they name: a line naming a removed
+    // referrer, or a file for a removed subject, is never left behind (issue 16).
+    let (subjects, _) = store.referrers.subjects()?;
+    for s in subjects {
+        let subject_goes = removed.contains(&s) || !store.objects.contains(&s);
+        store
+            .referrers
+            .retain(&s, &|r| !subject_goes && !removed.contains(r))?;
     }
     let mut dirs = BTreeSet::new();
     for path in doomed_heads {
@@ -203,7 +214,30 @@ pub(crate) fn mark(
     let mut seen: BTreeSet<Digest> = BTreeSet::new();
     let mut queue: VecDeque<(Digest, bool)> =
         roots.iter().map(|d| (*d, refs.contains(d))).collect();
-    while let Some((root, required)) = queue.pop_front() {
+    // The referrers index, read once: a referrer lives while its subject does (issue 16).
+    let (subjects, _) = store.referrers.subjects()?;
+    let mut pending: Vec<Digest> = subjects;
+    loop {
+        // Referrers of what is reached so far (and of their referrers, round after round:
+        // a fixpoint, bounded by the index's size).
+        if queue.is_empty() {
+            let (ready, waiting): (Vec<Digest>, Vec<Digest>) =
+                pending.into_iter().partition(|s| seen.contains(s));
+            pending = waiting;
+            for s in ready {
+                for r in store.referrers.list(&s)? {
+                    if !seen.contains(&r) {
+                        queue.push_back((r, false));
+                    }
+                }
+            }
+            if queue.is_empty() {
+                break;
+            }
+        }
+        let Some((root, required)) = queue.pop_front() else {
+            break;
+        };
         let reached = graph::walk::<Error>(
             [root],
             &mut seen,

@@ -5,6 +5,7 @@
 //! format requires: objects, then the directories holding them are synced, then refs move by
 //! compare-and-swap with a reflog line. This module never prints, parses flags or exits.
 
+pub mod attach;
 pub mod commit;
 pub mod config;
 pub mod connection;
@@ -18,10 +19,12 @@ pub mod log;
 pub mod ls;
 pub mod pull;
 pub mod push;
+pub mod referrers;
 pub mod refs;
 pub mod remote;
 pub mod restore;
 pub mod show;
+pub mod sign;
 pub mod status;
 pub mod topic;
 pub(crate) mod transfer;
@@ -31,6 +34,7 @@ use std::path::PathBuf;
 use crate::store;
 use crate::{provenance, rev, snapshot, worktree};
 
+pub use attach::{AttachOptions, AttachOutcome, attach};
 pub use commit::{CommitOptions, CommitOutcome, Update, commit};
 pub use export::{ExportOptions, ExportOutcome, export};
 pub use fsck::{FsckReport, fsck};
@@ -39,8 +43,10 @@ pub use import::{ImportOptions, ImportOutcome, import};
 pub use init::{init, open, open_as_is, open_exclusive, open_or_create};
 pub use pull::{PullOptions, PullOutcome, pull};
 pub use push::{PushOptions, PushOutcome, push};
+pub use referrers::{ReferrerInfo, ReferrersReport, list_referrers};
 pub use refs::{delete_ref, tag};
 pub use restore::{RestoreOptions, RestoreOutcome, restore};
+pub use sign::{SignOptions, SignOutcome, VerifyOptions, VerifyReport, sign, verify};
 
 pub use crate::progress::{NoProgress, Progress};
 
@@ -362,6 +368,47 @@ pub enum Error {
         "no registry given: pass REGISTRY/REPO, or set a default with `snap config remote REGISTRY/REPO`"
     )]
     NoRemote,
+    /// Signing keys, signatures and allowed-signers files.
+    #[error(transparent)]
+    Signature(#[from] crate::signature::Error),
+    /// The store's referrers index.
+    #[error(transparent)]
+    ReferrerIndex(#[from] store::referrers::Error),
+    /// Referrers past their bounds, or listed under a subject they do not name.
+    #[error(transparent)]
+    Referrers(#[from] crate::oci::referrers::Error),
+    /// A referrer whose subject is neither in what is taken in nor in the store.
+    #[error(
+        "referrer {referrer} refers to {subject}, which is neither in what is imported nor in the store"
+    )]
+    ReferrerSubjectAbsent {
+        /// The referrer.
+        referrer: Digest,
+        /// Its subject.
+        subject: Digest,
+    },
+    /// `snap sign` without `--key` or a `sign.key` setting.
+    #[error("no signing key: give --key FILE or set `sign.key`")]
+    NoSigningKey,
+    /// `snap verify` or `pull --verify` without allowed signers.
+    #[error("no allowed signers: give --allowed-signers FILE or set `verify.allowed-signers`")]
+    NoAllowedSigners,
+    /// No signature of the snapshot by an allowed signer.
+    #[error("{subject} is not signed by an allowed signer: {reason}")]
+    Unverified {
+        /// The snapshot (or manifest) checked.
+        subject: Digest,
+        /// What the signatures were (none, unknown keys, bad).
+        reason: String,
+    },
+    /// `snap attach` of a file whose name cannot be a title.
+    #[error("cannot attach {}: {reason}", path.display())]
+    BadAttachment {
+        /// The file given.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// Commits kept losing the ref race.
     #[error(
         "gave up committing to `{name}` after {attempts} attempts: other processes kept moving it"
@@ -382,9 +429,11 @@ impl Error {
             Error::Refs(store::refs::Error::Lock(crate::lock::Error::Locked {
                 lock_path, ..
             }))
-            | Error::Store(store::Error::Lock(crate::lock::Error::Locked { lock_path, .. })) => {
-                Some(lock_path)
-            }
+            | Error::Store(store::Error::Lock(crate::lock::Error::Locked { lock_path, .. }))
+            | Error::ReferrerIndex(store::referrers::Error::Lock(crate::lock::Error::Locked {
+                lock_path,
+                ..
+            })) => Some(lock_path),
             _ => None,
         }
     }
@@ -407,6 +456,14 @@ impl Error {
             Error::Config(e) => e.kind(),
             Error::Layout(e) => e.kind(),
             Error::Registry(e) => e.kind(),
+            Error::Signature(e) => e.kind(),
+            Error::ReferrerIndex(e) => e.kind(),
+            Error::Unverified { .. } => ErrorKind::Unverified,
+            Error::Referrers(_)
+            | Error::ReferrerSubjectAbsent { .. }
+            | Error::NoSigningKey
+            | Error::NoAllowedSigners
+            | Error::BadAttachment { .. } => ErrorKind::InvalidInput,
             Error::PathNotFound { .. }
             | Error::PathNotInSnapshot { .. }
             | Error::NotABlobOfImage { .. }

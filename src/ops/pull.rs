@@ -49,6 +49,13 @@ pub struct PullOptions {
     pub worktree: PathBuf,
     /// Connection settings.
     pub client: ClientOptions,
+    /// Take the manifest's referrers (signatures, attached artifacts) too.
+    pub referrers: bool,
+    /// Refuse it, storing nothing, unless an allowed signer signed it (also the `pull.verify`
+    /// setting).
+    pub verify: bool,
+    /// The allowed signers for `verify` (default: the `verify.allowed-signers` setting).
+    pub allowed_signers: Option<PathBuf>,
 }
 
 /// Where walking back ended.
@@ -90,6 +97,12 @@ pub struct PullOutcome {
     pub requests: u64,
     /// The ref's outcome (none for a digest pulled without `--ref`).
     pub refs: Vec<ImportedRef>,
+    /// Referrers taken with it (signatures, attached artifacts).
+    #[serde(default)]
+    pub referrers: u64,
+    /// The signatures checked, with `--verify` (always verified: a pull that is not fails).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<crate::ops::sign::VerifyReport>,
     /// How the snapshot's git provenance compares with the work tree now.
     pub freshness: Option<Freshness>,
     /// Where the credentials came from.
@@ -106,6 +119,16 @@ pub fn pull(
     opts: &PullOptions,
     progress: &dyn Progress,
 ) -> Result<PullOutcome, Error> {
+    // Who may sign, read before anything is fetched (issue 16).
+    let verify = opts.verify || crate::config::Config::load(store.dir())?.flag("pull.verify");
+    let allowed = if verify {
+        Some(crate::ops::sign::allowed_signers(
+            store,
+            opts.allowed_signers.as_deref(),
+        )?)
+    } else {
+        None
+    };
     let client = Client::new(&opts.source, opts.client.clone())?;
     client.login(false)?;
 
@@ -156,7 +179,7 @@ pub fn pull(
         Some(d) => at.with_digest(d),
         None => at.clone(),
     };
-    let fetched = fetch(
+    let mut fetched = fetch(
         &client,
         &fetch_at,
         opts.depth,
@@ -167,9 +190,33 @@ pub fn pull(
     )?;
     let top = fetched.top.digest;
 
-    // Take it in: the top entry (named for the ref) and the ancestors (untagged).
+    // Its referrers, staged with the rest (verifying needs the signatures among them).
+    let referrers = if opts.referrers || verify {
+        fetch_referrers(&client, top, &mut fetched.source, Some(store))?
+    } else {
+        Vec::new()
+    };
+    // Verified before anything is stored or any ref moves: refused, the staged blobs go with
+    // the temp directory.
+    let verification = match &allowed {
+        Some(allowed) => {
+            let report = verify_staged(store, &fetched.source, top, &referrers, allowed);
+            if !report.verified {
+                return Err(Error::Unverified {
+                    subject: top,
+                    reason: report.reason(),
+                });
+            }
+            Some(report)
+        }
+        None => None,
+    };
+
+    // Take it in: the top entry (named for the ref), the ancestors and the referrers
+    // (untagged).
     let entries: Vec<Descriptor> = std::iter::once(fetched.top.clone())
         .chain(fetched.ancestors.iter().cloned())
+        .chain(referrers.iter().map(|r| r.entry.clone()))
         .collect();
     let refs: Vec<(RefName, Digest)> = ref_name.into_iter().map(|r| (r, top)).collect();
     let message = format!(
@@ -214,9 +261,48 @@ pub fn pull(
         present: fetched.blobs - fetched.downloaded,
         requests: client.requests(),
         refs: received.refs,
+        referrers: referrers.len() as u64,
+        verification,
         freshness,
         credentials: client.credential_source().to_owned(),
     })
+}
+
+/// Checks the signatures among staged `referrers` of `top` (issue 16).
+fn verify_staged(
+    store: &Store,
+    source: &Source,
+    top: Digest,
+    referrers: &[FetchedReferrer],
+    allowed: &crate::signature::AllowedSigners,
+) -> crate::ops::sign::VerifyReport {
+    let sigs: Vec<(Digest, Vec<u8>)> = referrers
+        .iter()
+        .filter(|r| {
+            r.manifest
+                .manifest()
+                .subject
+                .as_ref()
+                .is_some_and(|s| s.digest == top)
+        })
+        .filter_map(|r| {
+            crate::ops::sign::signature_text(&r.manifest, |d, size| {
+                source
+                    .open(d)
+                    .ok()
+                    .and_then(|f| {
+                        let mut b = Vec::new();
+                        std::io::Read::read_to_end(&mut std::io::Read::take(f, size), &mut b)
+                            .ok()
+                            .map(|_| b)
+                    })
+                    .or_else(|| store.objects.read(d, size).ok())
+                    .filter(|b| Digest::of(b) == *d)
+            })
+            .map(|text| (r.entry.digest, text))
+        })
+        .collect();
+    crate::ops::sign::check_signatures(top, &sigs, allowed)
 }
 
 /// A registry's graph below one manifest or index, staged: every node and every blob the
@@ -390,7 +476,7 @@ fn parents(
 }
 
 /// The media type a manifest or index declares, or the one its kind implies.
-fn media_type_of(bytes: &[u8]) -> Result<String, Error> {
+pub(crate) fn media_type_of(bytes: &[u8]) -> Result<String, Error> {
     Ok(Node::from_bytes(bytes.to_vec())?.media_type())
 }
 
@@ -408,7 +494,7 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     f.write_all(bytes).map_err(io)
 }
 
-fn write_blob(dir: &Path, d: &Digest, bytes: &[u8]) -> Result<(), Error> {
+pub(crate) fn write_blob(dir: &Path, d: &Digest, bytes: &[u8]) -> Result<(), Error> {
     let path = dir.join(d.hex());
     if path.exists() {
         return Ok(());
@@ -453,7 +539,12 @@ fn download_all(
     }
 }
 
-fn download_one(client: &Client, dir: &Path, d: &Digest, size: u64) -> Result<(), Error> {
+pub(crate) fn download_one(
+    client: &Client,
+    dir: &Path,
+    d: &Digest,
+    size: u64,
+) -> Result<(), Error> {
     let path = dir.join(d.hex());
     let io = |source| Error::Io {
         op: "writing",
@@ -469,4 +560,125 @@ fn download_one(client: &Client, dir: &Path, d: &Digest, size: u64) -> Result<()
     client.download(d, size, &mut out)?;
     out.flush().map_err(io)?;
     Ok(())
+}
+
+/// A referrer fetched from a registry, staged: its descriptor (as an entry to take in) and
+/// its manifest.
+pub(crate) struct FetchedReferrer {
+    /// Its entry: media type, digest, size.
+    pub entry: Descriptor,
+    /// Its manifest.
+    pub manifest: crate::oci::RawManifest,
+}
+
+/// The registry's referrers of `subject` (and theirs, at most [`crate::oci::referrers::MAX_DEPTH`] deep), each
+/// fetched by digest, checked to name the subject it was listed under, and staged with the
+/// blobs the store lacks into `source` (OCI mapping §7.4): the referrers API, else the
+/// fallback tag.
+///
+/// # Errors
+/// `Referrers` errors for a forged list (a referrer of another subject: a cycle), more than
+/// [`crate::oci::referrers::MAX_REFERRERS`] for one subject; registry errors.
+pub(crate) fn fetch_referrers(
+    client: &crate::registry::Client,
+    subject: Digest,
+    source: &mut crate::ops::transfer::Source,
+    store: Option<&Store>,
+) -> Result<Vec<FetchedReferrer>, Error> {
+    let crate::ops::transfer::Source::Staged { dir, sizes } = source else {
+        return Ok(Vec::new());
+    };
+    let dir = dir.path().to_owned();
+    let mut out = Vec::new();
+    let mut seen: BTreeSet<Digest> = BTreeSet::from([subject]);
+    let mut queue: std::collections::VecDeque<(Digest, usize)> =
+        std::collections::VecDeque::from([(subject, 0)]);
+    while let Some((s, depth)) = queue.pop_front() {
+        let listed = list_remote(client, &s)?;
+        if listed.is_empty() {
+            continue;
+        }
+        if depth >= crate::oci::referrers::MAX_DEPTH {
+            return Err(crate::oci::referrers::Error::TooDeep {
+                subject,
+                digest: s,
+                limit: crate::oci::referrers::MAX_DEPTH,
+            }
+            .into());
+        }
+        crate::oci::referrers::check_count(s, listed.len())?;
+        if out.len() + listed.len() > crate::oci::referrers::MAX_TOTAL {
+            return Err(crate::oci::referrers::Error::TooMany {
+                subject,
+                count: out.len() + listed.len(),
+                limit: crate::oci::referrers::MAX_TOTAL,
+            }
+            .into());
+        }
+        for d in listed {
+            if !seen.insert(d.digest) {
+                // Listed twice, or a cycle back to something already taken: its subject
+                // cannot be `s` too.
+                if out
+                    .iter()
+                    .any(|f: &FetchedReferrer| f.entry.digest == d.digest)
+                {
+                    continue;
+                }
+                return Err(crate::oci::referrers::Error::Cycle {
+                    referrer: d.digest,
+                    subject: s,
+                }
+                .into());
+            }
+            let (bytes, got) = client.get_manifest(&client.remote().with_digest(d.digest))?;
+            let media_type = media_type_of(&bytes)?;
+            let m =
+                crate::oci::RawManifest::from_bytes(bytes).map_err(|e| Error::NotAManifest {
+                    digest: got,
+                    reason: e.to_string(),
+                })?;
+            crate::oci::referrers::check_subject(m.manifest(), got, s)?;
+            write_blob(&dir, &got, m.bytes())?;
+            sizes.insert(got, m.bytes().len() as u64);
+            let v = m.manifest();
+            for b in std::iter::once(&v.config).chain(&v.layers) {
+                if sizes.contains_key(&b.digest)
+                    || store.is_some_and(|st| st.objects.contains(&b.digest))
+                {
+                    continue;
+                }
+                download_one(client, &dir, &b.digest, b.size)?;
+                sizes.insert(b.digest, b.size);
+            }
+            out.push(FetchedReferrer {
+                entry: Descriptor::new(&media_type, got, m.bytes().len() as u64),
+                manifest: m,
+            });
+            queue.push_back((got, depth + 1));
+        }
+    }
+    Ok(out)
+}
+
+/// The descriptors a registry lists as referrers of `subject`: its referrers API, else the
+/// fallback tag's index, else none.
+fn list_remote(
+    client: &crate::registry::Client,
+    subject: &Digest,
+) -> Result<Vec<Descriptor>, Error> {
+    let bytes = match client.referrers_api(subject)? {
+        Some(b) => b,
+        None => match client.get_manifest(
+            &client
+                .remote()
+                .with_tag(&crate::oci::referrers::fallback_tag(subject)),
+        ) {
+            Ok((b, _)) => b,
+            Err(crate::registry::Error::NotFound { .. }) => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        },
+    };
+    let index = crate::oci::layout::RawIndex::from_bytes(bytes)?;
+    Ok(index.index().manifests.clone())
 }

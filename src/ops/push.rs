@@ -14,6 +14,7 @@ use std::collections::BTreeSet;
 use std::io::Read;
 
 use crate::digest::Digest;
+use crate::oci::Node;
 use crate::ops::transfer;
 use crate::ops::{Error, Progress};
 use crate::registry::{Client, ClientOptions, RemoteRef, Upload};
@@ -125,6 +126,9 @@ pub struct PushOutcome {
     /// Ancestor snapshots sent with `--with-history` (each tagged [`history_tag`]).
     #[serde(default)]
     pub history: u64,
+    /// Referrers (signatures, attached artifacts) sent after the snapshot.
+    #[serde(default)]
+    pub referrers: u64,
     /// HTTP requests made.
     pub requests: u64,
     /// Where the credentials came from.
@@ -189,6 +193,7 @@ pub fn push(
         uploaded_bytes,
         skipped: (blobs.len() - missing.len()) as u64,
         history: history.nodes.len() as u64,
+        referrers: 0,
         requests: client.requests(),
         credentials: client.credential_source().to_owned(),
         dry_run: opts.dry_run,
@@ -241,7 +246,17 @@ pub fn push(
         }
         out_tags.push(pushed_tag(tag, kind, prev, id));
     }
-    Ok(outcome(out_tags, &client))
+    // Its referrers after it (signatures, attached artifacts), and the fallback tags of a
+    // registry without the referrers API (OCI mapping §7.4).
+    // With history, the ancestors' referrers go too.
+    let subjects: Vec<Digest> = std::iter::once(id)
+        .chain(history.nodes.iter().map(Node::digest))
+        .collect();
+    let sent = push_referrers(store, &client, &subjects, progress)?;
+    let mut done = outcome(out_tags, &client);
+    done.referrers = sent.referrers;
+    done.requests = client.requests();
+    Ok(done)
 }
 
 /// The tags to set, each once: the one given, the commit tag (refusing a dirty snapshot
@@ -305,7 +320,7 @@ fn check_tags(
 }
 
 /// Uploads the blobs the registry lacks, each streamed (and verified) from the store.
-fn upload(
+pub(crate) fn upload(
     store: &Store,
     client: &Client,
     missing: &[(Digest, u64)],
@@ -367,4 +382,82 @@ fn stored_ancestors(store: &Store, id: Digest) -> Vec<Digest> {
         }
     }
     out
+}
+
+/// What [`push_referrers`] sent.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Pushed {
+    /// Referrer manifests put.
+    pub referrers: u64,
+    /// Fallback tags (`sha256-<hex>`) put.
+    pub fallback_tags: u64,
+}
+
+/// Sends the referrers the store holds for `subjects` (and theirs), which the repository
+/// has: their blobs the repository lacks, then each manifest by digest, then — for a registry
+/// without the referrers API — the fallback tag of each subject, read, merged and put (OCI
+/// mapping §7.4).
+pub(crate) fn push_referrers(
+    store: &Store,
+    client: &crate::registry::Client,
+    subjects: &[Digest],
+    progress: &dyn crate::ops::Progress,
+) -> Result<Pushed, Error> {
+    let infos = crate::ops::referrers::referrers_of(store, subjects)?;
+    if infos.is_empty() {
+        return Ok(Pushed::default());
+    }
+    let roots: Vec<Digest> = infos.iter().map(|i| i.digest).collect();
+    let closure =
+        crate::ops::transfer::closure(store, &roots, &mut std::collections::BTreeSet::new())?;
+    let digests: Vec<Digest> = closure.blobs.iter().map(|(d, _)| *d).collect();
+    let present = client.blobs_exist(&digests)?;
+    let missing: Vec<(Digest, u64)> = closure
+        .blobs
+        .iter()
+        .zip(present)
+        .filter(|(_, here)| !here)
+        .map(|(b, _)| *b)
+        .collect();
+    upload(store, client, &missing, progress)?;
+    let mut out = Pushed::default();
+    // Subject by subject, nearest first: every referrer of one subject, then its tag.
+    let mut by_subject: Vec<(Digest, Vec<crate::oci::RawManifest>)> = Vec::new();
+    for info in &infos {
+        let m = crate::ops::referrers::read_referrer(store, &info.digest, &info.subject)?;
+        let handled = client.put_referrer(
+            m.bytes(),
+            m.manifest()
+                .media_type
+                .as_deref()
+                .unwrap_or(crate::oci::MEDIA_TYPE_MANIFEST),
+        )?;
+        out.referrers += 1;
+        if handled {
+            continue;
+        }
+        match by_subject.iter_mut().find(|(s, _)| *s == info.subject) {
+            Some((_, v)) => v.push(m),
+            None => by_subject.push((info.subject, vec![m])),
+        }
+    }
+    for (s, ms) in by_subject {
+        let tag = crate::oci::referrers::fallback_tag(&s);
+        let existing = match client.get_manifest(&client.remote().with_tag(&tag)) {
+            Ok((bytes, _)) => Some(crate::oci::layout::RawIndex::from_bytes(bytes)?),
+            Err(crate::registry::Error::NotFound { .. }) => None,
+            Err(e) => return Err(e.into()),
+        };
+        let added: Vec<crate::oci::Descriptor> =
+            ms.iter().map(crate::oci::referrers::descriptor).collect();
+        if let Some(index) = crate::oci::referrers::merge(
+            existing.as_ref().map(crate::oci::layout::RawIndex::index),
+            &added,
+        ) {
+            crate::oci::referrers::check_count(s, index.index().manifests.len())?;
+            client.put_manifest(index.bytes(), crate::oci::MEDIA_TYPE_INDEX, Some(&tag))?;
+            out.fallback_tags += 1;
+        }
+    }
+    Ok(out)
 }

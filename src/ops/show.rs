@@ -39,6 +39,9 @@ pub struct Show {
     pub config: Descriptor,
     /// The layers' descriptors.
     pub layers: Vec<Descriptor>,
+    /// Its signatures and other referrers the store holds (and theirs), nearest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub referrers: Vec<crate::ops::referrers::ReferrerInfo>,
 }
 
 /// `snap show --json` of a manifest or index that is not a snap snapshot.
@@ -62,6 +65,9 @@ pub struct ShowForeign {
     pub manifests: Vec<Descriptor>,
     /// Its annotations.
     pub annotations: BTreeMap<String, String>,
+    /// What it refers to, for a referrer (a signature, an attached artifact).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<Descriptor>,
 }
 
 /// What [`show`] found, with the exact bytes of its manifest or index (`--manifest`).
@@ -115,6 +121,7 @@ pub fn describe(store: Option<&Store>, artifact: Artifact) -> Result<Shown, Erro
                     layers: v.layers.clone(),
                     manifests: Vec::new(),
                     annotations: v.annotations.clone(),
+                    subject: v.subject.as_deref().cloned(),
                 }),
                 bytes: m.bytes().to_vec(),
             }
@@ -129,6 +136,7 @@ pub fn describe(store: Option<&Store>, artifact: Artifact) -> Result<Shown, Erro
                 layers: Vec::new(),
                 manifests: i.index().manifests.clone(),
                 annotations: i.index().annotations.clone(),
+                subject: None,
             }),
             bytes: i.bytes().to_vec(),
         },
@@ -165,6 +173,10 @@ fn snapshot(store: Option<&Store>, snap: &Snapshot) -> Result<Shown, Error> {
             annotations: m.annotations.clone(),
             config: m.config.clone(),
             layers: m.layers.clone(),
+            referrers: match store {
+                Some(store) => crate::ops::referrers::referrers_of(store, &[id])?,
+                None => Vec::new(),
+            },
         }),
         manifest: snap.manifest.bytes().to_vec(),
     })

@@ -137,6 +137,20 @@ pub enum Topic<'a> {
     OutputNotEmpty,
     /// Stored data that does not match its digest.
     CorruptObject,
+    /// No signature by an allowed signer.
+    Unverified,
+    /// `snap sign` without a key.
+    NoSigningKey,
+    /// Verifying without allowed signers.
+    NoAllowedSigners,
+    /// A passphrase-protected signing key.
+    EncryptedSigningKey,
+    /// A key, signature or allowed-signers file snap cannot use.
+    SignatureFiles,
+    /// Referrers past their bounds or inconsistent.
+    ReferrersRefused,
+    /// Files `snap attach` cannot attach.
+    AttachRefused,
 }
 
 impl Topic<'_> {
@@ -191,6 +205,13 @@ impl Topic<'_> {
             Topic::ExportIndexTooLarge => "export-index-too-large",
             Topic::OutputNotEmpty => "output-not-empty",
             Topic::CorruptObject => "corrupt-object",
+            Topic::Unverified => "unverified",
+            Topic::NoSigningKey => "no-signing-key",
+            Topic::NoAllowedSigners => "no-allowed-signers",
+            Topic::EncryptedSigningKey => "encrypted-signing-key",
+            Topic::SignatureFiles => "signature-files",
+            Topic::ReferrersRefused => "referrers-refused",
+            Topic::AttachRefused => "attach-refused",
         }
     }
 }
@@ -273,6 +294,19 @@ impl Error {
             | Error::Incomplete { .. } => Topic::ImportRefused,
             Error::IndexTooLarge { .. } => Topic::ExportIndexTooLarge,
             Error::OutputNotEmpty { .. } => Topic::OutputNotEmpty,
+            Error::Unverified { .. } => Topic::Unverified,
+            Error::NoSigningKey => Topic::NoSigningKey,
+            Error::NoAllowedSigners => Topic::NoAllowedSigners,
+            Error::Signature(crate::signature::Error::EncryptedKey { .. }) => {
+                Topic::EncryptedSigningKey
+            }
+            Error::Signature(_) => Topic::SignatureFiles,
+            Error::Referrers(_)
+            | Error::ReferrerSubjectAbsent { .. }
+            | Error::ReferrerIndex(store::referrers::Error::TooMany { .. }) => {
+                Topic::ReferrersRefused
+            }
+            Error::BadAttachment { .. } => Topic::AttachRefused,
             e if e.kind() == super::ErrorKind::Corrupt => Topic::CorruptObject,
             _ => return None,
         })

@@ -7,6 +7,7 @@
 //! This module uses neither git, the network nor tar, and never prints.
 
 pub mod objects;
+pub mod referrers;
 pub mod reflog;
 pub mod refs;
 
@@ -19,6 +20,7 @@ use crate::fs;
 use crate::lock::{self, LockMode, StoreLock};
 
 pub use objects::Objects;
+pub use referrers::Referrers;
 pub use refs::{Expected, RefEdit, RefKind, RefName, Refs};
 
 /// The store directory's usual name.
@@ -35,6 +37,8 @@ pub struct Store {
     pub objects: Objects,
     /// Refs and reflogs.
     pub refs: Refs,
+    /// Which manifests refer to which (signatures, attached artifacts).
+    pub referrers: Referrers,
     lock: StoreLock,
 }
 
@@ -185,6 +189,7 @@ impl Store {
         Ok(Store {
             objects: Objects::new(&dir),
             refs: Refs::new(&dir),
+            referrers: Referrers::new(&dir),
             dir,
             root,
             lock,

@@ -84,6 +84,8 @@ fn every_command_has_a_book_page() -> Result {
     for n in commands(&env)? {
         let page = match n.as_str() {
             "man" => "completions".to_owned(),
+            "verify" => "sign".to_owned(),
+            "referrers" => "attach".to_owned(),
             other => other.to_owned(),
         };
         let rel = format!("commands/{page}.md");

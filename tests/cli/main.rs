@@ -27,5 +27,6 @@ mod ls;
 mod refs;
 mod restore;
 mod show;
+mod sign;
 mod status;
 mod terminal;

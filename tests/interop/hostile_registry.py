@@ -28,6 +28,11 @@ under any repository name: `/v2/` answers 200, manifests by the tag in `index.js
   tags-endless           the tag list's every page links to a next one, forever
   tags-huge              the tag list announces 2 GiB and streams zeros
   tags-elsewhere         the tag list's first page links its next one on 127.0.0.2
+  referrers-api          a registry with the referrers API (distribution-spec 1.1):
+                         `GET /v2/<name>/referrers/<digest>` answers the index the layout
+                         tags `sha256-<hex>` (an empty index when there is none), those tags
+                         themselves are unknown, and a manifest PUT answers 201 with
+                         `OCI-Subject` (the body thrown away)
 
 The tag list (`GET /v2/<name>/tags/list`) names the layout's tags, sorted, one per page
 whatever `n` asks (registries may send fewer), each page linking the next with
@@ -36,6 +41,7 @@ whatever `n` asks (registries may send fewer), each page linking the next with
 Every request is logged to LOG as one JSON line: {"server", "method", "path",
 "authorization"} ("authorization" is whether the header came, never its value).
 """
+import hashlib
 import json
 import os
 import sys
@@ -131,8 +137,11 @@ class Handler(BaseHTTPRequestHandler):
         if fault == "stall-push" and self.command == "PUT" and "/blobs/uploads/" in path:
             self.rfile.read(length)
             return self.stall()
-        if length:
-            self.rfile.read(length)
+        body_in = self.rfile.read(length) if length else b""
+        if fault == "referrers-api":
+            answered = self.referrers_api(path, body_in)
+            if answered:
+                return
         if fault == "cross-host" and "Authorization" not in self.headers:
             return self.error(401, "UNAUTHORIZED", "authentication required",
                               [("WWW-Authenticate", 'Basic realm="hostile"')])
@@ -234,6 +243,30 @@ class Handler(BaseHTTPRequestHandler):
                 return
             return self.stream_forever(chunked=True)
         return self.send(200, body, "application/octet-stream", [("Docker-Content-Digest", ref)])
+
+    def referrers_api(self, path, body_in):
+        """The `referrers-api` fault's endpoints; False for any other request."""
+        parts = path.split("/")
+        if len(parts) >= 5 and parts[-2] == "referrers" and self.command == "GET":
+            desc = tags.get("sha256-" + parts[-1].partition(":")[2])
+            body = blob(desc["digest"]) if desc else None
+            if body is None:
+                body = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                                   "manifests": []}).encode()
+            self.send(200, body, "application/vnd.oci.image.index.v1+json")
+            return True
+        if len(parts) >= 5 and parts[-2] == "manifests" and parts[-1].startswith("sha256-") \
+                and not parts[-1].endswith(".snap"):
+            self.error(404, "MANIFEST_UNKNOWN", "manifest unknown")
+            return True
+        if len(parts) >= 5 and parts[-2] == "manifests" and self.command == "PUT":
+            digest = "sha256:" + hashlib.sha256(body_in).hexdigest()
+            headers = [("Docker-Content-Digest", digest)]
+            if b'"subject"' in body_in:
+                headers.append(("OCI-Subject", json.loads(body_in)["subject"]["digest"]))
+            self.send(201, b"", "text/plain", headers)
+            return True
+        return False
 
     def tag_page(self, path, query):
         args = dict(p.partition("=")[::2] for p in query.split("&") if p)

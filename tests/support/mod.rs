@@ -91,3 +91,53 @@ impl Rng {
         std::time::Duration::from_micros(self.next() % (micros + 1))
     }
 }
+
+/// The bytes of a referrers index listing `entries` (digest, size) as image manifests.
+pub fn referrers_index(entries: &[(snap::Digest, usize)]) -> Vec<u8> {
+    let m: Vec<String> = entries
+        .iter()
+        .map(|(d, size)| {
+            format!(
+                r#"{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{d}","size":{size}}}"#
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{}]}}"#,
+        m.join(",")
+    )
+    .into_bytes()
+}
+
+/// The bytes of an artifact manifest referring to `subject` (of `size` bytes): the empty
+/// config and layer, an annotation `n` = `salt` to make many distinct ones.
+pub fn referrer_manifest(subject: snap::Digest, size: usize, salt: usize) -> Vec<u8> {
+    let empty = snap::Digest::of(b"{}");
+    format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"application/x.note","config":{{"mediaType":"application/vnd.oci.empty.v1+json","digest":"{empty}","size":2}},"layers":[{{"mediaType":"application/vnd.oci.empty.v1+json","digest":"{empty}","size":2}}],"subject":{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{subject}","size":{size}}},"annotations":{{"n":"{salt}"}}}}"#
+    )
+    .into_bytes()
+}
+
+/// Adds `manifests` to the layout directory `layout` (each as a blob and an untagged entry
+/// of `index.json`), with the empty blob they use.
+#[allow(clippy::disallowed_methods)] // test fixtures, not final paths of the tool
+pub fn add_to_layout(layout: &Path, manifests: &[Vec<u8>]) -> std::io::Result<()> {
+    let blobs = layout.join("blobs/sha256");
+    std::fs::write(blobs.join(snap::Digest::of(b"{}").hex()), "{}")?;
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json"))?)?;
+    let Some(entries) = index["manifests"].as_array_mut() else {
+        return Err(std::io::Error::other("index.json has no manifests"));
+    };
+    for m in manifests {
+        let d = snap::Digest::of(m);
+        std::fs::write(blobs.join(d.hex()), m)?;
+        entries.push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": d.to_string(),
+            "size": m.len(),
+        }));
+    }
+    std::fs::write(layout.join("index.json"), serde_json::to_vec(&index)?)
+}

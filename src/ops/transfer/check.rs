@@ -56,6 +56,8 @@ pub(super) struct Plan {
     pub snapshots: Vec<PlannedSnapshot>,
     /// Manifests checked.
     pub manifests: u64,
+    /// Referrers taken in: (subject, referrer), for the referrers index.
+    pub referrers: Vec<(Digest, Digest)>,
 }
 
 /// What a walked descriptor says its target is.
@@ -197,6 +199,9 @@ pub(super) fn plan(
         }
     }
 
+    // Every referrer's subject must be taken in too, or stored already; referrers are bounded.
+    check_referrers(store, &walk.described, &walk.plan.referrers)?;
+
     // Every snapshot must be whole before anything is stored.
     let plan = walk.plan;
     let packed: HashMap<Digest, (Digest, &IndexEntry)> = plan
@@ -208,6 +213,49 @@ pub(super) fn plan(
         check_complete(store, source, fallback, &plan, &packed, s)?;
     }
     Ok(plan)
+}
+
+/// Checks the referrers a transfer takes in (issue 16): each subject is taken in or already
+/// stored (a referrer of nothing is refused, never stored as garbage), no subject gets more
+/// than [`referrers::MAX_REFERRERS`], and chains of referrers of referrers are at most
+/// [`referrers::MAX_DEPTH`] long.
+fn check_referrers(
+    store: &Store,
+    described: &HashMap<Digest, (Kind, u64)>,
+    taken: &[(Digest, Digest)],
+) -> Result<(), Error> {
+    use crate::oci::referrers;
+    let subject_of: HashMap<Digest, Digest> = taken.iter().map(|(s, r)| (*r, *s)).collect();
+    let mut per_subject: HashMap<Digest, BTreeSet<Digest>> = HashMap::new();
+    for (subject, r) in taken {
+        if !described.contains_key(subject) && !store.objects.contains(subject) {
+            return Err(Error::ReferrerSubjectAbsent {
+                referrer: *r,
+                subject: *subject,
+            });
+        }
+        per_subject.entry(*subject).or_default().insert(*r);
+        // Up the chain of subjects that are referrers taken in too.
+        let mut at = *subject;
+        let mut depth = 1;
+        while let Some(next) = subject_of.get(&at) {
+            depth += 1;
+            if depth > referrers::MAX_DEPTH {
+                return Err(referrers::Error::TooDeep {
+                    subject: *next,
+                    digest: *r,
+                    limit: referrers::MAX_DEPTH,
+                }
+                .into());
+            }
+            at = *next;
+        }
+    }
+    for (subject, mut rs) in per_subject {
+        rs.extend(store.referrers.list(&subject)?);
+        referrers::check_count(subject, rs.len())?;
+    }
+    Ok(())
 }
 
 /// Records what descriptor `desc` says a manifest or index is; a digest described before
@@ -272,6 +320,12 @@ impl Walk<'_> {
         self.plan
             .loose
             .insert(manifest.digest(), manifest.bytes().len() as u64);
+        if let Some(subject) = &m.subject {
+            crate::oci::referrers::check_subject(m, manifest.digest(), subject.digest)?;
+            self.plan
+                .referrers
+                .push((subject.digest, manifest.digest()));
+        }
         self.count()?;
         let config_in_store = self.in_store(&m.config.digest)?;
         let mut parents = Vec::new();

@@ -102,6 +102,18 @@ pub(crate) fn receive(
     stored?;
     store.objects.sync_packs_dir()?;
 
+    // The referrers index: only now that every referrer and its subject is durable.
+    let mut by_subject: std::collections::BTreeMap<Digest, Vec<Digest>> =
+        std::collections::BTreeMap::new();
+    for (subject, r) in &plan.referrers {
+        by_subject.entry(*subject).or_default().push(*r);
+    }
+    for (subject, rs) in by_subject {
+        store
+            .referrers
+            .add(&subject, &rs, crate::oci::referrers::MAX_REFERRERS)?;
+    }
+
     // The refs, as one transaction: all locked (in name order), each decided from the value
     // read under its lock, then all written.
     let message = r.message.replace(['\n', '\r'], " ");

@@ -40,6 +40,7 @@ pub use crate::oci::MAX_MANIFEST_BYTES;
 
 mod failures;
 mod listing;
+mod referrers;
 mod session;
 
 use failures::one_line;
@@ -289,6 +290,17 @@ impl Client {
         media_type: &str,
         tag: Option<&str>,
     ) -> Result<(), Error> {
+        self.put_manifest_answer(bytes, media_type, tag).map(drop)
+    }
+
+    /// [`Client::put_manifest`], returning whether the registry answered with an
+    /// `OCI-Subject` header: it took the manifest's `subject` into its referrers API.
+    fn put_manifest_answer(
+        &self,
+        bytes: &[u8],
+        media_type: &str,
+        tag: Option<&str>,
+    ) -> Result<bool, Error> {
         let digest = Digest::of(bytes);
         if bytes.len() as u64 > MAX_MANIFEST_BYTES {
             return Err(Error::ManifestTooLarge {
@@ -317,13 +329,18 @@ impl Client {
             }
             // The registry names what it stored: its digest header, or the Location's last
             // segment.
-            Ok(a.header("docker-content-digest")
-                .map(str::to_owned)
-                .or_else(|| {
-                    a.location()
-                        .map(|l| l.path().rsplit('/').next().unwrap_or("").to_owned())
-                }))
+            let subject = a.header("oci-subject").is_some();
+            Ok((
+                a.header("docker-content-digest")
+                    .map(str::to_owned)
+                    .or_else(|| {
+                        a.location()
+                            .map(|l| l.path().rsplit('/').next().unwrap_or("").to_owned())
+                    }),
+                subject,
+            ))
         }))?;
+        let (answered, subject) = answered;
         if let Some(answered) = answered.and_then(|d| d.parse::<Digest>().ok())
             && answered != digest
         {
@@ -333,7 +350,7 @@ impl Client {
                 actual: answered,
             });
         }
-        Ok(())
+        Ok(subject)
     }
 
     /// Fetches a manifest (or index) by tag or digest: its exact bytes, at most
