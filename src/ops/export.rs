@@ -92,46 +92,7 @@ pub fn export_with(
         Format::from_name(&opts.out.file_name().unwrap_or_default().to_string_lossy())
     });
 
-    // Which entries, in index order: the named ones, then their ancestors.
-    let mut entries: Vec<(Digest, Option<String>)> = Vec::new();
-    for r in &opts.revs {
-        let id = rev::resolve(store, r)?;
-        let tag = store
-            .refs
-            .find(r)
-            .ok()
-            .flatten()
-            .map(|(n, _)| n.short().to_owned());
-        match entries.iter_mut().find(|(d, _)| *d == id) {
-            None => entries.push((id, tag)),
-            Some(e) if e.1.is_none() => e.1 = tag,
-            Some(_) => {}
-        }
-    }
-    if opts.with_history {
-        let mut listed: BTreeSet<Digest> = entries.iter().map(|(d, _)| *d).collect();
-        let mut queue: Vec<Digest> = listed.iter().copied().collect();
-        while let Some(id) = queue.pop() {
-            let Ok(snap) = Snapshot::load(store, &id) else {
-                continue;
-            };
-            for p in &snap.config.parents {
-                if store.objects.contains(p) && listed.insert(*p) {
-                    entries.push((*p, None));
-                    queue.push(*p);
-                }
-            }
-        }
-    }
-
-    // Their referrers (signatures, attached artifacts), and the referrers of those: untagged
-    // entries, which an import recognises by their `subject` (OCI mapping §7).
-    let tops: Vec<Digest> = entries.iter().map(|(d, _)| *d).collect();
-    for r in crate::ops::referrers::referrers_of(store, &tops)? {
-        if !entries.iter().any(|(d, _)| *d == r.digest) {
-            entries.push((r.digest, None));
-        }
-    }
+    let entries = entries(store, opts)?;
 
     // Everything they reach (images' indexes and child manifests too), every blob once.
     let roots: Vec<Digest> = entries.iter().map(|(d, _)| *d).collect();
@@ -142,30 +103,7 @@ pub fn export_with(
         blobs.insert(node.digest(), node.bytes().len() as u64);
         nodes.insert(node.digest(), node);
     }
-    let index = RawIndex::encode(ImageIndex {
-        schema_version: 2,
-        media_type: Some(MEDIA_TYPE_INDEX.to_owned()),
-        manifests: entries
-            .iter()
-            .map(|(id, tag)| {
-                let node = nodes
-                    .get(id)
-                    .expect("the closure holds every root, or failed");
-                let mut d = Descriptor::new(&node.media_type(), *id, node.bytes().len() as u64);
-                if let Node::Manifest(m) = node
-                    && m.manifest().subject.is_some()
-                {
-                    d.artifact_type = Some(crate::oci::referrers::artifact_type(m.manifest()));
-                }
-                if let Some(t) = tag {
-                    d.annotations
-                        .insert(layout::ANNOTATION_REF_NAME.to_owned(), t.clone());
-                }
-                d
-            })
-            .collect(),
-        annotations: BTreeMap::new(),
-    });
+    let index = index_of(&entries, &nodes);
 
     // Never write a layout snap itself would refuse to import (import.md, limits).
     if index.bytes().len() as u64 > layout::MAX_INDEX_BYTES {
@@ -211,6 +149,80 @@ pub fn export_with(
             .collect(),
         blobs: blobs.len() as u64,
         bytes,
+    })
+}
+
+/// The index's entries, in order: the snapshots named (each with the ref name it was named
+/// by), then their stored ancestors (`with_history`), then the referrers of all of them
+/// (signatures, attached artifacts) and of those, untagged — an import recognises referrers
+/// by their `subject` (OCI mapping §7).
+fn entries(store: &Store, opts: &ExportOptions) -> Result<Vec<(Digest, Option<String>)>, Error> {
+    let mut entries: Vec<(Digest, Option<String>)> = Vec::new();
+    for r in &opts.revs {
+        let id = rev::resolve(store, r)?;
+        let tag = store
+            .refs
+            .find(r)
+            .ok()
+            .flatten()
+            .map(|(n, _)| n.short().to_owned());
+        match entries.iter_mut().find(|(d, _)| *d == id) {
+            None => entries.push((id, tag)),
+            Some(e) if e.1.is_none() => e.1 = tag,
+            Some(_) => {}
+        }
+    }
+    if opts.with_history {
+        let mut listed: BTreeSet<Digest> = entries.iter().map(|(d, _)| *d).collect();
+        let mut queue: Vec<Digest> = listed.iter().copied().collect();
+        while let Some(id) = queue.pop() {
+            let Ok(snap) = Snapshot::load(store, &id) else {
+                continue;
+            };
+            for p in &snap.config.parents {
+                if store.objects.contains(p) && listed.insert(*p) {
+                    entries.push((*p, None));
+                    queue.push(*p);
+                }
+            }
+        }
+    }
+
+    let tops: Vec<Digest> = entries.iter().map(|(d, _)| *d).collect();
+    for r in crate::ops::referrers::referrers_of(store, &tops)? {
+        if !entries.iter().any(|(d, _)| *d == r.digest) {
+            entries.push((r.digest, None));
+        }
+    }
+    Ok(entries)
+}
+
+/// `index.json` for `entries`: each entry's descriptor (with its `artifactType` when it is a
+/// referrer) and its ref name.
+fn index_of(entries: &[(Digest, Option<String>)], nodes: &BTreeMap<Digest, &Node>) -> RawIndex {
+    RawIndex::encode(ImageIndex {
+        schema_version: 2,
+        media_type: Some(MEDIA_TYPE_INDEX.to_owned()),
+        manifests: entries
+            .iter()
+            .map(|(id, tag)| {
+                let node = nodes
+                    .get(id)
+                    .expect("the closure holds every root, or failed");
+                let mut d = Descriptor::new(&node.media_type(), *id, node.bytes().len() as u64);
+                if let Node::Manifest(m) = node
+                    && m.manifest().subject.is_some()
+                {
+                    d.artifact_type = Some(crate::oci::referrers::artifact_type(m.manifest()));
+                }
+                if let Some(t) = tag {
+                    d.annotations
+                        .insert(layout::ANNOTATION_REF_NAME.to_owned(), t.clone());
+                }
+                d
+            })
+            .collect(),
+        annotations: BTreeMap::new(),
     })
 }
 
