@@ -235,29 +235,12 @@ pub fn read_tar(
                 }
             }
             EntryName::Blob(digest) => {
-                let staging = sink.staging(&digest, size, expansion.budget.saturating_sub(trusted));
-                match staging {
-                    Staging::Budgeted if trusted.saturating_add(size) > expansion.budget => {
-                        return Err(Error::Expands {
-                            limit: expansion.budget,
-                        });
-                    }
-                    Staging::Budgeted => {}
-                    Staging::Named | Staging::Skip => exempt = exempt.saturating_add(size),
-                }
-                let mut hashing = HashingReader::new(&mut entry);
-                let read = match staging {
-                    Staging::Skip => io::copy(&mut hashing, &mut io::sink()),
-                    Staging::Budgeted | Staging::Named => sink.write(&digest, size, &mut hashing),
-                }
-                .map_err(|e| content_error(e, &path))?;
-                let (actual, n, _) = hashing.finish();
-                if read != size || n != size {
-                    return Err(Error::Truncated { path });
-                }
-                if actual != digest {
-                    return Err(Error::DigestMismatch { path, actual });
-                }
+                let budget = Budget {
+                    trusted,
+                    expansion: &expansion,
+                };
+                let read = read_blob(&mut entry, digest, size, &path, budget, sink)?;
+                exempt = exempt.saturating_add(read);
             }
             EntryName::Dir | EntryName::DockerMetadata => {}
         }
@@ -267,6 +250,53 @@ pub fn read_tar(
         index: index.ok_or(Error::Missing { name: INDEX_JSON })?,
         bytes_read: archive.position(),
     })
+}
+
+/// Where an archive is against its expansion limits when a blob starts.
+#[derive(Clone, Copy)]
+struct Budget<'a> {
+    /// Bytes read so far that count toward the budget.
+    trusted: u64,
+    expansion: &'a Expansion,
+}
+
+/// Streams one blob entry into `sink` (or past it, if the sink has it), hashing it: it must
+/// be as long as its header says and hash to its name. Returns the bytes exempt from the
+/// budget (a blob the sink names or skips).
+fn read_blob(
+    entry: &mut impl Read,
+    digest: Digest,
+    size: u64,
+    path: &str,
+    budget: Budget<'_>,
+    sink: &mut dyn BlobSink,
+) -> Result<u64, Error> {
+    let Budget { trusted, expansion } = budget;
+    let staging = sink.staging(&digest, size, expansion.budget.saturating_sub(trusted));
+    let exempt = match staging {
+        Staging::Budgeted if trusted.saturating_add(size) > expansion.budget => {
+            return Err(Error::Expands {
+                limit: expansion.budget,
+            });
+        }
+        Staging::Budgeted => 0,
+        Staging::Named | Staging::Skip => size,
+    };
+    let mut hashing = HashingReader::new(entry);
+    let read = match staging {
+        Staging::Skip => io::copy(&mut hashing, &mut io::sink()),
+        Staging::Budgeted | Staging::Named => sink.write(&digest, size, &mut hashing),
+    }
+    .map_err(|e| content_error(e, path))?;
+    let (actual, n, _) = hashing.finish();
+    let path = path.to_owned();
+    if read != size || n != size {
+        return Err(Error::Truncated { path });
+    }
+    if actual != digest {
+        return Err(Error::DigestMismatch { path, actual });
+    }
+    Ok(exempt)
 }
 
 /// A member's content could not be read: cut short, or the input failed.
