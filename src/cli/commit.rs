@@ -44,7 +44,7 @@ pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {
     let opts = CommitOptions {
         paths: args.paths.clone(),
         message: args.message.clone(),
-        ref_name: args.ref_name.clone().unwrap_or_default(),
+        ref_name: args.ref_name.as_deref().map(ops::refs::head).transpose()?,
         annotations: args.annotations.clone(),
         inputs: args.inputs.clone(),
         base: args.base.clone(),

@@ -34,8 +34,8 @@ pub struct CommitOptions {
     pub paths: Vec<PathBuf>,
     /// The message.
     pub message: String,
-    /// The head to move (`latest` if empty).
-    pub ref_name: String,
+    /// The head to move; `None`: the store's `commit.ref` setting, else `latest`.
+    pub ref_name: Option<RefName>,
     /// Extra manifest annotations, `KEY=VALUE`.
     pub annotations: Vec<String>,
     /// Input paths whose git state is recorded.
@@ -118,15 +118,16 @@ pub fn commit(
 }
 
 /// The store's settings fill in what the options leave open, so a library caller gets what
-/// the CLI does: `commit.ref` names the head when `ref_name` is empty, `commit.gitignore`
+/// the CLI does: `commit.ref` names the head when `ref_name` is `None`, `commit.gitignore`
 /// turns `gitignore` on.
 fn with_settings(store: &Store, opts: &CommitOptions) -> Result<CommitOptions, Error> {
     let settings = crate::config::Config::load(store.dir())?;
     let mut opts = opts.clone();
-    if opts.ref_name.is_empty()
+    if opts.ref_name.is_none()
         && let Some(r) = settings.get("commit.ref")
     {
-        r.clone_into(&mut opts.ref_name);
+        // Checked when it was set; a hand-edited file is checked here.
+        opts.ref_name = Some(RefName::head(r)?);
     }
     opts.gitignore |= settings.flag("commit.gitignore");
     Ok(opts)
@@ -140,11 +141,10 @@ fn commit_inner(
     if opts.paths.is_empty() {
         return Err(Error::NothingToCommit);
     }
-    let name = RefName::head(if opts.ref_name.is_empty() {
-        crate::oci::LATEST
-    } else {
-        &opts.ref_name
-    })?;
+    let name = match &opts.ref_name {
+        Some(n) => n.clone(),
+        None => RefName::head(crate::oci::LATEST)?,
+    };
     if store.refs.get(&RefName::tag(name.short())?)?.is_some() {
         return Err(Error::CommitToTag {
             name: name.short().to_owned(),

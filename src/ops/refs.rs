@@ -25,6 +25,14 @@ pub struct DeleteOutcome {
     pub was: Digest,
 }
 
+/// A head name given by a user (`--ref NAME`), parsed once: the name a commit moves.
+///
+/// # Errors
+/// [`Error::Refs`]: not a valid ref name, too long, or starting with `heads/` or `tags/`.
+pub fn head(name: &str) -> Result<RefName, Error> {
+    Ok(RefName::head(name)?)
+}
+
 /// Points tag `name` at `rev`. An existing tag moves only with `force`.
 ///
 /// # Errors
