@@ -31,7 +31,7 @@ pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {
     let store = ctx.open_or_create_store()?;
     let opts = ImportOptions {
         path: ctx.cwd.join(&args.path),
-        ref_name: args.ref_name.clone(),
+        ref_name: args.ref_name.as_deref().map(ops::refs::head).transpose()?,
         force: args.force,
         max_bytes: args.max_bytes,
         origin: None,

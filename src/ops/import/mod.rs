@@ -61,7 +61,7 @@ pub struct ImportOptions {
     /// A layout directory or archive.
     pub path: PathBuf,
     /// Name the (single) imported entry this head instead of its `ref.name`.
-    pub ref_name: Option<String>,
+    pub ref_name: Option<RefName>,
     /// Move refs that point elsewhere.
     pub force: bool,
     /// Stop if an archive expands to more than this, and stage everything it holds on the way
@@ -185,7 +185,7 @@ pub fn import_reporting(
 
     // Phases 2 to 4: names first, then everything reachable is checked, stored, and the refs
     // move.
-    let refs = ref_names(opts.ref_name.as_deref(), tops)?;
+    let refs = ref_names(opts.ref_name.as_ref(), tops)?;
     let message = opts
         .origin
         .clone()
@@ -216,14 +216,17 @@ pub fn import_reporting(
 /// The refs an import moves: `--ref` for the single entry, or each entry's tag. Every name is
 /// parsed here, in the check phase, so a bad one is refused before anything is stored; one
 /// name may not name two different entries.
-fn ref_names(given: Option<&str>, tops: &[Descriptor]) -> Result<Vec<(RefName, Digest)>, Error> {
+fn ref_names(
+    given: Option<&RefName>,
+    tops: &[Descriptor],
+) -> Result<Vec<(RefName, Digest)>, Error> {
     if let Some(name) = given {
         if tops.len() != 1 {
             return Err(Error::BadLayout {
                 reason: format!("--ref names one entry, but the layout has {}", tops.len()),
             });
         }
-        return Ok(vec![(RefName::head(name)?, tops[0].digest)]);
+        return Ok(vec![(name.clone(), tops[0].digest)]);
     }
     let mut out: Vec<(RefName, Digest)> = Vec::new();
     let mut named: HashMap<RefName, Digest> = HashMap::new();
@@ -271,7 +274,8 @@ mod tests {
     #[test]
     fn ref_names_are_parsed_before_anything_is_read_and_may_not_name_two_entries() {
         let names = |given: Option<&str>, tops: &[Descriptor]| {
-            ref_names(given, tops).map(|v| {
+            let given = given.map(RefName::head).transpose()?;
+            ref_names(given.as_ref(), tops).map(|v| {
                 v.into_iter()
                     .map(|(n, d)| (n.short().to_owned(), d))
                     .collect::<Vec<_>>()
