@@ -335,50 +335,15 @@ impl Trees {
                     }
                     p
                 } else {
-                    let mut w = objects.begin_pack()?;
-                    for b in &blocks {
-                        let members = &group[b.members.clone()];
-                        let copy = self.stored_block(objects, packs, b, members, &mut indexes);
-                        if let Some((frame, inside)) = copy.filter(|_| w.at_block_start()) {
-                            w.copy_block(frame, inside, members.len() as u64, None)
-                                .map_err(|source| {
-                                    io("writing a pack in", objects.packs_dir(), source)
-                                })?;
-                            reuse.tree_blocks_copied += 1;
-                            continue;
-                        }
-                        for &g in members {
-                            let t = &self.list[g];
-                            let bytes = self.bytes_of(g, entries, files, &mut kids)?;
-                            w.add(pack::Member {
-                                header: tree_header(&t.digest, t.size),
-                                content: Some((bytes, t.digest)),
-                                cut: t.cut,
-                            })
-                            .map_err(|source| {
-                                io("writing a pack in", objects.packs_dir(), source)
-                            })?;
-                        }
-                    }
-                    let f = objects.finish_pack_detailed(w)?;
-                    reuse.tree_packs_written += 1;
-                    // Cut by the writer's rule: if they ever disagreed, recording them would
-                    // mislead later commits.
-                    if f.blocks.len() == blocks.len() {
-                        for (b, (o, l)) in blocks.iter().zip(&f.blocks) {
-                            let at = Place {
-                                pack: f.digest,
-                                a: *o,
-                                b: *l,
-                            };
-                            used.push(Kind::Block, b.key, at);
-                        }
-                    }
-                    Place {
-                        pack: f.digest,
-                        a: f.len,
-                        b: 0,
-                    }
+                    let mut sources = Sources {
+                        objects,
+                        packs,
+                        entries,
+                        files,
+                        indexes: &mut indexes,
+                        kids: &mut kids,
+                    };
+                    self.write_group(&mut sources, &group, &blocks, used, reuse)?
                 };
                 used.push(Kind::Group, key, place);
                 layers.push(Descriptor::new(MEDIA_TYPE_TREES, place.pack, place.a));
@@ -388,6 +353,59 @@ impl Trees {
             }
         }
         Ok(layers)
+    }
+
+    /// Writes one group of trees as a new pack: blocks a stored pack holds already are
+    /// copied, the others encoded and compressed. Records every block and returns where the
+    /// pack is.
+    fn write_group(
+        &self,
+        src: &mut Sources<'_>,
+        group: &[usize],
+        blocks: &[TreeBlock],
+        used: &mut Used,
+        reuse: &mut Reuse,
+    ) -> Result<Place, Error> {
+        let mut w = src.objects.begin_pack()?;
+        for b in blocks {
+            let members = &group[b.members.clone()];
+            let copy = self.stored_block(src.objects, src.packs, b, members, src.indexes);
+            if let Some((frame, inside)) = copy.filter(|_| w.at_block_start()) {
+                w.copy_block(frame, inside, members.len() as u64, None)
+                    .map_err(|source| io("writing a pack in", src.objects.packs_dir(), source))?;
+                reuse.tree_blocks_copied += 1;
+                continue;
+            }
+            for &g in members {
+                let t = &self.list[g];
+                let bytes = self.bytes_of(g, src.entries, src.files, src.kids)?;
+                w.add(pack::Member {
+                    header: tree_header(&t.digest, t.size),
+                    content: Some((bytes, t.digest)),
+                    cut: t.cut,
+                })
+                .map_err(|source| io("writing a pack in", src.objects.packs_dir(), source))?;
+            }
+        }
+        let f = src.objects.finish_pack_detailed(w)?;
+        reuse.tree_packs_written += 1;
+        // Cut by the writer's rule: if they ever disagreed, recording them would
+        // mislead later commits.
+        if f.blocks.len() == blocks.len() {
+            for (b, (o, l)) in blocks.iter().zip(&f.blocks) {
+                let at = Place {
+                    pack: f.digest,
+                    a: *o,
+                    b: *l,
+                };
+                used.push(Kind::Block, b.key, at);
+            }
+        }
+        Ok(Place {
+            pack: f.digest,
+            a: f.len,
+            b: 0,
+        })
     }
 
     /// The frame of a block of trees that a pack the store holds has already (the pack
@@ -441,6 +459,16 @@ impl Trees {
             .ok()?;
         is_one_frame_of(&frame, block.len).then_some((frame, inside))
     }
+}
+
+/// Where the bytes of a tree group come from when it is written.
+struct Sources<'a> {
+    objects: &'a Objects,
+    packs: &'a PackCache,
+    entries: &'a [ScanEntry],
+    files: &'a [Option<(Digest, u64)>],
+    indexes: &'a mut HashMap<Digest, Option<SharedIndex>>,
+    kids: &'a mut Option<Vec<Vec<usize>>>,
 }
 
 /// A block of a tree group: its key, its members (indices into the group), its length, and
