@@ -25,6 +25,8 @@ pub struct RestoreOptions {
     pub dest: PathBuf,
     /// Write into a non-empty destination, replacing what is in the way.
     pub force: bool,
+    /// Only these paths of a snapshot (all when empty), each with the directories above it.
+    pub paths: Vec<String>,
 }
 
 /// What a restore did.
@@ -61,6 +63,8 @@ pub fn restore(
     let stats = match artifact {
         Artifact::Snapshot(snap) => {
             let plan = restore::plan(&store.objects, &snap.root())?;
+            let paths = crate::ops::restore_remote::parse_paths(&opts.paths, &plan, id)?;
+            let plan = crate::ops::restore_remote::cut_down(plan, &paths);
             restore::apply(
                 &store.objects,
                 &plan,
