@@ -345,6 +345,31 @@ if command -v docker-registry > /dev/null && command -v skopeo > /dev/null; then
     echo "FAIL: the pulled snapshot does not restore to the corpus" >&2; exit 1
   fi
   rm -rf pulled-tree
+  # Partial restore from the registry (issue 17): the directory holding closest to 1 % of the
+  # corpus's bytes; goal: at most 5 % of the snapshot's bytes transferred.
+  part_dir=$(python3 - corpus <<'PY'
+import os, sys
+sizes = {}
+for d, _, fs in os.walk(sys.argv[1]):
+    n = sum(os.lstat(os.path.join(d, f)).st_size for f in fs)
+    p = d
+    while True:
+        sizes[p] = sizes.get(p, 0) + n
+        if p == sys.argv[1]: break
+        p = os.path.dirname(p)
+total = sizes[sys.argv[1]]
+print(min(sizes, key=lambda p: abs(sizes[p] - total / 100)))
+PY
+)
+  rm -rf part-out
+  part=$("$snap" --json restore "$reg/bench/snap2:latest" part-out --path "$part_dir" | python3 -c 'import json,sys;d=json.load(sys.stdin);print("%d %d %d %d %d" % (d["fetched_bytes"], d["snapshot_bytes"], d["layers_fetched"], d["layers"], d["bytes"]))')
+  read -r part_fetched part_all part_layers part_total part_bytes <<< "$part"
+  if ! diff -r --no-dereference "$part_dir" "part-out/$part_dir" > /dev/null; then
+    echo "FAIL: the partial restore differs from $part_dir" >&2; exit 1
+  fi
+  part_ratio=$(awk -v a="$part_fetched" -v b="$part_all" 'BEGIN { printf "%.3f", a / b }')
+  rows+=("| partial restore from the registry, \`--path $part_dir\` ($(awk -v a="$part_bytes" -v b="$bytes" 'BEGIN { printf "%.2f", 100 * a / b }') % of the corpus) | $(( part_fetched / 1000 )) kB, $part_layers of $part_total layers | $(( part_all / 1000 )) kB (the snapshot) | ${part_ratio}× | ≤ 0.05× | $(awk -v r="$part_ratio" 'BEGIN { print (r <= 0.05) ? "PASS" : "MISS" }') |")
+  rm -rf part-out
   rm -rf pullstore pulled.tar
   kill "$reg_pid" 2>/dev/null || true
 else
