@@ -74,6 +74,13 @@ pub fn restore(
                 progress,
             )?
         }
+        // `--path` selects within snap's trees; another manifest has none to select in.
+        Artifact::Manifest(_) if !opts.paths.is_empty() => {
+            return Err(Error::PathNotInSnapshot {
+                path: opts.paths[0].clone(),
+                snapshot: id,
+            });
+        }
         Artifact::Manifest(m) => {
             let m = m.manifest();
             match unpack::kind(m) {
