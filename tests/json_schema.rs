@@ -16,6 +16,10 @@ fn schemas() -> Vec<(&'static str, schemars::Schema)> {
     vec![
         ("commit", schema_for!(snap::ops::CommitOutcome)),
         ("restore", schema_for!(snap::ops::RestoreOutcome)),
+        (
+            "restore-remote",
+            schema_for!(snap::ops::RemoteRestoreOutcome),
+        ),
         ("export", schema_for!(snap::ops::ExportOutcome)),
         ("import", schema_for!(snap::ops::ImportOutcome)),
         ("push", schema_for!(snap::ops::PushOutcome)),

@@ -1,12 +1,13 @@
-//! `snap restore SNAP DEST`
+//! `snap restore SNAP DEST [--path PATH]…`: from the store, or from a registry reference.
 
 use std::path::PathBuf;
 
-use snap::ops::{self, RestoreOptions};
+use snap::ops::{self, RemoteRestoreOptions, RestoreOptions};
 
 use crate::cli::Context;
 use crate::cli::error::ExitStatus;
 use crate::cli::output::human_bytes;
+use crate::cli::remote::Located;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -19,14 +20,25 @@ pub struct Args {
     /// Write into a non-empty directory, replacing files in the way.
     #[arg(long)]
     force: bool,
+    /// Restore only this path of the snapshot (a directory with everything under it, or a
+    /// file), at its place under DEST; repeatable. From a registry, only the layers holding
+    /// these paths are downloaded.
+    #[arg(long = "path", value_name = "PATH")]
+    paths: Vec<String>,
+    #[command(flatten)]
+    conn: crate::cli::remote::ConnArgs,
 }
 
 pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {
-    let store = ctx.open_store()?;
+    let store = match crate::cli::remote::locate(ctx, &args.rev)? {
+        Located::Local(store, _) => store,
+        Located::Remote(source) => return run_remote(ctx, args, source),
+    };
     let opts = RestoreOptions {
         rev: args.rev.clone(),
         dest: ctx.cwd.join(&args.dest),
         force: args.force,
+        paths: args.paths.clone(),
     };
     let bar = crate::cli::progress::Bar::new(&ctx.printer).counting("files");
     let out = ops::restore(&store, &opts, &bar);
@@ -54,6 +66,39 @@ pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {
                 ),
             );
         }
+    }
+    Ok(ExitStatus::Success)
+}
+
+/// `snap restore REGISTRY/REPO[:TAG|@DIGEST] DEST`: no store needed.
+fn run_remote(ctx: &Context, args: &Args, source: ops::RemoteRef) -> anyhow::Result<ExitStatus> {
+    let opts = RemoteRestoreOptions {
+        source,
+        dest: ctx.cwd.join(&args.dest),
+        paths: args.paths.clone(),
+        force: args.force,
+        client: crate::cli::remote::client_options(ctx, &args.conn)?,
+    };
+    let bar = crate::cli::progress::Bar::new(&ctx.printer);
+    let out = ops::restore_remote(&opts, &bar);
+    snap::ops::Progress::end(&bar);
+    let out = out?;
+    if ctx.printer.json() {
+        ctx.printer.json_value(&out)?;
+    } else {
+        ctx.printer.status(
+            "Restored",
+            format!(
+                "{} files, {} into {} ({} of {} layers fetched, {} of {})",
+                out.stats.files,
+                human_bytes(out.stats.bytes),
+                args.dest.display(),
+                out.layers_fetched,
+                out.layers,
+                human_bytes(out.fetched_bytes),
+                human_bytes(out.snapshot_bytes),
+            ),
+        );
     }
     Ok(ExitStatus::Success)
 }

@@ -23,6 +23,7 @@ pub mod referrers;
 pub mod refs;
 pub mod remote;
 pub mod restore;
+pub mod restore_remote;
 pub mod show;
 pub mod sign;
 pub mod status;
@@ -46,6 +47,7 @@ pub use push::{PushOptions, PushOutcome, push};
 pub use referrers::{ReferrerInfo, ReferrersReport, list_referrers};
 pub use refs::{delete_ref, tag};
 pub use restore::{RestoreOptions, RestoreOutcome, restore};
+pub use restore_remote::{RemoteRestoreOptions, RemoteRestoreOutcome, restore_remote};
 pub use sign::{SignOptions, SignOutcome, VerifyOptions, VerifyReport, sign, verify};
 
 pub use crate::progress::{NoProgress, Progress};

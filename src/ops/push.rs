@@ -1,7 +1,8 @@
 //! `snap push`: a snapshot (or any stored manifest or index) to a registry repository.
 //!
-//! Blobs first (each HEAD-checked and skipped when the repository has it, the rest uploaded a
-//! few at a time, verified as they are read from the store), then the manifest's exact
+//! Blobs first, a few at a time, each in one request when the repository already has it (a
+//! mount of the repository into itself) and two when it does not (the session that mount
+//! opened, then the bytes, verified as they are read from the store), then the manifest's exact
 //! bytes under each tag, with the digest the registry answers checked against ours.
 //!
 //! Tags: the one the reference gives; for a snapshot with git provenance, the short commit
@@ -17,7 +18,7 @@ use crate::digest::Digest;
 use crate::oci::Node;
 use crate::ops::transfer;
 use crate::ops::{Error, Progress};
-use crate::registry::{Client, ClientOptions, RemoteRef, Upload};
+use crate::registry::{Client, ClientOptions, RemoteRef, Upload, Uploaded};
 use crate::store::Store;
 use crate::{rev, snapshot};
 
@@ -175,23 +176,16 @@ pub fn push(
         .filter(|(d, _)| seen.insert(*d))
         .collect();
 
-    let digests: Vec<Digest> = blobs.iter().map(|(d, _)| *d).collect();
-    let present = client.blobs_exist(&digests)?;
-    let missing: Vec<(Digest, u64)> = blobs
-        .iter()
-        .zip(present)
-        .filter(|(_, here)| !here)
-        .map(|(b, _)| *b)
-        .collect();
-    let uploaded_bytes: u64 = missing.iter().map(|(_, s)| s).sum();
-    let outcome = |tags: Vec<PushedTag>, client: &Client| PushOutcome {
+    // A dry run HEAD-checks every blob; a push asks by uploading (a mount of what the
+    // repository already has answers at once, issue 17), so it learns what was missing then.
+    let outcome = |tags: Vec<PushedTag>, client: &Client, sent: &Sent| PushOutcome {
         digest: id,
         repository: opts.target.repository_url(),
         tags,
         blobs: blobs.len() as u64,
-        uploaded: missing.len() as u64,
-        uploaded_bytes,
-        skipped: (blobs.len() - missing.len()) as u64,
+        uploaded: sent.uploaded,
+        uploaded_bytes: sent.bytes,
+        skipped: blobs.len() as u64 - sent.uploaded,
         history: history.nodes.len() as u64,
         referrers: 0,
         requests: client.requests(),
@@ -199,15 +193,22 @@ pub fn push(
         dry_run: opts.dry_run,
     };
     if opts.dry_run {
+        let digests: Vec<Digest> = blobs.iter().map(|(d, _)| *d).collect();
+        let present = client.blobs_exist(&digests)?;
+        let missing = blobs.iter().zip(present).filter(|(_, here)| !here);
+        let sent = missing.fold(Sent::default(), |s, ((_, size), _)| Sent {
+            uploaded: s.uploaded + 1,
+            bytes: s.bytes + size,
+        });
         // The plan: what the blob checks found missing, and how each tag would change.
         let planned = tags
             .into_iter()
             .zip(previous)
             .map(|((tag, kind), prev)| pushed_tag(tag, kind, prev, id))
             .collect();
-        return Ok(outcome(planned, &client));
+        return Ok(outcome(planned, &client, &sent));
     }
-    upload(store, &client, &missing, progress)?;
+    let sent = upload(store, &client, &blobs, progress)?;
 
     // Ancestors, each under its history tag (a snapshot manifest has no child manifests).
     for node in &history.nodes {
@@ -252,9 +253,9 @@ pub fn push(
     let subjects: Vec<Digest> = std::iter::once(id)
         .chain(history.nodes.iter().map(Node::digest))
         .collect();
-    let sent = push_referrers(store, &client, &subjects, progress)?;
-    let mut done = outcome(out_tags, &client);
-    done.referrers = sent.referrers;
+    let pushed = push_referrers(store, &client, &subjects, progress)?;
+    let mut done = outcome(out_tags, &client, &sent);
+    done.referrers = pushed.referrers;
     done.requests = client.requests();
     Ok(done)
 }
@@ -319,16 +320,26 @@ fn check_tags(
     Ok(previous)
 }
 
-/// Uploads the blobs the registry lacks, each streamed (and verified) from the store.
+/// What [`upload`] sent.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Sent {
+    /// Blobs whose bytes went up (the others were already there).
+    pub uploaded: u64,
+    /// Their bytes.
+    pub bytes: u64,
+}
+
+/// Puts `blobs` into the repository, each streamed (and verified) from the store, unless the
+/// registry already has it (a mount answers that in the upload's first request).
 pub(crate) fn upload(
     store: &Store,
     client: &Client,
-    missing: &[(Digest, u64)],
+    blobs: &[(Digest, u64)],
     progress: &dyn Progress,
-) -> Result<(), Error> {
-    let bytes: u64 = missing.iter().map(|(_, s)| s).sum();
-    progress.begin("Pushing", bytes, missing.len() as u64);
-    let uploads: Vec<Upload<'_>> = missing
+) -> Result<Sent, Error> {
+    let bytes: u64 = blobs.iter().map(|(_, s)| s).sum();
+    progress.begin("Pushing", bytes, blobs.len() as u64);
+    let uploads: Vec<Upload<'_>> = blobs
         .iter()
         .map(|(d, size)| {
             let d = *d;
@@ -345,9 +356,16 @@ pub(crate) fn upload(
             }
         })
         .collect();
-    let result = client.upload(&uploads, &|n| progress.advance(n, 1));
+    let result = client.upload(&uploads, None, &|n, _| progress.advance(n, 1));
     progress.end();
-    Ok(result?)
+    let mut sent = Sent::default();
+    for ((_, size), how) in blobs.iter().zip(result?) {
+        if how == Uploaded::Sent {
+            sent.uploaded += 1;
+            sent.bytes += size;
+        }
+    }
+    Ok(sent)
 }
 
 /// A tag's outcome, from what it named before.
@@ -410,16 +428,7 @@ pub(crate) fn push_referrers(
     let roots: Vec<Digest> = infos.iter().map(|i| i.digest).collect();
     let closure =
         crate::ops::transfer::closure(store, &roots, &mut std::collections::BTreeSet::new())?;
-    let digests: Vec<Digest> = closure.blobs.iter().map(|(d, _)| *d).collect();
-    let present = client.blobs_exist(&digests)?;
-    let missing: Vec<(Digest, u64)> = closure
-        .blobs
-        .iter()
-        .zip(present)
-        .filter(|(_, here)| !here)
-        .map(|(b, _)| *b)
-        .collect();
-    upload(store, client, &missing, progress)?;
+    upload(store, client, &closure.blobs, progress)?;
     let mut out = Pushed::default();
     // Subject by subject, nearest first: every referrer of one subject, then its tag.
     let mut by_subject: Vec<(Digest, Vec<crate::oci::RawManifest>)> = Vec::new();

@@ -25,6 +25,8 @@ pub struct RestoreOptions {
     pub dest: PathBuf,
     /// Write into a non-empty destination, replacing what is in the way.
     pub force: bool,
+    /// Only these paths of a snapshot (all when empty), each with the directories above it.
+    pub paths: Vec<String>,
 }
 
 /// What a restore did.
@@ -61,6 +63,8 @@ pub fn restore(
     let stats = match artifact {
         Artifact::Snapshot(snap) => {
             let plan = restore::plan(&store.objects, &snap.root())?;
+            let paths = crate::ops::restore_remote::parse_paths(&opts.paths, &plan, id)?;
+            let plan = crate::ops::restore_remote::cut_down(plan, &paths);
             restore::apply(
                 &store.objects,
                 &plan,
@@ -69,6 +73,13 @@ pub fn restore(
                 &guard,
                 progress,
             )?
+        }
+        // `--path` selects within snap's trees; another manifest has none to select in.
+        Artifact::Manifest(_) if !opts.paths.is_empty() => {
+            return Err(Error::PathNotInSnapshot {
+                path: opts.paths[0].clone(),
+                snapshot: id,
+            });
         }
         Artifact::Manifest(m) => {
             let m = m.manifest();

@@ -441,6 +441,7 @@ fn hostile_images_and_artifacts_never_escape_or_touch_the_store() -> Result {
                 rev: digest.clone(),
                 dest: sb.dir.join(&dest),
                 force,
+                paths: Vec::new(),
             },
             &snap::ops::NoProgress,
         );

@@ -100,3 +100,36 @@ fn a_directory_holding_only_a_store_counts_as_empty() -> Result {
     env.run(&["--store", ".store", "restore", "latest", "other"], 2)?;
     Ok(())
 }
+
+// Issue 17: `--path` restores only the paths asked for (with the directories above them); a
+// path the snapshot lacks is refused before anything is written.
+#[test]
+fn issue_17_restore_path_writes_only_those_paths() -> Result {
+    let env = Env::new()?;
+    env.fixture("demo", "demo")?;
+    env.ok(&["commit", "demo"])?;
+    let out: RestoreOutcome = env.json(&[
+        "restore",
+        "latest",
+        "out",
+        "--path",
+        "demo/graph",
+        "--path",
+        "demo/bin/query",
+    ])?;
+    env.sh("diff -r --no-dereference demo/graph out/demo/graph && cmp demo/bin/query out/demo/bin/query")?;
+    assert_eq!(
+        env.sh("ls out/demo")?,
+        "bin\ngraph\n",
+        "nothing else: {out:?}"
+    );
+    assert_eq!(env.sh("ls out/demo/bin")?, "query\n");
+    let refused = env.run(&["restore", "latest", "none", "--path", "demo/nope"], 2)?;
+    assert!(
+        stderr(&refused).contains("`demo/nope` is not in snapshot"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(!env.join("none").exists(), "nothing written");
+    Ok(())
+}

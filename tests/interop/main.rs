@@ -12,6 +12,7 @@ mod remote;
 mod sign;
 #[path = "../support/mod.rs"]
 mod support;
+mod wire;
 
 use harness::{
     Registry, Result, have_oras, have_registry, have_skopeo, have_umoci, sh, skopeo, snap, workdir,

@@ -171,6 +171,7 @@ pub fn import_reporting(
             Source::Staged {
                 dir: staged.dir,
                 sizes: staged.sizes,
+                indexes: std::collections::HashMap::new(),
             },
             staged.oci_layout,
             staged.index,

@@ -393,13 +393,17 @@ impl Walk<'_> {
                     || layer.media_type == MEDIA_TYPE_TREES);
             if is_pack {
                 // Check the frame structure now, so a bad pack is refused before anything is
-                // stored.
-                let mut r = io::BufReader::with_capacity(1 << 20, self.source.open(&layer.digest)?);
-                let index =
+                // stored — unless it was checked as it was staged (a pull, issue 17).
+                let index = if let Some(index) = self.source.staged_index(&layer.digest) {
+                    index.clone()
+                } else {
+                    let mut r =
+                        io::BufReader::with_capacity(1 << 20, self.source.open(&layer.digest)?);
                     crate::pack::scan::index_pack(&mut r).map_err(|problem| Error::NotAPack {
                         digest: layer.digest,
                         problem,
-                    })?;
+                    })?
+                };
                 self.plan.packs.insert(layer.digest, (layer.size, index));
             } else {
                 self.plan.loose.insert(layer.digest, layer.size);

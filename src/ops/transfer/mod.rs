@@ -28,6 +28,7 @@ use crate::store::{RefName, Store};
 
 mod check;
 mod source;
+pub(crate) mod tee;
 
 pub(crate) use source::Source;
 

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use crate::digest::{Digest, HashingReader};
 use crate::ops::Error;
+use crate::pack::PackIndex;
 
 /// Where blobs come from.
 pub(crate) enum Source {
@@ -21,6 +22,10 @@ pub(crate) enum Source {
         dir: tempfile::TempDir,
         /// Every blob it holds, with its size.
         sizes: HashMap<Digest, u64>,
+        /// The indexes of the packs among them, taken as they were staged from the very bytes
+        /// that were checked (a pull indexes as it downloads); the others are scanned when
+        /// checked.
+        indexes: HashMap<Digest, PackIndex>,
     },
 }
 
@@ -60,9 +65,17 @@ impl Source {
     pub(super) fn staged_path(&self, d: &Digest) -> Option<PathBuf> {
         match self {
             Source::Layout(_) => None,
-            Source::Staged { dir, sizes } => {
+            Source::Staged { dir, sizes, .. } => {
                 sizes.contains_key(d).then(|| dir.path().join(d.hex()))
             }
+        }
+    }
+
+    /// The index a staged pack was given as it was staged, if it was.
+    pub(super) fn staged_index(&self, d: &Digest) -> Option<&PackIndex> {
+        match self {
+            Source::Layout(_) => None,
+            Source::Staged { indexes, .. } => indexes.get(d),
         }
     }
 

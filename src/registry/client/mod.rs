@@ -8,7 +8,7 @@
 //! | `HEAD`/`GET /v2/<repo>/manifests/<tag or digest>` | resolving a tag, fetching a manifest |
 //! | `PUT /v2/<repo>/manifests/<tag or digest>` | pushing a manifest's exact bytes |
 //! | `HEAD`/`GET /v2/<repo>/blobs/<digest>` | skipping blobs the repository has, downloading |
-//! | `POST /v2/<repo>/blobs/uploads/`, then `PUT <location>?digest=` (or `PATCH`es first) | uploading |
+//! | `POST /v2/<repo>/blobs/uploads/?mount=<digest>&from=<repo>`, then `PUT <location>?digest=` (or `PATCH`es first) | uploading ([`upload`]) |
 //! | `GET /v2/<repo>/tags/list?n=…`, then its `Link: <…>; rel="next"` pages | listing tags ([`Client::list_tags`]) |
 //!
 //! Every body is read through a bound: manifests and indexes at most [`MAX_MANIFEST_BYTES`],
@@ -21,7 +21,7 @@
 //!
 //! One tokio runtime per [`Client`] and `block_on` per call: nothing async leaves `registry`.
 
-use std::io::{self, Read};
+use std::io;
 use std::net::IpAddr;
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,7 +33,7 @@ use reqwest::{Method, Url};
 use crate::digest::{Digest, Hasher};
 
 use super::auth::{self, Found};
-use super::http::{self, Body, Failure, Request, Timeouts, Transport};
+use super::http::{self, Body, Request, Timeouts, Transport};
 use super::{Error, RemoteRef};
 
 pub use crate::oci::MAX_MANIFEST_BYTES;
@@ -42,18 +42,14 @@ mod failures;
 mod listing;
 mod referrers;
 mod session;
+mod upload;
+
+pub use upload::{CHUNK_BYTES, CHUNKED_ABOVE, MAX_CHUNK_BYTES, Upload, Uploaded};
 
 use failures::one_line;
 /// The largest token-server answer snap reads (real tokens are a few KiB, JWTs with
 /// certificate chains included).
 pub const MAX_TOKEN_BYTES: u64 = 256 << 10;
-/// Blobs larger than this go up in chunks (`PATCH`es) rather than in one `PUT`.
-pub const CHUNKED_ABOVE: u64 = 512 << 20;
-/// The size of an upload chunk (raised to the registry's `OCI-Chunk-Min-Length`, up to
-/// [`MAX_CHUNK_BYTES`]).
-pub const CHUNK_BYTES: u64 = 4 << 20;
-/// The largest upload chunk snap holds in memory.
-pub const MAX_CHUNK_BYTES: u64 = 64 << 20;
 /// The media types snap asks for when it fetches a manifest.
 pub const MANIFEST_ACCEPT: &[&str] = &[
     crate::oci::MEDIA_TYPE_MANIFEST,
@@ -84,17 +80,6 @@ impl Default for ClientOptions {
             timeouts: Timeouts::default(),
         }
     }
-}
-
-/// A blob to upload: its digest, size, and how to open its bytes (more than once, should a
-/// retry be needed).
-pub struct Upload<'a> {
-    /// The digest.
-    pub digest: Digest,
-    /// The size.
-    pub size: u64,
-    /// Opens a reader over exactly the blob's bytes, failing its last read if they are wrong.
-    pub open: Box<dyn Fn() -> io::Result<Box<dyn Read + Send>> + Send + Sync + 'a>,
 }
 
 /// What a request is about, for messages: `downloading` + `blob sha256:…`.
@@ -251,31 +236,6 @@ impl Client {
             }
             Ok(out)
         })
-    }
-
-    /// Uploads blobs, up to `jobs` at once. `done` is called after each with its size.
-    ///
-    /// # Errors
-    /// The first failure (a classified [`Error`], or [`Error::Source`] when a blob's bytes
-    /// could not be read or did not match their digest — nothing wrong is ever committed by
-    /// the registry, which checks the digest too).
-    pub fn upload(&self, blobs: &[Upload<'_>], done: &(dyn Fn(u64) + Sync)) -> Result<(), Error> {
-        let jobs = self.opts.jobs.max(1);
-        let results: Vec<Result<(), Error>> = self.rt.block_on(
-            futures_util::stream::iter(blobs.iter().map(|b| async move {
-                let what = What::blob("uploading", b.digest);
-                let r = self
-                    .call(true, &what, |auth| self.upload_once(b, auth))
-                    .await;
-                if r.is_ok() {
-                    done(b.size);
-                }
-                r
-            }))
-            .buffer_unordered(jobs)
-            .collect(),
-        );
-        results.into_iter().collect()
     }
 
     /// Puts a manifest's exact bytes under `tag` (or its digest when `tag` is `None`) and
@@ -541,91 +501,6 @@ impl Client {
         })
         .await
     }
-
-    /// One whole upload: a new session, then one `PUT` (or `PATCH`es and a closing `PUT`),
-    /// from a freshly opened source — so a retry sends the bytes again from the start.
-    async fn upload_once(
-        &self,
-        blob: &Upload<'_>,
-        auth: Option<HeaderValue>,
-    ) -> Result<(), Failure> {
-        let reader = (blob.open)().map_err(Failure::Source)?;
-        let start = Request::new(Method::POST, self.upload_url().map_err(Failure::Protocol)?)
-            .header(header::CONTENT_LENGTH, HeaderValue::from_static("0"))
-            .authorization(&self.base, auth.clone());
-        let a = self.http.send(start).await?;
-        if a.status() != 202 {
-            return Err(a.into_failure().await);
-        }
-        let mut location = a
-            .location()
-            .ok_or_else(|| Failure::Protocol("it started an upload without a Location".into()))?;
-        let chunk = a
-            .header("oci-chunk-min-length")
-            .and_then(|n| n.trim().parse::<u64>().ok())
-            .map_or(CHUNK_BYTES, |n| n.clamp(CHUNK_BYTES, MAX_CHUNK_BYTES));
-        drop(a);
-        let chunked = (self.opts.chunked || blob.size > CHUNKED_ABOVE) && blob.size > 0;
-        let body = if chunked {
-            let mut reader = reader;
-            let mut offset = 0u64;
-            loop {
-                let piece = read_piece(&mut reader, chunk).map_err(Failure::Source)?;
-                if piece.is_empty() {
-                    break;
-                }
-                let end = offset + piece.len() as u64 - 1;
-                let range = HeaderValue::from_str(&format!("{offset}-{end}"))
-                    .map_err(|e| Failure::Protocol(e.to_string()))?;
-                offset = end + 1;
-                let req = Request::new(Method::PATCH, location)
-                    .header(header::CONTENT_TYPE, octet_stream())
-                    .header(header::CONTENT_RANGE, range)
-                    .body(Body::Bytes(piece.into()))
-                    .authorization(&self.base, auth.clone());
-                let a = self.http.send(req).await?;
-                if a.status() != 202 {
-                    return Err(a.into_failure().await);
-                }
-                location = a.location().ok_or_else(|| {
-                    Failure::Protocol("it took an upload chunk without a Location".into())
-                })?;
-            }
-            if offset != blob.size {
-                return Err(Failure::Source(io::Error::other(format!(
-                    "read {offset} bytes, expected {}",
-                    blob.size
-                ))));
-            }
-            Body::Empty
-        } else {
-            Body::Reader {
-                reader,
-                size: blob.size,
-            }
-        };
-        location
-            .query_pairs_mut()
-            .append_pair("digest", &blob.digest.to_string());
-        let req = Request::new(Method::PUT, location)
-            .header(header::CONTENT_TYPE, octet_stream())
-            .body(body)
-            .authorization(&self.base, auth);
-        let req = if chunked {
-            req.header(header::CONTENT_LENGTH, HeaderValue::from_static("0"))
-        } else {
-            req
-        };
-        let a = self.http.send(req).await?;
-        if !(200..300).contains(&a.status()) {
-            return Err(a.into_failure().await);
-        }
-        Ok(())
-    }
-
-    fn upload_url(&self) -> Result<Url, String> {
-        self.url("blobs/uploads/").map_err(|e| e.to_string())
-    }
 }
 
 /// The host serving a registry's API: Docker Hub's is not its name.
@@ -654,13 +529,6 @@ fn secret(text: &str) -> Result<HeaderValue, Error> {
     })?;
     v.set_sensitive(true);
     Ok(v)
-}
-
-/// Up to `limit` bytes from `reader` (fewer only at its end).
-fn read_piece(reader: &mut dyn Read, limit: u64) -> io::Result<Vec<u8>> {
-    let mut piece = Vec::with_capacity(usize::try_from(limit).unwrap_or(usize::MAX));
-    reader.take(limit).read_to_end(&mut piece)?;
-    Ok(piece)
 }
 
 #[cfg(test)]

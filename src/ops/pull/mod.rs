@@ -14,7 +14,7 @@
 //! commit, any other failure stops.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -27,6 +27,10 @@ use crate::ops::{Error, Progress};
 use crate::provenance::{self, Freshness};
 use crate::registry::{Client, ClientOptions, RemoteRef};
 use crate::store::{RefName, Store};
+
+mod referrers;
+
+pub(crate) use referrers::{FetchedReferrer, fetch_referrers};
 
 /// How many commits `--walk-back` tries by default.
 pub const DEFAULT_WALK_BACK: usize = 50;
@@ -350,6 +354,8 @@ pub(crate) fn fetch(
     let mut needed: Vec<(Digest, u64)> = Vec::new();
     let mut seen = BTreeSet::new();
     let mut ancestors: Vec<Descriptor> = Vec::new();
+    // The layers of snap snapshots that hold packs: indexed as they download.
+    let mut packs: BTreeSet<Digest> = BTreeSet::new();
     // Blobs already downloaded (configs read to find parents), with their sizes.
     let mut staged: BTreeMap<Digest, u64> = BTreeMap::new();
     // Manifests fetched ahead of their walk: the top one, and ancestors found by digest.
@@ -390,6 +396,9 @@ pub(crate) fn fetch(
             for d in std::iter::once(&v.config).chain(&v.layers) {
                 needed.push((d.digest, d.size));
             }
+            if v.is_snapshot() {
+                packs.extend(v.layers.iter().filter(|l| is_pack(l)).map(|l| l.digest));
+            }
             if !(v.is_snapshot() && depth.is_none_or(|n| generation < n)) {
                 continue;
             }
@@ -429,15 +438,16 @@ pub(crate) fn fetch(
         .collect();
     let missing_bytes: u64 = missing.iter().map(|(_, s)| s).sum();
     progress.begin("Pulling", missing_bytes, missing.len() as u64);
-    let result = download_all(client, &blob_dir, &missing, jobs, progress);
+    let result = download_all(client, &blob_dir, &missing, &packs, jobs, progress);
     progress.end();
-    result?;
+    let indexes = result?;
     sizes.extend(staged.iter().map(|(d, s)| (*d, *s)));
     sizes.extend(missing.iter().copied());
     Ok(Fetched {
         source: Source::Staged {
             dir: staging,
             sizes,
+            indexes,
         },
         top: top_desc,
         ancestors,
@@ -502,16 +512,26 @@ pub(crate) fn write_blob(dir: &Path, d: &Digest, bytes: &[u8]) -> Result<(), Err
     write_file(&path, bytes)
 }
 
-/// Downloads blobs into `dir`, `jobs` at a time, each checked as it streams.
+/// Whether a snapshot's layer is one of snap's packs (by its media type; the transfer's
+/// check decides for good).
+fn is_pack(layer: &Descriptor) -> bool {
+    layer.media_type == crate::oci::MEDIA_TYPE_LAYER_TAR_ZSTD
+        || layer.media_type == crate::oci::MEDIA_TYPE_TREES
+}
+
+/// Downloads blobs into `dir`, `jobs` at a time, each checked as it streams; the ones in
+/// `packs` are indexed in the same pass (issue 17), and their indexes returned.
 fn download_all(
     client: &Client,
     dir: &Path,
     blobs: &[(Digest, u64)],
+    packs: &BTreeSet<Digest>,
     jobs: usize,
     progress: &dyn Progress,
-) -> Result<(), Error> {
+) -> Result<HashMap<Digest, crate::pack::PackIndex>, Error> {
     let next = Mutex::new(blobs.iter());
     let failure: Mutex<Option<Error>> = Mutex::new(None);
+    let indexes = Mutex::new(HashMap::new());
     std::thread::scope(|s| {
         for _ in 0..jobs.clamp(1, 16) {
             s.spawn(|| {
@@ -522,11 +542,20 @@ fn download_all(
                     let Some((d, size)) = next.lock().ok().and_then(|mut it| it.next()) else {
                         return;
                     };
-                    if let Err(e) = download_one(client, dir, d, *size) {
-                        if let Ok(mut f) = failure.lock() {
-                            f.get_or_insert(e);
+                    let path = dir.join(d.hex());
+                    match transfer::tee::download(client, &path, d, *size, packs.contains(d)) {
+                        Ok(Some(index)) => {
+                            if let Ok(mut i) = indexes.lock() {
+                                i.insert(*d, index);
+                            }
                         }
-                        return;
+                        Ok(None) => {}
+                        Err(e) => {
+                            if let Ok(mut f) = failure.lock() {
+                                f.get_or_insert(e);
+                            }
+                            return;
+                        }
                     }
                     progress.advance(*size, 1);
                 }
@@ -535,7 +564,7 @@ fn download_all(
     });
     match failure.into_inner() {
         Ok(Some(e)) => Err(e),
-        _ => Ok(()),
+        _ => Ok(indexes.into_inner().unwrap_or_default()),
     }
 }
 
@@ -545,140 +574,5 @@ pub(crate) fn download_one(
     d: &Digest,
     size: u64,
 ) -> Result<(), Error> {
-    let path = dir.join(d.hex());
-    let io = |source| Error::Io {
-        op: "writing",
-        path: path.clone(),
-        source,
-    };
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&path)
-        .map_err(io)?;
-    let mut out = BufWriter::with_capacity(1 << 20, f);
-    client.download(d, size, &mut out)?;
-    out.flush().map_err(io)?;
-    Ok(())
-}
-
-/// A referrer fetched from a registry, staged: its descriptor (as an entry to take in) and
-/// its manifest.
-pub(crate) struct FetchedReferrer {
-    /// Its entry: media type, digest, size.
-    pub entry: Descriptor,
-    /// Its manifest.
-    pub manifest: crate::oci::RawManifest,
-}
-
-/// The registry's referrers of `subject` (and theirs, at most [`crate::oci::referrers::MAX_DEPTH`] deep), each
-/// fetched by digest, checked to name the subject it was listed under, and staged with the
-/// blobs the store lacks into `source` (OCI mapping §7.4): the referrers API, else the
-/// fallback tag.
-///
-/// # Errors
-/// `Referrers` errors for a forged list (a referrer of another subject: a cycle), more than
-/// [`crate::oci::referrers::MAX_REFERRERS`] for one subject; registry errors.
-pub(crate) fn fetch_referrers(
-    client: &crate::registry::Client,
-    subject: Digest,
-    source: &mut crate::ops::transfer::Source,
-    store: Option<&Store>,
-) -> Result<Vec<FetchedReferrer>, Error> {
-    let crate::ops::transfer::Source::Staged { dir, sizes } = source else {
-        return Ok(Vec::new());
-    };
-    let dir = dir.path().to_owned();
-    let mut out = Vec::new();
-    let mut seen: BTreeSet<Digest> = BTreeSet::from([subject]);
-    let mut queue: std::collections::VecDeque<(Digest, usize)> =
-        std::collections::VecDeque::from([(subject, 0)]);
-    while let Some((s, depth)) = queue.pop_front() {
-        let listed = list_remote(client, &s)?;
-        if listed.is_empty() {
-            continue;
-        }
-        if depth >= crate::oci::referrers::MAX_DEPTH {
-            return Err(crate::oci::referrers::Error::TooDeep {
-                subject,
-                digest: s,
-                limit: crate::oci::referrers::MAX_DEPTH,
-            }
-            .into());
-        }
-        crate::oci::referrers::check_count(s, listed.len())?;
-        if out.len() + listed.len() > crate::oci::referrers::MAX_TOTAL {
-            return Err(crate::oci::referrers::Error::TooMany {
-                subject,
-                count: out.len() + listed.len(),
-                limit: crate::oci::referrers::MAX_TOTAL,
-            }
-            .into());
-        }
-        for d in listed {
-            if !seen.insert(d.digest) {
-                // Listed twice, or a cycle back to something already taken: its subject
-                // cannot be `s` too.
-                if out
-                    .iter()
-                    .any(|f: &FetchedReferrer| f.entry.digest == d.digest)
-                {
-                    continue;
-                }
-                return Err(crate::oci::referrers::Error::Cycle {
-                    referrer: d.digest,
-                    subject: s,
-                }
-                .into());
-            }
-            let (bytes, got) = client.get_manifest(&client.remote().with_digest(d.digest))?;
-            let media_type = media_type_of(&bytes)?;
-            let m =
-                crate::oci::RawManifest::from_bytes(bytes).map_err(|e| Error::NotAManifest {
-                    digest: got,
-                    reason: e.to_string(),
-                })?;
-            crate::oci::referrers::check_subject(m.manifest(), got, s)?;
-            write_blob(&dir, &got, m.bytes())?;
-            sizes.insert(got, m.bytes().len() as u64);
-            let v = m.manifest();
-            for b in std::iter::once(&v.config).chain(&v.layers) {
-                if sizes.contains_key(&b.digest)
-                    || store.is_some_and(|st| st.objects.contains(&b.digest))
-                {
-                    continue;
-                }
-                download_one(client, &dir, &b.digest, b.size)?;
-                sizes.insert(b.digest, b.size);
-            }
-            out.push(FetchedReferrer {
-                entry: Descriptor::new(&media_type, got, m.bytes().len() as u64),
-                manifest: m,
-            });
-            queue.push_back((got, depth + 1));
-        }
-    }
-    Ok(out)
-}
-
-/// The descriptors a registry lists as referrers of `subject`: its referrers API, else the
-/// fallback tag's index, else none.
-fn list_remote(
-    client: &crate::registry::Client,
-    subject: &Digest,
-) -> Result<Vec<Descriptor>, Error> {
-    let bytes = match client.referrers_api(subject)? {
-        Some(b) => b,
-        None => match client.get_manifest(
-            &client
-                .remote()
-                .with_tag(&crate::oci::referrers::fallback_tag(subject)),
-        ) {
-            Ok((b, _)) => b,
-            Err(crate::registry::Error::NotFound { .. }) => return Ok(Vec::new()),
-            Err(e) => return Err(e.into()),
-        },
-    };
-    let index = crate::oci::layout::RawIndex::from_bytes(bytes)?;
-    Ok(index.index().manifests.clone())
+    transfer::tee::download(client, &dir.join(d.hex()), d, size, false).map(drop)
 }

@@ -1,0 +1,194 @@
+//! Issue 17: what a push and a pull cost on the wire, counted from a real registry's access
+//! log (requests, never time).
+
+use serde_json::Value;
+
+use crate::harness::{Registry, Result, have_registry, snap_ok, workdir};
+
+fn json(s: &str) -> Result<Value> {
+    Ok(s.parse()?)
+}
+
+/// The requests about blobs (`/blobs/…`, uploads included) in `seen`.
+fn blob_requests(seen: &[String]) -> Vec<&String> {
+    seen.iter().filter(|r| r.contains("/blobs/")).collect()
+}
+
+// https://github.com/snap/snap/issues/17: a push took three requests per new blob (HEAD,
+// POST, PUT); a mount of the repository into itself asks and opens the upload at once.
+#[test]
+fn issue_17_push_takes_two_requests_per_new_blob_and_one_per_blob_already_there() -> Result {
+    if !have_registry() {
+        return Ok(());
+    }
+    let (_t, dir) = workdir()?;
+    let reg = Registry::start()?;
+    let target = format!("{}/snap/wire:v1", reg.addr);
+    let mark = reg.requests()?.len();
+    let first = json(&snap_ok(&dir, &["--json", "push", "latest", &target], &[])?)?;
+    let seen = reg.requests()?[mark..].to_vec();
+    let blobs = first["blobs"].as_u64().ok_or("blobs")?;
+    assert_eq!(first["uploaded"].as_u64(), Some(blobs), "{first}");
+    let about_blobs = blob_requests(&seen);
+    assert!(
+        about_blobs.len() as u64 <= 2 * blobs,
+        "{} requests for {blobs} new blobs: {about_blobs:#?}",
+        about_blobs.len()
+    );
+    assert!(
+        !about_blobs.iter().any(|r| r.starts_with("HEAD ")),
+        "no HEAD before an upload: {about_blobs:#?}"
+    );
+
+    // Again, into the same repository: every blob is there, one request each, no bytes.
+    let mark = reg.requests()?.len();
+    let again = json(&snap_ok(&dir, &["--json", "push", "latest", &target], &[])?)?;
+    let seen = reg.requests()?[mark..].to_vec();
+    assert_eq!(
+        (again["uploaded"].as_u64(), again["skipped"].as_u64()),
+        (Some(0), Some(blobs)),
+        "{again}"
+    );
+    assert_eq!(
+        blob_requests(&seen).len() as u64,
+        blobs,
+        "{:#?}",
+        blob_requests(&seen)
+    );
+    assert!(
+        !seen
+            .iter()
+            .any(|r| r.starts_with("PUT ") && r.contains("/blobs/")),
+        "nothing uploaded twice: {seen:#?}"
+    );
+
+    // What went up is whole: a fresh store pulls it and its fsck is clean.
+    let fresh = tempfile::tempdir()?;
+    snap_ok(fresh.path(), &["init"], &[])?;
+    snap_ok(fresh.path(), &["pull", &target], &[])?;
+    snap_ok(fresh.path(), &["fsck"], &[])?;
+    Ok(())
+}
+
+/// A tree of `dirs` directories of four 256 KiB files each, incompressible and the same on
+/// every run (a xorshift stream), so a snapshot of it has several group layers.
+fn many_groups(dir: &std::path::Path, dirs: usize) -> Result {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for d in 0..dirs {
+        let sub = dir.join("data").join(format!("d{d:02}"));
+        std::fs::create_dir_all(&sub)?;
+        for f in 0..4 {
+            let mut bytes = Vec::with_capacity(256 << 10);
+            while bytes.len() < 256 << 10 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                bytes.extend_from_slice(&x.to_le_bytes());
+            }
+            std::fs::write(sub.join(format!("f{f}")), bytes)?;
+        }
+    }
+    Ok(())
+}
+
+// https://github.com/snap/snap/issues/17: getting one directory out of a snapshot in a
+// registry meant pulling every layer.
+#[test]
+fn issue_17_a_partial_restore_from_a_registry_fetches_only_the_layers_of_its_paths() -> Result {
+    if !have_registry() {
+        return Ok(());
+    }
+    let (_t, dir) = workdir()?;
+    many_groups(&dir, 64)?;
+    snap_ok(
+        &dir,
+        &["commit", "data", "--ref", "data", "-m", "groups"],
+        &[],
+    )?;
+    let reg = Registry::start()?;
+    let target = format!("{}/snap/partial:v1", reg.addr);
+    snap_ok(&dir, &["push", "data", &target], &[])?;
+
+    let out = json(&snap_ok(
+        &dir,
+        &[
+            "--json",
+            "restore",
+            &target,
+            "out",
+            "--path",
+            "data/d07",
+            "--path",
+            "data/d20/f1",
+        ],
+        &[],
+    )?)?;
+    let layers = out["layers"].as_u64().ok_or("layers")?;
+    let fetched = out["layers_fetched"].as_u64().ok_or("layers_fetched")?;
+    assert!(layers >= 5, "the tree makes several groups: {out}");
+    // One tree layer, and the group of each path (at most two each, if a cut falls inside).
+    assert!(fetched <= 5 && fetched < layers / 2, "{out}");
+    let (all, got) = (
+        out["snapshot_bytes"].as_u64().ok_or("snapshot_bytes")?,
+        out["fetched_bytes"].as_u64().ok_or("fetched_bytes")?,
+    );
+    assert!(got * 2 < all, "{got} of {all} bytes fetched: {out}");
+    assert_eq!(
+        out["files"].as_u64(),
+        Some(5),
+        "d07's four files and d20/f1: {out}"
+    );
+    // Exactly those paths, byte for byte, and nothing else.
+    crate::harness::sh(
+        &dir,
+        "diff -r data/d07 out/data/d07 && cmp data/d20/f1 out/data/d20/f1 \
+         && test \"$(ls out/data)\" = \"$(printf 'd07\\nd20')\" && test \"$(ls out/data/d20)\" = f1",
+    )?;
+
+    // The same paths from the store give the same files; a path it lacks is refused.
+    snap_ok(
+        &dir,
+        &["restore", "data", "local", "--path", "data/d07"],
+        &[],
+    )?;
+    crate::harness::sh(
+        &dir,
+        "diff -r out/data/d07 local/data/d07 && test \"$(ls local/data)\" = d07",
+    )?;
+    let err = crate::harness::snap_fails(
+        &dir,
+        &["restore", &target, "none", "--path", "data/nope"],
+        &[],
+        2,
+    )?;
+    assert!(err.contains("`data/nope` is not in snapshot"), "{err}");
+    assert!(
+        !dir.join("none").exists(),
+        "nothing written for a refused path"
+    );
+    Ok(())
+}
+
+// Issue 17: a partial restore from a registry that cuts its blobs short fails with one clear
+// error and writes nothing.
+#[test]
+fn issue_17_a_partial_restore_from_a_lying_registry_writes_nothing() -> Result {
+    let (_t, src) = workdir()?;
+    snap_ok(&src, &["export", "--oci", "latest", "-o", "layout"], &[])?;
+    let reg = crate::harness::HostileRegistry::start(&src.join("layout"), "lying-length")?;
+    let err = crate::harness::snap_fails(
+        &src,
+        &[
+            "restore",
+            &format!("{}/acme/x:latest", reg.addr),
+            "out",
+            "--path",
+            "big/f7",
+        ],
+        &[],
+        2,
+    )?;
+    assert!(err.contains("is wrong: it sent"), "{err}");
+    assert!(!src.join("out").exists(), "nothing written: {err}");
+    Ok(())
+}
