@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use snap::ops::import::RefUpdate;
+use snap::ops::import::{ImportedRef, RefUpdate};
 use snap::ops::{self, ImportOptions};
 
 use crate::cli::Context;
@@ -61,17 +61,7 @@ pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {
                 args.path.display()
             ),
         );
-        for r in &out.refs {
-            let verb = match r.update {
-                RefUpdate::Inserted => "Inserted",
-                RefUpdate::Unchanged => "Unchanged",
-                RefUpdate::Replaced => "Replaced",
-                RefUpdate::FastForward => "Updated",
-                RefUpdate::Conflicted => continue,
-            };
-            ctx.printer
-                .status(verb, format!("{} {}", r.name, r.digest.short()));
-        }
+        crate::cli::import::report_refs(ctx, &out.refs);
         if out.refs.is_empty() {
             for d in &out.entries {
                 ctx.printer.status(
@@ -93,11 +83,27 @@ pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {
     Ok(ExitStatus::Success)
 }
 
+/// One status line per ref an import or pull moved (or found as it was); conflicts are
+/// reported by [`report_conflicts`].
+pub fn report_refs(ctx: &Context, refs: &[ImportedRef]) {
+    for r in refs {
+        let verb = match r.update {
+            RefUpdate::Inserted => "Inserted",
+            RefUpdate::Unchanged => "Unchanged",
+            RefUpdate::Replaced => "Replaced",
+            RefUpdate::FastForward => "Updated",
+            RefUpdate::Conflicted => continue,
+        };
+        ctx.printer
+            .status(verb, format!("{} {}", r.name, r.digest.short()));
+    }
+}
+
 /// Prints an error for each conflicted ref of an import or pull, with the hint; returns
 /// whether there was any (the command then exits 3).
 pub fn report_conflicts(
     ctx: &Context,
-    refs: &[snap::ops::import::ImportedRef],
+    refs: &[ImportedRef],
     theirs: &str,
     hint: &str,
     anchor: &str,

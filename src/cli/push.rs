@@ -1,6 +1,5 @@
 //! `snap push SNAP REGISTRY/REPO[:TAG]` and `snap pull REGISTRY/REPO[:TAG|@DIGEST]`
 
-use snap::ops::import::RefUpdate;
 use snap::ops::pull::{DEFAULT_WALK_BACK, PullOptions};
 use snap::ops::push::{PushOptions, TagKind, TagUpdate};
 use std::path::PathBuf;
@@ -210,7 +209,11 @@ pub fn pull(ctx: &Context, args: &PullArgs) -> anyhow::Result<ExitStatus> {
     }
     let opts = PullOptions {
         source,
-        ref_name: args.ref_name.clone(),
+        ref_name: args
+            .ref_name
+            .as_deref()
+            .map(snap::ops::refs::head)
+            .transpose()?,
         force: args.force,
         walk_back: args.walk_back.then_some(args.max),
         depth: args.depth,
@@ -269,17 +272,7 @@ pub fn pull(ctx: &Context, args: &PullArgs) -> anyhow::Result<ExitStatus> {
                 ),
             );
         }
-        for r in &out.refs {
-            let verb = match r.update {
-                RefUpdate::Inserted => "Inserted",
-                RefUpdate::Unchanged => "Unchanged",
-                RefUpdate::Replaced => "Replaced",
-                RefUpdate::FastForward => "Updated",
-                RefUpdate::Conflicted => continue,
-            };
-            ctx.printer
-                .status(verb, format!("{} {}", r.name, r.digest.short()));
-        }
+        crate::cli::import::report_refs(ctx, &out.refs);
         if let Some(f) = &out.freshness {
             ctx.printer
                 .status("Freshness", crate::cli::status::describe(f));

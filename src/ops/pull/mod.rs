@@ -41,7 +41,7 @@ pub struct PullOptions {
     /// The repository and tag or digest (no tag means `latest`, unless walking back).
     pub source: RemoteRef,
     /// The head to point at the result (default: the tag; `latest` when walking back).
-    pub ref_name: Option<String>,
+    pub ref_name: Option<RefName>,
     /// Move the head even when it is not an ancestor of the result.
     pub force: bool,
     /// Walk back through at most this many first-parent commits of the work tree's HEAD.
@@ -137,43 +137,10 @@ pub fn pull(
     client.login(false)?;
 
     // What to fetch.
-    let (at, walk_back) = match opts.walk_back {
-        Some(max) => {
-            let commits = provenance::first_parent_history(&opts.worktree, max)?;
-            if commits.is_empty() {
-                return Err(Error::NoGitHistory {
-                    path: opts.worktree.clone(),
-                });
-            }
-            let mut found = None;
-            for (n, commit) in commits.iter().enumerate() {
-                if let Some(d) = client.resolve_tag(&commit_tag(commit))? {
-                    found = Some((n, commit, d));
-                    break;
-                }
-            }
-            let Some((n, commit, d)) = found else {
-                return Err(Error::WalkBackExhausted {
-                    repository: opts.source.repository_url(),
-                    tried: commits.len() as u64,
-                });
-            };
-            let mut at = opts.source.with_digest(d);
-            at.tag = Some(commit_tag(commit));
-            (
-                at,
-                Some(WalkBack {
-                    commit: commit.clone(),
-                    commits_behind: n as u64,
-                    tried: n as u64 + 1,
-                }),
-            )
-        }
-        None => (opts.source.or_latest(), None),
-    };
+    let (at, walk_back) = target(&client, opts)?;
     // The head to move, parsed before anything is fetched.
     let ref_name = match (&opts.ref_name, &walk_back, &at.tag) {
-        (Some(r), _, _) => Some(RefName::head(r)?),
+        (Some(r), _, _) => Some(r.clone()),
         (None, Some(_), _) => Some(RefName::head(LATEST)?),
         (None, None, Some(t)) if opts.source.digest.is_none() => Some(RefName::head(t)?),
         _ => None,
@@ -269,6 +236,45 @@ pub fn pull(
         verification,
         freshness,
         credentials: client.credential_source().to_owned(),
+    })
+}
+
+/// Where to pull from: the reference given, or with `--walk-back` the tag of the nearest
+/// first-parent commit of the work tree that has a pushed snapshot.
+fn target(client: &Client, opts: &PullOptions) -> Result<(RemoteRef, Option<WalkBack>), Error> {
+    Ok(match opts.walk_back {
+        Some(max) => {
+            let commits = provenance::first_parent_history(&opts.worktree, max)?;
+            if commits.is_empty() {
+                return Err(Error::NoGitHistory {
+                    path: opts.worktree.clone(),
+                });
+            }
+            let mut found = None;
+            for (n, commit) in commits.iter().enumerate() {
+                if let Some(d) = client.resolve_tag(&commit_tag(commit))? {
+                    found = Some((n, commit, d));
+                    break;
+                }
+            }
+            let Some((n, commit, d)) = found else {
+                return Err(Error::WalkBackExhausted {
+                    repository: opts.source.repository_url(),
+                    tried: commits.len() as u64,
+                });
+            };
+            let mut at = opts.source.with_digest(d);
+            at.tag = Some(commit_tag(commit));
+            (
+                at,
+                Some(WalkBack {
+                    commit: commit.clone(),
+                    commits_behind: n as u64,
+                    tried: n as u64 + 1,
+                }),
+            )
+        }
+        None => (opts.source.or_latest(), None),
     })
 }
 
