@@ -172,6 +172,7 @@ fn hint(topic: &Topic<'_>) -> String {
         Topic::EncryptedSigningKey => "use an unencrypted key for snap, or sign with `ssh-keygen -Y sign -n snap` and `snap attach` the signature".into(),
         Topic::SignatureFiles => "check the file: snap reads OpenSSH ed25519 private keys and ssh-keygen's allowed-signers format".into(),
         Topic::ReferrersRefused => "nothing was stored; the referrers are hostile or broken, check where they came from".into(),
+        Topic::MountFromElsewhere => "name a repository of the registry you push to (REGISTRY/REPO with the same REGISTRY), or leave --mount-from out".into(),
         Topic::AttachRefused => "attach regular files with UTF-8 names, each name once, and a type like application/vnd.example.sbom.v1+json".into(),
         // A topic this CLI does not know yet (the enum grows): its entry still explains it.
         _ => "the troubleshooting entry below explains what to do".into(),

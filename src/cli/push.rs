@@ -50,6 +50,10 @@ pub struct PushArgs {
     /// Say what would be uploaded and which tags would move, sending nothing (blob HEADs only).
     #[arg(long)]
     dry_run: bool,
+    /// Mount the blobs another repository of the same registry holds instead of sending them
+    /// (one request each, no bytes): REGISTRY/REPO, e.g. the repository of an earlier push.
+    #[arg(long, value_name = "REGISTRY/REPO")]
+    mount_from: Option<String>,
     #[command(flatten)]
     conn: ConnArgs,
 }
@@ -67,6 +71,11 @@ pub fn push(ctx: &Context, args: &PushArgs) -> anyhow::Result<ExitStatus> {
         // The `push.history` setting is applied by the library.
         history: args.with_history,
         dry_run: args.dry_run,
+        mount_from: args
+            .mount_from
+            .as_deref()
+            .map(|r| snap::ops::connection::remote(None, Some(r)))
+            .transpose()?,
         client: args.conn.options(&store, args.chunked)?,
     };
     let bar = Bar::new(&ctx.printer);

@@ -365,6 +365,14 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// `push --mount-from` a repository of another registry (a mount works within one).
+    #[error("cannot mount blobs from {from} into {registry}: a mount works within one registry")]
+    MountFromElsewhere {
+        /// The repository given.
+        from: String,
+        /// The registry pushed to.
+        registry: String,
+    },
     /// A command that needs a registry got none, and the store sets no `remote`.
     #[error(
         "no registry given: pass REGISTRY/REPO, or set a default with `snap config remote REGISTRY/REPO`"
@@ -482,6 +490,7 @@ impl Error {
             | Error::RestoreIndex { .. }
             | Error::NothingToCommit
             | Error::NoRemote
+            | Error::MountFromElsewhere { .. }
             | Error::RecordsStore { .. }
             | Error::InvalidAnnotation { .. }
             | Error::ReservedAnnotation { .. }

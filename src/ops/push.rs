@@ -53,6 +53,10 @@ pub struct PushOptions {
     /// Only say what would happen: log in, resolve the tags and HEAD-check the blobs, then
     /// stop before uploading anything or putting any manifest.
     pub dry_run: bool,
+    /// Another repository of the same registry that may hold the blobs (`--mount-from`): a
+    /// blob it holds is mounted from there in one request, no bytes sent (its tag, if any, is
+    /// ignored).
+    pub mount_from: Option<RemoteRef>,
     /// Connection settings.
     pub client: ClientOptions,
 }
@@ -150,6 +154,14 @@ pub fn push(
     progress: &dyn Progress,
 ) -> Result<PushOutcome, Error> {
     let id = rev::resolve(store, &opts.rev)?;
+    if let Some(from) = &opts.mount_from
+        && from.registry != opts.target.registry
+    {
+        return Err(Error::MountFromElsewhere {
+            from: from.repository_url(),
+            registry: opts.target.registry.clone(),
+        });
+    }
 
     let tags = tags_for(store, opts, id)?;
     let client = Client::new(&opts.target, opts.client.clone())?;
@@ -208,7 +220,8 @@ pub fn push(
             .collect();
         return Ok(outcome(planned, &client, &sent));
     }
-    let sent = upload(store, &client, &blobs, progress)?;
+    let from = opts.mount_from.as_ref().map(|r| r.repository.as_str());
+    let sent = upload(store, &client, &blobs, from, progress)?;
 
     // Ancestors, each under its history tag (a snapshot manifest has no child manifests).
     for node in &history.nodes {
@@ -330,11 +343,13 @@ pub(crate) struct Sent {
 }
 
 /// Puts `blobs` into the repository, each streamed (and verified) from the store, unless the
-/// registry already has it (a mount answers that in the upload's first request).
+/// registry already has it (a mount answers that in the upload's first request): in the
+/// repository itself, or in `from`, another repository of the same registry.
 pub(crate) fn upload(
     store: &Store,
     client: &Client,
     blobs: &[(Digest, u64)],
+    from: Option<&str>,
     progress: &dyn Progress,
 ) -> Result<Sent, Error> {
     let bytes: u64 = blobs.iter().map(|(_, s)| s).sum();
@@ -356,7 +371,7 @@ pub(crate) fn upload(
             }
         })
         .collect();
-    let result = client.upload(&uploads, None, &|n, _| progress.advance(n, 1));
+    let result = client.upload(&uploads, from, &|n, _| progress.advance(n, 1));
     progress.end();
     let mut sent = Sent::default();
     for ((_, size), how) in blobs.iter().zip(result?) {
@@ -428,7 +443,7 @@ pub(crate) fn push_referrers(
     let roots: Vec<Digest> = infos.iter().map(|i| i.digest).collect();
     let closure =
         crate::ops::transfer::closure(store, &roots, &mut std::collections::BTreeSet::new())?;
-    upload(store, client, &closure.blobs, progress)?;
+    upload(store, client, &closure.blobs, None, progress)?;
     let mut out = Pushed::default();
     // Subject by subject, nearest first: every referrer of one subject, then its tag.
     let mut by_subject: Vec<(Digest, Vec<crate::oci::RawManifest>)> = Vec::new();

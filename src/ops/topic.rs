@@ -151,6 +151,8 @@ pub enum Topic<'a> {
     ReferrersRefused,
     /// Files `snap attach` cannot attach.
     AttachRefused,
+    /// `push --mount-from` a repository of another registry.
+    MountFromElsewhere,
 }
 
 impl Topic<'_> {
@@ -212,6 +214,7 @@ impl Topic<'_> {
             Topic::SignatureFiles => "signature-files",
             Topic::ReferrersRefused => "referrers-refused",
             Topic::AttachRefused => "attach-refused",
+            Topic::MountFromElsewhere => "mount-from-elsewhere",
         }
     }
 }
@@ -307,6 +310,7 @@ impl Error {
                 Topic::ReferrersRefused
             }
             Error::BadAttachment { .. } => Topic::AttachRefused,
+            Error::MountFromElsewhere { .. } => Topic::MountFromElsewhere,
             e if e.kind() == super::ErrorKind::Corrupt => Topic::CorruptObject,
             _ => return None,
         })

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::harness::{Registry, Result, have_registry, snap_ok, workdir};
+use crate::harness::{Registry, Result, have_registry, snap_fails, snap_ok, workdir};
 
 fn json(s: &str) -> Result<Value> {
     Ok(s.parse()?)
@@ -67,6 +67,69 @@ fn issue_17_push_takes_two_requests_per_new_blob_and_one_per_blob_already_there(
     snap_ok(fresh.path(), &["init"], &[])?;
     snap_ok(fresh.path(), &["pull", &target], &[])?;
     snap_ok(fresh.path(), &["fsck"], &[])?;
+    Ok(())
+}
+
+// issue 17: "cross-repository mounts when the blob is in another repository of the same
+// registry". `push --mount-from` names that repository: each blob it holds costs one request
+// and no bytes; one of another registry is refused before anything is sent.
+#[test]
+fn issue_17_push_mounts_from_another_repository_of_the_registry() -> Result {
+    if !have_registry() {
+        return Ok(());
+    }
+    let (_t, dir) = workdir()?;
+    let reg = Registry::start()?;
+    let first = format!("{}/snap/first:v1", reg.addr);
+    let pushed = json(&snap_ok(&dir, &["--json", "push", "latest", &first], &[])?)?;
+    let blobs = pushed["blobs"].as_u64().ok_or("blobs")?;
+
+    let mark = reg.requests()?.len();
+    let second = format!("{}/snap/second:v1", reg.addr);
+    let from = format!("{}/snap/first", reg.addr);
+    let mounted = json(&snap_ok(
+        &dir,
+        &["--json", "push", "latest", &second, "--mount-from", &from],
+        &[],
+    )?)?;
+    let seen = reg.requests()?[mark..].to_vec();
+    assert_eq!(
+        (mounted["uploaded"].as_u64(), mounted["skipped"].as_u64()),
+        (Some(0), Some(blobs)),
+        "{mounted}"
+    );
+    let about_blobs = blob_requests(&seen);
+    assert_eq!(about_blobs.len() as u64, blobs, "{about_blobs:#?}");
+    assert!(
+        about_blobs.iter().all(
+            |r| r.starts_with("POST ") && r.contains("from=snap%2Ffirst")
+                || r.starts_with("POST ") && r.contains("from=snap/first")
+        ),
+        "every blob mounted from the first repository: {about_blobs:#?}"
+    );
+    // What the second repository now holds is whole.
+    let fresh = tempfile::tempdir()?;
+    snap_ok(fresh.path(), &["init"], &[])?;
+    snap_ok(fresh.path(), &["pull", &second], &[])?;
+    snap_ok(fresh.path(), &["fsck"], &[])?;
+
+    // A repository of another registry: refused, nothing sent.
+    let mark = reg.requests()?.len();
+    let err = snap_fails(
+        &dir,
+        &[
+            "push",
+            "latest",
+            &format!("{}/snap/third:v1", reg.addr),
+            "--mount-from",
+            "ghcr.io/acme/index",
+        ],
+        &[],
+        2,
+    )?;
+    assert!(err.contains("a mount works within one registry"), "{err}");
+    assert!(err.contains("snap explain mount-from-elsewhere"), "{err}");
+    assert_eq!(reg.requests()?.len(), mark, "nothing sent");
     Ok(())
 }
 
