@@ -113,15 +113,7 @@ impl Refs {
     /// # Errors
     /// [`Error::Io`].
     pub fn names(&self) -> Result<Vec<RefName>, Error> {
-        let mut out = Vec::new();
-        for kind in [RefKind::Head, RefKind::Tag] {
-            let base = self.dir.join(kind.dir());
-            let mut names = Vec::new();
-            walk_files(&base, &base, &mut names)?;
-            names.sort();
-            out.extend(names.iter().filter_map(|n| RefName::existing(kind, n).ok()));
-        }
-        Ok(out)
+        names_below(&self.dir)
     }
 
     /// Names of every reflog file, so logs of deleted refs are checked too.
@@ -129,15 +121,7 @@ impl Refs {
     /// # Errors
     /// [`Error::Io`].
     pub fn log_names(&self) -> Result<Vec<RefName>, Error> {
-        let mut out = Vec::new();
-        for kind in [RefKind::Head, RefKind::Tag] {
-            let base = self.logs_dir.join(kind.dir());
-            let mut names = Vec::new();
-            walk_files(&base, &base, &mut names)?;
-            names.sort();
-            out.extend(names.iter().filter_map(|n| RefName::existing(kind, n).ok()));
-        }
-        Ok(out)
+        names_below(&self.logs_dir)
     }
 
     /// Lock files present under `refs/` (stale if no snap process is running).
@@ -358,6 +342,20 @@ fn remove_empty_dirs(dir: &Path) -> std::io::Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         other => other,
     }
+}
+
+/// The ref names of the files below `root`'s `heads/` and `tags/` (refs or reflogs), sorted;
+/// a file whose name is not a ref name is left out.
+fn names_below(root: &Path) -> Result<Vec<RefName>, Error> {
+    let mut out = Vec::new();
+    for kind in [RefKind::Head, RefKind::Tag] {
+        let base = root.join(kind.dir());
+        let mut names = Vec::new();
+        walk_files(&base, &base, &mut names)?;
+        names.sort();
+        out.extend(names.iter().filter_map(|n| RefName::existing(kind, n).ok()));
+    }
+    Ok(out)
 }
 
 fn walk_files(base: &Path, dir: &Path, out: &mut Vec<String>) -> Result<(), Error> {
