@@ -138,6 +138,13 @@ pub fn gc(store: &Store, opts: &GcOptions) -> Result<GcOutcome, Error> {
         doomed.push(pack);
         doomed.push(idx);
     }
+    // Partial transfers go when stale by their own rule, whatever the grace (store format
+    // §2.1): a pull interrupted an hour ago continues, whatever gc ran since.
+    for t in crate::store::partial::stale(store.dir(), now) {
+        out.temp_removed += 1;
+        out.bytes_removed += size_of(&t);
+        doomed.push(t);
+    }
     for t in store.temp_files()? {
         if old_enough(&t) {
             out.temp_removed += 1;

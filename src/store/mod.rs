@@ -7,6 +7,7 @@
 //! This module uses neither git, the network nor tar, and never prints.
 
 pub mod objects;
+pub mod partial;
 pub mod referrers;
 pub mod reflog;
 pub mod refs;
@@ -273,8 +274,9 @@ impl Store {
     }
 
     /// Removes what interrupted runs left in the store `dir`: every `.tmp-*` file or directory,
-    /// every `.lock` file no live process holds, and every pack index (`packs/<64 hex>.idx`)
-    /// whose pack is not there. Returns how many were removed.
+    /// every `.lock` file no live process holds, every pack index (`packs/<64 hex>.idx`)
+    /// whose pack is not there, and every partial transfer untouched for
+    /// [`partial::STALE_AFTER`]. Returns how many were removed.
     ///
     /// Only names no ref can take are touched (store format §6.1): ref names never start with
     /// `.` nor end with `.lock`, and pack indexes are looked for in `packs/` alone, so a ref or
@@ -288,6 +290,20 @@ impl Store {
     pub fn sweep_leftovers(dir: &Path) -> Result<usize, Error> {
         let packs_dir = dir.join(objects::PACKS_DIR);
         let mut removed = 0;
+        // Partial transfers only when nothing has touched them for a week (§2.1).
+        for p in partial::stale(dir, std::time::SystemTime::now()) {
+            match std::fs::remove_file(&p) {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(Error::Io {
+                        op: "removing",
+                        path: p,
+                        source,
+                    });
+                }
+            }
+        }
         let mut stack = vec![dir.to_owned()];
         while let Some(d) = stack.pop() {
             let rd = match std::fs::read_dir(&d) {
