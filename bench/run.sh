@@ -339,7 +339,9 @@ if command -v docker-registry > /dev/null && command -v skopeo > /dev/null; then
   base7=$pa snap7=$pb
   row "pull from a local registry (vs \`skopeo copy\` to an archive)" "$snap7" "$base7" 0.5
   rm -rf pullstore; mkdir pullstore; "$snap" --store pullstore/.store init 2> /dev/null
-  pull_requests=$("$snap" --store pullstore/.store --json pull "$reg/bench/snap2:latest" | python3 -c 'import json,sys;d=json.load(sys.stdin);print("%s for %s blobs" % (d["requests"], d["downloaded"]))')
+  "$snap" --store pullstore/.store --json pull "$reg/bench/snap2:latest" > pull.json
+  pull_requests=$(python3 -c 'import json,sys;d=json.load(open(sys.argv[1]));print("%s for %s blobs" % (d["requests"], d["downloaded"]))' pull.json)
+  pull_bytes=$(python3 -c 'import json,sys;print(json.load(open(sys.argv[1]))["downloaded_bytes"])' pull.json)
   if ! "$snap" --store pullstore/.store restore latest pulled-tree > /dev/null 2>&1 ||
      ! diff -r --no-dereference corpus pulled-tree/corpus > /dev/null; then
     echo "FAIL: the pulled snapshot does not restore to the corpus" >&2; exit 1
@@ -370,7 +372,18 @@ PY
   part_ratio=$(awk -v a="$part_fetched" -v b="$part_all" 'BEGIN { printf "%.3f", a / b }')
   rows+=("| partial restore from the registry, \`--path $part_dir\` ($(awk -v a="$part_bytes" -v b="$bytes" 'BEGIN { printf "%.2f", 100 * a / b }') % of the corpus) | $(( part_fetched / 1000 )) kB, $part_layers of $part_total layers | $(( part_all / 1000 )) kB (the snapshot) | ${part_ratio}× | ≤ 0.05× | $(awk -v r="$part_ratio" 'BEGIN { print (r <= 0.05) ? "PASS" : "MISS" }') |")
   rm -rf part-out
-  rm -rf pullstore pulled.tar
+  # A pull killed halfway and run again (issue 17): what the rerun fetches against what was
+  # missing (what a whole pull downloads less what the killed run left in .store/partial). The crash point
+  # `download-mib:N` aborts the process, as SIGKILL would, after N MiB downloaded in all.
+  rm -rf pullstore; mkdir pullstore; "$snap" --store pullstore/.store init 2> /dev/null
+  SNAP_CRASH_AT="download-mib:$(( pull_bytes / 2 / 1048576 ))" \
+    "$snap" --store pullstore/.store pull "$reg/bench/snap2:latest" > /dev/null 2>&1 || true
+  kept=$(find pullstore/.store/partial -type f -printf '%s\n' 2> /dev/null | awk '{ s += $1 } END { print s + 0 }')
+  again=$("$snap" --store pullstore/.store --json pull "$reg/bench/snap2:latest" | python3 -c 'import json,sys;d=json.load(sys.stdin);print(d["downloaded_bytes"])')
+  missing=$(( pull_bytes - kept ))
+  resume_ratio=$(awk -v a="$again" -v b="$missing" 'BEGIN { printf "%.3f", a / b }')
+  rows+=("| pull killed at 50 % and run again: bytes fetched (vs the bytes missing: a whole pull's $(( pull_bytes / 1000 )) kB less the $(( kept / 1000 )) kB kept) | $(( again / 1000 )) kB | $(( missing / 1000 )) kB | ${resume_ratio}× | ≤ 1.1× | $(awk -v r="$resume_ratio" 'BEGIN { print (r <= 1.1) ? "PASS" : "MISS" }') |")
+  rm -rf pullstore pulled.tar pull.json
   kill "$reg_pid" 2>/dev/null || true
 else
   echo "skipping push/pull: docker-registry or skopeo missing (apt-get install -y docker-registry skopeo)" >&2

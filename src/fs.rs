@@ -108,7 +108,9 @@ impl Write for AtomicFile {
 /// environment, the process aborts on the spot the `n`-th time (first by default) it reaches
 /// `point` — no destructor runs and nothing is cleaned up, as after a `SIGKILL`. Points:
 /// `rename` and `renamed` (around every rename of a final path), `ref-locked` and
-/// `ref-logged` (in a ref update), `gc-removed` (after each file gc removes). Without the
+/// `ref-logged` (in a ref update), `gc-removed` (after each file gc removes),
+/// `download-mib` (after each MiB the process downloaded, before it is written to its
+/// file). Without the
 /// variable this is one relaxed atomic load.
 pub fn crash_point(point: &str) {
     use std::sync::OnceLock;

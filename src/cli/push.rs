@@ -251,12 +251,16 @@ pub fn pull(ctx: &Context, args: &PullArgs) -> anyhow::Result<ExitStatus> {
         ctx.printer.status(
             "Pulled",
             format!(
-                "{} from {}: {} of {} blobs downloaded ({}), {} already here, {} requests",
+                "{} from {}: {} of {} blobs downloaded ({}{}), {} already here, {} requests",
                 out.digest.short(),
                 out.reference,
                 out.downloaded,
                 out.blobs,
                 human_bytes(out.downloaded_bytes),
+                match out.resumed {
+                    0 => String::new(),
+                    n => format!(", {n} continued where an interrupted pull stopped"),
+                },
                 out.present,
                 out.requests
             ),

@@ -85,6 +85,7 @@ pub fn stale(dir: &Path, now: SystemTime) -> Vec<PathBuf> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests write fixtures directly
 mod tests {
     use super::*;
 

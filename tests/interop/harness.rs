@@ -231,6 +231,12 @@ impl Registry {
     /// logged them. A marker request is sent and waited for first, so that every request of a
     /// command that has exited is in the log.
     pub fn requests(&self) -> Result<Vec<String>> {
+        Ok(self.responses()?.into_iter().map(|(r, _, _)| r).collect())
+    }
+
+    /// Every request the registry logged so far as `METHOD PATH`, with the status and the
+    /// bytes of the body it sent back (the access log's combined format), in order.
+    pub fn responses(&self) -> Result<Vec<(String, u16, u64)>> {
         use std::io::{Read as _, Write as _};
         let marker = format!("/v2/_marker_{}", MARKERS.fetch_add(1, Ordering::Relaxed));
         let mut c = std::net::TcpStream::connect(&self.addr)?;
@@ -243,14 +249,22 @@ impl Registry {
         c.read_to_end(&mut sink)?;
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let lines: Vec<String> = std::fs::read_to_string(self.dir.path().join("access.log"))?
-                .lines()
-                .filter_map(|l| Some(l.split('"').nth(1)?.rsplit_once(' ')?.0.to_owned()))
-                .collect();
-            if let Some(at) = lines.iter().position(|l| l.ends_with(&marker)) {
+            let lines: Vec<(String, u16, u64)> =
+                std::fs::read_to_string(self.dir.path().join("access.log"))?
+                    .lines()
+                    .filter_map(|l| {
+                        let mut fields = l.split('"');
+                        let request = fields.nth(1)?.rsplit_once(' ')?.0.to_owned();
+                        let mut answer = fields.next()?.split_whitespace();
+                        let status = answer.next()?.parse().ok()?;
+                        let bytes = answer.next()?.parse().unwrap_or(0);
+                        Some((request, status, bytes))
+                    })
+                    .collect();
+            if let Some(at) = lines.iter().position(|(l, _, _)| l.ends_with(&marker)) {
                 let mut lines = lines;
                 lines.remove(at);
-                lines.retain(|l| !l.contains("/v2/_marker_"));
+                lines.retain(|(l, _, _)| !l.contains("/v2/_marker_"));
                 return Ok(lines);
             }
             if Instant::now() > deadline {

@@ -93,8 +93,11 @@ pub struct PullOutcome {
     pub blobs: u64,
     /// Blobs downloaded.
     pub downloaded: u64,
-    /// Bytes downloaded.
+    /// Bytes downloaded (that crossed the wire in this run).
     pub downloaded_bytes: u64,
+    /// Blobs continued from where an interrupted pull left them (store format §2.1).
+    #[serde(default)]
+    pub resumed: u64,
     /// Blobs the store already had.
     pub present: u64,
     /// HTTP requests made.
@@ -159,17 +162,44 @@ pub fn pull(
         opts.client.jobs,
         progress,
     )?;
+    let parts = std::mem::take(&mut fetched.parts);
+    let result = take_in(
+        store,
+        opts,
+        &client,
+        (at, walk_back, ref_name),
+        allowed.as_ref(),
+        fetched,
+    );
+    // The parts are second names of blobs now stored (or refused): of no more use, unless a
+    // rerun may still need them (store format §2.1).
+    if result.as_ref().err().is_none_or(|e| !keeps_parts(e)) {
+        remove_parts(&parts);
+    }
+    result
+}
+
+/// The pull after the download: the referrers, the verification, the transfer into the
+/// store and the ref's move.
+fn take_in(
+    store: &Store,
+    opts: &PullOptions,
+    client: &Client,
+    (at, walk_back, ref_name): (RemoteRef, Option<WalkBack>, Option<RefName>),
+    allowed: Option<&crate::signature::AllowedSigners>,
+    mut fetched: Fetched,
+) -> Result<PullOutcome, Error> {
     let top = fetched.top.digest;
 
     // Its referrers, staged with the rest (verifying needs the signatures among them).
-    let referrers = if opts.referrers || verify {
-        fetch_referrers(&client, top, &mut fetched.source, Some(store))?
+    let referrers = if opts.referrers || allowed.is_some() {
+        fetch_referrers(client, top, &mut fetched.source, Some(store))?
     } else {
         Vec::new()
     };
     // Verified before anything is stored or any ref moves: refused, the staged blobs go with
     // the temp directory.
-    let verification = match &allowed {
+    let verification = match allowed {
         Some(allowed) => {
             let report = verify_staged(store, &fetched.source, top, &referrers, allowed);
             if !report.verified {
@@ -229,6 +259,7 @@ pub fn pull(
         blobs: fetched.blobs,
         downloaded: fetched.downloaded,
         downloaded_bytes: fetched.downloaded_bytes,
+        resumed: fetched.resumed,
         present: fetched.blobs - fetched.downloaded,
         requests: client.requests(),
         refs: received.refs,
@@ -330,8 +361,13 @@ pub(crate) struct Fetched {
     pub blobs: u64,
     /// Of those, downloaded (the rest were in the store).
     pub downloaded: u64,
-    /// Bytes downloaded.
+    /// Bytes downloaded (that crossed the wire in this run).
     pub downloaded_bytes: u64,
+    /// Blobs continued from partial downloads an interrupted run left.
+    pub resumed: u64,
+    /// The partial downloads holding whole blobs: to remove once they are stored (or of no
+    /// more use), with [`remove_parts`].
+    pub parts: Vec<PathBuf>,
 }
 
 /// Fetches what `at` names into `staging` — one file per blob, named by its hex digest —
@@ -444,23 +480,32 @@ pub(crate) fn fetch(
         .collect();
     let missing_bytes: u64 = missing.iter().map(|(_, s)| s).sum();
     progress.begin("Pulling", missing_bytes, missing.len() as u64);
-    let result = download_all(client, &blob_dir, &missing, &packs, jobs, progress);
+    let (downloads, failure) =
+        download_all(client, &blob_dir, store, &missing, &packs, jobs, progress);
     progress.end();
-    let indexes = result?;
+    if let Some(e) = failure {
+        if !keeps_parts(&e) {
+            remove_parts(&downloads.parts);
+        }
+        return Err(e);
+    }
+    let staged_bytes: u64 = staged.values().sum();
     sizes.extend(staged.iter().map(|(d, s)| (*d, *s)));
     sizes.extend(missing.iter().copied());
     Ok(Fetched {
         source: Source::Staged {
             dir: staging,
             sizes,
-            indexes,
+            indexes: downloads.indexes,
         },
         top: top_desc,
         ancestors,
         manifests,
         blobs: needed.len() as u64,
         downloaded: (missing.len() + staged.len()) as u64,
-        downloaded_bytes: missing_bytes + staged.values().sum::<u64>(),
+        downloaded_bytes: downloads.wire_bytes + staged_bytes,
+        resumed: downloads.resumed,
+        parts: downloads.parts,
     })
 }
 
@@ -525,19 +570,35 @@ fn is_pack(layer: &Descriptor) -> bool {
         || layer.media_type == crate::oci::MEDIA_TYPE_TREES
 }
 
+/// What [`download_all`] did.
+#[derive(Default)]
+struct Downloads {
+    /// The indexes of the packs, scanned as they downloaded.
+    indexes: HashMap<Digest, crate::pack::PackIndex>,
+    /// Bytes that crossed the wire.
+    wire_bytes: u64,
+    /// Blobs continued from a part an interrupted run left.
+    resumed: u64,
+    /// The parts holding whole blobs (second names of the staged files).
+    parts: Vec<PathBuf>,
+}
+
 /// Downloads blobs into `dir`, `jobs` at a time, each checked as it streams; the ones in
-/// `packs` are indexed in the same pass (issue 17), and their indexes returned.
+/// `packs` are indexed in the same pass (issue 17), and their indexes returned. With a store,
+/// each continues its partial download there, if any (store format §2.1). Returns what was
+/// done, and the first failure.
 fn download_all(
     client: &Client,
     dir: &Path,
+    store: Option<&Store>,
     blobs: &[(Digest, u64)],
     packs: &BTreeSet<Digest>,
     jobs: usize,
     progress: &dyn Progress,
-) -> Result<HashMap<Digest, crate::pack::PackIndex>, Error> {
+) -> (Downloads, Option<Error>) {
     let next = Mutex::new(blobs.iter());
     let failure: Mutex<Option<Error>> = Mutex::new(None);
-    let indexes = Mutex::new(HashMap::new());
+    let done = Mutex::new(Downloads::default());
     std::thread::scope(|s| {
         for _ in 0..jobs.clamp(1, 16) {
             s.spawn(|| {
@@ -549,13 +610,34 @@ fn download_all(
                         return;
                     };
                     let path = dir.join(d.hex());
-                    match transfer::tee::download(client, &path, d, *size, packs.contains(d)) {
-                        Ok(Some(index)) => {
-                            if let Ok(mut i) = indexes.lock() {
-                                i.insert(*d, index);
+                    let scan = packs.contains(d);
+                    let got = match store {
+                        Some(store) => {
+                            let part = crate::store::partial::download_path(store.dir(), d);
+                            transfer::tee::download_resumable(client, &part, &path, d, *size, scan)
+                        }
+                        None => {
+                            transfer::tee::download(client, &path, d, *size, scan).map(|index| {
+                                transfer::tee::Downloaded {
+                                    index,
+                                    wire_bytes: *size,
+                                    resumed: false,
+                                    part: None,
+                                }
+                            })
+                        }
+                    };
+                    match got {
+                        Ok(got) => {
+                            if let Ok(mut done) = done.lock() {
+                                done.wire_bytes += got.wire_bytes;
+                                done.resumed += u64::from(got.resumed);
+                                done.parts.extend(got.part);
+                                if let Some(index) = got.index {
+                                    done.indexes.insert(*d, index);
+                                }
                             }
                         }
-                        Ok(None) => {}
                         Err(e) => {
                             if let Ok(mut f) = failure.lock() {
                                 f.get_or_insert(e);
@@ -568,9 +650,26 @@ fn download_all(
             });
         }
     });
-    match failure.into_inner() {
-        Ok(Some(e)) => Err(e),
-        _ => Ok(indexes.into_inner().unwrap_or_default()),
+    (
+        done.into_inner().unwrap_or_default(),
+        failure.into_inner().ok().flatten(),
+    )
+}
+
+/// Whether a pull that failed with `e` keeps its partial downloads for the next run: when a
+/// rerun may cure it (the network, the disk, a lost race), not when the content is refused.
+fn keeps_parts(e: &Error) -> bool {
+    matches!(
+        e.kind(),
+        crate::ErrorKind::Network | crate::ErrorKind::Io | crate::ErrorKind::Conflict
+    )
+}
+
+/// Removes partial downloads whose blobs are stored, or that are of no more use.
+pub(crate) fn remove_parts(parts: &[PathBuf]) {
+    for p in parts {
+        // Best effort: a part left behind is swept when stale.
+        let _ = std::fs::remove_file(p);
     }
 }
 

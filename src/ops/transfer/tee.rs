@@ -13,12 +13,13 @@
 //! always has. Memory is bounded by the channel: [`IN_FLIGHT`] chunks.
 
 use std::collections::VecDeque;
-use std::fs::OpenOptions;
-use std::io::{self, BufWriter, Read, Write};
-use std::path::Path;
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
-use crate::digest::Digest;
+use crate::digest::{Digest, Hasher};
 use crate::ops::Error;
 use crate::pack::PackIndex;
 use crate::registry::Client;
@@ -38,33 +39,235 @@ pub(crate) fn download(
     size: u64,
     scan: bool,
 ) -> Result<Option<PackIndex>, Error> {
-    let io = |source| Error::Io {
-        op: "writing",
-        path: path.to_owned(),
-        source,
-    };
     let f = OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(path)
-        .map_err(io)?;
-    let mut out = BufWriter::with_capacity(1 << 20, f);
-    if !scan {
-        client.download(d, size, &mut out)?;
-        out.flush().map_err(io)?;
-        return Ok(None);
+        .map_err(writing(path))?;
+    Ok(fill_after(client, &f, path, 0, d, size, scan)?.0)
+}
+
+/// What [`download_resumable`] did.
+pub(crate) struct Downloaded {
+    /// The pack's index, when asked to scan and the blob is a whole pack.
+    pub index: Option<PackIndex>,
+    /// Bytes that crossed the wire.
+    pub wire_bytes: u64,
+    /// Whether it continued bytes kept from an interrupted run.
+    pub resumed: bool,
+    /// The partial download now holding the whole blob (removed when the pull is over), or
+    /// `None` when another process held it and the blob went straight to `path`.
+    pub part: Option<PathBuf>,
+}
+
+/// Downloads blob `d` as [`download`] does, into `path`, continuing the partial download
+/// `part` (store format §2.1): the bytes an interrupted run left there are hashed (and
+/// scanned) and only the rest is asked for. Then `path` is made a second name of the whole
+/// part, which stays until the pull is over, so a pull that fails later keeps it. A part
+/// another process is writing is left alone (the blob is downloaded into `path` alone); a part
+/// whose bytes turn out not to be the blob's is emptied and the blob downloaded whole.
+///
+/// # Errors
+/// As [`download`]; `Io` on the part. A blob whose bytes do not match also loses its part.
+pub(crate) fn download_resumable(
+    client: &Client,
+    part: &Path,
+    path: &Path,
+    d: &Digest,
+    size: u64,
+    scan: bool,
+) -> Result<Downloaded, Error> {
+    let Some(file) = open_part(part)? else {
+        let index = download(client, path, d, size, scan)?;
+        return Ok(Downloaded {
+            index,
+            wire_bytes: size,
+            resumed: false,
+            part: None,
+        });
+    };
+    let have = file.metadata().map_err(writing(part))?.len();
+    let attempt = |have: u64| -> Result<(Option<PackIndex>, u64), Error> {
+        if have > size {
+            return Err(Error::BlobSize {
+                digest: *d,
+                expected: size,
+                actual: have,
+            });
+        }
+        fill_after(client, &file, part, have, d, size, scan)
+    };
+    let (index, wire_bytes, resumed) = match attempt(have) {
+        Ok((index, wire)) => (index, wire, have > 0),
+        // Kept bytes that are not the blob's: start again from nothing, once.
+        Err(e) if have > 0 && is_mismatch(&e) => {
+            file.set_len(0).map_err(writing(part))?;
+            match attempt(0) {
+                Ok((index, wire)) => (index, wire, false),
+                Err(e) => return Err(drop_part(part, e)),
+            }
+        }
+        Err(e) if is_mismatch(&e) => return Err(drop_part(part, e)),
+        Err(e) => return Err(e),
+    };
+    drop(file);
+    // A second name in the pull's staging directory (same filesystem: both in the store);
+    // where links are not to be had, the part itself moves there.
+    if std::fs::hard_link(part, path).is_err() {
+        std::fs::rename(part, path).map_err(writing(path))?;
+        return Ok(Downloaded {
+            index,
+            wire_bytes,
+            resumed,
+            part: None,
+        });
     }
-    let (downloaded, index) = indexing(&mut out, |tee| client.download(d, size, tee));
-    downloaded?;
-    out.flush().map_err(io)?;
-    Ok(index)
+    Ok(Downloaded {
+        index,
+        wire_bytes,
+        resumed,
+        part: Some(part.to_owned()),
+    })
+}
+
+/// Opens (creating) and locks the part; `None` when another process holds it.
+fn open_part(part: &Path) -> Result<Option<File>, Error> {
+    if let Some(dir) = part.parent() {
+        std::fs::create_dir_all(dir).map_err(writing(dir))?;
+    }
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(part)
+        .map_err(writing(part))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(source)) => Err(Error::Io {
+            op: "locking",
+            path: part.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// Hashes the part's first `have` bytes, handing each piece to `scan` as well (the pack
+/// scanner, when there is one): read in pieces, never held whole.
+fn hash_prefix(
+    file: &File,
+    part: &Path,
+    have: u64,
+    scan: &mut dyn FnMut(&[u8]),
+) -> Result<Hasher, Error> {
+    let mut f = file;
+    f.seek(SeekFrom::Start(0)).map_err(reading(part))?;
+    let mut hashed = Hasher::new();
+    let mut r = f.take(have);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = r.read(&mut buf).map_err(reading(part))?;
+        if n == 0 {
+            break;
+        }
+        hashed.update(&buf[..n]);
+        scan(&buf[..n]);
+    }
+    if r.limit() > 0 {
+        return Err(Error::Io {
+            op: "reading",
+            path: part.to_owned(),
+            source: io::Error::new(io::ErrorKind::UnexpectedEof, "the part shrank"),
+        });
+    }
+    Ok(hashed)
+}
+
+/// Fills the file `file` at `path`, which holds the blob's first `have` bytes: they are
+/// hashed (and scanned) first, then the rest is downloaded after them. Returns the index
+/// (when scanning a pack) and the bytes that crossed the wire.
+fn fill_after(
+    client: &Client,
+    file: &File,
+    path: &Path,
+    have: u64,
+    d: &Digest,
+    size: u64,
+    scan: bool,
+) -> Result<(Option<PackIndex>, u64), Error> {
+    let rest = |hashed: Hasher, out: &mut dyn Write| -> Result<u64, Error> {
+        if have == size {
+            // Whole already (the run stopped before the pull was over): nothing to ask for.
+            return if hashed.finish() == *d {
+                Ok(0)
+            } else {
+                Err(Error::BlobSize {
+                    digest: *d,
+                    expected: size,
+                    actual: have,
+                })
+            };
+        }
+        Ok(client.download_from(d, size, have, hashed, out)?)
+    };
+    let mut f = file;
+    let mut out = Watched {
+        out: BufWriter::with_capacity(1 << 20, f),
+    };
+    let (wire, index) = if scan {
+        indexing(&mut out, |tee| {
+            let hashed = hash_prefix(file, path, have, &mut |c| tee.scan_only(c))?;
+            f.seek(SeekFrom::Start(have)).map_err(writing(path))?;
+            rest(hashed, tee)
+        })
+    } else {
+        let hashed = hash_prefix(file, path, have, &mut |_| {})?;
+        f.seek(SeekFrom::Start(have)).map_err(writing(path))?;
+        (rest(hashed, &mut out), None)
+    };
+    // What arrived stays in the file, whatever happened.
+    let flushed = out.flush().map_err(writing(path));
+    let wire = wire?;
+    flushed?;
+    Ok((index, wire))
+}
+
+/// Whether `e` says the bytes were not the blob's (a rerun would not cure it).
+fn is_mismatch(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::BlobSize { .. } | Error::Registry(crate::registry::Error::BlobMismatch { .. })
+    )
+}
+
+/// Removes the part of a blob that did not match, and passes the error on.
+fn drop_part(part: &Path, e: Error) -> Error {
+    let _ = std::fs::remove_file(part);
+    e
+}
+
+fn writing(path: &Path) -> impl Fn(io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        op: "writing",
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn reading(path: &Path) -> impl Fn(io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        op: "reading",
+        path: path.to_owned(),
+        source,
+    }
 }
 
 /// Runs `write` over a writer that passes every byte to `out` and to a pack scanner on another
 /// thread; returns what `write` returned and the index, when the bytes were a whole pack.
 fn indexing<T>(
     out: &mut dyn Write,
-    write: impl FnOnce(&mut dyn Write) -> T,
+    write: impl FnOnce(&mut Tee<'_>) -> T,
 ) -> (T, Option<PackIndex>) {
     let (tx, rx) = sync_channel::<Vec<u8>>(IN_FLIGHT);
     std::thread::scope(|s| {
@@ -83,21 +286,55 @@ fn indexing<T>(
     })
 }
 
+/// A download's file writer that reaches the crash point `download-mib` after each MiB the
+/// process has downloaded in all (the crash tests' "killed mid-transfer", store format §2.1):
+/// one atomic addition per write.
+struct Watched<W> {
+    out: W,
+}
+
+/// Bytes every download of this process has written.
+static DOWNLOADED: AtomicU64 = AtomicU64::new(0);
+
+impl<W: Write> Write for Watched<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = buf.len() as u64;
+        let before = DOWNLOADED.fetch_add(n, Ordering::Relaxed);
+        for _ in before >> 20..(before + n) >> 20 {
+            crate::fs::crash_point("download-mib");
+        }
+        self.out.write_all(buf)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
 /// Writes to the file and hands a copy to the scanner (until the scanner stops).
 struct Tee<'a> {
     out: &'a mut dyn Write,
     tx: Option<SyncSender<Vec<u8>>>,
 }
 
+impl Tee<'_> {
+    /// Hands bytes the file already holds to the scanner alone.
+    fn scan_only(&mut self, buf: &[u8]) {
+        for piece in buf.chunks(1 << 20) {
+            if let Some(tx) = &self.tx
+                && tx.send(piece.to_vec()).is_err()
+            {
+                self.tx = None;
+            }
+        }
+    }
+}
+
 impl Write for Tee<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.out.write_all(buf)?;
-        if let Some(tx) = &self.tx
-            && tx.send(buf.to_vec()).is_err()
-        {
-            // The scanner gave up (not a pack): the download goes on without it.
-            self.tx = None;
-        }
+        self.scan_only(buf);
         Ok(buf.len())
     }
 

@@ -335,20 +335,51 @@ impl Client {
         size: u64,
         out: &mut dyn io::Write,
     ) -> Result<u64, Error> {
+        self.download_from(digest, size, 0, Hasher::new(), out)
+    }
+
+    /// Streams the rest of a blob into `out`: its bytes from `offset` on, where `hashed` has
+    /// hashed the first `offset` (a partial download being continued, store format §2.1).
+    /// Asks for them with `Range: bytes=<offset>-`; a registry that answers `200` with the
+    /// whole blob has its first `offset` bytes hashed and dropped instead, so `out` gets the
+    /// same bytes either way. The whole blob's size and digest are checked as in
+    /// [`Client::download`]. Returns the bytes that crossed the wire.
+    ///
+    /// # Errors
+    /// As [`Client::download`]; [`Error::BlobMismatch`] when a `206` answer covers another
+    /// range than the one asked for.
+    pub fn download_from(
+        &self,
+        digest: &Digest,
+        size: u64,
+        offset: u64,
+        hashed: Hasher,
+        out: &mut dyn io::Write,
+    ) -> Result<u64, Error> {
         let digest = *digest;
+        let offset = offset.min(size);
         let what = What::blob("downloading", digest);
         let url = self.url(&format!("blobs/{digest}"))?;
         let url = &url;
+        let mismatch = |reason: String| Error::BlobMismatch {
+            registry: self.remote.registry.clone(),
+            digest,
+            reason,
+        };
         self.rt.block_on(async {
             let answer = self
                 .call(false, &what, |auth| async move {
-                    let a = self
-                        .http
-                        .send(
-                            Request::new(Method::GET, url.clone()).authorization(&self.base, auth),
-                        )
-                        .await?;
-                    if a.status() == 200 {
+                    let mut req =
+                        Request::new(Method::GET, url.clone()).authorization(&self.base, auth);
+                    if offset > 0 {
+                        req = req.header(
+                            header::RANGE,
+                            HeaderValue::from_str(&format!("bytes={offset}-"))
+                                .map_err(|e| http::Failure::Protocol(e.to_string()))?,
+                        );
+                    }
+                    let a = self.http.send(req).await?;
+                    if a.status() == 200 || (offset > 0 && a.status() == 206) {
                         Ok(a)
                     } else {
                         Err(a.into_failure().await)
@@ -360,29 +391,54 @@ impl Client {
                 .and_then(|d| d.parse::<Digest>().ok())
                 && named != digest
             {
-                return Err(Error::BlobMismatch {
-                    registry: self.remote.registry.clone(),
-                    digest,
-                    reason: format!("it names it {named}"),
-                });
+                return Err(mismatch(format!("it names it {named}")));
             }
-            let mut hashing = Hasher::new();
+            // Where the body starts: the offset asked for, or 0 for the whole blob.
+            let from = if answer.status() == 206 {
+                let range = answer.header("content-range").unwrap_or_default();
+                if content_range_start(range) != Some(offset) {
+                    return Err(mismatch(format!(
+                        "asked for the bytes from {offset}, it sent the range `{}`",
+                        one_line(range)
+                    )));
+                }
+                offset
+            } else {
+                0
+            };
+            // A registry that ignored the range sends bytes `out` already has: hashed, compared
+            // with what `out` has (through their digests), dropped.
+            let ours = (from == 0 && offset > 0).then(|| hashed.clone().finish());
+            let mut hashing = if from == 0 { Hasher::new() } else { hashed };
+            let mut skip = offset - from;
+            let mut theirs = None;
             answer
-                .copy_exact(size, &mut |chunk| {
-                    hashing.update(chunk);
-                    out.write_all(chunk)
+                .copy_exact(size - from, &mut |chunk| {
+                    let n = usize::try_from(skip).unwrap_or(usize::MAX).min(chunk.len());
+                    hashing.update(&chunk[..n]);
+                    if n > 0 {
+                        skip -= n as u64;
+                        if skip == 0 {
+                            theirs = Some(hashing.clone().finish());
+                        }
+                    }
+                    hashing.update(&chunk[n..]);
+                    out.write_all(&chunk[n..])
                 })
                 .await
                 .map_err(|f| self.classify(f, &what, false))?;
+            if ours.is_some() && theirs != ours {
+                return Err(mismatch(format!(
+                    "the first {offset} bytes it sent differ from the ones kept from before"
+                )));
+            }
             let actual = hashing.finish();
             if actual != digest {
-                return Err(Error::BlobMismatch {
-                    registry: self.remote.registry.clone(),
-                    digest,
-                    reason: format!("it sent {size} bytes hashing to {actual}"),
-                });
+                return Err(mismatch(format!(
+                    "it sent {size} bytes hashing to {actual}"
+                )));
             }
-            Ok(size)
+            Ok(size - from)
         })
     }
 
@@ -531,8 +587,29 @@ fn secret(text: &str) -> Result<HeaderValue, Error> {
     Ok(v)
 }
 
+/// The first byte a `Content-Range: bytes <first>-<last>/<size>` answer covers.
+fn content_range_start(value: &str) -> Option<u64> {
+    let (first, _) = value.trim().strip_prefix("bytes ")?.split_once('-')?;
+    first.trim().parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_content_range_gives_its_first_byte() {
+        assert_eq!(super::content_range_start("bytes 100-199/200"), Some(100));
+        assert_eq!(super::content_range_start(" bytes 0-0/1 "), Some(0));
+        for bad in [
+            "",
+            "bytes */200",
+            "items 1-2/3",
+            "bytes -5/9",
+            "bytes x-1/2",
+        ] {
+            assert_eq!(super::content_range_start(bad), None, "{bad}");
+        }
+    }
+
     use super::*;
 
     #[test]
