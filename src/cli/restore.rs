@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use snap::ops::{self, RemoteRestoreOptions, RestoreOptions};
+use snap::ops::{self, RemoteRestoreOptions, RestoreOptions, RestoreSource};
 
 use crate::cli::Context;
 use crate::cli::error::ExitStatus;
@@ -30,9 +30,12 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {
+    if let Some(layout) = RestoreSource::layout(&args.rev, &ctx.cwd) {
+        return run_remote(ctx, args, layout);
+    }
     let store = match crate::cli::remote::locate(ctx, &args.rev)? {
         Located::Local(store, _) => store,
-        Located::Remote(source) => return run_remote(ctx, args, source),
+        Located::Remote(source) => return run_remote(ctx, args, RestoreSource::Registry(source)),
     };
     let opts = RestoreOptions {
         rev: args.rev.clone(),
@@ -70,8 +73,13 @@ pub fn run(ctx: &Context, args: &Args) -> anyhow::Result<ExitStatus> {
     Ok(ExitStatus::Success)
 }
 
-/// `snap restore REGISTRY/REPO[:TAG|@DIGEST] DEST`: no store needed.
-fn run_remote(ctx: &Context, args: &Args, source: ops::RemoteRef) -> anyhow::Result<ExitStatus> {
+/// `snap restore REGISTRY/REPO[:TAG|@DIGEST] DEST` or `snap restore oci:DIR DEST`: no store
+/// needed.
+fn run_remote(ctx: &Context, args: &Args, source: RestoreSource) -> anyhow::Result<ExitStatus> {
+    let verb = match source {
+        RestoreSource::Registry(_) => "fetched",
+        RestoreSource::Layout { .. } => "read",
+    };
     let opts = RemoteRestoreOptions {
         source,
         dest: ctx.cwd.join(&args.dest),
@@ -89,7 +97,7 @@ fn run_remote(ctx: &Context, args: &Args, source: ops::RemoteRef) -> anyhow::Res
         ctx.printer.status(
             "Restored",
             format!(
-                "{} files, {} into {} ({} of {} layers fetched, {} of {})",
+                "{} files, {} into {} ({} of {} layers {verb}, {} of {})",
                 out.stats.files,
                 human_bytes(out.stats.bytes),
                 args.dest.display(),

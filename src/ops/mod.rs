@@ -47,7 +47,9 @@ pub use push::{PushOptions, PushOutcome, push};
 pub use referrers::{ReferrerInfo, ReferrersReport, list_referrers};
 pub use refs::{delete_ref, tag};
 pub use restore::{RestoreOptions, RestoreOutcome, restore};
-pub use restore_remote::{RemoteRestoreOptions, RemoteRestoreOutcome, restore_remote};
+pub use restore_remote::{
+    RemoteRestoreOptions, RemoteRestoreOutcome, RestoreSource, restore_remote,
+};
 pub use sign::{SignOptions, SignOutcome, VerifyOptions, VerifyReport, sign, verify};
 
 pub use crate::progress::{NoProgress, Progress};

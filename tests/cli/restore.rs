@@ -133,3 +133,82 @@ fn issue_17_restore_path_writes_only_those_paths() -> Result {
     assert!(!env.join("none").exists(), "nothing written");
     Ok(())
 }
+
+// Issue 17: "partial restore from a registry (and from a layout)". `oci:DIR[:NAME]` and
+// `oci-archive:FILE[:NAME]` restore from an exported layout without a store, reading only the
+// layers that hold the paths; a layout whose blob is a symlink or not what its descriptor says
+// is refused with nothing written, and so is a name the layout lacks.
+#[test]
+fn issue_17_restore_reads_a_layout_in_place_and_only_the_layers_of_its_paths() -> Result {
+    let env = Env::new()?;
+    // Enough bytes for several group layers (groups are cut at about 8 MiB of files).
+    for i in 0..40 {
+        env.write(&format!("data/a/f{i}"), format!("{i} ").repeat(150_000))?;
+        env.write(&format!("data/b/g{i}"), format!("{i}. ").repeat(150_000))?;
+    }
+    env.ok(&["commit", "data"])?;
+    env.ok(&["export", "--oci", "latest", "-o", "lay"])?;
+    env.ok(&["export", "--oci", "latest", "-o", "lay.tar.zst"])?;
+    for (i, source) in ["oci:lay", "oci-archive:lay.tar.zst:latest"]
+        .iter()
+        .enumerate()
+    {
+        let out_dir = format!("out{i}");
+        let out: snap::ops::RemoteRestoreOutcome = env.json(&[
+            "--store",
+            "nowhere/.store",
+            "restore",
+            source,
+            &out_dir,
+            "--path",
+            "data/a/f3",
+        ])?;
+        assert!(
+            out.layers_fetched < out.layers,
+            "{source}: only the layers of the path are read: {out:?}"
+        );
+        env.sh(&format!("cmp data/a/f3 {out_dir}/data/a/f3"))?;
+        assert_eq!(env.sh(&format!("ls {out_dir}/data"))?, "a\n", "{source}");
+        assert_eq!(env.sh(&format!("ls {out_dir}/data/a"))?, "f3\n", "{source}");
+    }
+    assert!(!env.join("nowhere").exists(), "no store was made");
+    // The whole of it, by name.
+    env.ok(&["restore", "oci:lay:latest", "whole"])?;
+    env.sh("diff -r --no-dereference data whole/data")?;
+
+    let refused = env.run(&["restore", "oci:lay:v9", "none"], 2)?;
+    assert!(
+        stderr(&refused).contains("no entry named `v9` (it has: latest)"),
+        "{}",
+        stderr(&refused)
+    );
+    // A layer's blob swapped for another file's bytes, then for a symlink to it.
+    let blobs = env.join("lay/blobs/sha256");
+    let biggest = env
+        .sh("ls -S lay/blobs/sha256 | head -1")?
+        .trim()
+        .to_owned();
+    let victim = blobs.join(&biggest);
+    let len = std::fs::metadata(&victim)?.len();
+    std::fs::remove_file(&victim)?;
+    env.write(
+        &format!("lay/blobs/sha256/{biggest}"),
+        "x".repeat(usize::try_from(len)?),
+    )?;
+    let wrong = env.run(&["restore", "oci:lay", "none"], 2)?;
+    assert!(
+        stderr(&wrong).contains("is not what its descriptor says"),
+        "{}",
+        stderr(&wrong)
+    );
+    std::fs::remove_file(&victim)?;
+    std::os::unix::fs::symlink(env.join("data/a/f1"), &victim)?;
+    let linked = env.run(&["restore", "oci:lay", "none"], 2)?;
+    assert!(
+        stderr(&linked).contains("is not a regular file"),
+        "{}",
+        stderr(&linked)
+    );
+    assert!(!env.join("none").exists(), "nothing written");
+    Ok(())
+}

@@ -30,7 +30,7 @@ use crate::ops::Error;
 use crate::store::Store;
 
 /// What phase 1 staged.
-pub(super) struct Staged {
+pub(crate) struct Staged {
     /// The temp directory: one file per blob, named by its hex digest.
     pub dir: tempfile::TempDir,
     /// Staged blobs and their sizes.
@@ -42,7 +42,7 @@ pub(super) struct Staged {
 }
 
 /// Stages the blobs of the archive at `path` (`len` bytes) in a new temp directory of `store`.
-pub(super) fn stage(
+pub(crate) fn stage(
     store: &Store,
     path: &Path,
     len: u64,

@@ -29,7 +29,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::digest::Digest;
 use crate::oci::Descriptor;
@@ -37,7 +37,7 @@ use crate::oci::layout::{self, RawIndex};
 use crate::ops::Error;
 use crate::store::{RefName, Store};
 
-mod archive;
+pub(crate) mod archive;
 
 use crate::ops::transfer::{self, Source};
 
@@ -133,38 +133,8 @@ pub fn import_reporting(
         path: opts.path.clone(),
     })?;
     let (source, oci_layout, index_bytes) = if meta.is_dir() {
-        let read_small = |name: &str, limit: u64| -> Result<Vec<u8>, Error> {
-            let p = opts.path.join(name);
-            let m = std::fs::symlink_metadata(&p).map_err(|_| Error::BadLayout {
-                reason: format!("the layout has no {name}"),
-            })?;
-            if !m.is_file() || m.len() > limit {
-                return Err(Error::BadLayout {
-                    reason: format!("{name} is not a regular file of at most {limit} bytes"),
-                });
-            }
-            let mut bytes = Vec::new();
-            File::open(&p)
-                .and_then(|f| f.take(limit).read_to_end(&mut bytes))
-                .map_err(|source| Error::Io {
-                    op: "reading",
-                    path: p,
-                    source,
-                })?;
-            Ok(bytes)
-        };
-        let oci_layout = match std::fs::symlink_metadata(opts.path.join(layout::OCI_LAYOUT)) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            _ => Some(read_small(
-                layout::OCI_LAYOUT,
-                layout::MAX_OCI_LAYOUT_BYTES,
-            )?),
-        };
-        (
-            Source::Layout(opts.path.clone()),
-            oci_layout,
-            read_small(layout::INDEX_JSON, layout::MAX_INDEX_BYTES)?,
-        )
+        let (oci_layout, index) = layout_files(&opts.path)?;
+        (Source::Layout(opts.path.clone()), oci_layout, index)
     } else {
         let staged = archive::stage(store, &opts.path, meta.len(), opts.max_bytes)?;
         (
@@ -212,6 +182,45 @@ pub fn import_reporting(
         refs: received.refs,
         missing_oci_layout: oci_layout.is_none(),
     })
+}
+
+/// The `oci-layout` (when there is one) and `index.json` bytes of the layout directory
+/// `dir`, each a regular file within its bound.
+///
+/// # Errors
+/// `BadLayout` naming the file that is missing, not a regular file or too large; `Io`.
+pub(crate) fn layout_files(dir: &Path) -> Result<(Option<Vec<u8>>, Vec<u8>), Error> {
+    let read_small = |name: &str, limit: u64| -> Result<Vec<u8>, Error> {
+        let p = dir.join(name);
+        let m = std::fs::symlink_metadata(&p).map_err(|_| Error::BadLayout {
+            reason: format!("the layout has no {name}"),
+        })?;
+        if !m.is_file() || m.len() > limit {
+            return Err(Error::BadLayout {
+                reason: format!("{name} is not a regular file of at most {limit} bytes"),
+            });
+        }
+        let mut bytes = Vec::new();
+        File::open(&p)
+            .and_then(|f| f.take(limit).read_to_end(&mut bytes))
+            .map_err(|source| Error::Io {
+                op: "reading",
+                path: p,
+                source,
+            })?;
+        Ok(bytes)
+    };
+    let oci_layout = match std::fs::symlink_metadata(dir.join(layout::OCI_LAYOUT)) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        _ => Some(read_small(
+            layout::OCI_LAYOUT,
+            layout::MAX_OCI_LAYOUT_BYTES,
+        )?),
+    };
+    Ok((
+        oci_layout,
+        read_small(layout::INDEX_JSON, layout::MAX_INDEX_BYTES)?,
+    ))
 }
 
 /// The refs an import moves: `--ref` for the single entry, or each entry's tag. Every name is

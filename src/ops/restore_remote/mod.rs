@@ -1,5 +1,7 @@
 //! `snap restore REGISTRY/REPO[:TAG|@DIGEST] DEST [--path DIR]…`: a snapshot's files straight
-//! from a registry, fetching only the layers that hold the paths asked for (issue 17).
+//! from a registry, fetching only the layers that hold the paths asked for (issue 17) — or
+//! from an OCI layout (`oci:DIR[:NAME]`, `oci-archive:FILE[:NAME]`), reading only those
+//! layers' blobs (an archive is staged whole first: a tar cannot be read out of order).
 //!
 //! The manifest, the config and the tree layers are fetched (each checked against its
 //! digest; tree layers indexed as they arrive). A grouped snapshot's group boundaries are a
@@ -22,26 +24,30 @@ use crate::digest::Digest;
 use crate::object::{EntryKind, SnapshotConfig, Tree};
 use crate::oci::{Descriptor, MEDIA_TYPE_TREES, RawManifest, artifact};
 use crate::ops::Error;
-use crate::ops::transfer::tee;
 use crate::pack::MemberKind;
-use crate::registry::{Client, ClientOptions, RemoteRef};
+use crate::registry::ClientOptions;
 use crate::snapshot::MAX_METADATA_BYTES;
 use crate::store::Store;
 use crate::worktree::checkout::dest::Guard;
 use crate::worktree::checkout::restore::{self, RestorePlan, RestoreStats};
 
+mod origin;
+
+use origin::Origin;
+pub use origin::RestoreSource;
+
 /// What to restore from where.
 #[derive(Clone, Debug)]
 pub struct RemoteRestoreOptions {
-    /// The registry reference.
-    pub source: RemoteRef,
+    /// The registry reference or the layout.
+    pub source: RestoreSource,
     /// The destination directory.
     pub dest: PathBuf,
     /// Only these paths of the snapshot (all when empty).
     pub paths: Vec<String>,
     /// Write into a non-empty destination, replacing what is in the way.
     pub force: bool,
-    /// Connection settings.
+    /// Connection settings (for a registry).
     pub client: ClientOptions,
 }
 
@@ -77,9 +83,14 @@ pub fn restore_remote(
     opts: &RemoteRestoreOptions,
     progress: &dyn crate::progress::Progress,
 ) -> Result<RemoteRestoreOutcome, Error> {
-    let client = Client::new(&opts.source, opts.client.clone())?;
-    client.login(false)?;
-    let (bytes, digest) = client.get_manifest(&opts.source.or_latest())?;
+    let temp = tempfile::tempdir().map_err(|source| Error::Io {
+        op: "creating a temp directory for",
+        path: opts.dest.clone(),
+        source,
+    })?;
+    let (store, _) = Store::init(&temp.path().join(".store"))?;
+    let origin = Origin::open(&opts.source, &opts.client, &store)?;
+    let (bytes, digest) = origin.manifest()?;
     let mut fetched_bytes = bytes.len() as u64;
     let manifest = RawManifest::from_bytes(bytes).map_err(|e| Error::NotAManifest {
         digest,
@@ -93,19 +104,12 @@ pub fn restore_remote(
         });
     }
     let mut config = Vec::new();
-    client.download(&m.config.digest, m.config.size, &mut config)?;
+    origin.copy(&m.config.digest, m.config.size, &mut config)?;
     fetched_bytes += m.config.size;
     let config = SnapshotConfig::decode(&config).map_err(|e| Error::Incomplete {
         digest,
         reason: e.to_string(),
     })?;
-
-    let temp = tempfile::tempdir().map_err(|source| Error::Io {
-        op: "creating a temp directory for",
-        path: opts.dest.clone(),
-        source,
-    })?;
-    let (store, _) = Store::init(&temp.path().join(".store"))?;
     for (d, raw) in config.inline_trees() {
         if Digest::of(raw) != *d {
             return Err(Error::Incomplete {
@@ -120,7 +124,7 @@ pub fn restore_remote(
         .iter()
         .partition(|l| l.media_type == MEDIA_TYPE_TREES);
     for l in &tree_layers {
-        fetch_layer(&client, &store, l, true)?;
+        fetch_layer(&origin, &store, l, true)?;
     }
     let plan = restore::plan(&store.objects, &config.root)?;
     let paths = parse_paths(&opts.paths, &plan, digest)?;
@@ -155,7 +159,7 @@ pub fn restore_remote(
         wanted.len() as u64,
     );
     for l in &wanted {
-        fetch_layer(&client, &store, l, !tree_layers.is_empty())?;
+        fetch_layer(&origin, &store, l, !tree_layers.is_empty())?;
         progress.advance(l.size, 1);
     }
     progress.end();
@@ -184,16 +188,17 @@ pub fn restore_remote(
             + m.config.size
             + m.layers.iter().map(|l| l.size).sum::<u64>(),
         fetched_bytes,
-        requests: client.requests(),
+        requests: origin.requests(),
         stats,
     })
 }
 
-/// Downloads one layer into `store`: a pack (indexed as it arrives) or a loose blob.
-fn fetch_layer(client: &Client, store: &Store, l: &Descriptor, pack: bool) -> Result<(), Error> {
+/// Fetches one layer into `store`: a pack (indexed as it arrives from a registry, scanned
+/// from a layout) or a loose blob.
+fn fetch_layer(origin: &Origin, store: &Store, l: &Descriptor, pack: bool) -> Result<(), Error> {
     let staging = store.temp_dir()?;
     let path = staging.path().join(l.digest.hex());
-    let index = tee::download(client, &path, &l.digest, l.size, pack)?;
+    let index = origin.fetch(&l.digest, l.size, &path, pack)?;
     if !pack {
         let mut f =
             std::io::BufReader::new(std::fs::File::open(&path).map_err(|source| Error::Io {
