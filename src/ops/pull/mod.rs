@@ -172,10 +172,13 @@ pub fn pull(
         fetched,
     );
     // The parts are second names of blobs now stored (or refused): of no more use, unless a
-    // rerun may still need them (store format §2.1).
-    if result.as_ref().err().is_none_or(|e| !keeps_parts(e)) {
-        remove_parts(&parts);
-    }
+    // rerun may still need them (store format §2.1) — and never once their blob is stored.
+    let keep = result.as_ref().err().is_some_and(keeps_parts);
+    remove_parts(
+        parts
+            .iter()
+            .filter(|(d, _)| !keep || store.objects.contains(d)),
+    );
     result
 }
 
@@ -367,7 +370,7 @@ pub(crate) struct Fetched {
     pub resumed: u64,
     /// The partial downloads holding whole blobs: to remove once they are stored (or of no
     /// more use), with [`remove_parts`].
-    pub parts: Vec<PathBuf>,
+    pub parts: Vec<(Digest, PathBuf)>,
 }
 
 /// Fetches what `at` names into `staging` — one file per blob, named by its hex digest —
@@ -580,7 +583,7 @@ struct Downloads {
     /// Blobs continued from a part an interrupted run left.
     resumed: u64,
     /// The parts holding whole blobs (second names of the staged files).
-    parts: Vec<PathBuf>,
+    parts: Vec<(Digest, PathBuf)>,
 }
 
 /// Downloads blobs into `dir`, `jobs` at a time, each checked as it streams; the ones in
@@ -632,7 +635,7 @@ fn download_all(
                             if let Ok(mut done) = done.lock() {
                                 done.wire_bytes += got.wire_bytes;
                                 done.resumed += u64::from(got.resumed);
-                                done.parts.extend(got.part);
+                                done.parts.extend(got.part.map(|p| (*d, p)));
                                 if let Some(index) = got.index {
                                     done.indexes.insert(*d, index);
                                 }
@@ -666,8 +669,8 @@ fn keeps_parts(e: &Error) -> bool {
 }
 
 /// Removes partial downloads whose blobs are stored, or that are of no more use.
-pub(crate) fn remove_parts(parts: &[PathBuf]) {
-    for p in parts {
+pub(crate) fn remove_parts<'a>(parts: impl IntoIterator<Item = &'a (Digest, PathBuf)>) {
+    for (_, p) in parts {
         // Best effort: a part left behind is swept when stale.
         let _ = std::fs::remove_file(p);
     }
