@@ -44,7 +44,7 @@ mod referrers;
 mod session;
 mod upload;
 
-pub use upload::{CHUNK_BYTES, CHUNKED_ABOVE, MAX_CHUNK_BYTES, Upload, Uploaded};
+pub use upload::{CHUNK_BYTES, CHUNKED_ABOVE, Journal, MAX_CHUNK_BYTES, Upload, Uploaded};
 
 use failures::one_line;
 /// The largest token-server answer snap reads (real tokens are a few KiB, JWTs with
