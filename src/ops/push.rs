@@ -3,7 +3,9 @@
 //! Blobs first, a few at a time, each in one request when the repository already has it (a
 //! mount of the repository into itself) and two when it does not (the session that mount
 //! opened, then the bytes, verified as they are read from the store), then the manifest's exact
-//! bytes under each tag, with the digest the registry answers checked against ours.
+//! bytes under each tag, with the digest the registry answers checked against ours. A blob
+//! that goes up in chunks keeps its session in the store's upload record (store format
+//! §2.1), so a push run again after an interruption continues it instead of starting over.
 //!
 //! Tags: the one the reference gives; for a snapshot with git provenance, the short commit
 //! ([`COMMIT_TAG_LEN`] hex digits), which is immutable (refused when it names another digest,
