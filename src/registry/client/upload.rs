@@ -33,7 +33,7 @@
 //! and cancels the session (store format §2.1).
 
 use std::io::{self, Read};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use futures_util::StreamExt;
 use reqwest::header::{self, HeaderValue};
@@ -145,7 +145,19 @@ impl Client {
         auth: Option<HeaderValue>,
         sent: &AtomicU64,
     ) -> Result<Uploaded, Failure> {
-        let r = self.upload_attempt(blob, from, auth, sent).await;
+        let resumed = AtomicBool::new(false);
+        let mut r = self
+            .upload_attempt(blob, from, auth.clone(), sent, Some(&resumed))
+            .await;
+        // A continued session the registry then refuses (a `PATCH` out of range, a `PUT`
+        // that does not add up): once more from the start, in a new session, rather than
+        // failing this run and every run after it on the same record.
+        if let Err(Failure::Status { status, .. }) = &r
+            && resumed.load(Ordering::Relaxed)
+            && matches!(status, 400 | 404 | 416)
+        {
+            r = self.upload_attempt(blob, from, auth, sent, None).await;
+        }
         if let Some(j) = &blob.journal {
             match &r {
                 // Done; or bytes that are not the blob's, which another run would read again.
@@ -156,12 +168,15 @@ impl Client {
         r
     }
 
+    /// [`Client::upload_once`]'s attempt; `resume`: whether an earlier session may be
+    /// continued, set when one is.
     async fn upload_attempt(
         &self,
         blob: &Upload<'_>,
         from: &str,
         auth: Option<HeaderValue>,
         sent: &AtomicU64,
+        resume: Option<&AtomicBool>,
     ) -> Result<Uploaded, Failure> {
         let mut url = self
             .url("blobs/uploads/")
@@ -202,6 +217,7 @@ impl Client {
         // the POST just opened is left to the registry's purge of idle sessions).
         let mut offset = 0u64;
         if chunked
+            && let Some(resumed) = resume
             && let Some(j) = &blob.journal
             && let Some((earlier, _)) = j.previous()
             && let Some((at, acknowledged)) = self
@@ -210,6 +226,7 @@ impl Client {
         {
             location = at;
             offset = acknowledged;
+            resumed.store(true, Ordering::Relaxed);
         }
         let resumed = offset > 0;
         let mut reader = (blob.open)().map_err(Failure::Source)?;
@@ -303,14 +320,20 @@ impl Client {
         };
         let req = Request::new(Method::GET, url.clone()).authorization(&self.base, auth);
         let a = self.http.send(req).await?;
-        if a.status() != 204 {
+        match a.status() {
+            204 => {}
+            // Expired credentials, a busy registry: the caller's renewal and retries.
+            s if s == 401 || crate::registry::retry::is_transient_status(s) => {
+                return Err(a.into_failure().await);
+            }
             // Unknown, expired or refused (distribution cancels a session whose bytes do
             // not match its state): start over.
-            return Ok(None);
+            _ => return Ok(None),
         }
         let held = a.header("range").and_then(acknowledged);
         let at = a.location().unwrap_or(url);
-        Ok(held.filter(|&n| n <= size).map(|n| (at, n)))
+        // Nothing held (or distribution's ambiguous one byte): the fresh session will do.
+        Ok(held.filter(|&n| n > 0 && n <= size).map(|n| (at, n)))
     }
 }
 
