@@ -269,3 +269,41 @@ fn issue_17_an_upload_record_of_one_repository_does_not_apply_to_another() -> Re
     assert!(records(&dir).is_empty(), "no record left");
     pulls_whole(&a)
 }
+
+// issue 17: the record is locked while its push runs: a second push of the same blob to the
+// same repository (here: a record this test holds locked) uploads without resuming and
+// leaves the record alone; the next push, with the lock gone, finds the blob there and
+// removes the record.
+#[test]
+fn issue_17_a_locked_upload_record_is_neither_resumed_nor_touched() -> Result {
+    if !have_registry() {
+        return Ok(());
+    }
+    let (_t, dir) = big_store()?;
+    let reg = Registry::start()?;
+    let target = format!("{}/snap/model:v1", reg.addr);
+    push_stopped_after_chunk(&dir, &target, 2)?;
+    let path = records(&dir).pop().ok_or("a record")?;
+    let before = std::fs::read(&path)?;
+    let held = std::fs::File::open(&path)?;
+    held.try_lock()?;
+    let second = push(&dir, &target)?;
+    assert_eq!(
+        (
+            u64_of(&second, "resumed")?,
+            u64_of(&second, "uploaded_bytes")? >= SIZE
+        ),
+        (0, true),
+        "{second}"
+    );
+    assert_eq!(
+        std::fs::read(&path)?,
+        before,
+        "the held record is untouched"
+    );
+    drop(held);
+    let third = push(&dir, &target)?;
+    assert_eq!(u64_of(&third, "uploaded")?, 0, "all there: {third}");
+    assert!(records(&dir).is_empty(), "the record goes with the mount");
+    Ok(())
+}

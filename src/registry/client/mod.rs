@@ -9,6 +9,7 @@
 //! | `PUT /v2/<repo>/manifests/<tag or digest>` | pushing a manifest's exact bytes |
 //! | `HEAD`/`GET /v2/<repo>/blobs/<digest>` | skipping blobs the repository has, downloading |
 //! | `POST /v2/<repo>/blobs/uploads/?mount=<digest>&from=<repo>`, then `PUT <location>?digest=` (or `PATCH`es first) | uploading (`upload.rs`) |
+//! | `GET <location>` of an earlier upload session | continuing an interrupted chunked upload |
 //! | `GET /v2/<repo>/tags/list?n=…`, then its `Link: <…>; rel="next"` pages | listing tags ([`Client::list_tags`]) |
 //!
 //! Every body is read through a bound: manifests and indexes at most [`MAX_MANIFEST_BYTES`],
