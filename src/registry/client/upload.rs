@@ -97,9 +97,10 @@ pub enum Uploaded {
 
 impl Client {
     /// Uploads blobs, up to `jobs` at once, each in one or two requests, or continuing the
-    /// session its journal names (see the module documentation). `from` names another repository of the same registry that may hold
-    /// them (mounted from there when it does); by default the repository itself. `done` is
-    /// called after each with its size and how it got there.
+    /// session its journal names (see the module documentation). `from` names another
+    /// repository of the same registry that may hold them (mounted from there when it does);
+    /// by default the repository itself. `done` is called after each with its size and how it
+    /// got there.
     ///
     /// # Errors
     /// The first failure (a classified [`Error`], or [`Error::Source`] when a blob's bytes
