@@ -90,12 +90,17 @@ pub fn push(ctx: &Context, args: &PushArgs) -> anyhow::Result<ExitStatus> {
     ctx.printer.status(
         "Pushed",
         format!(
-            "{} to {}: {} of {} blobs uploaded ({}), {} already there, {} requests",
+            "{} to {}: {} of {} blobs uploaded ({}{}), {} already there, {} requests",
             out.digest.short(),
             out.repository,
             out.uploaded,
             out.blobs,
             human_bytes(out.uploaded_bytes),
+            if out.resumed > 0 {
+                format!(", {} continued from an interrupted push", out.resumed)
+            } else {
+                String::new()
+            },
             out.skipped,
             out.requests
         ),

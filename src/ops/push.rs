@@ -3,7 +3,9 @@
 //! Blobs first, a few at a time, each in one request when the repository already has it (a
 //! mount of the repository into itself) and two when it does not (the session that mount
 //! opened, then the bytes, verified as they are read from the store), then the manifest's exact
-//! bytes under each tag, with the digest the registry answers checked against ours.
+//! bytes under each tag, with the digest the registry answers checked against ours. A blob
+//! that goes up in chunks keeps its session in the store's upload record (store format
+//! §2.1), so a push run again after an interruption continues it instead of starting over.
 //!
 //! Tags: the one the reference gives; for a snapshot with git provenance, the short commit
 //! ([`COMMIT_TAG_LEN`] hex digits), which is immutable (refused when it names another digest,
@@ -18,8 +20,9 @@ use crate::digest::Digest;
 use crate::oci::Node;
 use crate::ops::transfer;
 use crate::ops::{Error, Progress};
-use crate::registry::{Client, ClientOptions, RemoteRef, Upload, Uploaded};
+use crate::registry::{Client, ClientOptions, Journal, RemoteRef, Upload, Uploaded};
 use crate::store::Store;
+use crate::store::partial::UploadClaim;
 use crate::{rev, snapshot};
 
 /// Hex digits of the git commit in the commit tag.
@@ -124,8 +127,12 @@ pub struct PushOutcome {
     pub blobs: u64,
     /// Blobs uploaded.
     pub uploaded: u64,
-    /// Bytes uploaded.
+    /// Bytes sent in this run: a blob continued from an interrupted push counts only what
+    /// was sent now (a dry run: the sizes of the blobs it would upload).
     pub uploaded_bytes: u64,
+    /// Blobs whose upload continued where an interrupted push stopped.
+    #[serde(default)]
+    pub resumed: u64,
     /// Blobs the repository already had.
     pub skipped: u64,
     /// Ancestor snapshots sent with `--with-history` (each tagged [`history_tag`]).
@@ -197,6 +204,7 @@ pub fn push(
         blobs: blobs.len() as u64,
         uploaded: sent.uploaded,
         uploaded_bytes: sent.bytes,
+        resumed: sent.resumed,
         skipped: blobs.len() as u64 - sent.uploaded,
         history: history.nodes.len() as u64,
         referrers: 0,
@@ -211,6 +219,7 @@ pub fn push(
         let sent = missing.fold(Sent::default(), |s, ((_, size), _)| Sent {
             uploaded: s.uploaded + 1,
             bytes: s.bytes + size,
+            resumed: 0,
         });
         // The plan: what the blob checks found missing, and how each tag would change.
         let planned = tags
@@ -338,13 +347,17 @@ fn check_tags(
 pub(crate) struct Sent {
     /// Blobs whose bytes went up (the others were already there).
     pub uploaded: u64,
-    /// Their bytes.
+    /// The bytes sent (of a resumed blob, only those sent now).
     pub bytes: u64,
+    /// Blobs continued from an interrupted push's session.
+    pub resumed: u64,
 }
 
 /// Puts `blobs` into the repository, each streamed (and verified) from the store, unless the
 /// registry already has it (a mount answers that in the upload's first request): in the
-/// repository itself, or in `from`, another repository of the same registry.
+/// repository itself, or in `from`, another repository of the same registry. A chunked
+/// upload keeps its session in the store's upload record (store format §2.1), so that a push
+/// interrupted in the middle of a big blob continues it.
 pub(crate) fn upload(
     store: &Store,
     client: &Client,
@@ -368,19 +381,101 @@ pub(crate) fn upload(
                         .map_err(|e| std::io::Error::other(e.to_string()))?;
                     Ok(Box::new(r) as Box<dyn Read + Send>)
                 }),
+                journal: Some(Box::new(RecordJournal {
+                    store,
+                    digest: d,
+                    registry: &client.remote().registry,
+                    repository: &client.remote().repository,
+                    claim: std::sync::Mutex::new(Claim::Untried),
+                })),
             }
         })
         .collect();
     let result = client.upload(&uploads, from, &|n, _| progress.advance(n, 1));
     progress.end();
     let mut sent = Sent::default();
-    for ((_, size), how) in blobs.iter().zip(result?) {
-        if how == Uploaded::Sent {
+    for how in result? {
+        if let Uploaded::Sent { bytes, resumed } = how {
             sent.uploaded += 1;
-            sent.bytes += size;
+            sent.bytes += bytes;
+            sent.resumed += u64::from(resumed);
         }
     }
     Ok(sent)
+}
+
+/// A blob's upload record in the store (store format §2.1) as the registry client's
+/// [`Journal`], claimed at its first use: blobs that go up whole never touch it, except to
+/// remove a record an earlier chunked run left.
+struct RecordJournal<'a> {
+    store: &'a Store,
+    digest: Digest,
+    registry: &'a str,
+    repository: &'a str,
+    claim: std::sync::Mutex<Claim>,
+}
+
+/// Where a [`RecordJournal`] stands with its record.
+enum Claim {
+    /// Not looked at yet.
+    Untried,
+    /// Claimed by this process.
+    Held(UploadClaim),
+    /// Held by another push of the blob to the repository (or unreadable, or forgotten):
+    /// this upload neither resumes nor records.
+    Off,
+}
+
+impl RecordJournal<'_> {
+    /// Runs `f` on the claim, claiming the record first if it was not tried yet.
+    fn with_claim<T>(&self, f: impl FnOnce(&mut Claim) -> T) -> Option<T> {
+        let mut claim = self.claim.lock().ok()?;
+        if matches!(*claim, Claim::Untried) {
+            *claim = match UploadClaim::acquire(
+                self.store.dir(),
+                &self.digest,
+                self.registry,
+                self.repository,
+            ) {
+                Ok(Some(c)) => Claim::Held(c),
+                // Another push holds it; or a record that cannot even be opened, which only
+                // costs resuming.
+                Ok(None) | Err(_) => Claim::Off,
+            };
+        }
+        Some(f(&mut claim))
+    }
+}
+
+impl Journal for RecordJournal<'_> {
+    fn previous(&self) -> Option<(String, u64)> {
+        self.with_claim(|c| match c {
+            Claim::Held(c) => c.previous().map(|r| (r.location.clone(), r.offset)),
+            _ => None,
+        })
+        .flatten()
+    }
+
+    fn record(&self, location: &str, offset: u64) {
+        self.with_claim(|c| {
+            if let Claim::Held(held) = c
+                && held.save(location, offset).is_err()
+            {
+                // A record that cannot be written (a full disk) only costs resuming; the
+                // upload goes on without one.
+                *c = Claim::Off;
+            }
+        });
+    }
+
+    fn forget(&self) {
+        self.with_claim(|c| {
+            if let Claim::Held(held) = std::mem::replace(c, Claim::Off) {
+                // Not removed: the gc's sweep takes it after a week.
+                let _ = held.remove();
+            }
+        });
+    }
 }
 
 /// A tag's outcome, from what it named before.

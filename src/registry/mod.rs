@@ -16,7 +16,7 @@ pub mod tags;
 
 use std::io;
 
-pub use client::{Client, ClientOptions, Upload, Uploaded};
+pub use client::{Client, ClientOptions, Journal, Upload, Uploaded};
 pub use http::Timeouts;
 pub use reference::RemoteRef;
 

@@ -18,7 +18,16 @@
 //! when the transfer they belong to completes, when it fails for a reason a rerun would not
 //! cure, and — by the sweep of leftovers (§7) and by `snap gc` — once nothing has touched them
 //! for [`STALE_AFTER`] (distribution's default lifetime of an upload session).
+//!
+//! An upload record is claimed ([`UploadClaim::acquire`]) by taking an exclusive `flock` on
+//! it; every new version is written to a temp file that is locked *before* it is renamed over
+//! the record, so the record at its path is always locked while its pushing process lives,
+//! and a second push of the same blob to the same repository does not touch it (it uploads
+//! without resuming). The record is a hint, never trusted: a record that does not decode, or
+//! names another registry or repository, is ignored (and overwritten).
 
+use std::fs::File;
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -84,9 +93,169 @@ pub fn stale(dir: &Path, now: SystemTime) -> Vec<PathBuf> {
         .collect()
 }
 
+/// The largest upload record read: a `location` is a URL of a few hundred bytes.
+const MAX_RECORD_BYTES: u64 = 16 << 10;
+
+/// An upload session, as its record holds it (store format §2.1).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadRecord {
+    /// The registry (`host[:port]`).
+    pub registry: String,
+    /// The repository in it.
+    pub repository: String,
+    /// The session's URL, as the registry's last answer gave it.
+    pub location: String,
+    /// The bytes the registry acknowledged.
+    pub offset: u64,
+}
+
+impl UploadRecord {
+    /// The record's bytes: compact JSON, fields in this order.
+    #[must_use]
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a struct of strings and a number serializes")
+    }
+
+    /// The record in `bytes`, if they hold one for `registry/repository`; anything else
+    /// (garbage, a hand edit, another repository's record) is `None`.
+    #[must_use]
+    pub fn decode(bytes: &[u8], registry: &str, repository: &str) -> Option<UploadRecord> {
+        let r: UploadRecord = serde_json::from_slice(bytes).ok()?;
+        (r.registry == registry && r.repository == repository && !r.location.is_empty())
+            .then_some(r)
+    }
+}
+
+/// This process's claim on the upload record of one blob to one repository: the session an
+/// earlier run left, and the right to record this run's (see the module documentation).
+#[derive(Debug)]
+pub struct UploadClaim {
+    path: PathBuf,
+    registry: String,
+    repository: String,
+    previous: Option<UploadRecord>,
+    /// The record file this process holds locked: the one found, then each one written.
+    held: Option<File>,
+}
+
+impl UploadClaim {
+    /// Claims the record of blob `d` to `registry/repository` in the store `dir`: `None` when
+    /// another process holds it (that push is uploading the blob right now).
+    ///
+    /// # Errors
+    /// Any I/O error opening or reading the record.
+    pub fn acquire(
+        dir: &Path,
+        d: &Digest,
+        registry: &str,
+        repository: &str,
+    ) -> io::Result<Option<UploadClaim>> {
+        let path = upload_path(dir, d, registry, repository);
+        let mut claim = UploadClaim {
+            path,
+            registry: registry.to_owned(),
+            repository: repository.to_owned(),
+            previous: None,
+            held: None,
+        };
+        let mut file = match File::open(&claim.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Some(claim)),
+            Err(e) => return Err(e),
+        };
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        }
+        // Locked, but perhaps a file its writer had just replaced: only the record at the
+        // path counts, and a replaced one means its writer is alive.
+        if !same_file(&file, &claim.path) {
+            return Ok(None);
+        }
+        let mut bytes = Vec::new();
+        (&mut file).take(MAX_RECORD_BYTES).read_to_end(&mut bytes)?;
+        claim.previous = UploadRecord::decode(&bytes, registry, repository);
+        claim.held = Some(file);
+        Ok(Some(claim))
+    }
+
+    /// The session last recorded: by an earlier run (if its record was sound), or by this
+    /// claim's [`UploadClaim::save`].
+    #[must_use]
+    pub fn previous(&self) -> Option<&UploadRecord> {
+        self.previous.as_ref()
+    }
+
+    /// Records the session at `location` with `offset` bytes acknowledged, replacing the
+    /// record atomically (temp file, fsync, rename, fsync of the directory); the new record is
+    /// locked before it appears.
+    ///
+    /// # Errors
+    /// Any I/O error; the previous record is then unchanged.
+    pub fn save(&mut self, location: &str, offset: u64) -> io::Result<()> {
+        let record = UploadRecord {
+            registry: self.registry.clone(),
+            repository: self.repository.clone(),
+            location: location.to_owned(),
+            offset,
+        };
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir)?;
+        let mut temp = crate::fs::AtomicFile::new_in(dir)?;
+        temp.write_all(&record.encode())?;
+        let held = temp.file().try_clone()?;
+        held.try_lock().map_err(|e| match e {
+            std::fs::TryLockError::Error(e) => e,
+            std::fs::TryLockError::WouldBlock => {
+                io::Error::other("a temp file just created is locked")
+            }
+        })?;
+        temp.persist_replace(&self.path, None)?;
+        crate::fs::sync_dir(dir)?;
+        // The old record's lock goes only now, with the new one locked in its place.
+        self.held = Some(held);
+        self.previous = Some(record);
+        Ok(())
+    }
+
+    /// Removes the record (the upload completed, or failed for a reason a rerun would not
+    /// cure), unless another process has replaced it since.
+    ///
+    /// # Errors
+    /// Any I/O error removing it.
+    pub fn remove(self) -> io::Result<()> {
+        match &self.held {
+            Some(file) if same_file(file, &self.path) => match std::fs::remove_file(&self.path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            },
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Whether `path` names the open `file` (and not a file renamed over it since).
+fn same_file(file: &File, path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (file.metadata(), std::fs::metadata(path)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = file;
+        path.exists()
+    }
+}
+
 #[cfg(test)]
-#[allow(clippy::disallowed_methods)] // tests write fixtures directly
 mod tests {
+    #![allow(clippy::disallowed_methods)] // fixtures written as a crash or a hand edit would
     use super::*;
 
     #[test]
@@ -132,6 +301,97 @@ mod tests {
             stale(tmp.path(), now + STALE_AFTER + Duration::from_secs(1)),
             vec![path],
             "a week untouched; a file snap did not name is never taken"
+        );
+        Ok(())
+    }
+
+    fn record() -> UploadRecord {
+        UploadRecord {
+            registry: "127.0.0.1:5000".into(),
+            repository: "a/b".into(),
+            location: "http://127.0.0.1:5000/v2/a/b/blobs/uploads/u?_state=x".into(),
+            offset: 16 << 20,
+        }
+    }
+
+    #[test]
+    fn an_upload_record_round_trips_and_garbage_is_ignored() {
+        let r = record();
+        let bytes = r.encode();
+        assert_eq!(
+            String::from_utf8_lossy(&bytes),
+            r#"{"registry":"127.0.0.1:5000","repository":"a/b","location":"http://127.0.0.1:5000/v2/a/b/blobs/uploads/u?_state=x","offset":16777216}"#,
+            "the format of store format §2.1"
+        );
+        assert_eq!(
+            UploadRecord::decode(&bytes, "127.0.0.1:5000", "a/b"),
+            Some(r.clone())
+        );
+        let no = |b: &[u8]| UploadRecord::decode(b, "127.0.0.1:5000", "a/b");
+        assert_eq!(
+            UploadRecord::decode(&bytes, "127.0.0.1:5000", "a/c"),
+            None,
+            "another repository's record does not apply"
+        );
+        assert_eq!(
+            UploadRecord::decode(&bytes, "example.com", "a/b"),
+            None,
+            "nor another registry's"
+        );
+        for garbage in [
+            &b""[..],
+            b"\xff\xfe",
+            b"{}",
+            b"null",
+            br#"{"registry":"127.0.0.1:5000","repository":"a/b","location":"","offset":1}"#,
+            br#"{"registry":"127.0.0.1:5000","repository":"a/b","location":"x","offset":-1}"#,
+            br#"{"registry":"127.0.0.1:5000","repository":"a/b","location":"x","offset":1e99}"#,
+            br#"{"registry":"127.0.0.1:5000","repository":"a/b","location":"x","offset":1,"x":1}"#,
+            &bytes[..bytes.len() - 1],
+        ] {
+            assert_eq!(no(garbage), None, "{}", String::from_utf8_lossy(garbage));
+        }
+    }
+
+    #[test]
+    fn an_upload_claim_saves_finds_and_removes_its_record() -> io::Result<()> {
+        let tmp = tempfile::tempdir()?;
+        let d = Digest::of(b"blob");
+        let (reg, repo) = ("127.0.0.1:5000", "a/b");
+        let mut claim = UploadClaim::acquire(tmp.path(), &d, reg, repo)?.expect("no one holds it");
+        assert_eq!(claim.previous(), None, "no record yet");
+        claim.save("http://r/1", 5)?;
+        claim.save("http://r/2", 9)?;
+        assert!(
+            UploadClaim::acquire(tmp.path(), &d, reg, repo)?.is_none(),
+            "a record this process holds is not claimed twice"
+        );
+        drop(claim);
+        let claim = UploadClaim::acquire(tmp.path(), &d, reg, repo)?.expect("its holder is gone");
+        let found = claim.previous().cloned();
+        assert_eq!(
+            found.map(|r| (r.location, r.offset)),
+            Some(("http://r/2".to_owned(), 9)),
+            "the last save"
+        );
+        claim.remove()?;
+        assert!(!upload_path(tmp.path(), &d, reg, repo).exists(), "removed");
+        Ok(())
+    }
+
+    #[test]
+    fn a_garbage_record_is_claimed_as_no_session() -> io::Result<()> {
+        let tmp = tempfile::tempdir()?;
+        let d = Digest::of(b"blob");
+        let path = upload_path(tmp.path(), &d, "r", "a");
+        std::fs::create_dir_all(tmp.path().join(PARTIAL_DIR))?;
+        std::fs::write(&path, b"{\"registry\": 7")?;
+        let mut claim = UploadClaim::acquire(tmp.path(), &d, "r", "a")?.expect("unlocked");
+        assert_eq!(claim.previous(), None, "ignored");
+        claim.save("http://r/1", 1)?;
+        assert!(
+            UploadRecord::decode(&std::fs::read(&path)?, "r", "a").is_some(),
+            "overwritten with a sound record"
         );
         Ok(())
     }

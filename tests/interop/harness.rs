@@ -209,6 +209,11 @@ impl Registry {
         Ok(reg)
     }
 
+    /// The registry's storage directory (its filesystem driver's root).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
     /// Runs the registry's garbage collector, deleting every manifest no tag names
     /// (`garbage-collect --delete-untagged`), and returns what it printed.
     pub fn garbage_collect(&self) -> Result<String> {

@@ -316,3 +316,69 @@ fn issue_18_a_push_to_a_registry_that_never_answers_fails_after_the_timeout() ->
     );
     Ok(())
 }
+
+// issue 17: a session a registry says it holds but then refuses to continue (a PATCH out of
+// range) costs a new session at once, not a failed push — and not every push after it, as
+// long as the upload record named the refused session.
+#[test]
+fn issue_17_a_continued_upload_the_registry_refuses_starts_over() -> Result {
+    // The store the layout was exported from: the registry serves its snapshot back, so a
+    // push of it completes (tags read back as the layout's).
+    let (_t, layout, _) = setup()?;
+    let src = layout.parent().ok_or("src")?;
+    let reg = HostileRegistry::start(&layout, "refuse-resume")?;
+    let (registry, repository) = (reg.addr.as_str(), "acme/x");
+    // An upload record for every blob of the snapshot, naming the session `stale`.
+    let mine = layout.clone();
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(mine.join("index.json"))?)?;
+    let top = index["manifests"][0]["digest"].as_str().ok_or("digest")?;
+    let hex = |d: &str| d.trim_start_matches("sha256:").to_owned();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(mine.join("blobs/sha256").join(hex(top)))?)?;
+    let blobs: Vec<String> = std::iter::once(&manifest["config"])
+        .chain(manifest["layers"].as_array().ok_or("layers")?)
+        .filter(|d| d["size"].as_u64().is_some_and(|n| n > 10))
+        .filter_map(|d| d["digest"].as_str().map(str::to_owned))
+        .collect();
+    assert!(!blobs.is_empty(), "{manifest}");
+    let store = src.join(".store");
+    std::fs::create_dir_all(store.join("partial"))?;
+    for d in &blobs {
+        let record = snap::store::partial::UploadRecord {
+            registry: registry.to_owned(),
+            repository: repository.to_owned(),
+            location: format!("http://{registry}/v2/{repository}/blobs/uploads/stale?_state=s"),
+            offset: 10,
+        };
+        let path = snap::store::partial::upload_path(&store, &d.parse()?, registry, repository);
+        std::fs::write(path, record.encode())?;
+    }
+    let out: serde_json::Value = snap_ok(
+        src,
+        &[
+            "--json",
+            "push",
+            "latest",
+            &format!("{registry}/{repository}:latest"),
+            "--no-moving-tag",
+            "--chunked",
+        ],
+        &[],
+    )?
+    .parse()?;
+    assert_eq!(out["resumed"].as_u64(), Some(0), "{out}");
+    let seen = reg.received()?;
+    let refused = seen
+        .iter()
+        .filter(|r| r.method == "PATCH" && r.path.contains("/uploads/stale"))
+        .count();
+    assert_eq!(
+        refused,
+        blobs.len(),
+        "each stale session tried once: {seen:#?}"
+    );
+    let left = std::fs::read_dir(store.join("partial"))?.count();
+    assert_eq!(left, 0, "no record left");
+    Ok(())
+}

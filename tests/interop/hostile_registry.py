@@ -25,6 +25,9 @@ under any repository name: `/v2/` answers 200, manifests by the tag in `index.js
   huge-token             `/v2/` asks for a bearer token from this server's `/token`, which
                          streams an endless token (chunked) until the client leaves
   stall-push             an upload's PUT reads its body and never answers
+  refuse-resume          the upload session `stale` (which the test writes into upload records)
+                         answers a GET 204 with `Range: 0-9`, then refuses its PATCH with 416;
+                         other sessions take PATCHes (202, `Range`) and the closing PUT
   tags-endless           the tag list's every page links to a next one, forever
   tags-huge              the tag list announces 2 GiB and streams zeros
   tags-elsewhere         the tag list's first page links its next one on 127.0.0.2
@@ -164,6 +167,14 @@ class Handler(BaseHTTPRequestHandler):
             return self.error(404, "NAME_UNKNOWN", "no such repository")
         kind, ref = parts[-2], parts[-1]
         if kind == "uploads" or (parts[-3:-1] == ["blobs", "uploads"]):
+            if fault == "refuse-resume" and "/uploads/stale" in path:
+                if self.command == "GET":
+                    return self.send(204, headers=[("Range", "0-9"), ("Location", self.path)])
+                if self.command == "PATCH":
+                    return self.error(416, "RANGE_INVALID", "invalid content range")
+            if fault == "refuse-resume" and self.command == "PATCH":
+                end = self.headers.get("Content-Range", "0-0").partition("-")[2]
+                return self.send(202, headers=[("Location", self.path), ("Range", f"0-{end}")])
             if self.command == "POST":
                 return self.send(202, headers=[("Location", f"/v2/x/blobs/uploads/1?_state=s")])
             return self.send(201, headers=[("Docker-Content-Digest", query.partition("digest=")[2])])

@@ -9,6 +9,7 @@ mod quickstart;
 mod recipe;
 mod registry;
 mod remote;
+mod resume;
 mod sign;
 #[path = "../support/mod.rs"]
 mod support;

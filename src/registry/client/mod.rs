@@ -9,6 +9,7 @@
 //! | `PUT /v2/<repo>/manifests/<tag or digest>` | pushing a manifest's exact bytes |
 //! | `HEAD`/`GET /v2/<repo>/blobs/<digest>` | skipping blobs the repository has, downloading |
 //! | `POST /v2/<repo>/blobs/uploads/?mount=<digest>&from=<repo>`, then `PUT <location>?digest=` (or `PATCH`es first) | uploading (`upload.rs`) |
+//! | `GET <location>` of an earlier upload session | continuing an interrupted chunked upload |
 //! | `GET /v2/<repo>/tags/list?n=…`, then its `Link: <…>; rel="next"` pages | listing tags ([`Client::list_tags`]) |
 //!
 //! Every body is read through a bound: manifests and indexes at most [`MAX_MANIFEST_BYTES`],
@@ -44,7 +45,7 @@ mod referrers;
 mod session;
 mod upload;
 
-pub use upload::{CHUNK_BYTES, CHUNKED_ABOVE, MAX_CHUNK_BYTES, Upload, Uploaded};
+pub use upload::{CHUNK_BYTES, CHUNKED_ABOVE, Journal, MAX_CHUNK_BYTES, Upload, Uploaded};
 
 use failures::one_line;
 /// The largest token-server answer snap reads (real tokens are a few KiB, JWTs with
