@@ -20,4 +20,7 @@ pub enum ErrorKind {
     /// Ran fine, and the answer is "no": no allowed signer signed (`snap verify`,
     /// `snap pull --verify`; exit 1).
     Unverified,
+    /// Stopped at a clean point because a stop was asked for (Ctrl-C, `SIGTERM`): running it
+    /// again continues (exit 130).
+    Interrupted,
 }

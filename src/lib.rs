@@ -79,6 +79,7 @@ pub(crate) mod digest;
 pub(crate) mod error;
 pub(crate) mod fs;
 pub(crate) mod graph;
+pub(crate) mod interrupt;
 pub(crate) mod progress;
 pub(crate) mod provenance;
 pub(crate) mod rev;

@@ -12,6 +12,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("timestamp", &[]),
     ("fs", &[]),
     ("graph", &[]),
+    ("interrupt", &[]),
     ("lock", &["fs"]),
     ("object", &["digest", "timestamp"]),
     ("pack", &["digest"]),
@@ -43,7 +44,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "digest", "error", "object", "rev", "snapshot", "store", "worktree",
         ],
     ),
-    ("registry", &["digest", "error", "oci", "timestamp"]),
+    (
+        "registry",
+        &["digest", "error", "interrupt", "oci", "timestamp"],
+    ),
     ("signature", &["digest", "error", "timestamp"]),
     ("config", &["error", "lock", "registry", "store"]),
 ];
@@ -55,6 +59,7 @@ const MODULES: &[&str] = &[
     "timestamp",
     "fs",
     "graph",
+    "interrupt",
     "lock",
     "object",
     "pack",

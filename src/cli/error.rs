@@ -35,6 +35,8 @@ pub enum ExitStatus {
     Error,
     /// 3: lost a race; safe to retry.
     Conflict,
+    /// 130: stopped on Ctrl-C or `SIGTERM` at a clean point; running it again continues.
+    Interrupted,
 }
 
 impl From<ExitStatus> for ExitCode {
@@ -44,6 +46,7 @@ impl From<ExitStatus> for ExitCode {
             ExitStatus::Negative => 1,
             ExitStatus::Error => 2,
             ExitStatus::Conflict => 3,
+            ExitStatus::Interrupted => 130,
         })
     }
 }
@@ -89,6 +92,7 @@ pub fn report(printer: &Printer, err: &anyhow::Error) -> ExitStatus {
         match op.kind() {
             ErrorKind::Conflict => ExitStatus::Conflict,
             ErrorKind::Unverified => ExitStatus::Negative,
+            ErrorKind::Interrupted => ExitStatus::Interrupted,
             _ => ExitStatus::Error,
         }
     } else {
@@ -167,6 +171,7 @@ fn hint(topic: &Topic<'_>) -> String {
         Topic::OutputNotEmpty => "export into a new or empty directory, or to a .tar, .tar.gz or .tar.zst file".into(),
         Topic::CorruptObject => "run `snap fsck` to list every damaged object and the snapshots that need it".into(),
         Topic::Unverified => "nothing was stored; ask the publisher to `snap sign` and push it, or add their key to the allowed signers".into(),
+        Topic::Interrupted => "run the same command again: it continues from what is already there".into(),
         Topic::NoSigningKey => "pass --key ~/.ssh/id_ed25519 or set it once: `snap config sign.key PATH`".into(),
         Topic::NoAllowedSigners => "pass --allowed-signers FILE or set it once: `snap config verify.allowed-signers PATH`".into(),
         Topic::EncryptedSigningKey => "use an unencrypted key for snap, or sign with `ssh-keygen -Y sign -n snap` and `snap attach` the signature".into(),

@@ -413,6 +413,13 @@ pub enum Error {
         /// What the signatures were (none, unknown keys, bad).
         reason: String,
     },
+    /// A stop was asked for (Ctrl-C, `SIGTERM`) and taken at a clean point: what arrived or
+    /// went up is kept for the next run (store format §2.1).
+    #[error("{what} stopped, as asked: run it again to continue where it stopped")]
+    Interrupted {
+        /// The command (`push`, `pull`).
+        what: &'static str,
+    },
     /// `snap attach` of a file whose name cannot be a title.
     #[error("cannot attach {}: {reason}", path.display())]
     BadAttachment {
@@ -431,6 +438,23 @@ pub enum Error {
         /// Attempts made.
         attempts: u32,
     },
+}
+
+/// Asks a running push or pull to stop at its next clean point: the CLI's Ctrl-C and
+/// `SIGTERM` handler calls it. Returns whether one is running and listening; when none is, the
+/// caller ends the process itself (every write snap makes is safe to cut off).
+pub fn request_stop() -> bool {
+    crate::interrupt::request()
+}
+
+/// `e`, or [`Error::Interrupted`] when a stop was asked for: whatever failed then failed
+/// because it stopped.
+pub(crate) fn interrupted(what: &'static str, e: Error) -> Error {
+    if crate::interrupt::requested() {
+        Error::Interrupted { what }
+    } else {
+        e
+    }
 }
 
 impl Error {
@@ -471,6 +495,7 @@ impl Error {
             Error::Signature(e) => e.kind(),
             Error::ReferrerIndex(e) => e.kind(),
             Error::Unverified { .. } => ErrorKind::Unverified,
+            Error::Interrupted { .. } => ErrorKind::Interrupted,
             Error::Referrers(_)
             | Error::ReferrerSubjectAbsent { .. }
             | Error::NoSigningKey

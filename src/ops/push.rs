@@ -391,10 +391,13 @@ pub(crate) fn upload(
             }
         })
         .collect();
+    // Ctrl-C or SIGTERM stops it between two chunks (crate::interrupt).
+    let listening = crate::interrupt::Listening::start();
     let result = client.upload(&uploads, from, &|n, _| progress.advance(n, 1));
+    drop(listening);
     progress.end();
     let mut sent = Sent::default();
-    for how in result? {
+    for how in result.map_err(|e| crate::ops::interrupted("push", e.into()))? {
         if let Uploaded::Sent { bytes, resumed } = how {
             sent.uploaded += 1;
             sent.bytes += bytes;

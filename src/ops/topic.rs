@@ -139,6 +139,8 @@ pub enum Topic<'a> {
     CorruptObject,
     /// No signature by an allowed signer.
     Unverified,
+    /// A push or pull stopped on Ctrl-C or `SIGTERM`.
+    Interrupted,
     /// `snap sign` without a key.
     NoSigningKey,
     /// Verifying without allowed signers.
@@ -208,6 +210,7 @@ impl Topic<'_> {
             Topic::OutputNotEmpty => "output-not-empty",
             Topic::CorruptObject => "corrupt-object",
             Topic::Unverified => "unverified",
+            Topic::Interrupted => "interrupted",
             Topic::NoSigningKey => "no-signing-key",
             Topic::NoAllowedSigners => "no-allowed-signers",
             Topic::EncryptedSigningKey => "encrypted-signing-key",
@@ -298,6 +301,7 @@ impl Error {
             Error::IndexTooLarge { .. } => Topic::ExportIndexTooLarge,
             Error::OutputNotEmpty { .. } => Topic::OutputNotEmpty,
             Error::Unverified { .. } => Topic::Unverified,
+            e if e.kind() == super::ErrorKind::Interrupted => Topic::Interrupted,
             Error::NoSigningKey => Topic::NoSigningKey,
             Error::NoAllowedSigners => Topic::NoAllowedSigners,
             Error::Signature(crate::signature::Error::EncryptedKey { .. }) => {

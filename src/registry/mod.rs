@@ -237,6 +237,12 @@ pub enum Error {
         /// The token server's URL.
         realm: String,
     },
+    /// A stop was asked for (Ctrl-C, `SIGTERM`) and taken at a clean point.
+    #[error("stopped while {phase}, as asked")]
+    Interrupted {
+        /// What was being done.
+        phase: String,
+    },
     /// A local I/O error.
     #[error("{what}")]
     Io {
@@ -262,6 +268,7 @@ impl Error {
             R::BlobMismatch { .. } | R::DigestMismatch { .. } | R::Protocol { .. } => K::Corrupt,
             R::Source { .. } => K::Corrupt,
             R::Io { .. } => K::Io,
+            R::Interrupted { .. } => K::Interrupted,
             R::ResponseTooLarge { .. } => K::Corrupt,
             R::InsecureRealm { .. } => K::InvalidInput,
             R::Stalled { .. } | R::Redirects { .. } | R::GaveUp { .. } | R::RetryTooLate { .. } => {

@@ -307,3 +307,133 @@ fn issue_17_a_locked_upload_record_is_neither_resumed_nor_touched() -> Result {
     assert!(records(&dir).is_empty(), "the record goes with the mount");
     Ok(())
 }
+
+/// Sends `signal` (`TERM`, `INT`) to the process `pid`.
+fn signal(pid: u32, signal: &str) -> Result {
+    let status = Command::new("kill")
+        .args([format!("-{signal}"), pid.to_string()])
+        .status()?;
+    if !status.success() {
+        return Err(format!("kill -{signal} {pid} failed").into());
+    }
+    Ok(())
+}
+
+// issue 17: a SIGKILL that cuts a chunk off leaves a session distribution refuses, so the
+// rerun sent the whole blob again. `SIGTERM` (a CI job cancelled) and Ctrl-C now stop a push
+// between two chunks: it exits 130 naming what happened, the session stays one the registry
+// continues, and the rerun sends only the rest.
+#[test]
+fn issue_17_a_push_stopped_by_sigterm_continues_on_the_rerun() -> Result {
+    if !have_registry() {
+        return Ok(());
+    }
+    let (_t, dir) = big_store()?;
+    let reg = Registry::start()?;
+    let target = format!("{}/snap/model:v1", reg.addr);
+    let child = push_cmd(&dir, &target).spawn()?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let offset = record(&dir)
+            .ok()
+            .and_then(|r| r["offset"].as_u64())
+            .unwrap_or(0);
+        if offset >= CHUNK {
+            signal(child.id(), "TERM")?;
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err("no chunk was acknowledged".into());
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let out = child.wait_with_output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("push stopped, as asked") && stderr.contains("snap explain interrupted"),
+        "{stderr}"
+    );
+    let acknowledged = u64_of(&record(&dir)?, "offset")?;
+    assert!(
+        (CHUNK..SIZE).contains(&acknowledged),
+        "stopped between chunks: {acknowledged}"
+    );
+    let missing = SIZE - acknowledged;
+    let again = push(&dir, &target)?;
+    let sent = u64_of(&again, "uploaded_bytes")?;
+    eprintln!(
+        "SIGTERM at {acknowledged} acknowledged bytes; the rerun sent {sent} ({:.3}× the {missing} missing)",
+        sent as f64 / missing as f64
+    );
+    assert_eq!(
+        u64_of(&again, "resumed")?,
+        1,
+        "the session goes on: {again}"
+    );
+    assert!(sent as f64 <= 1.1 * missing as f64, "{again}");
+    assert!(records(&dir).is_empty(), "no record left");
+    pulls_whole(&target)
+}
+
+// issue 17: Ctrl-C stops a pull once the bytes in flight are in their parts: exit 130,
+// nothing stored, no ref moved, and the rerun fetches only what is missing.
+#[test]
+fn issue_17_a_pull_stopped_by_ctrl_c_continues_on_the_rerun() -> Result {
+    if !have_registry() {
+        return Ok(());
+    }
+    let (_t, dir) = big_store()?;
+    let reg = Registry::start()?;
+    let target = format!("{}/snap/model:v1", reg.addr);
+    push(&dir, &target)?;
+    let fresh = tempfile::tempdir()?;
+    snap_ok(fresh.path(), &["init"], &[])?;
+    let mut cmd = crate::support::snap_command(fresh.path(), fresh.path());
+    let child = cmd
+        .args(["pull", &target])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let parts = fresh.path().join(".store/partial");
+    let held = || -> u64 {
+        std::fs::read_dir(&parts).map_or(0, |rd| {
+            rd.filter_map(std::result::Result::ok)
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while held() < 8 << 20 {
+        if Instant::now() > deadline {
+            return Err("the pull never got 8 MiB into its parts".into());
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    signal(child.id(), "INT")?;
+    let out = child.wait_with_output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "stopped before the end (96 MiB in 1 MiB writes): {stderr}"
+    );
+    assert!(stderr.contains("pull stopped, as asked"), "{stderr}");
+    let kept = held();
+    assert!(
+        !fresh.path().join(".store/refs/heads/v1").exists(),
+        "no ref moved"
+    );
+    let again: Value = snap_ok(fresh.path(), &["--json", "pull", &target], &[])?.parse()?;
+    let fetched = u64_of(&again, "downloaded_bytes")?;
+    let whole = SIZE + 4096; // the blob and, at most, the config
+    eprintln!("Ctrl-C with {kept} bytes kept; the rerun fetched {fetched}");
+    assert!(
+        fetched + kept <= whole + (1 << 20) && fetched < SIZE,
+        "{fetched} fetched again with {kept} kept: {again}"
+    );
+    assert_eq!(u64_of(&again, "resumed")?, 1, "{again}");
+    snap_ok(fresh.path(), &["fsck"], &[])?;
+    Ok(())
+}

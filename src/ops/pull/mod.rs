@@ -483,10 +483,13 @@ pub(crate) fn fetch(
         .collect();
     let missing_bytes: u64 = missing.iter().map(|(_, s)| s).sum();
     progress.begin("Pulling", missing_bytes, missing.len() as u64);
+    // Ctrl-C or SIGTERM stops it once the bytes in flight are in their parts.
+    let listening = crate::interrupt::Listening::start();
     let (downloads, failure) =
         download_all(client, &blob_dir, store, &missing, &packs, jobs, progress);
+    drop(listening);
     progress.end();
-    if let Some(e) = failure {
+    if let Some(e) = failure.map(|e| crate::ops::interrupted("pull", e)) {
         if !keeps_parts(&e) {
             remove_parts(&downloads.parts);
         }
@@ -664,7 +667,10 @@ fn download_all(
 fn keeps_parts(e: &Error) -> bool {
     matches!(
         e.kind(),
-        crate::ErrorKind::Network | crate::ErrorKind::Io | crate::ErrorKind::Conflict
+        crate::ErrorKind::Network
+            | crate::ErrorKind::Io
+            | crate::ErrorKind::Conflict
+            | crate::ErrorKind::Interrupted
     )
 }
 

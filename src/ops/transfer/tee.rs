@@ -286,9 +286,10 @@ fn indexing<T>(
     })
 }
 
-/// A download's file writer that reaches the crash point `download-mib` after each MiB the
-/// process has downloaded in all (the crash tests' "killed mid-transfer", store format §2.1):
-/// one atomic addition per write.
+/// A download's file writer that stops when a stop was asked for (`crate::interrupt`), and
+/// reaches the crash point `download-mib` after each MiB the process has downloaded in all
+/// (the crash tests' "killed mid-transfer", store format §2.1): two atomic operations per
+/// write.
 struct Watched<W> {
     out: W,
 }
@@ -298,6 +299,10 @@ static DOWNLOADED: AtomicU64 = AtomicU64::new(0);
 
 impl<W: Write> Write for Watched<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        // A stop asked for: what arrived before is in the file (`crate::interrupt`).
+        if crate::interrupt::requested() {
+            return Err(io::Error::other("stopped, as asked"));
+        }
         let n = buf.len() as u64;
         let before = DOWNLOADED.fetch_add(n, Ordering::Relaxed);
         for _ in before >> 20..(before + n) >> 20 {

@@ -86,6 +86,9 @@ impl Client {
                 what: what.thing.clone(),
                 source,
             },
+            Failure::Interrupted => Error::Interrupted {
+                phase: what.phase(),
+            },
             Failure::GaveUp {
                 last,
                 attempts,

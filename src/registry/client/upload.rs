@@ -117,6 +117,14 @@ impl Client {
         let results: Vec<(usize, Result<Uploaded, Error>)> = self.rt.block_on(
             futures_util::stream::iter(blobs.iter().enumerate().map(|(i, b)| async move {
                 let what = What::blob("uploading", b.digest);
+                if crate::interrupt::requested() {
+                    return (
+                        i,
+                        Err(Error::Interrupted {
+                            phase: what.phase(),
+                        }),
+                    );
+                }
                 let sent = AtomicU64::new(0);
                 let r = self
                     .call(true, &what, |auth| self.upload_once(b, from, auth, &sent))
@@ -242,6 +250,10 @@ impl Client {
                 ))));
             }
             loop {
+                // Between two chunks: the session recorded is one the registry continues.
+                if crate::interrupt::requested() {
+                    return Err(Failure::Interrupted);
+                }
                 let piece = read_piece(&mut reader, chunk).map_err(Failure::Source)?;
                 if piece.is_empty() {
                     break;

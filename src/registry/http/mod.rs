@@ -75,6 +75,8 @@ pub(crate) enum Failure {
     Source(io::Error),
     /// Writing what was downloaded failed.
     Sink(io::Error),
+    /// A stop was asked for, and taken at a clean point (`crate::interrupt`).
+    Interrupted,
     /// Transient failures outlasted the retries; `asked` is a `Retry-After` beyond the budget.
     GaveUp {
         last: Box<Failure>,
