@@ -256,6 +256,7 @@ fi
 pair ":" "tar -cf - corpus | zstd -3 -T2 > /dev/null" "rm -rf .store" "$snap commit corpus"
 base1=$pa snap1=$pb
 row "first commit, empty store (vs \`tar -cf - . \| zstd -3 -T2\`)" "$snap1" "$base1" 1.5
+row "first commit, empty store: issue 17's goal (the same two times)" "$snap1" "$base1" 1.0
 
 # Facts about the snapshot, from one more first commit.
 rm -rf .store
@@ -452,6 +453,25 @@ if [ -n "$next" ] && [ -d "$next" ]; then
   row "commit of the next version after the first (vs restic's second backup)" "$snap4" "$base4r" 0.4
   rm -rf restic-repo
   store2=$(du -sb .store | cut -f1)
+  # Pull of the next version into a store that holds the first (issue 17), against a whole
+  # pull of the next version into an empty store: only the changed layers cross the wire.
+  if command -v docker-registry > /dev/null; then
+    fresh_registry
+    "$snap" push 'latest~1' "$reg/bench/next:v1" > /dev/null 2>&1
+    "$snap" push latest "$reg/bench/next:v2" > /dev/null 2>&1
+    pair 'rm -rf nextstore; mkdir nextstore; $snap --store nextstore/.store init 2> /dev/null' \
+         '$snap --store nextstore/.store pull $reg/bench/next:v2' \
+         'rm -rf nextstore; mkdir nextstore; $snap --store nextstore/.store init 2> /dev/null; $snap --store nextstore/.store pull $reg/bench/next:v1 > /dev/null 2>&1' \
+         '$snap --store nextstore/.store pull $reg/bench/next:v2'
+    row "pull of the next version into a store holding the first (vs a whole pull of it)" "$pb" "$pa" 0.5
+    rm -rf nextstore; mkdir nextstore; "$snap" --store nextstore/.store init 2> /dev/null
+    "$snap" --store nextstore/.store pull "$reg/bench/next:v1" > /dev/null 2>&1
+    next_pull=$("$snap" --store nextstore/.store --json pull "$reg/bench/next:v2" 2> /dev/null | python3 -c 'import json,sys;d=json.load(sys.stdin);print("%d of %d blobs, %d kB" % (d["downloaded"], d["blobs"], d["downloaded_bytes"] // 1000))')
+    rm -rf nextstore; mkdir nextstore; "$snap" --store nextstore/.store init 2> /dev/null
+    next_whole=$("$snap" --store nextstore/.store --json pull "$reg/bench/next:v2" 2> /dev/null | python3 -c 'import json,sys;d=json.load(sys.stdin);print("%d of %d blobs, %d kB" % (d["downloaded"], d["blobs"], d["downloaded_bytes"] // 1000))')
+    rm -rf nextstore
+    kill "$reg_pid" 2> /dev/null || true
+  fi
 fi
 
 # 6. One big binary, and a 4 GiB file: time against zstd, and peak RSS.
@@ -514,6 +534,7 @@ echo "- store after the first commit: $(( store_bytes / 1000000 )) MB ($(awk -v 
 [ -n "${store2:-}" ] && echo "- store after both versions: $(( store2 / 1000000 )) MB"
 echo "- peak RSS of the first commit: $(( rss_kb / 1024 )) MiB"
 echo "- OCI export: $(( export_bytes / 1000000 )) MB"
+[ -n "${next_pull:-}" ] && echo "- pull of the next version: $next_pull into a store holding the first; a whole pull of it: $next_whole"
 [ -n "${push_requests:-}" ] && echo "- HTTP requests: push into an empty repository $push_requests, again $push_again; pull into an empty store $pull_requests; pulled tree identical under diff -r"
 echo "- commit again: $again; restore identical under diff -r: yes"
 printf '%s\n' "${inc_notes[@]}"
