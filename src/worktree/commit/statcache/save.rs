@@ -66,19 +66,10 @@ impl StatCache {
     }
 
     /// Writes `pieces` of `body` as the new cache file: new segments compressed on both
-    /// cores, unchanged ones copied from the old file; then the table.
+    /// cores, [`WRITE_BATCH`] at a time (so the compressed frames held at once stay a few
+    /// MiB whatever the cache's size), unchanged ones copied from the old file; then the
+    /// table.
     fn write_file(&self, store_dir: &Path, body: &[u8], pieces: &[Piece]) -> std::io::Result<()> {
-        let fresh: Vec<std::io::Result<(Vec<u8>, Digest)>> = pieces
-            .par_iter()
-            .map(|p| match p {
-                Piece::New(range) => {
-                    let raw = &body[range.clone()];
-                    Ok((zstd::bulk::compress(raw, 1)?, Digest::of(raw)))
-                }
-                Piece::Old(_) => Ok((Vec::new(), Digest::EMPTY)),
-            })
-            .collect();
-
         let path = Self::path(store_dir);
         let dir = path.parent().unwrap_or(store_dir).to_owned();
         crate::fs::create_dir_all(&dir)?;
@@ -87,28 +78,47 @@ impl StatCache {
         {
             let mut out = std::io::BufWriter::with_capacity(1 << 20, tmp.file());
             out.write_all(MAGIC)?;
-            for (p, f) in pieces.iter().zip(fresh) {
-                let (frame, raw_len, sha) = match p {
-                    Piece::New(range) => {
-                        let (frame, sha) = f?;
-                        (frame, range.len(), sha)
-                    }
-                    Piece::Old(o) => {
-                        let seg = &self.segments[*o];
-                        let old = self
-                            .file
-                            .as_ref()
-                            .ok_or_else(|| std::io::Error::other("no file"))?;
-                        let mut frame =
-                            vec![0; usize::try_from(seg.frame.1).map_err(std::io::Error::other)?];
-                        std::os::unix::fs::FileExt::read_exact_at(old, &mut frame, seg.frame.0)?;
-                        (frame, seg.raw.len(), seg.sha)
-                    }
-                };
-                out.write_all(&frame)?;
-                rows.extend_from_slice(&(frame.len() as u64).to_le_bytes());
-                rows.extend_from_slice(&(raw_len as u64).to_le_bytes());
-                rows.extend_from_slice(sha.as_bytes());
+            for batch in pieces.chunks(WRITE_BATCH) {
+                let fresh: Vec<std::io::Result<(Vec<u8>, Digest)>> = batch
+                    .par_iter()
+                    .map(|p| match p {
+                        Piece::New(range) => {
+                            let raw = &body[range.clone()];
+                            Ok((zstd::bulk::compress(raw, 1)?, Digest::of(raw)))
+                        }
+                        Piece::Old(_) => Ok((Vec::new(), Digest::EMPTY)),
+                    })
+                    .collect();
+                for (p, f) in batch.iter().zip(fresh) {
+                    let (frame, raw_len, sha) = match p {
+                        Piece::New(range) => {
+                            let (frame, sha) = f?;
+                            (frame, range.len(), sha)
+                        }
+                        Piece::Old(o) => {
+                            let seg = &self.segments[*o];
+                            let old = self
+                                .file
+                                .as_ref()
+                                .ok_or_else(|| std::io::Error::other("no file"))?;
+                            let mut frame = vec![
+                                0;
+                                usize::try_from(seg.frame.1)
+                                    .map_err(std::io::Error::other)?
+                            ];
+                            std::os::unix::fs::FileExt::read_exact_at(
+                                old,
+                                &mut frame,
+                                seg.frame.0,
+                            )?;
+                            (frame, seg.raw.len(), seg.sha)
+                        }
+                    };
+                    out.write_all(&frame)?;
+                    rows.extend_from_slice(&(frame.len() as u64).to_le_bytes());
+                    rows.extend_from_slice(&(raw_len as u64).to_le_bytes());
+                    rows.extend_from_slice(sha.as_bytes());
+                }
             }
             rows.extend_from_slice(&count_u32(pieces.len()).to_le_bytes());
             out.write_all(&rows)?;
@@ -120,6 +130,10 @@ impl StatCache {
         Ok(())
     }
 }
+
+/// Segments compressed (or copied) at once while a cache file is written: enough to keep
+/// both cores busy, few enough that memory does not grow with the cache (issue 17).
+const WRITE_BATCH: usize = 8;
 
 /// The new cache body being encoded, section by section.
 struct Body<'a> {
