@@ -289,21 +289,8 @@ impl Store {
     /// [`Error::Io`] for the first leftover that could not be removed.
     pub fn sweep_leftovers(dir: &Path) -> Result<usize, Error> {
         let packs_dir = dir.join(objects::PACKS_DIR);
+        let partial_dir = dir.join(partial::PARTIAL_DIR);
         let mut removed = 0;
-        // Partial transfers only when nothing has touched them for a week (§2.1).
-        for p in partial::stale(dir, std::time::SystemTime::now()) {
-            match std::fs::remove_file(&p) {
-                Ok(()) => removed += 1,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(source) => {
-                    return Err(Error::Io {
-                        op: "removing",
-                        path: p,
-                        source,
-                    });
-                }
-            }
-        }
         let mut stack = vec![dir.to_owned()];
         while let Some(d) = stack.pop() {
             let rd = match std::fs::read_dir(&d) {
@@ -331,6 +318,15 @@ impl Store {
                     .map(|()| true)
                 } else if name.ends_with(".lock") && !is_dir {
                     crate::lock::remove_if_stale(&p).map(|_| !p.exists())
+                } else if d == partial_dir && !is_dir && partial::is_partial_name(&name) {
+                    // Partial transfers only when nothing has touched them for a week (§2.1).
+                    let stale = partial::is_stale(&p, std::time::SystemTime::now());
+                    if stale {
+                        std::fs::remove_file(&p)
+                    } else {
+                        Ok(())
+                    }
+                    .map(|()| stale)
                 } else if d == packs_dir
                     && !is_dir
                     && objects::index_digest(&name).is_some()
@@ -509,23 +505,38 @@ mod tests {
         let dir = store.dir().to_owned();
         drop(store);
         let hex = Digest::of(b"pack").hex();
+        let fresh_part = format!("partial/{}.part", Digest::of(b"fresh").hex());
+        let ref_like_part = format!("refs/heads/partial/{hex}.part");
         let keep = [
             "refs/heads/release-1.idx",
             "logs/heads/release-1.idx",
             "refs/tags/a/b.idx",
             "logs/tags/a/b.idx",
             "packs/not-a-digest.idx",
+            "partial/notes.txt",
+            &fresh_part,
+            &ref_like_part,
         ];
         let gone = [
             format!("packs/{hex}.idx"),
             "refs/heads/.tmp-123".to_owned(),
             "refs/heads/main.lock".to_owned(),
             "objects/sha256/.tmp-9".to_owned(),
+            format!("partial/{hex}.part"),
         ];
+        // Untouched for more than a week: the stale part, and the ref named like one.
+        let aged = [gone[4].as_str(), ref_like_part.as_str()];
         for p in keep.iter().copied().chain(gone.iter().map(String::as_str)) {
-            let p = dir.join(p);
-            std::fs::create_dir_all(p.parent().ok_or("no parent")?)?;
-            std::fs::write(&p, b"x")?;
+            let path = dir.join(p);
+            std::fs::create_dir_all(path.parent().ok_or("no parent")?)?;
+            std::fs::write(&path, b"x")?;
+            if aged.contains(&p) {
+                let week_ago = std::time::SystemTime::now() - partial::STALE_AFTER;
+                std::fs::File::options()
+                    .write(true)
+                    .open(&path)?
+                    .set_modified(week_ago - std::time::Duration::from_secs(60))?;
+            }
         }
         assert_eq!(Store::sweep_leftovers(&dir)?, gone.len());
         for p in keep {

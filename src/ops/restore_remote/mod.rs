@@ -199,27 +199,24 @@ fn fetch_layer(origin: &Origin, store: &Store, l: &Descriptor, pack: bool) -> Re
     let staging = store.temp_dir()?;
     let path = staging.path().join(l.digest.hex());
     let index = origin.fetch(&l.digest, l.size, &path, pack)?;
-    if !pack {
-        let mut f =
-            std::io::BufReader::new(std::fs::File::open(&path).map_err(|source| Error::Io {
+    let open = || {
+        std::fs::File::open(&path)
+            .map(std::io::BufReader::new)
+            .map_err(|source| Error::Io {
                 op: "opening",
                 path: path.clone(),
                 source,
-            })?);
-        store.objects.put_stream(&mut f, &path)?;
+            })
+    };
+    if !pack {
+        store.objects.put_stream(&mut open()?, &path)?;
         return Ok(());
     }
     let index = if let Some(i) = index {
         i
     } else {
         // Not snap's pack structure: say how.
-        let mut f =
-            std::io::BufReader::new(std::fs::File::open(&path).map_err(|source| Error::Io {
-                op: "opening",
-                path: path.clone(),
-                source,
-            })?);
-        crate::pack::scan::index_pack(&mut f).map_err(|problem| Error::NotAPack {
+        crate::pack::scan::index_pack(&mut open()?).map_err(|problem| Error::NotAPack {
             digest: l.digest,
             problem,
         })?
