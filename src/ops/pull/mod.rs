@@ -16,7 +16,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use crate::digest::Digest;
 use crate::oci::{Descriptor, LATEST, Node, graph};
@@ -28,8 +27,11 @@ use crate::provenance::{self, Freshness};
 use crate::registry::{Client, ClientOptions, RemoteRef};
 use crate::store::{RefName, Store};
 
+mod download;
 mod referrers;
 
+use download::{download_all, keeps_parts};
+pub(crate) use download::{download_one, remove_parts};
 pub(crate) use referrers::{FetchedReferrer, fetch_referrers};
 
 /// How many commits `--walk-back` tries by default.
@@ -574,119 +576,4 @@ pub(crate) fn write_blob(dir: &Path, d: &Digest, bytes: &[u8]) -> Result<(), Err
 fn is_pack(layer: &Descriptor) -> bool {
     layer.media_type == crate::oci::MEDIA_TYPE_LAYER_TAR_ZSTD
         || layer.media_type == crate::oci::MEDIA_TYPE_TREES
-}
-
-/// What [`download_all`] did.
-#[derive(Default)]
-struct Downloads {
-    /// The indexes of the packs, scanned as they downloaded.
-    indexes: HashMap<Digest, crate::pack::PackIndex>,
-    /// Bytes that crossed the wire.
-    wire_bytes: u64,
-    /// Blobs continued from a part an interrupted run left.
-    resumed: u64,
-    /// The parts holding whole blobs (second names of the staged files).
-    parts: Vec<(Digest, PathBuf)>,
-}
-
-/// Downloads blobs into `dir`, `jobs` at a time, each checked as it streams; the ones in
-/// `packs` are indexed in the same pass (issue 17), and their indexes returned. With a store,
-/// each continues its partial download there, if any (store format §2.1). Returns what was
-/// done, and the first failure.
-fn download_all(
-    client: &Client,
-    dir: &Path,
-    store: Option<&Store>,
-    blobs: &[(Digest, u64)],
-    packs: &BTreeSet<Digest>,
-    jobs: usize,
-    progress: &dyn Progress,
-) -> (Downloads, Option<Error>) {
-    let next = Mutex::new(blobs.iter());
-    let failure: Mutex<Option<Error>> = Mutex::new(None);
-    let done = Mutex::new(Downloads::default());
-    std::thread::scope(|s| {
-        for _ in 0..jobs.clamp(1, 16) {
-            s.spawn(|| {
-                loop {
-                    if failure.lock().is_ok_and(|f| f.is_some()) {
-                        return;
-                    }
-                    let Some((d, size)) = next.lock().ok().and_then(|mut it| it.next()) else {
-                        return;
-                    };
-                    let path = dir.join(d.hex());
-                    let scan = packs.contains(d);
-                    let got = match store {
-                        Some(store) => {
-                            let part = crate::store::partial::download_path(store.dir(), d);
-                            transfer::tee::download_resumable(client, &part, &path, d, *size, scan)
-                        }
-                        None => {
-                            transfer::tee::download(client, &path, d, *size, scan).map(|index| {
-                                transfer::tee::Downloaded {
-                                    index,
-                                    wire_bytes: *size,
-                                    resumed: false,
-                                    part: None,
-                                }
-                            })
-                        }
-                    };
-                    match got {
-                        Ok(got) => {
-                            if let Ok(mut done) = done.lock() {
-                                done.wire_bytes += got.wire_bytes;
-                                done.resumed += u64::from(got.resumed);
-                                done.parts.extend(got.part.map(|p| (*d, p)));
-                                if let Some(index) = got.index {
-                                    done.indexes.insert(*d, index);
-                                }
-                            }
-                        }
-                        Err(e) => {
-                            if let Ok(mut f) = failure.lock() {
-                                f.get_or_insert(e);
-                            }
-                            return;
-                        }
-                    }
-                    progress.advance(*size, 1);
-                }
-            });
-        }
-    });
-    (
-        done.into_inner().unwrap_or_default(),
-        failure.into_inner().ok().flatten(),
-    )
-}
-
-/// Whether a pull that failed with `e` keeps its partial downloads for the next run: when a
-/// rerun may cure it (the network, the disk, a lost race), not when the content is refused.
-fn keeps_parts(e: &Error) -> bool {
-    matches!(
-        e.kind(),
-        crate::ErrorKind::Network
-            | crate::ErrorKind::Io
-            | crate::ErrorKind::Conflict
-            | crate::ErrorKind::Interrupted
-    )
-}
-
-/// Removes partial downloads whose blobs are stored, or that are of no more use.
-pub(crate) fn remove_parts<'a>(parts: impl IntoIterator<Item = &'a (Digest, PathBuf)>) {
-    for (_, p) in parts {
-        // Best effort: a part left behind is swept when stale.
-        let _ = std::fs::remove_file(p);
-    }
-}
-
-pub(crate) fn download_one(
-    client: &Client,
-    dir: &Path,
-    d: &Digest,
-    size: u64,
-) -> Result<(), Error> {
-    transfer::tee::download(client, &dir.join(d.hex()), d, size, false).map(drop)
 }
