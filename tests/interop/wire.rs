@@ -322,5 +322,36 @@ fn issue_17_a_pull_continues_a_part_it_finds_but_never_trusts_it() -> Result {
         }
     }
     drop(real);
+
+    // A part, or `partial/` itself, that is a symlink out of the store is never followed: the
+    // pull succeeds without resuming and the file outside is untouched.
+    let (_, target) = &targets[0];
+    let outside = tempfile::tempdir()?;
+    let victim = outside.path().join("victim.txt");
+    std::fs::write(&victim, b"mine")?;
+    for planted in ["part", "dir"] {
+        let fresh = tempfile::tempdir()?;
+        snap_ok(fresh.path(), &["init"], &[])?;
+        let parts = fresh.path().join(".store/partial");
+        if planted == "part" {
+            std::fs::create_dir_all(&parts)?;
+            std::os::unix::fs::symlink(&victim, parts.join(format!("{hex}.part")))?;
+        } else {
+            std::os::unix::fs::symlink(outside.path(), &parts)?;
+        }
+        let out = json(&snap_ok(fresh.path(), &["--json", "pull", target], &[])?)?;
+        assert_eq!(
+            out["resumed"].as_u64(),
+            Some(0),
+            "a symlinked {planted}: {out}"
+        );
+        snap_ok(fresh.path(), &["fsck"], &[])?;
+        assert_eq!(std::fs::read(&victim)?, b"mine", "a symlinked {planted}");
+        assert_eq!(
+            std::fs::read_dir(outside.path())?.count(),
+            1,
+            "nothing written outside the store through a symlinked {planted}"
+        );
+    }
     Ok(())
 }

@@ -130,18 +130,43 @@ pub(crate) fn download_resumable(
     })
 }
 
-/// Opens (creating) and locks the part; `None` when another process holds it.
+/// Opens (creating) and locks the part; `None` when another process holds it, or when the
+/// part, or `partial/` itself, is anything but a plain file in a plain directory — a symlink
+/// planted there is never followed, so a pull writes nothing outside the store (the blob is
+/// then downloaded without resuming).
 fn open_part(part: &Path) -> Result<Option<File>, Error> {
+    use std::os::unix::fs::OpenOptionsExt;
     if let Some(dir) = part.parent() {
-        std::fs::create_dir_all(dir).map_err(writing(dir))?;
+        match std::fs::symlink_metadata(dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => match std::fs::create_dir(dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(source) => return Err(writing(dir)(source)),
+            },
+            Err(source) => return Err(writing(dir)(source)),
+        }
     }
-    let file = OpenOptions::new()
+    let nofollow = i32::try_from(rustix::fs::OFlags::NOFOLLOW.bits()).unwrap_or(0);
+    let file = match OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
+        .custom_flags(nofollow)
         .open(part)
-        .map_err(writing(part))?;
+    {
+        Ok(f) => f,
+        // ELOOP: a symlink where the part would be.
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
+            return Ok(None);
+        }
+        Err(source) => return Err(writing(part)(source)),
+    };
+    if !file.metadata().map_err(writing(part))?.is_file() {
+        return Ok(None);
+    }
     match file.try_lock() {
         Ok(()) => Ok(Some(file)),
         Err(std::fs::TryLockError::WouldBlock) => Ok(None),
