@@ -159,6 +159,20 @@ impl UploadClaim {
             previous: None,
             held: None,
         };
+        // Nothing is followed out of the store: a `partial/` that is not a plain directory
+        // gets no records (the upload goes without); a record that is not a plain file (a
+        // symlink, a FIFO) is no record, and the first save replaces it.
+        if let Some(dir) = claim.path.parent()
+            && std::fs::symlink_metadata(dir).is_ok_and(|m| !m.is_dir())
+        {
+            return Ok(None);
+        }
+        match std::fs::symlink_metadata(&claim.path) {
+            Ok(m) if m.is_file() => {}
+            Ok(_) => return Ok(Some(claim)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Some(claim)),
+            Err(e) => return Err(e),
+        }
         let mut file = match File::open(&claim.path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Some(claim)),
@@ -392,6 +406,62 @@ mod tests {
         assert!(
             UploadRecord::decode(&std::fs::read(&path)?, "r", "a").is_some(),
             "overwritten with a sound record"
+        );
+        Ok(())
+    }
+
+    // issue 17: records are never read or written through anything planted in the store:
+    // a FIFO where the record would be (opening it would hang the push), a symlink out of
+    // the store, a `partial/` that is a symlink.
+    #[test]
+    fn a_record_that_is_not_a_plain_file_in_a_plain_directory_is_not_followed() -> io::Result<()> {
+        let tmp = tempfile::tempdir()?;
+        let outside = tempfile::tempdir()?;
+        let d = Digest::of(b"blob");
+        let path = upload_path(tmp.path(), &d, "r", "a");
+        std::fs::create_dir_all(tmp.path().join(PARTIAL_DIR))?;
+        let victim = outside.path().join("victim");
+        let theirs = UploadRecord {
+            registry: "r".into(),
+            repository: "a".into(),
+            ..record()
+        }
+        .encode();
+        std::fs::write(&victim, &theirs)?;
+        std::os::unix::fs::symlink(&victim, &path)?;
+        let mut claim = UploadClaim::acquire(tmp.path(), &d, "r", "a")?.expect("unlocked");
+        assert_eq!(claim.previous(), None, "a symlink is no record");
+        claim.save("http://r/1", 1)?;
+        assert!(
+            std::fs::symlink_metadata(&path)?.is_file(),
+            "the symlink is replaced"
+        );
+        assert_eq!(
+            std::fs::read(&victim)?,
+            theirs,
+            "nothing written through it"
+        );
+
+        std::fs::remove_file(&path)?;
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &path,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )?;
+        let claim = UploadClaim::acquire(tmp.path(), &d, "r", "a")?.expect("unlocked");
+        assert_eq!(
+            claim.previous(),
+            None,
+            "a FIFO is no record, and is not opened"
+        );
+
+        std::fs::remove_dir_all(tmp.path().join(PARTIAL_DIR))?;
+        std::os::unix::fs::symlink(outside.path(), tmp.path().join(PARTIAL_DIR))?;
+        assert!(
+            UploadClaim::acquire(tmp.path(), &d, "r", "a")?.is_none(),
+            "no record through a symlinked partial/"
         );
         Ok(())
     }
