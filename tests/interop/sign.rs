@@ -529,5 +529,22 @@ fn a_push_with_history_sends_the_signatures_of_ancestors() -> Result {
         ),
     )?;
     assert!(tags.contains(&format!("sha256-{}\"", v1.hex())), "{tags}");
+
+    // A pull takes the history with its signatures (it used to take only the top's).
+    let fresh = tempfile::tempdir()?;
+    snap_ok(fresh.path(), &["init"], &[])?;
+    let pulled: serde_json::Value =
+        snap_ok(fresh.path(), &["--json", "pull", &target], &[])?.parse()?;
+    assert_eq!(
+        (pulled["history"].as_u64(), pulled["referrers"].as_u64()),
+        (Some(1), Some(1)),
+        "{pulled}"
+    );
+    let listed = snap_ok(fresh.path(), &["referrers", &v1.to_string()], &[])?;
+    assert!(
+        listed.contains("application/vnd.snaptool.signature.v1"),
+        "v1's signature came with it: {listed}"
+    );
+    snap_ok(fresh.path(), &["fsck"], &[])?;
     Ok(())
 }

@@ -197,11 +197,22 @@ fn take_in(
     let top = fetched.top.digest;
 
     // Its referrers, staged with the rest (verifying needs the signatures among them).
-    let referrers = if opts.referrers || allowed.is_some() {
+    let mut referrers = if opts.referrers || allowed.is_some() {
         fetch_referrers(client, top, &mut fetched.source, Some(store))?
     } else {
         Vec::new()
     };
+    // And the ancestors' fetched with it (a push with history sends theirs too).
+    if opts.referrers {
+        for a in &fetched.ancestors {
+            referrers.extend(fetch_referrers(
+                client,
+                a.digest,
+                &mut fetched.source,
+                Some(store),
+            )?);
+        }
+    }
     // Verified before anything is stored or any ref moves: refused, the staged blobs go with
     // the temp directory.
     let verification = match allowed {
