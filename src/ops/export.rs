@@ -269,7 +269,7 @@ pub fn export_remote(
             path: parent.clone(),
             source,
         })?;
-    let fetched = crate::ops::pull::fetch(
+    let mut fetched = crate::ops::pull::fetch(
         &connection,
         &at,
         if opts.with_history { None } else { Some(0) },
@@ -278,6 +278,20 @@ pub fn export_remote(
         client.jobs,
         progress,
     )?;
+    // The referrers of every entry (signatures, attachments), as a local export writes them:
+    // untagged entries with their artifactType (OCI mapping §7.3).
+    let mut referrers = Vec::new();
+    for d in std::iter::once(fetched.top.digest)
+        .chain(fetched.ancestors.iter().map(|a| a.digest))
+        .collect::<Vec<_>>()
+    {
+        referrers.extend(crate::ops::pull::fetch_referrers(
+            &connection,
+            d,
+            &mut fetched.source,
+            None,
+        )?);
+    }
     let tag = if at.digest.is_none() {
         at.tag.clone()
     } else {
@@ -302,6 +316,11 @@ pub fn export_remote(
         media_type: Some(MEDIA_TYPE_INDEX.to_owned()),
         manifests: std::iter::once(top)
             .chain(fetched.ancestors.iter().cloned())
+            .chain(referrers.iter().map(|r| {
+                let mut d = r.entry.clone();
+                d.artifact_type = Some(crate::oci::referrers::artifact_type(r.manifest.manifest()));
+                d
+            }))
             .collect(),
         annotations: BTreeMap::new(),
     });

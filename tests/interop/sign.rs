@@ -546,5 +546,35 @@ fn a_push_with_history_sends_the_signatures_of_ancestors() -> Result {
         "v1's signature came with it: {listed}"
     );
     snap_ok(fresh.path(), &["fsck"], &[])?;
+
+    // So does a registry→layout export (it used to leave every referrer behind), and the
+    // layout imports with them.
+    let out = tempfile::tempdir()?;
+    let layout = out.path().join("lay");
+    snap_ok(
+        out.path(),
+        &[
+            "export",
+            "--oci",
+            &target,
+            "--with-history",
+            "-o",
+            &layout.to_string_lossy(),
+        ],
+        &[],
+    )?;
+    let index = std::fs::read_to_string(layout.join("index.json"))?;
+    assert!(
+        index.contains("application/vnd.snaptool.signature.v1"),
+        "the signature is an entry: {index}"
+    );
+    let imported = tempfile::tempdir()?;
+    snap_ok(imported.path(), &["init"], &[])?;
+    snap_ok(imported.path(), &["import", &layout.to_string_lossy()], &[])?;
+    let listed = snap_ok(imported.path(), &["referrers", &v1.to_string()], &[])?;
+    assert!(
+        listed.contains("application/vnd.snaptool.signature.v1"),
+        "{listed}"
+    );
     Ok(())
 }
