@@ -37,6 +37,25 @@ impl StatCache {
         cuts: &[u64],
         trees: &HashMap<usize, TreeRecord>,
     ) -> std::io::Result<bool> {
+        // Nothing to compare with (a first commit, or a lost cache): every segment is new,
+        // so each is written as soon as it is encoded and the body is never held whole
+        // (issue 17: a million files' body is ~110 MB).
+        if self.segments.is_empty() {
+            return self.save_streaming(store_dir, entries, files, cuts, trees);
+        }
+        self.save_whole(store_dir, entries, files, cuts, trees)
+    }
+
+    /// [`StatCache::save`] with the new body encoded whole, then compared segment by segment
+    /// with this cache's.
+    pub(super) fn save_whole(
+        &self,
+        store_dir: &Path,
+        entries: &[ScanEntry],
+        files: &[Option<(Digest, u64)>],
+        cuts: &[u64],
+        trees: &HashMap<usize, TreeRecord>,
+    ) -> std::io::Result<bool> {
         let mut body = Body {
             cache: self,
             entries,
@@ -45,6 +64,7 @@ impl StatCache {
             bytes: Vec::with_capacity(entries.len() * 96 + 4096),
             sections: Vec::new(),
             written: HashSet::new(),
+            stream: None,
         };
         let loose = body.put_scanned(trees);
         body.put_loose(loose);
@@ -133,10 +153,131 @@ impl StatCache {
 
 /// Segments compressed (or copied) at once while a cache file is written: enough to keep
 /// both cores busy, few enough that memory does not grow with the cache (issue 17).
-const WRITE_BATCH: usize = 8;
+pub(super) const WRITE_BATCH: usize = 8;
+
+impl StatCache {
+    /// [`StatCache::save`] when this cache has no segments: the sections are cut into
+    /// segments as they are encoded — where [`StatCache::plan_segments`] would cut them: after
+    /// the section that brings a segment to [`SEGMENT_BYTES`] — and each batch of segments is
+    /// compressed and written at once, so the file is byte for byte the one the general path
+    /// writes.
+    fn save_streaming(
+        &self,
+        store_dir: &Path,
+        entries: &[ScanEntry],
+        files: &[Option<(Digest, u64)>],
+        cuts: &[u64],
+        trees: &HashMap<usize, TreeRecord>,
+    ) -> std::io::Result<bool> {
+        let path = Self::path(store_dir);
+        let dir = path.parent().unwrap_or(store_dir).to_owned();
+        crate::fs::create_dir_all(&dir)?;
+        let mut tmp = AtomicFile::new_in(&dir)?;
+        let segments = {
+            let mut stream = Stream {
+                out: std::io::BufWriter::with_capacity(1 << 20, tmp.file()),
+                rows: Vec::new(),
+                batch: Vec::new(),
+                segments: 0,
+                failed: None,
+            };
+            stream.out.write_all(MAGIC)?;
+            let mut sink = |raw: Vec<u8>| stream.push(raw);
+            let mut body = Body {
+                cache: self,
+                entries,
+                files,
+                cuts,
+                bytes: Vec::with_capacity(2 * SEGMENT_BYTES),
+                sections: Vec::new(),
+                written: HashSet::new(),
+                stream: Some(&mut sink),
+            };
+            let loose = body.put_scanned(trees);
+            body.put_loose(loose);
+            body.put_kept();
+            let rest = std::mem::take(&mut body.bytes);
+            drop(body);
+            if !rest.is_empty() {
+                stream.batch.push(rest);
+            }
+            stream.write_batch();
+            if let Some(e) = stream.failed.take() {
+                return Err(e);
+            }
+            if stream.segments == 0 {
+                return Ok(false); // nothing to record, as the general path decides
+            }
+            let mut rows = std::mem::take(&mut stream.rows);
+            rows.extend_from_slice(&count_u32(stream.segments).to_le_bytes());
+            stream.out.write_all(&rows)?;
+            stream.out.write_all(Digest::of(&rows).as_bytes())?;
+            stream.out.flush()?;
+            stream.segments
+        };
+        debug_assert!(segments > 0);
+        tmp.persist_replace(&path, None)?;
+        remove_old_files(&dir);
+        Ok(true)
+    }
+}
+
+/// A cache file being written segment by segment (see [`StatCache::save_streaming`]).
+struct Stream<'f> {
+    out: std::io::BufWriter<&'f std::fs::File>,
+    /// The table's rows so far.
+    rows: Vec<u8>,
+    /// Raw segments waiting to be compressed, at most [`WRITE_BATCH`].
+    batch: Vec<Vec<u8>>,
+    /// Segments written.
+    segments: usize,
+    /// The first write error (the encoder goes on; the save then fails with it).
+    failed: Option<std::io::Error>,
+}
+
+impl Stream<'_> {
+    /// Takes one raw segment; writes the batch when it is full.
+    fn push(&mut self, raw: Vec<u8>) {
+        self.batch.push(raw);
+        if self.batch.len() >= WRITE_BATCH {
+            self.write_batch();
+        }
+    }
+
+    /// Compresses the batch on both cores and writes it, in order.
+    fn write_batch(&mut self) {
+        let batch = std::mem::take(&mut self.batch);
+        if self.failed.is_some() || batch.is_empty() {
+            return;
+        }
+        let frames: Vec<std::io::Result<Vec<u8>>> = batch
+            .par_iter()
+            .map(|raw| zstd::bulk::compress(raw, 1))
+            .collect();
+        for (raw, frame) in batch.iter().zip(frames) {
+            let written = frame.and_then(|frame| {
+                self.out.write_all(&frame)?;
+                Ok(frame.len())
+            });
+            match written {
+                Ok(n) => {
+                    self.rows.extend_from_slice(&(n as u64).to_le_bytes());
+                    self.rows
+                        .extend_from_slice(&(raw.len() as u64).to_le_bytes());
+                    self.rows.extend_from_slice(Digest::of(raw).as_bytes());
+                    self.segments += 1;
+                }
+                Err(e) => {
+                    self.failed = Some(e);
+                    return;
+                }
+            }
+        }
+    }
+}
 
 /// The new cache body being encoded, section by section.
-struct Body<'a> {
+struct Body<'a, 's> {
     cache: &'a StatCache,
     entries: &'a [ScanEntry],
     files: &'a [Option<(Digest, u64)>],
@@ -146,9 +287,26 @@ struct Body<'a> {
     sections: Vec<Range<usize>>,
     /// The directories that have their section.
     written: HashSet<&'a [u8]>,
+    /// Where whole segments go as soon as they are encoded, when streaming.
+    stream: Option<&'s mut dyn FnMut(Vec<u8>)>,
 }
 
-impl<'a> Body<'a> {
+impl<'a> Body<'a, '_> {
+    /// Ends the section that began at `start`; when streaming, hands the segment on once it
+    /// holds [`SEGMENT_BYTES`] (where [`StatCache::plan_segments`] cuts a new segment).
+    fn end_section(&mut self, start: usize) {
+        self.sections.push(start..self.bytes.len());
+        if self.bytes.len() >= SEGMENT_BYTES
+            && let Some(sink) = self.stream.as_mut()
+        {
+            sink(std::mem::replace(
+                &mut self.bytes,
+                Vec::with_capacity(2 * SEGMENT_BYTES),
+            ));
+            self.sections.clear();
+        }
+    }
+
     /// A section per scanned directory, with its children in scan (name) order; returns the
     /// entries whose directory was not scanned as such, by the directory they are in.
     fn put_scanned(&mut self, trees: &HashMap<usize, TreeRecord>) -> Vec<(&'a Path, usize)> {
@@ -192,7 +350,7 @@ impl<'a> Body<'a> {
             for k in kids {
                 self.put_entry(k);
             }
-            self.sections.push(start..self.bytes.len());
+            self.end_section(start);
         }
         loose
     }
@@ -220,7 +378,7 @@ impl<'a> Body<'a> {
             for (_, i) in run {
                 self.put_entry(*i);
             }
-            self.sections.push(start..self.bytes.len());
+            self.end_section(start);
         }
     }
 
@@ -242,7 +400,7 @@ impl<'a> Body<'a> {
             self.bytes.extend_from_slice(&raw[..age_at]);
             self.bytes.extend_from_slice(&(s.age + 1).to_le_bytes());
             self.bytes.extend_from_slice(&raw[age_at + 4..]);
-            self.sections.push(start..self.bytes.len());
+            self.end_section(start);
         }
     }
 

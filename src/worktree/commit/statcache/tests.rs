@@ -431,3 +431,50 @@ fn older_versions_are_removed_when_a_new_cache_is_written() -> Result<(), Box<dy
     assert!(StatCache::path(store.path()).exists());
     Ok(())
 }
+
+// issue 17: a cache with nothing to compare with (a first commit) is written segment by
+// segment as it is encoded, never held whole; the file must be byte for byte the one the
+// whole-body path writes: the same segment cuts, across many segments and write batches.
+#[test]
+fn a_first_cache_written_as_it_is_encoded_is_the_one_encoded_whole()
+-> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    // Sections of ~1 KiB: segments (4 KiB in tests) end at varying section counts.
+    for d in 0..150 {
+        for f in 0..(3 + d % 11) {
+            let p = dir.path().join(format!("d{d:03}/f{f:03}"));
+            std::fs::create_dir_all(p.parent().ok_or("parent")?)?;
+            std::fs::write(&p, format!("{d} {f}"))?;
+        }
+    }
+    std::fs::create_dir_all(dir.path().join("empty"))?;
+    let entries = scan_dir(dir.path())?;
+    let files: Vec<_> = entries
+        .iter()
+        .map(|e| match (&e.kind, &e.source) {
+            (ScanKind::File { size, .. }, Some(src)) => {
+                Some((Digest::of(&std::fs::read(src).unwrap_or_default()), *size))
+            }
+            _ => None,
+        })
+        .collect();
+    let cuts: Vec<u64> = (0..entries.len() as u64).collect();
+    let trees = HashMap::new();
+    let (streamed, whole) = (tempfile::tempdir()?, tempfile::tempdir()?);
+    assert!(fresh().save(streamed.path(), &entries, &files, &cuts, &trees)?);
+    assert!(fresh().save_whole(whole.path(), &entries, &files, &cuts, &trees)?);
+    let a = std::fs::read(StatCache::path(streamed.path()))?;
+    let b = std::fs::read(StatCache::path(whole.path()))?;
+    let loaded = StatCache::load(streamed.path(), settled());
+    assert!(
+        loaded.segments.len() > 2 * super::save::WRITE_BATCH,
+        "many segments, several batches: {}",
+        loaded.segments.len()
+    );
+    assert!(a == b, "the same file ({} and {} bytes)", a.len(), b.len());
+    // And nothing to record writes nothing, as the whole path decides.
+    let none = tempfile::tempdir()?;
+    assert!(!fresh().save(none.path(), &[], &[], &[], &trees)?);
+    assert!(!StatCache::path(none.path()).exists());
+    Ok(())
+}
