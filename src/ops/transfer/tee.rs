@@ -110,23 +110,21 @@ pub(crate) fn download_resumable(
         Err(e) if is_mismatch(&e) => return Err(drop_part(part, e)),
         Err(e) => return Err(e),
     };
-    drop(file);
-    // A second name in the pull's staging directory (same filesystem: both in the store);
-    // where links are not to be had, the part itself moves there.
-    if std::fs::hard_link(part, path).is_err() {
+    // A second name in the pull's staging directory (same filesystem: both in the store),
+    // made while the part is still locked; where links are not to be had, the part itself
+    // moves there.
+    let part = if std::fs::hard_link(part, path).is_ok() {
+        Some(part.to_owned())
+    } else {
         std::fs::rename(part, path).map_err(writing(path))?;
-        return Ok(Downloaded {
-            index,
-            wire_bytes,
-            resumed,
-            part: None,
-        });
-    }
+        None
+    };
+    drop(file);
     Ok(Downloaded {
         index,
         wire_bytes,
         resumed,
-        part: Some(part.to_owned()),
+        part,
     })
 }
 
