@@ -329,13 +329,15 @@ fn issue_17_a_pull_continues_a_part_it_finds_but_never_trusts_it() -> Result {
     let outside = tempfile::tempdir()?;
     let victim = outside.path().join("victim.txt");
     std::fs::write(&victim, b"mine")?;
-    for planted in ["part", "dir"] {
+    for planted in ["part", "dir", "directory part"] {
         let fresh = tempfile::tempdir()?;
         snap_ok(fresh.path(), &["init"], &[])?;
         let parts = fresh.path().join(".store/partial");
         if planted == "part" {
             std::fs::create_dir_all(&parts)?;
             std::os::unix::fs::symlink(&victim, parts.join(format!("{hex}.part")))?;
+        } else if planted == "directory part" {
+            std::fs::create_dir_all(parts.join(format!("{hex}.part")))?;
         } else {
             std::os::unix::fs::symlink(outside.path(), &parts)?;
         }

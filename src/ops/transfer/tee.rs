@@ -156,8 +156,8 @@ fn open_part(part: &Path) -> Result<Option<File>, Error> {
         .open(part)
     {
         Ok(f) => f,
-        // ELOOP: a symlink where the part would be.
-        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
+        // A symlink (ELOOP), a directory (EISDIR), anything but a file where the part would be.
+        Err(_) if std::fs::symlink_metadata(part).is_ok_and(|m| !m.is_file()) => {
             return Ok(None);
         }
         Err(source) => return Err(writing(part)(source)),
