@@ -28,7 +28,7 @@ struct Item {
     digest: Digest,
     size: u64,
     cut: u64,
-    /// The encoded tree, unless it was known unchanged.
+    /// The encoded tree: the root's; the others are encoded again when needed.
     bytes: Option<Vec<u8>>,
     /// The directory entry it is the tree of (`None` for the root).
     dir: Option<usize>,
@@ -88,8 +88,8 @@ fn tree_entry(
 
 impl Trees {
     /// Builds every tree of `entries` bottom-up, given each file's digest and size. With a
-    /// `lookup`, unchanged directories keep their recorded trees unencoded (so their bytes
-    /// are not in [`Trees::bytes`]).
+    /// `lookup`, unchanged directories keep their recorded trees unencoded. Only the root's
+    /// bytes are kept: the others are encoded again from the scan when they are written.
     ///
     /// # Errors
     /// [`Error::InvalidTree`] if a directory's entries do not make a tree.
@@ -102,7 +102,10 @@ impl Trees {
         let mut children: Vec<Vec<TreeEntry>> = vec![Vec::new(); entries.len()];
         let mut root_children = Vec::new();
         let mut stats = Stats::default();
-        let mut encoded: HashMap<usize, (Digest, Vec<u8>)> = HashMap::new();
+        // Each tree's digest and size: its bytes are dropped once hashed and encoded again
+        // when its group is written (`bytes_of`), so a million files' trees (~130 MB) are
+        // never all held at once (issue 17).
+        let mut encoded: HashMap<usize, (Digest, u64)> = HashMap::new();
         let mut known: HashMap<usize, TreeRecord> = HashMap::new();
         for idx in (0..entries.len()).rev() {
             let e = &entries[idx];
@@ -130,7 +133,7 @@ impl Trees {
                         let bytes = tree.encode();
                         let digest = Digest::of(&bytes);
                         dir_digest = Some(digest);
-                        encoded.insert(idx, (digest, bytes));
+                        encoded.insert(idx, (digest, bytes.len() as u64));
                     }
                 }
             }
@@ -166,14 +169,14 @@ impl Trees {
             let (digest, size, cut, bytes) = if let Some(t) = known.remove(&idx) {
                 (t.digest, t.size, Some(t.cut), None)
             } else {
-                let (d, b) = encoded
+                let (d, size) = encoded
                     .remove(&idx)
                     .expect("every other directory was encoded");
                 // An unchanged tree in a changed directory keeps its recorded cut value.
                 let old = lookup
                     .and_then(|l| l.old_tree(idx))
-                    .filter(|t| t.digest == d && t.size == b.len() as u64);
-                (d, b.len() as u64, old.map(|t| t.cut), Some(b))
+                    .filter(|t| t.digest == d && t.size == size);
+                (d, size, old.map(|t| t.cut), None)
             };
             let cut = *cuts
                 .entry(digest)
