@@ -83,7 +83,12 @@ pub fn is_stale(path: &Path, now: SystemTime) -> bool {
 /// not give are left alone.
 #[must_use]
 pub fn stale(dir: &Path, now: SystemTime) -> Vec<PathBuf> {
-    let Ok(rd) = std::fs::read_dir(dir.join(PARTIAL_DIR)) else {
+    let partial = dir.join(PARTIAL_DIR);
+    // A `partial/` that is a symlink is not the store's: nothing is removed through it.
+    if !std::fs::symlink_metadata(&partial).is_ok_and(|m| m.is_dir()) {
+        return Vec::new();
+    }
+    let Ok(rd) = std::fs::read_dir(partial) else {
         return Vec::new();
     };
     rd.filter_map(Result::ok)
@@ -315,6 +320,13 @@ mod tests {
             stale(tmp.path(), now + STALE_AFTER + Duration::from_secs(1)),
             vec![path],
             "a week untouched; a file snap did not name is never taken"
+        );
+        // gc removes what this lists: never through a `partial/` that is a symlink.
+        let other = tempfile::tempdir()?;
+        std::os::unix::fs::symlink(tmp.path().join(PARTIAL_DIR), other.path().join(PARTIAL_DIR))?;
+        assert!(
+            stale(other.path(), now + STALE_AFTER * 2).is_empty(),
+            "nothing listed through a symlinked partial/"
         );
         Ok(())
     }
