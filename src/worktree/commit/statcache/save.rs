@@ -13,8 +13,8 @@ use rayon::prelude::*;
 
 use super::decode::{Reader, count_u32, put_bytes_u32};
 use super::{
-    ENTRY_RACY, MAGIC, MAX_AGE, SECTION_COMPLETE, SECTION_TREE, SEGMENT_BYTES, SEGMENT_ROW,
-    StatCache, TreeRecord, kind_byte, remove_old_files,
+    ENTRY_RACY, MAGIC, MAX_AGE, SECTION_COMPLETE, SECTION_TREE, SEGMENT_BYTES, StatCache,
+    TreeRecord, kind_byte, remove_old_files,
 };
 use crate::digest::Digest;
 use crate::fs::AtomicFile;
@@ -90,64 +90,59 @@ impl StatCache {
     /// MiB whatever the cache's size), unchanged ones copied from the old file; then the
     /// table.
     fn write_file(&self, store_dir: &Path, body: &[u8], pieces: &[Piece]) -> std::io::Result<()> {
-        let path = Self::path(store_dir);
-        let dir = path.parent().unwrap_or(store_dir).to_owned();
-        crate::fs::create_dir_all(&dir)?;
-        let mut tmp = AtomicFile::new_in(&dir)?;
-        let mut rows = Vec::with_capacity(pieces.len() * SEGMENT_ROW + 4);
+        let (path, dir, mut tmp) = Self::create(store_dir)?;
         {
-            let mut out = std::io::BufWriter::with_capacity(1 << 20, tmp.file());
-            out.write_all(MAGIC)?;
+            let mut stream = Stream::start(&mut tmp)?;
             for batch in pieces.chunks(WRITE_BATCH) {
-                let fresh: Vec<std::io::Result<(Vec<u8>, Digest)>> = batch
+                // New segments compressed on both cores; old ones' frames are read below.
+                let fresh: Vec<std::io::Result<Vec<u8>>> = batch
                     .par_iter()
                     .map(|p| match p {
-                        Piece::New(range) => {
-                            let raw = &body[range.clone()];
-                            Ok((zstd::bulk::compress(raw, 1)?, Digest::of(raw)))
-                        }
-                        Piece::Old(_) => Ok((Vec::new(), Digest::EMPTY)),
+                        Piece::New(range) => zstd::bulk::compress(&body[range.clone()], 1),
+                        Piece::Old(_) => Ok(Vec::new()),
                     })
                     .collect();
-                for (p, f) in batch.iter().zip(fresh) {
-                    let (frame, raw_len, sha) = match p {
+                for (p, frame) in batch.iter().zip(fresh) {
+                    match p {
                         Piece::New(range) => {
-                            let (frame, sha) = f?;
-                            (frame, range.len(), sha)
+                            let raw = &body[range.clone()];
+                            stream.frame(&frame?, raw.len(), Digest::of(raw))?;
                         }
                         Piece::Old(o) => {
                             let seg = &self.segments[*o];
-                            let old = self
-                                .file
-                                .as_ref()
-                                .ok_or_else(|| std::io::Error::other("no file"))?;
-                            let mut frame = vec![
-                                0;
-                                usize::try_from(seg.frame.1)
-                                    .map_err(std::io::Error::other)?
-                            ];
-                            std::os::unix::fs::FileExt::read_exact_at(
-                                old,
-                                &mut frame,
-                                seg.frame.0,
-                            )?;
-                            (frame, seg.raw.len(), seg.sha)
+                            stream.frame(&self.old_frame(*o)?, seg.raw.len(), seg.sha)?;
                         }
-                    };
-                    out.write_all(&frame)?;
-                    rows.extend_from_slice(&(frame.len() as u64).to_le_bytes());
-                    rows.extend_from_slice(&(raw_len as u64).to_le_bytes());
-                    rows.extend_from_slice(sha.as_bytes());
+                    }
                 }
             }
-            rows.extend_from_slice(&count_u32(pieces.len()).to_le_bytes());
-            out.write_all(&rows)?;
-            out.write_all(Digest::of(&rows).as_bytes())?;
-            out.flush()?;
+            stream.finish()?;
         }
         tmp.persist_replace(&path, None)?;
         remove_old_files(&dir);
         Ok(())
+    }
+
+    /// The compressed frame of this cache's segment `o`, as its file holds it.
+    fn old_frame(&self, o: usize) -> std::io::Result<Vec<u8>> {
+        let seg = &self.segments[o];
+        let old = self
+            .file
+            .as_ref()
+            .ok_or_else(|| std::io::Error::other("no file"))?;
+        let mut frame = vec![0; usize::try_from(seg.frame.1).map_err(std::io::Error::other)?];
+        std::os::unix::fs::FileExt::read_exact_at(old, &mut frame, seg.frame.0)?;
+        Ok(frame)
+    }
+
+    /// The cache file's path, its directory (created), and a temp file there for the new one.
+    fn create(
+        store_dir: &Path,
+    ) -> std::io::Result<(std::path::PathBuf, std::path::PathBuf, AtomicFile)> {
+        let path = Self::path(store_dir);
+        let dir = path.parent().unwrap_or(store_dir).to_owned();
+        crate::fs::create_dir_all(&dir)?;
+        let tmp = AtomicFile::new_in(&dir)?;
+        Ok((path, dir, tmp))
     }
 }
 
@@ -169,19 +164,9 @@ impl StatCache {
         cuts: &[u64],
         trees: &HashMap<usize, TreeRecord>,
     ) -> std::io::Result<bool> {
-        let path = Self::path(store_dir);
-        let dir = path.parent().unwrap_or(store_dir).to_owned();
-        crate::fs::create_dir_all(&dir)?;
-        let mut tmp = AtomicFile::new_in(&dir)?;
-        let segments = {
-            let mut stream = Stream {
-                out: std::io::BufWriter::with_capacity(1 << 20, tmp.file()),
-                rows: Vec::new(),
-                batch: Vec::new(),
-                segments: 0,
-                failed: None,
-            };
-            stream.out.write_all(MAGIC)?;
+        let (path, dir, mut tmp) = Self::create(store_dir)?;
+        {
+            let mut stream = Stream::start(&mut tmp)?;
             let mut sink = |raw: Vec<u8>| stream.push(raw);
             let mut body = Body {
                 cache: self,
@@ -208,14 +193,8 @@ impl StatCache {
             if stream.segments == 0 {
                 return Ok(false); // nothing to record, as the general path decides
             }
-            let mut rows = std::mem::take(&mut stream.rows);
-            rows.extend_from_slice(&count_u32(stream.segments).to_le_bytes());
-            stream.out.write_all(&rows)?;
-            stream.out.write_all(Digest::of(&rows).as_bytes())?;
-            stream.out.flush()?;
-            stream.segments
-        };
-        debug_assert!(segments > 0);
+            stream.finish()?;
+        }
         tmp.persist_replace(&path, None)?;
         remove_old_files(&dir);
         Ok(true)
@@ -224,7 +203,7 @@ impl StatCache {
 
 /// A cache file being written segment by segment (see [`StatCache::save_streaming`]).
 struct Stream<'f> {
-    out: std::io::BufWriter<&'f std::fs::File>,
+    out: std::io::BufWriter<&'f mut std::fs::File>,
     /// The table's rows so far.
     rows: Vec<u8>,
     /// Raw segments waiting to be compressed, at most [`WRITE_BATCH`].
@@ -235,7 +214,41 @@ struct Stream<'f> {
     failed: Option<std::io::Error>,
 }
 
-impl Stream<'_> {
+impl<'f> Stream<'f> {
+    /// Starts the file: its magic.
+    fn start(tmp: &'f mut AtomicFile) -> std::io::Result<Stream<'f>> {
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, tmp.file());
+        out.write_all(MAGIC)?;
+        Ok(Stream {
+            out,
+            rows: Vec::new(),
+            batch: Vec::new(),
+            segments: 0,
+            failed: None,
+        })
+    }
+
+    /// Writes one segment's compressed frame, and its row: the frame's length, the raw
+    /// length, the raw bytes' digest.
+    fn frame(&mut self, frame: &[u8], raw_len: usize, sha: Digest) -> std::io::Result<()> {
+        self.out.write_all(frame)?;
+        self.rows
+            .extend_from_slice(&(frame.len() as u64).to_le_bytes());
+        self.rows.extend_from_slice(&(raw_len as u64).to_le_bytes());
+        self.rows.extend_from_slice(sha.as_bytes());
+        self.segments += 1;
+        Ok(())
+    }
+
+    /// Ends the file: the table (its rows, their count) and its checksum.
+    fn finish(mut self) -> std::io::Result<()> {
+        let mut rows = std::mem::take(&mut self.rows);
+        rows.extend_from_slice(&count_u32(self.segments).to_le_bytes());
+        self.out.write_all(&rows)?;
+        self.out.write_all(Digest::of(&rows).as_bytes())?;
+        self.out.flush()
+    }
+
     /// Takes one raw segment; writes the batch when it is full.
     fn push(&mut self, raw: Vec<u8>) {
         self.batch.push(raw);
@@ -255,22 +268,9 @@ impl Stream<'_> {
             .map(|raw| zstd::bulk::compress(raw, 1))
             .collect();
         for (raw, frame) in batch.iter().zip(frames) {
-            let written = frame.and_then(|frame| {
-                self.out.write_all(&frame)?;
-                Ok(frame.len())
-            });
-            match written {
-                Ok(n) => {
-                    self.rows.extend_from_slice(&(n as u64).to_le_bytes());
-                    self.rows
-                        .extend_from_slice(&(raw.len() as u64).to_le_bytes());
-                    self.rows.extend_from_slice(Digest::of(raw).as_bytes());
-                    self.segments += 1;
-                }
-                Err(e) => {
-                    self.failed = Some(e);
-                    return;
-                }
+            if let Err(e) = frame.and_then(|f| self.frame(&f, raw.len(), Digest::of(raw))) {
+                self.failed = Some(e);
+                return;
             }
         }
     }

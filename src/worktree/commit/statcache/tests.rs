@@ -33,6 +33,19 @@ fn fresh() -> StatCache {
     }
 }
 
+/// Each file's digest and size, read from its source.
+fn files_of(entries: &[ScanEntry]) -> Vec<Option<(Digest, u64)>> {
+    entries
+        .iter()
+        .map(|e| match (&e.kind, &e.source) {
+            (ScanKind::File { size, .. }, Some(src)) => {
+                Some((Digest::of(&std::fs::read(src).unwrap_or_default()), *size))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 /// Saves what a commit of `entries` would record, with made-up cut values and trees.
 fn save(
     store: &Path,
@@ -42,15 +55,7 @@ fn save(
     // The cache file is written in a later clock tick than the files (records must be
     // older than it, as they are when a commit's racy rule trusts them).
     std::thread::sleep(std::time::Duration::from_millis(20));
-    let files: Vec<_> = entries
-        .iter()
-        .map(|e| match (&e.kind, &e.source) {
-            (ScanKind::File { size, .. }, Some(src)) => {
-                Some((Digest::of(&std::fs::read(src).unwrap_or_default()), *size))
-            }
-            _ => None,
-        })
-        .collect();
+    let files = files_of(entries);
     let cuts: Vec<u64> = (0..entries.len() as u64).collect();
     let trees = entries
         .iter()
@@ -449,15 +454,7 @@ fn a_first_cache_written_as_it_is_encoded_is_the_one_encoded_whole()
     }
     std::fs::create_dir_all(dir.path().join("empty"))?;
     let entries = scan_dir(dir.path())?;
-    let files: Vec<_> = entries
-        .iter()
-        .map(|e| match (&e.kind, &e.source) {
-            (ScanKind::File { size, .. }, Some(src)) => {
-                Some((Digest::of(&std::fs::read(src).unwrap_or_default()), *size))
-            }
-            _ => None,
-        })
-        .collect();
+    let files = files_of(&entries);
     let cuts: Vec<u64> = (0..entries.len() as u64).collect();
     let trees = HashMap::new();
     let (streamed, whole) = (tempfile::tempdir()?, tempfile::tempdir()?);
